@@ -265,8 +265,24 @@ path-exclude /usr/share/locale/*
 """
 
 
+# Like the official images: apt deletes downloaded packages after installing them, so no layer keeps them.
+APT_CONFIG = {
+    "docker-clean": (
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
+        '/var/cache/apt/*.bin || true"; };\n'
+        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
+        '/var/cache/apt/*.bin || true"; };\n'
+        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+    ),
+    "docker-no-languages": 'Acquire::Languages "none";\n',
+    "docker-autoremove-suggests": 'Apt::AutoRemove::SuggestsImportant "false";\n',
+}
+
+
 def slim_down(rootfs: Path) -> None:
     (rootfs / "etc/dpkg/dpkg.cfg.d/docker-slim").write_text(SLIM_EXCLUDES)
+    for name, text in APT_CONFIG.items():
+        (rootfs / "etc/apt/apt.conf.d" / name).write_text(text)
     for folder in ("usr/share/man", "usr/share/groff", "usr/share/info", "usr/share/lintian", "usr/share/locale"):
         for child in (rootfs / folder).glob("*"):
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
