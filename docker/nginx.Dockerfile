@@ -30,6 +30,12 @@ COPY nginx/snippets/ /etc/nginx/snippets/
 COPY nginx/sites/ /etc/nginx/sites/
 COPY docker/nginx-health.sh /usr/local/bin/nginx-health
 
+# The URL prefix the app's static files are served under (Django's STATIC_URL, or STATIC_URL for other apps).
+ARG STATIC_URL=/static/
+RUN set -eux; \
+    sed -i "s#^location ^~ /static/ {#location ^~ ${STATIC_URL} {#" /etc/nginx/snippets/static.conf; \
+    grep -q "^location ^~ ${STATIC_URL} {" /etc/nginx/snippets/static.conf
+
 USER nginx
 EXPOSE 8080
 # QUIT: finish the requests in flight, then exit (TERM would drop them).

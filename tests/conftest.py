@@ -32,16 +32,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The chain checks run against both topologies; everything else against the split one."""
+    if "deployment" not in metafunc.fixturenames:
+        return
+    if verifying(metafunc.config):
+        topologies = ["given"]
+    elif metafunc.definition.get_closest_marker("chain"):
+        topologies = ["split", "single"]
+    else:
+        topologies = ["split"]
+    metafunc.parametrize("topology", topologies, scope="session")
+
+
 @pytest.fixture(scope="session")
-def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(request: pytest.FixtureRequest, topology: str, tmp_path_factory) -> Iterator[Deployment]:
     config = request.config
-    if verifying(config):
+    if topology == "given":
         nginx, app = config.getoption("--nginx-host"), config.getoption("--app-host")
         if not (nginx and app):
             raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
         yield Deployment(base_url=config.getoption("--base-url").rstrip("/"), nginx_host=nginx, app_host=app)
         return
-    stack = OwnStack(tmp_path_factory.mktemp("stack"))
+    stack = OwnStack(tmp_path_factory.mktemp(f"stack-{topology}"), topology=topology)
+    if topology == "single":
+        built = stack.build()
+        assert built.returncode == 0, built.stdout + built.stderr
     try:
         yield stack.start()
     finally:

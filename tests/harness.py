@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -61,24 +62,61 @@ class Deployment:
     def app_container(self) -> str | None:
         return container_of(self.app_host)
 
-    def logs(self, container: str, since: str | None = None) -> str:
-        args = ["logs", container] if since is None else ["logs", "--since", since, container]
-        result = subprocess.run(["docker", *args], capture_output=True, text=True, check=True)
+    @property
+    def single(self) -> bool:
+        """nginx and uWSGI in one container (supervisord), rather than one container each."""
+        return self.nginx_host == self.app_host
+
+    @property
+    def nginx_user(self) -> str:
+        return "app" if self.single else "nginx"
+
+    def logs(self, container: str) -> str:
+        result = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
         return result.stdout + result.stderr
+
+    def uwsgi_log(self) -> list[str]:
+        """uWSGI's request log lines ("[pid: N|app: 0|req: ...] ..."), whatever else shares the container's log."""
+        assert self.app_container
+        return [line for line in self.logs(self.app_container).splitlines() if "|app: " in line]
+
+
+TOPOLOGY_FILES = {"split": "compose.yaml", "single": "compose.single.yaml"}
 
 
 class OwnStack:
-    """A stack under its own compose project name, on a free loopback port; always torn down."""
+    """A stack under its own compose project name, on a free loopback port; always torn down.
 
-    def __init__(self, workdir: Path, prefix: str = "wct", env: dict[str, str] | None = None):
+    `env` picks the app and the image names (APP_SRC, WSGI_MODULE, APP_IMAGE, ...); build() builds them the way
+    `make build` does.
+    """
+
+    def __init__(self, workdir: Path, topology: str = "split", prefix: str = "wct", env: dict[str, str] | None = None):
         self.project = f"{prefix}-{secrets.token_hex(3)}"
         self.port = free_port()
+        self.topology = topology
         secret = workdir / "secret_key"
         secret.write_text(secrets.token_urlsafe(50))
         secret.chmod(0o644)
         self.compose = Compose(
             project=self.project,
-            env={"HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(self.port), "SECRET_KEY_FILE": str(secret), **(env or {})},
+            files=(TOPOLOGY_FILES[topology],),
+            env={
+                "HTTP_BIND": "127.0.0.1",
+                "HTTP_PORT": str(self.port),
+                "SECRET_KEY_FILE": str(secret),
+                "TOPOLOGY": topology,
+                **(env or {}),
+            },
+        )
+
+    def build(self) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "tools.stack", "build"],
+            cwd=ROOT,
+            env={**os.environ, **self.compose.env},
+            capture_output=True,
+            text=True,
         )
 
     def start(self, timeout: int = 120) -> Deployment:
@@ -87,10 +125,14 @@ class OwnStack:
             logs = self.compose.run("logs", "--no-color", "--tail", "60", check=False, capture=True).stdout
             self.stop()
             raise RuntimeError(f"stack {self.project} did not get healthy:\n{result.stderr}\n{logs}")
+        if self.topology == "single":
+            nginx = app = self.compose.container("single")
+        else:
+            nginx, app = self.compose.container("nginx"), self.compose.container("app")
         return Deployment(
             base_url=f"http://127.0.0.1:{self.port}",
-            nginx_host=f"docker://{self.compose.container('nginx')}",
-            app_host=f"docker://{self.compose.container('app')}",
+            nginx_host=f"docker://{nginx}",
+            app_host=f"docker://{app}",
             compose=self.compose,
         )
 

@@ -43,13 +43,13 @@ def container_env(host, name: str) -> str | None:
 # --- processes and users ----------------------------------------------------------------------------------------
 
 
-def test_nginx_master_and_workers_run_as_the_unprivileged_nginx_user(nginx_host):
+def test_nginx_master_and_workers_run_as_an_unprivileged_user(nginx_host, deployment):
     nginx = [p for p in processes(nginx_host) if p[3].startswith("nginx:")]
     masters = [p for p in nginx if "master process" in p[3]]
     workers = [p for p in nginx if "worker process" in p[3]]
     assert len(masters) == 1
     assert workers, "no nginx worker processes"
-    assert {p[0] for p in nginx} == {"nginx"}
+    assert {p[0] for p in nginx} == {deployment.nginx_user}
     assert all(w[2] == masters[0][1] for w in workers), "every worker is a child of the master"
 
 
@@ -73,32 +73,35 @@ def test_the_app_runs_as_a_non_root_user(app_host):
 # --- the socket and what is exposed -----------------------------------------------------------------------------
 
 
-def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(app_host, nginx_host):
+def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(app_host, nginx_host, deployment):
     sock = app_host.file(SOCKET)
     assert sock.is_socket
     assert sock.user == "app"
     assert sock.mode == 0o660
     assert nginx_host.file(SOCKET).is_socket, "nginx sees the same socket through the shared volume"
     socket_gid = app_host.group(sock.group).gid
-    nginx_gids = {nginx_host.group(name).gid for name in nginx_host.user("nginx").groups}
+    nginx_gids = {nginx_host.group(name).gid for name in nginx_host.user(deployment.nginx_user).groups}
     assert socket_gid in nginx_gids, "nginx reaches the socket through its group"
     assert not sock.mode & 0o007, "nobody else can"
 
 
-def test_nothing_listens_on_tcp_in_the_app_container_but_the_loopback_stats_server(app_host):
+def test_uwsgi_listens_on_no_tcp_port_but_its_loopback_stats_server(app_host, deployment):
     listening = listening_tcp(app_host)
     assert ("127.0.0.1", 1717) in listening, listening
-    # Docker's embedded DNS also listens, on 127.0.0.11: loopback too.
-    assert all(ipaddress.ip_address(addr).is_loopback for addr, _ in listening), listening
+    # Docker's embedded DNS also listens, on 127.0.0.11: loopback too. In the single container, so does nginx.
+    nginx_ports = {8080, 8081} if deployment.single else set()
+    exposed = {(addr, port) for addr, port in listening if not ipaddress.ip_address(addr).is_loopback}
+    assert {port for _, port in exposed} <= nginx_ports, exposed
 
 
 def test_only_nginx_publishes_a_port_and_only_its_http_port(deployment):
     if not (deployment.app_container and deployment.nginx_container):
         pytest.skip("needs docker:// hosts to inspect port bindings")
-    app_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.app_container))
     nginx_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.nginx_container))
-    assert not app_ports, f"the app container publishes {app_ports}"
     assert list(nginx_ports) == ["8080/tcp"], nginx_ports
+    if not deployment.single:
+        app_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.app_container))
+        assert not app_ports, f"the app container publishes {app_ports}"
 
 
 # --- configuration ----------------------------------------------------------------------------------------------
@@ -168,9 +171,9 @@ def test_static_files_are_served_by_nginx_and_never_reach_uwsgi(http, deployment
     assert "Expires" in static.headers
     # Control: a request that does reach the app shows up in uWSGI's request log ...
     assert http.get(f"/healthz?m={app_marker}").status_code == 200
-    poll(lambda: app_marker in deployment.logs(deployment.app_container), what="uWSGI logs the app request")
+    poll(lambda: any(app_marker in line for line in deployment.uwsgi_log()), what="uWSGI logs the app request")
     # ... and by then the static request, sent earlier, would have been logged too if uWSGI had seen it.
-    assert static_marker not in deployment.logs(deployment.app_container)
+    assert not any(static_marker in line for line in deployment.uwsgi_log())
 
 
 def test_the_app_sees_the_clients_address_not_nginxs(http, deployment):
@@ -179,11 +182,15 @@ def test_the_app_sees_the_clients_address_not_nginxs(http, deployment):
     marker = uuid.uuid4().hex
     assert http.get(f"/healthz?addr={marker}").status_code == 200
 
-    def line_with_marker(container: str) -> str | None:
-        return next((line for line in deployment.logs(container).splitlines() if marker in line), None)
+    def nginx_line() -> str | None:
+        lines = deployment.logs(deployment.nginx_container).splitlines()
+        return next((line for line in lines if marker in line and "|app: " not in line), None)
 
-    nginx_line = poll(lambda: line_with_marker(deployment.nginx_container), what="nginx logs the request")
-    uwsgi_line = poll(lambda: line_with_marker(deployment.app_container), what="uWSGI logs the request")
+    def uwsgi_line() -> str | None:
+        return next((line for line in deployment.uwsgi_log() if marker in line), None)
+
+    nginx_line = poll(nginx_line, what="nginx logs the request")
+    uwsgi_line = poll(uwsgi_line, what="uWSGI logs the request")
     client = nginx_line.split()[0]
     assert re.fullmatch(r"[0-9a-f.:]+", client)
     assert f"] {client} (" in uwsgi_line, f"uWSGI saw another address than nginx's client {client}: {uwsgi_line}"

@@ -1,21 +1,166 @@
-"""`python -m tools.stack up`: start the stack, wait until it is healthy and say where it is.
+"""The stack's lifecycle behind the Makefile: `python -m tools.stack build|up|versions`.
 
-If it never gets healthy, print the failing services' logs and exit non-zero. Settings from the environment:
-HTTP_BIND, HTTP_PORT, SECRET_KEY_FILE, UP_TIMEOUT (seconds, default 120), COMPOSE_PROJECT_NAME.
+- build: check the app source (APP_SRC), build the images with their piece versions stamped in, tag them.
+- up: build, start, wait until healthy and print the URL; if it never gets healthy, print the failing services'
+  logs, stop them so nothing restarts in a loop, and exit non-zero.
+- versions: each piece's version as checked out and as running.
+
+Settings from the environment (see the README's configuration table): APP_SRC, WSGI_MODULE,
+DJANGO_SETTINGS_MODULE, STATIC_DIR, STATIC_URL, TOPOLOGY, HTTP_BIND, HTTP_PORT, SECRET_KEY_FILE, UP_TIMEOUT.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import re
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from tools.compose import ROOT, Compose
 
+DEFAULT_APP_SRC = "app"
 DEFAULT_SECRET_FILE = ROOT / ".secrets" / "secret_key"
+STAGE_DIR = ROOT / ".build" / "apps"
+TOPOLOGIES = {"split": "compose.yaml", "single": "compose.single.yaml"}
+SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
+# Image label -> piece, for reading versions off running containers.
+LABELS = {
+    "io.wsgi-chain.app.version": "app",
+    "io.wsgi-chain.uwsgi-config.version": "uwsgi-config",
+    "io.wsgi-chain.nginx-config.version": "nginx-config",
+}
+
+
+class StackError(RuntimeError):
+    """Something the operator must fix; the message says what."""
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name) or default
+
+
+def compose() -> Compose:
+    topology = env("TOPOLOGY", "split")
+    if topology not in TOPOLOGIES:
+        raise StackError(f"TOPOLOGY={topology!r}: use one of {', '.join(TOPOLOGIES)}")
+    return Compose(files=(TOPOLOGIES[topology],))
+
+
+# --- the app source ----------------------------------------------------------------------------------------------
+
+
+def stage_app(source: Path) -> str:
+    """The build context is the repo root: an app outside it is copied under .build/apps/ first."""
+    try:
+        return source.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        pass
+    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:8]
+    target = STAGE_DIR / f"{source.name}-{digest}"
+    shutil.rmtree(target, ignore_errors=True)
+    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".venv", "node_modules")
+    shutil.copytree(source, target, ignore=ignore, symlinks=True)
+    return target.relative_to(ROOT).as_posix()
+
+
+def app_settings() -> dict[str, str]:
+    """Build settings for the app image, with clear errors for an app source that cannot work."""
+    raw = env("APP_SRC", DEFAULT_APP_SRC)
+    source = app_source()
+    if not source.is_dir():
+        raise StackError(f"APP_SRC={raw}: no such directory")
+    if not (source / "requirements.txt").is_file():
+        raise StackError(
+            f"APP_SRC={raw} has no requirements.txt; add one (it may be empty for an app without dependencies)"
+        )
+    custom = source.resolve() != (ROOT / DEFAULT_APP_SRC).resolve()
+    wsgi_module = env("WSGI_MODULE")
+    if custom and not wsgi_module:
+        raise StackError(f"APP_SRC={raw} needs WSGI_MODULE=package.module:callable")
+    if wsgi_module and not re.fullmatch(r"[\w.]+(:[\w.]+)?", wsgi_module):
+        raise StackError(f"WSGI_MODULE={wsgi_module!r} is not of the form package.module:callable")
+    static_url = env("STATIC_URL", "/static/")
+    if not re.fullmatch(r"/([\w.-]+/)+", static_url):
+        raise StackError(f"STATIC_URL={static_url!r} must be a path like /static/ (leading and trailing slash)")
+    settings = {"APP_SRC": stage_app(source), "STATIC_URL": static_url}
+    if wsgi_module:
+        settings["WSGI_MODULE"] = wsgi_module
+    # Django-only steps (collectstatic) run only when a settings module is named; another app gets none.
+    if custom or "DJANGO_SETTINGS_MODULE" in os.environ:
+        settings["DJANGO_SETTINGS_MODULE"] = env("DJANGO_SETTINGS_MODULE")
+    if env("STATIC_DIR"):
+        settings["STATIC_DIR"] = env("STATIC_DIR")
+    return settings
+
+
+def app_source() -> Path:
+    raw = env("APP_SRC", DEFAULT_APP_SRC)
+    return Path(raw) if Path(raw).is_absolute() else ROOT / raw
+
+
+def read_version(file: Path) -> str:
+    """A piece's semver version; an app without a VERSION file is reported as unversioned."""
+    text = file.read_text().strip() if file.is_file() else "0.0.0-unversioned"
+    if not SEMVER.fullmatch(text):
+        raise StackError(f"{file} holds {text!r}, which is not a semver version")
+    return text
+
+
+def piece_versions() -> dict[str, str]:
+    return {
+        "app": read_version(app_source() / "VERSION"),
+        "uwsgi-config": read_version(ROOT / "uwsgi/VERSION"),
+        "nginx-config": read_version(ROOT / "nginx/VERSION"),
+    }
+
+
+def build_env() -> dict[str, str]:
+    versions = piece_versions()
+    return {
+        **app_settings(),
+        "APP_VERSION": versions["app"],
+        "UWSGI_CONFIG_VERSION": versions["uwsgi-config"],
+        "NGINX_CONFIG_VERSION": versions["nginx-config"],
+    }
+
+
+def version_tags(values: dict[str, str]) -> dict[str, str]:
+    """Tags derived from the piece versions each image holds."""
+    app_image = env("APP_IMAGE", "wsgi-chain/app:latest").rsplit(":", 1)[0]
+    nginx_image = env("NGINX_IMAGE", "wsgi-chain/nginx:latest").rsplit(":", 1)[0]
+    single_image = env("SINGLE_IMAGE", "wsgi-chain/single:latest").rsplit(":", 1)[0]
+    app_tag = f"{values['APP_VERSION']}-uwsgi{values['UWSGI_CONFIG_VERSION']}"
+    return {
+        env("APP_IMAGE", "wsgi-chain/app:latest"): f"{app_image}:{app_tag}",
+        env(
+            "NGINX_IMAGE", "wsgi-chain/nginx:latest"
+        ): f"{nginx_image}:{values['NGINX_CONFIG_VERSION']}-app{values['APP_VERSION']}",
+        env(
+            "SINGLE_IMAGE", "wsgi-chain/single:latest"
+        ): f"{single_image}:{app_tag}-nginx{values['NGINX_CONFIG_VERSION']}",
+    }
+
+
+def build(stack: Compose) -> dict[str, str]:
+    """Build the app and nginx images; the single-container topology builds its image on top of them."""
+    values = build_env()
+    stack.env.update(values)
+    Compose(project=stack.project, env=stack.env, files=(TOPOLOGIES["split"],)).run("build")
+    if stack.files != (TOPOLOGIES["split"],):
+        stack.run("build")
+    for image, tag in version_tags(values).items():
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
+            subprocess.run(["docker", "tag", image, tag], check=True)
+    return values
+
+
+# --- up ----------------------------------------------------------------------------------------------------------
 
 
 def ensure_secret_key(path: Path) -> None:
@@ -29,43 +174,88 @@ def ensure_secret_key(path: Path) -> None:
     print(f"up: generated a secret key in {path}")
 
 
-def report_failures(compose: Compose) -> None:
-    failing = [c for c in compose.containers() if not c.ok]
+def report_failures(stack: Compose) -> None:
+    failing = [c for c in stack.containers() if not c.ok]
     if not failing:
         print("up: compose failed, but every container looks fine; see the messages above", file=sys.stderr)
     for container in failing:
         status = container.state + (f"/{container.health}" if container.health else "")
         print(f"\nup: service {container.service} is {status}; its last log lines:", file=sys.stderr)
-        print(compose.logs(container.service, tail=40).rstrip() or "(no logs)", file=sys.stderr)
+        print(stack.logs(container.service, tail=40).rstrip() or "(no logs)", file=sys.stderr)
+    looping = sorted({c.service for c in failing if c.state in ("restarting", "running")})
+    if looping:
+        stack.run("stop", "--timeout", "5", *looping, check=False, capture=True)
+        print(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop", file=sys.stderr)
 
 
 def up(timeout: int) -> int:
-    secret_file = Path(os.environ.get("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE)
+    secret_file = Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE)
     ensure_secret_key(secret_file)
-    compose = Compose(env={"SECRET_KEY_FILE": str(secret_file)})
-    result = compose.run("up", "-d", "--build", "--wait", "--wait-timeout", str(timeout), check=False)
+    stack = compose()
+    stack.env["SECRET_KEY_FILE"] = str(secret_file)
+    build(stack)
+    result = stack.run("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout), check=False)
     if result.returncode != 0:
-        report_failures(compose)
+        report_failures(stack)
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
-    bind = os.environ.get("HTTP_BIND") or "127.0.0.1"
+    bind = env("HTTP_BIND", "127.0.0.1")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
-    print(f"up: wsgi-chain is up at http://{host}:{os.environ.get('HTTP_PORT') or '8080'}/")
+    print(f"up: wsgi-chain is up at http://{host}:{env('HTTP_PORT', '8080')}/")
+    return 0
+
+
+# --- versions ----------------------------------------------------------------------------------------------------
+
+
+def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
+    """piece -> {service: version} read from the labels of the stack's running containers."""
+    found: dict[str, dict[str, str]] = {}
+    for container in stack.containers():
+        if container.state != "running":
+            continue
+        out = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Config.Labels}}", container.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for label, value in (json.loads(out) or {}).items():
+            if label in LABELS:
+                found.setdefault(LABELS[label], {})[container.service] = value
+    return found
+
+
+def versions() -> int:
+    checked_out = piece_versions()
+    running = running_versions(compose())
+    print(f"{'piece':<14}{'checked out':<14}running")
+    for piece, version in checked_out.items():
+        live = ", ".join(f"{v} ({s})" for s, v in sorted(running.get(piece, {}).items())) or "not running"
+        print(f"{piece:<14}{version:<14}{live}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.stack")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start, wait until healthy, print the URL")
+    sub.add_parser("build", help="check the app source, build and tag the images")
+    sub.add_parser("up", help="build, start, wait until healthy, print the URL")
+    sub.add_parser("versions", help="piece versions as checked out and as running")
     args = parser.parse_args(argv)
-    if args.command == "up":
-        try:
-            return up(int(os.environ.get("UP_TIMEOUT") or 120))
-        except subprocess.SubprocessError as exc:
-            print(f"up: {exc}", file=sys.stderr)
-            return 1
-    return 2
+    try:
+        if args.command == "build":
+            build(compose())
+            return 0
+        if args.command == "up":
+            return up(int(env("UP_TIMEOUT", "120")))
+        return versions()
+    except StackError as exc:
+        print(f"{args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"{args.command}: error: {' '.join(exc.cmd)} exited {exc.returncode}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
