@@ -82,4 +82,5 @@ verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=do
 
 clean: down ## Remove the stack's volumes, the test virtualenv and build leftovers
 	docker compose down -v --remove-orphans
+	docker images -q 'wsgi-chain-test/*' | xargs -r docker rmi -f
 	rm -rf $(VENV) .build .pytest_cache

@@ -4,13 +4,15 @@ per container, an HTTP session on the published port."""
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 import requests
 import testinfra
 
-from tests.harness import Deployment, OwnStack
+from tests.harness import ROOT, Deployment, OwnStack, free_port
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,3 +90,17 @@ def _with_base(request, base_url: str):
         return request(method, url if url.startswith("http") else base_url + url, **kwargs)
 
     return send
+
+
+@pytest.fixture
+def make_env(tmp_path) -> Iterator[dict[str, str]]:
+    """Settings for a `make up` of its own: project name, free port, secret; torn down afterwards."""
+    secret = tmp_path / "secret_key"
+    secret.write_text(secrets.token_urlsafe(50))
+    secret.chmod(0o644)
+    project = f"wct-make-{secrets.token_hex(3)}"
+    env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
+    yield env
+    subprocess.run(
+        ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
+    )

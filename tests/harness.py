@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -176,3 +177,42 @@ def versions_env() -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+STATS_SCRIPT = (
+    "import json, socket\n"
+    "s = socket.create_connection(('127.0.0.1', 1717), timeout=3)\n"
+    "chunks = []\n"
+    "while data := s.recv(65536):\n"
+    "    chunks.append(data)\n"
+    "print(b''.join(chunks).decode())\n"
+)
+
+
+def uwsgi_stats(container: str) -> dict:
+    """uWSGI's stats (JSON), read from its loopback-only stats server inside the container."""
+    return json.loads(docker("exec", container, "python3", "-c", STATS_SCRIPT))
+
+
+def busy_workers(container: str) -> int:
+    return sum(1 for worker in uwsgi_stats(container)["workers"] if worker["status"] == "busy")
+
+
+def make(target: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def project_containers(project: str, field: str = "{{.Id}}@{{.State.StartedAt}}") -> dict[str, str]:
+    """container name -> a field (by default id and start time), for every container of a compose project."""
+    ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").split()
+    if not ids:
+        return {}
+    out = docker("inspect", "-f", "{{.Name}} " + field, *ids)
+    return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines())

@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
 import time
 
 import pytest
 import requests
 
-from tests.harness import ROOT, docker, free_port
+from tests.harness import make, project_containers
 
 pytestmark = pytest.mark.lifecycle
-
-
-def make(target: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["make", "--no-print-directory", target],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def project_containers(project: str) -> dict[str, str]:
-    """container name -> id + start time, for every container of a compose project, running or not."""
-    ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").split()
-    if not ids:
-        return {}
-    out = docker("inspect", "-f", "{{.Name}} {{.Id}}@{{.State.StartedAt}}", *ids)
-    return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines())
-
-
-@pytest.fixture
-def make_env(tmp_path):
-    secret = tmp_path / "secret_key"
-    secret.write_text(secrets.token_urlsafe(50))
-    secret.chmod(0o644)
-    project = f"wct-make-{secrets.token_hex(3)}"
-    env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
-    yield env
-    subprocess.run(
-        ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
-    )
 
 
 def test_make_up_twice_is_idempotent_and_make_down_leaves_no_containers(make_env, deployment):

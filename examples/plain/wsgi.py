@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import time
+from urllib.parse import parse_qs
 
 
 def respond(start_response, status, body, content_type="application/json"):
@@ -38,6 +40,11 @@ def application(environ, start_response):
         # No Content-Length: the server sends it chunked, line by line.
         start_response("200 OK", [("Content-Type", "text/plain")])
         return stream(100)
+    if path == "/slow" and method == "GET":
+        # A request that takes a while, for graceful shutdown and reload checks (at most 60 s).
+        seconds = min(float(parse_qs(environ.get("QUERY_STRING", "")).get("seconds", ["1"])[0]), 60.0)
+        time.sleep(seconds)
+        return respond(start_response, "200 OK", json.dumps({"slept": seconds}).encode())
     if path == "/upload" and method == "POST":
         return respond(start_response, "200 OK", json.dumps(upload(environ)).encode())
     return respond(start_response, "404 Not Found", b'{"error": "not found"}')

@@ -1,0 +1,108 @@
+"""Bring your own app: the example apps (Flask, plain WSGI) served through the chain, in both topologies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+import pytest
+import requests
+
+from tests.harness import OwnStack, docker, poll
+
+EXAMPLES = {
+    "flask": {
+        "env": {
+            "APP_SRC": "examples/flask",
+            "WSGI_MODULE": "app:app",
+            "STATIC_DIR": "static",
+            "STATIC_URL": "/assets/",
+        },
+        "home": "flask example",
+    },
+    "plain": {
+        "env": {
+            "APP_SRC": "examples/plain",
+            "WSGI_MODULE": "wsgi:application",
+            "STATIC_DIR": "assets",
+            "STATIC_URL": "/assets/",
+        },
+        "home": "plain WSGI example",
+    },
+}
+
+
+def example_env(name: str) -> dict[str, str]:
+    """Build settings plus image names of the example's own, so the default app's images are left alone."""
+    return {
+        **EXAMPLES[name]["env"],
+        "APP_IMAGE": f"wsgi-chain-test/{name}-app:dev",
+        "NGINX_IMAGE": f"wsgi-chain-test/{name}-nginx:dev",
+        "SINGLE_IMAGE": f"wsgi-chain-test/{name}-single:dev",
+    }
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(name, topology) for name in EXAMPLES for topology in ("split", "single")],
+    ids=lambda param: f"{param[0]}-{param[1]}",
+)
+def example(request, tmp_path_factory):
+    name, topology = request.param
+    stack = OwnStack(tmp_path_factory.mktemp(name), topology=topology, prefix=f"wct-{name}", env=example_env(name))
+    built = stack.build()
+    assert built.returncode == 0, built.stdout + built.stderr
+    deployment = stack.start()
+    try:
+        yield name, deployment
+    finally:
+        stack.stop()
+
+
+def test_the_example_app_is_served_through_nginx_and_uwsgi(example):
+    name, deployment = example
+    response = requests.get(deployment.base_url + "/", timeout=10)
+    assert response.status_code == 200
+    assert EXAMPLES[name]["home"] in response.text
+    assert response.headers["Server"] == "nginx"
+    assert "X-Request-ID" in response.headers, "the request went through nginx's uwsgi_pass"
+
+
+def test_the_example_static_files_are_served_by_nginx_from_static_dir_at_static_url(example):
+    _, deployment = example
+    marker = uuid.uuid4().hex
+    response = requests.get(f"{deployment.base_url}/assets/site.css?m={marker}", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/css")
+    assert requests.get(f"{deployment.base_url}/healthz?m={marker}-app", timeout=10).status_code == 200
+    poll(lambda: any(f"{marker}-app" in line for line in deployment.uwsgi_log()), what="uWSGI logs the app request")
+    assert not any(f"m={marker} " in line for line in deployment.uwsgi_log())
+
+
+def test_a_streamed_response_arrives_chunked_and_whole(example):
+    _, deployment = example
+    with requests.get(deployment.base_url + "/stream", stream=True, timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        lines = [line.decode() for line in response.iter_lines()]
+    assert lines == [f"line {i}" for i in range(100)]
+
+
+def test_a_post_body_of_several_megabytes_arrives_intact(example):
+    _, deployment = example
+    body = os.urandom(8 * 1024 * 1024)
+    response = requests.post(
+        deployment.base_url + "/upload", data=body, headers={"Content-Type": "application/octet-stream"}, timeout=30
+    )
+    assert response.status_code == 200
+    assert response.json() == {"sha256": hashlib.sha256(body).hexdigest(), "size": len(body)}
+
+
+def test_no_django_step_runs_for_an_app_that_is_not_django(example):
+    _, deployment = example
+    container = deployment.app_container
+    env = docker("exec", container, "sh", "-c", 'echo "DSM=${DJANGO_SETTINGS_MODULE:-}"')
+    assert env.strip() == "DSM="
+    probe = docker("exec", container, "python3", "-c", "import importlib.util as u; print(u.find_spec('django'))")
+    assert probe.strip() == "None", "Django is not even installed in the example's image"

@@ -1,0 +1,119 @@
+"""The single-container image: supervisord runs nginx and uWSGI, stops them gracefully, and dies visibly."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.harness import OwnStack, busy_workers, docker, poll
+from tests.test_examples import example_env
+
+pytestmark = pytest.mark.lifecycle
+
+
+@pytest.fixture
+def single(tmp_path):
+    """A single-container stack of its own (the plain example, which has a /slow endpoint): tests here stop it."""
+    stack = OwnStack(tmp_path, topology="single", prefix="wct-single", env=example_env("plain"))
+    built = stack.build()
+    assert built.returncode == 0, built.stdout + built.stderr
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def test_supervisorctl_status_shows_nginx_and_uwsgi_running(single):
+    def programs() -> dict[str, str]:
+        status = docker("exec", single.app_container, "supervisorctl", "status", check=False)
+        return {line.split()[0]: line.split()[1] for line in status.splitlines()}
+
+    # Programs count as RUNNING once they have stayed up for startsecs (5 s).
+    expected = {"nginx": "RUNNING", "uwsgi": "RUNNING", "exit-on-fatal": "RUNNING"}
+    poll(lambda: programs() == expected, timeout=20, what=f"supervisorctl status shows {expected}")
+    assert docker("exec", single.app_container, "id", "-un").strip() != "root"
+    supervisord = docker("exec", single.app_container, "ps", "-o", "user=,args=", "-p", "1").strip()
+    assert supervisord.startswith("app ") and "supervisord" in supervisord, "supervisord is PID 1, not root"
+
+
+def test_both_programs_log_to_the_containers_output(single):
+    marker = uuid.uuid4().hex
+    assert requests.get(f"{single.base_url}/healthz?m={marker}", timeout=10).status_code == 200
+
+    def both_logged() -> bool:
+        lines = [line for line in single.logs(single.app_container).splitlines() if marker in line]
+        return any("|app: " in line for line in lines) and any("rid=" in line for line in lines)
+
+    poll(both_logged, what="the uWSGI request log line and nginx's access log line")
+
+
+def test_sigterm_finishes_the_request_in_flight_and_stops_both_within_the_grace_period(single):
+    container = single.app_container
+    outcome: dict[str, object] = {}
+
+    def slow_request() -> None:
+        try:
+            response = requests.get(f"{single.base_url}/slow?seconds=3", timeout=20)
+            outcome["status"], outcome["body"] = response.status_code, response.json()
+        except requests.RequestException as exc:
+            outcome["error"] = exc
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    poll(lambda: busy_workers(container) == 1, timeout=10, what="the slow request reaches a worker")
+    started = time.monotonic()
+    docker("stop", "--time", "35", container)
+    elapsed = time.monotonic() - started
+    client.join(timeout=20)
+
+    assert outcome.get("status") == 200, outcome
+    assert outcome["body"] == {"slept": 3.0}
+    assert elapsed < 35, f"stopping took {elapsed:.1f} s"
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", container).strip() == "0"
+    logs = single.logs(container)
+    assert "graceful shutdown triggered" in logs
+    assert "stopped: nginx (exit status 0)" in logs
+    assert "stopped: uwsgi (exit status 0)" in logs
+
+
+def test_a_program_that_dies_for_good_makes_the_container_exit(single):
+    container = single.app_container
+    restarts = int(docker("inspect", "-f", "{{.RestartCount}}", container))
+    # Stop nginx, take its port, start it again: every start supervisord tries fails, until nginx is FATAL.
+    docker("exec", container, "supervisorctl", "stop", "nginx")
+    squatter = subprocess.Popen(
+        [
+            "docker",
+            "exec",
+            container,
+            "python3",
+            "-c",
+            "import socket, subprocess, time\n"
+            "s = socket.socket()\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('0.0.0.0', 8080))\n"
+            "s.listen()\n"
+            "subprocess.run(['supervisorctl', 'start', 'nginx'])\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        poll(
+            lambda: "exit-on-fatal: nginx entered PROCESS_STATE_FATAL" in single.logs(container),
+            timeout=40,
+            what="supervisord's listener reacts to nginx's FATAL state",
+        )
+        poll(
+            lambda: int(docker("inspect", "-f", "{{.RestartCount}}", container)) > restarts,
+            timeout=40,
+            what="the container exits and the restart policy starts it again",
+        )
+    finally:
+        squatter.kill()
