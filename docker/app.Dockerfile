@@ -72,6 +72,7 @@ COPY uwsgi/uwsgi.ini /etc/uwsgi/uwsgi.ini
 COPY docker/app-entrypoint.sh /usr/local/bin/app-entrypoint
 COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
 COPY docker/check_app.py /usr/local/bin/check-app
+COPY docker/uwsgi_ctl.py /usr/local/bin/uwsgi-ctl
 
 USER app
 WORKDIR /srv/app

@@ -104,3 +104,19 @@ def make_env(tmp_path) -> Iterator[dict[str, str]]:
     subprocess.run(
         ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
     )
+
+
+LOAD_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def load_report() -> list[str]:
+    """Lines for the summary at the end of the run: what each load test sent and what failed."""
+    return LOAD_REPORT
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if LOAD_REPORT:
+        terminalreporter.section("wsgi-chain: requests under load and faults")
+        for line in LOAD_REPORT:
+            terminalreporter.write_line(line)

@@ -63,6 +63,12 @@ def test_uwsgi_runs_one_master_plus_exactly_the_configured_number_of_workers(app
     assert all(w[2] == masters[0][1] for w in workers), "every worker is forked by the master"
 
 
+def test_uwsgi_queues_up_to_the_configured_listen_backlog(app_host):
+    configured = int(container_env(app_host, "UWSGI_LISTEN") or 128)
+    stats = json.loads(app_host.check_output("uwsgi-ctl stats"))
+    assert [s["max_queue"] for s in stats["sockets"]] == [configured]
+
+
 def test_the_app_runs_as_a_non_root_user(app_host):
     uwsgi = [p for p in processes(app_host) if "uWSGI" in p[3]]
     assert uwsgi

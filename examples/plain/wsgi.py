@@ -40,6 +40,9 @@ def application(environ, start_response):
         # No Content-Length: the server sends it chunked, line by line.
         start_response("200 OK", [("Content-Type", "text/plain")])
         return stream(100)
+    if path == "/host" and method == "GET":
+        # The Host the server was told, for checking what the proxy passes.
+        return respond(start_response, "200 OK", json.dumps({"host": environ.get("HTTP_HOST")}).encode())
     if path == "/slow" and method == "GET":
         # A request that takes a while, for graceful shutdown and reload checks (at most 60 s).
         seconds = min(float(parse_qs(environ.get("QUERY_STRING", "")).get("seconds", ["1"])[0]), 60.0)

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Control the running uWSGI master through its FIFO, and wait for the result using its stats server.
+
+uwsgi-ctl reload   chain reload: replace the workers one at a time with freshly loaded app code; waits until
+                   every worker is new and ready (zero failed requests: the others serve meanwhile)
+uwsgi-ctl stats    print the stats server's JSON
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+# The FIFO and stats address of uwsgi/uwsgi.ini. (No UWSGI_* variables here: uWSGI reads those as options.)
+FIFO = "/tmp/uwsgi-master.fifo"  # noqa: S108 - the container's own /tmp
+STATS = ("127.0.0.1", 1717)
+
+
+def stats() -> dict:
+    with socket.create_connection(STATS, timeout=3) as conn:
+        chunks = []
+        while data := conn.recv(65536):
+            chunks.append(data)
+    return json.loads(b"".join(chunks))
+
+
+def workers() -> dict[int, tuple[int, str]]:
+    """worker id -> (pid, status)."""
+    return {w["id"]: (w["pid"], w["status"]) for w in stats()["workers"]}
+
+
+def reload(timeout: float) -> int:
+    before = workers()
+    with open(FIFO, "w") as fifo:
+        fifo.write("c")
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        try:
+            now = workers()
+        except (OSError, ValueError):
+            continue
+        replaced = all(now[i][0] != before[i][0] and now[i][0] > 0 for i in before if i in now)
+        ready = all(status in ("idle", "busy") for _, status in now.values())
+        if replaced and ready and len(now) == len(before):
+            print(f"uwsgi-ctl: chain reload done: {len(now)} workers replaced in {time.monotonic() - started:.1f} s")
+            return 0
+    print(f"uwsgi-ctl: chain reload not finished after {timeout:.0f} s; workers: {workers()}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["reload"]:
+        return reload(float(os.environ.get("RELOAD_TIMEOUT", "120")))
+    if argv[:1] == ["stats"]:
+        print(json.dumps(stats(), indent=2))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

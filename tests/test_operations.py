@@ -1,0 +1,233 @@
+"""Operations under load and faults: reload, worker crashes, recycling, harakiri, backpressure, restarts, shutdown.
+
+Each test puts a bounded load on 127.0.0.1 during one event and counts what failed. The stack is the plain example
+(it has a /slow endpoint) with small limits, so that faults are quick to provoke: 3 workers, harakiri 3 s,
+max-requests 30, a listen queue of 8. Backpressure runs first, on a steady pool of fresh workers; tests that stop
+containers come last.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.harness import OwnStack, busy_workers, docker, make, poll, uwsgi_stats
+from tests.load import Load
+from tests.test_examples import example_env
+
+pytestmark = pytest.mark.lifecycle
+
+WORKERS, HARAKIRI, MAX_REQUESTS, LISTEN = 3, 3, 30, 8
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory):
+    env = {
+        **example_env("plain"),
+        "UWSGI_WORKERS": str(WORKERS),
+        "UWSGI_HARAKIRI": str(HARAKIRI),
+        "UWSGI_MAX_REQUESTS": str(MAX_REQUESTS),
+        "UWSGI_MAX_REQUESTS_DELTA": str(MAX_REQUESTS // 3),
+        "UWSGI_LISTEN": str(LISTEN),
+    }
+    stack = OwnStack(tmp_path_factory.mktemp("ops"), prefix="wct-ops", env=env)
+    built = stack.build()
+    assert built.returncode == 0, built.stdout + built.stderr
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def workers(container: str) -> dict[int, int]:
+    """worker id -> pid, for workers that are up (not being respawned)."""
+    return {w["id"]: w["pid"] for w in uwsgi_stats(container)["workers"] if w["pid"] > 0}
+
+
+def timed_get(url: str, timeout: float = 30) -> tuple[int | None, float, str]:
+    started = time.monotonic()
+    try:
+        response = requests.get(url, timeout=timeout)
+        return response.status_code, time.monotonic() - started, response.text
+    except requests.RequestException as exc:
+        return None, time.monotonic() - started, type(exc).__name__
+
+
+def test_worker_count_and_limits_come_from_the_environment(ops):
+    assert len(workers(ops.app_container)) == WORKERS
+
+
+def test_with_every_worker_busy_and_the_queue_full_excess_requests_get_a_fast_json_error(ops, load_report):
+    results: list[tuple[int | None, float, str]] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        outcome = timed_get(f"{ops.base_url}/slow?seconds=2.5")
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=client) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=40)
+    served = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] != 200]
+    load_report.append(
+        f"backpressure (30 x 2.5 s, {WORKERS} workers, listen {LISTEN}): {len(served)} served, "
+        f"{len(refused)} refused, slowest refusal {max((r[1] for r in refused), default=0):.2f} s"
+    )
+    assert len(results) == 30
+    assert WORKERS <= len(served) <= WORKERS + LISTEN + 1, [r[:2] for r in results]
+    assert refused, "nothing was refused"
+    for status, elapsed, body in refused:
+        assert status in (502, 503), body
+        assert elapsed < 1, f"a refused client waited {elapsed:.2f} s: " + "\n".join(
+            line for line in ops.logs(ops.nginx_container).splitlines() if "[error]" in line
+        )[-3000:]
+        assert body.startswith('{"status": 50'), body
+
+
+def test_make_reload_under_load_fails_no_request_and_serves_the_new_code(ops, load_report):
+    container = ops.app_container
+    before = workers(container)
+    docker(
+        "exec",
+        "-u",
+        "root",
+        container,
+        "sed",
+        "-i",
+        "s/plain WSGI example/plain WSGI example, reloaded/",
+        "/srv/app/wsgi.py",
+    )
+    with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
+        load.wait_for_requests(50)
+        result = make("reload", {"COMPOSE_PROJECT_NAME": ops.compose.project, **ops.compose.env}, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        served = load.result.ok
+        load.wait_for_requests(served + 100)
+    load_report.append(f"reload (chain, under load): {load.result}")
+    assert load.result.failed == 0, str(load.result)
+    assert set(workers(container).values()).isdisjoint(before.values()), "every worker was replaced"
+    assert "plain WSGI example, reloaded" in requests.get(f"{ops.base_url}/", timeout=10).text
+
+
+def test_a_worker_killed_with_sigkill_is_respawned_and_at_most_its_request_fails(ops, load_report):
+    container = ops.app_container
+    victim_id, victim_pid = sorted(workers(container).items())[0]
+    with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
+        load.wait_for_requests(50)
+        docker("exec", container, "kill", "-KILL", str(victim_pid))
+        poll(
+            lambda: workers(container).get(victim_id, victim_pid) != victim_pid,
+            timeout=15,
+            what="the master respawns the killed worker",
+        )
+        load.wait_for_requests(load.result.ok + 100)
+    load_report.append(f"worker SIGKILL (under load): {load.result}")
+    # One thread per worker: at most the one request it was serving is lost.
+    assert load.result.failed <= 1, str(load.result)
+    assert len(workers(container)) == WORKERS
+
+
+def test_recycled_workers_drop_no_requests(ops, load_report):
+    container = ops.app_container
+    respawns = sum(w["respawn_count"] for w in uwsgi_stats(container)["workers"])
+    # uWSGI recycles a worker only once it has lived min-worker-lifetime (10 s): keep the load on for longer.
+    with Load(f"{ops.base_url}/", clients=4, duration=14, max_requests=20_000) as load:
+        load.run_out()
+    recycled = sum(w["respawn_count"] for w in uwsgi_stats(container)["workers"]) - respawns
+    load_report.append(f"recycling (max-requests={MAX_REQUESTS}, {recycled} recycles): {load.result}")
+    assert recycled >= WORKERS, f"only {recycled} workers were recycled"
+    assert load.result.failed == 0, str(load.result)
+
+
+def test_a_worker_stuck_past_harakiri_is_killed_and_the_client_quickly_gets_a_clean_502(ops):
+    status, elapsed, body = timed_get(f"{ops.base_url}/slow?seconds=20")
+    assert status in (502, 504), body
+    assert elapsed < HARAKIRI + 3, f"the client waited {elapsed:.1f} s"
+    assert '"error": "app server unavailable"' in body or '"error": "app server timed out"' in body
+    poll(lambda: len(workers(ops.app_container)) == WORKERS, timeout=15, what="the master respawns the worker")
+
+
+def test_nginx_never_retries_a_post(ops):
+    config = docker("exec", ops.nginx_container, "nginx", "-e", "stderr", "-T")
+    rules = [line.strip() for line in config.splitlines() if line.strip().startswith("uwsgi_next_upstream ")]
+    assert rules, "uwsgi_next_upstream is set deliberately"
+    assert all("non_idempotent" not in rule for rule in rules), rules
+
+
+def test_after_the_app_container_restarts_nginx_recovers_on_its_own(ops, load_report):
+    nginx_started = docker("inspect", "-f", "{{.State.StartedAt}}", ops.nginx_container)
+    with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
+        load.wait_for_requests(50)
+        ops.compose.run("restart", "app", capture=True)
+        poll(lambda: busy_workers(ops.app_container) >= 0, timeout=30, what="the app is back")
+        load.wait_for_requests(load.result.ok + 200, timeout=30)
+    times = load.result.failure_times
+    window = (max(times) - min(times)) if times else 0.0
+    load_report.append(f"app container restart (under load): {load.result}; failures over {window:.1f} s")
+    assert docker("inspect", "-f", "{{.State.StartedAt}}", ops.nginx_container) == nginx_started
+    assert not load.result.errors, "failed requests got a fast error page, never a hung or reset connection"
+    assert set(load.result.statuses) <= {200, 502}, load.result.statuses
+    assert window < 10, f"requests failed for {window:.1f} s"
+
+
+def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):
+    container = ops.app_container
+    restarts = int(docker("inspect", "-f", "{{.RestartCount}}", container))
+    master = docker("exec", container, "pgrep", "-f", "uWSGI master").split()[0]
+    docker("exec", container, "kill", "-KILL", master)
+    poll(
+        lambda: int(docker("inspect", "-f", "{{.RestartCount}}", container)) > restarts,
+        timeout=30,
+        what="the container exits and compose restarts it",
+    )
+    poll(lambda: docker("inspect", "-f", "{{.State.Health.Status}}", container).strip() == "healthy", timeout=60)
+    assert requests.get(f"{ops.base_url}/", timeout=10).status_code == 200
+
+
+def slow_request_during(ops, stop_container: str, seconds: float = 3) -> tuple[dict, float]:
+    """Start a slow request, stop a container while it is in flight; return the request's outcome and stop time."""
+    outcome: dict = {}
+
+    def client() -> None:
+        outcome["status"], _, outcome["body"] = timed_get(f"{ops.base_url}/slow?seconds={seconds}")
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    poll(lambda: busy_workers(ops.app_container) == 1, timeout=10, what="the slow request reaches a worker")
+    started = time.monotonic()
+    docker("stop", "--time", "35", stop_container)
+    stopped_in = time.monotonic() - started
+    thread.join(timeout=30)
+    return outcome, stopped_in
+
+
+def test_nginx_finishes_the_request_in_flight_when_it_stops(ops):
+    outcome, stopped_in = slow_request_during(ops, ops.nginx_container)
+    assert outcome["status"] == 200, outcome
+    assert stopped_in < 35
+    docker("start", ops.nginx_container)
+    poll(
+        lambda: docker("inspect", "-f", "{{.State.Health.Status}}", ops.nginx_container).strip() == "healthy",
+        timeout=30,
+    )
+
+
+def test_sigterm_to_the_app_finishes_the_request_in_flight_and_stops_within_the_grace_period(ops):
+    outcome, stopped_in = slow_request_during(ops, ops.app_container)
+    assert outcome["status"] == 200, outcome
+    assert outcome["body"] == '{"slept": 3.0}'
+    assert stopped_in < 35, f"the app took {stopped_in:.1f} s to stop"
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", ops.app_container).strip() == "0"
+    assert "graceful shutdown triggered" in ops.logs(ops.app_container)
+
+
+def test_the_load_generator_refuses_any_target_but_the_loopback():
+    with pytest.raises(ValueError, match="loopback only"):
+        Load("http://192.0.2.1:8080/")
