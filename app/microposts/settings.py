@@ -6,14 +6,19 @@
 | SECRET_KEY_FILE   | (unset) file holding SECRET_KEY |
 | DEBUG             | false                           |
 | ALLOWED_HOSTS     | localhost,127.0.0.1             |
-| SQLITE_PATH       | <app dir>/db.sqlite3            |
+| DATABASE_URL      | (unset) e.g. postgres://user:password@host/db, or postgres://user@/db?host=/socket/dir |
+| DB_CONN_MAX_AGE   | 60 (seconds a PostgreSQL connection is reused; 0 closes it after each request) |
+| SQLITE_PATH       | <app dir>/db.sqlite3 (the database when DATABASE_URL is unset) |
+| SQLITE_TIMEOUT    | 20 (seconds a writer waits for SQLite's lock before failing) |
 | STATIC_ROOT       | <app dir>/staticfiles           |
 | STATIC_URL        | /static/                        |
+| API_PAGE_SIZE     | 20 (posts per page)             |
 """
 
 import os
 from pathlib import Path
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,6 +40,14 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
 
 
 def secret_key(debug: bool) -> str:
@@ -60,6 +73,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
     "microposts",
 ]
 
@@ -91,12 +106,46 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+
+def sqlite_options() -> dict:
+    """SQLite for several worker processes writing at once, none of them ever failing with "database is locked".
+
+    - WAL: readers never block the writer and the writer never blocks readers (persistent in the file; the
+      statement is a no-op once the file is in WAL mode). synchronous=NORMAL is the setting WAL is made for: no
+      corruption on power loss, only the last transactions may roll back.
+    - BEGIN IMMEDIATE: a transaction takes the write lock when it starts. With SQLite's default (DEFERRED), a
+      transaction that reads and then writes fails at once with "database is locked" when another writer got in
+      between: waiting could not help, so SQLite does not wait.
+    - timeout: a writer waits up to SQLITE_TIMEOUT seconds for the lock instead of failing at once; below the
+      app server's request timeout, so a request gives up before it is killed.
+    """
+    return {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_TIMEOUT", 20),
     }
-}
+
+
+def database() -> dict:
+    """PostgreSQL (or any engine dj-database-url knows) from DATABASE_URL; SQLite at SQLITE_PATH otherwise."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            "OPTIONS": sqlite_options(),
+        }
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**sqlite_options(), **config.get("OPTIONS", {})}
+        config["CONN_MAX_AGE"] = 0
+    return config
+
+
+DATABASES = {"default": database()}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -114,6 +163,19 @@ STATIC_URL = os.environ.get("STATIC_URL", "/static/")
 STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    # Token first: an unauthenticated write gets 401 with `WWW-Authenticate: Token`, not a bare 403. Sessions serve
+    # the browsable API (log in at /api-auth/login/).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # For views that set no permissions of their own: anyone reads, only authenticated users write.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "microposts.pagination.Pagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,76 @@
+"""`manage.py createuser`: creates a user and prints their token, and nothing else, on stdout."""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = secrets.token_urlsafe(16)
+
+
+def createuser(*args: str, stdin: str | None = None) -> str:
+    out = io.StringIO()
+    options = {"stdout": out}
+    if stdin is not None:
+        options["stdin"] = io.StringIO(stdin)
+    call_command("createuser", *args, **options)
+    return out.getvalue()
+
+
+def test_it_prints_only_a_token_that_lets_the_user_post():
+    token = createuser("carol").strip()
+    assert len(token) == 40
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    response = client.post("/api/users/carol/collection", {"text": "hello"}, format="json")
+    assert response.status_code == 201
+
+
+def test_without_a_password_the_user_can_only_use_the_token():
+    createuser("carol")
+    assert not get_user_model().objects.get(username="carol").has_usable_password()
+
+
+def test_a_password_from_stdin_lets_the_user_log_in():
+    createuser("carol", "--password-stdin", stdin=PASSWORD + "\n")
+    assert APIClient().login(username="carol", password=PASSWORD)
+
+
+def test_a_superuser_can_use_the_admin():
+    createuser("root", "--superuser", "--password-stdin", stdin=PASSWORD + "\n")
+    user = get_user_model().objects.get(username="root")
+    assert user.is_staff and user.is_superuser
+    client = APIClient()
+    client.force_login(user)
+    assert client.get("/admin/microposts/micropost/").status_code == 200
+
+
+def test_a_plain_user_is_not_an_admin():
+    createuser("carol")
+    user = get_user_model().objects.get(username="carol")
+    assert not (user.is_staff or user.is_superuser)
+
+
+def test_an_existing_username_is_refused(alice):
+    with pytest.raises(CommandError, match="already exists"):
+        createuser("alice")
+
+
+def test_an_invalid_username_is_refused():
+    with pytest.raises(CommandError, match="username"):
+        createuser("not a valid name!")
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.parametrize("password", ["", "password", "12345678901"], ids=["empty", "common", "numeric"])
+def test_a_weak_or_missing_password_is_refused(password):
+    with pytest.raises(CommandError):
+        createuser("carol", "--password-stdin", stdin=password + "\n")
+    assert not get_user_model().objects.exists()

@@ -1,0 +1,134 @@
+"""The admin in a real headless browser, through the chain: Debian's Chromium, driven by Playwright (which never
+downloads a browser of its own here). Logs in, finds a post in the list, and checks that the admin's stylesheets
+and scripts, served by nginx, loaded and applied. Leaves a screenshot in results/screenshots/.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from playwright.sync_api import sync_playwright
+
+from tests.harness import ROOT
+from tests.microposts_api import create_user, unique
+from tools import hostdeps
+
+SCREENSHOTS = ROOT / "results" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def own(deployment):
+    if deployment.compose is None or not deployment.app_container:
+        pytest.skip("creates an admin user: runs only against the suite's own stack")
+    return deployment
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    assert hostdeps.main(["chromium"]) == 0, "could not install Debian's chromium"
+    path = shutil.which("chromium")
+    assert path, "chromium is not on the PATH"
+    return path
+
+
+@pytest.fixture
+def page(chromium, tmp_path) -> Iterator:
+    with sync_playwright() as playwright:
+        # A persistent context on a fresh directory: the --user-data-dir of this run, never a shared profile.
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "profile",
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1600, "height": 900},
+        )
+        context.set_default_timeout(20_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def admin(own) -> tuple[str, str]:
+    username, password = unique("admin"), secrets.token_urlsafe(16)
+    create_user(own.app_container, username, password=password, superuser=True)
+    return username, password
+
+
+@pytest.fixture
+def marked_post(own) -> str:
+    username = unique("poster")
+    token = create_user(own.app_container, username)
+    text = f"browser check {uuid.uuid4().hex}"
+    response = requests.post(
+        f"{own.base_url}/api/users/{username}/collection",
+        json={"text": text},
+        headers={"Authorization": f"Token {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return text
+
+
+def test_an_admin_logs_in_and_sees_the_posts_with_the_admins_styles_and_scripts(own, page, admin, marked_post):
+    static, failed = [], []
+    page.on("response", lambda response: static.append(response) if "/static/" in response.url else None)
+    page.on("requestfailed", lambda request: failed.append(request.url))
+
+    page.goto(f"{own.base_url}/admin/microposts/micropost/")
+    assert "/admin/login/" in page.url, "the admin asks for a login first"
+    page.fill("#id_username", admin[0])
+    page.fill("#id_password", admin[1])
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    landed = urlsplit(page.url)
+    assert (landed.path, landed.query) == ("/admin/microposts/micropost/", ""), (
+        f"the login ended at {page.url}: {page.inner_text('body')[:300]}"
+    )
+
+    page.fill("#searchbar", marked_post)
+    page.press("#searchbar", "Enter")
+    page.wait_for_url(lambda url: urlsplit(url).path == "/admin/microposts/micropost/" and "q=" in urlsplit(url).query)
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1
+    assert marked_post in rows.first.inner_text()
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot = SCREENSHOTS / "admin-microposts.png"
+    page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+    # Every linked stylesheet loaded (a sheet that failed to load has no rules) ...
+    sheets = page.evaluate("[...document.styleSheets].map(s => [s.href, s.cssRules.length])")
+    assert any(href and href.endswith("/static/admin/css/base.css") for href, _ in sheets), sheets
+    assert all(rules > 0 for _, rules in sheets), sheets
+    # ... and applied: the header looks different with them than without them.
+    header_style = "getComputedStyle(document.getElementById('header')).backgroundColor"
+    styled = page.evaluate(header_style)
+    page.evaluate("[...document.styleSheets].forEach(s => { s.disabled = true; })")
+    assert page.evaluate(header_style) != styled, "the header looks the same without the admin's stylesheets"
+    # The admin's scripts ran: they define django.jQuery.
+    assert page.evaluate("typeof django !== 'undefined' && typeof django.jQuery === 'function'")
+
+    assert failed == []
+    assert static, "the admin loaded no static files"
+    assert all(response.status in (200, 304) for response in static), [(r.url, r.status) for r in static]
+    assert {response.url.split("/static/")[1].split("/")[0] for response in static} == {"admin"}
+    served_by_app = [line for line in own.logs(own.app_container).splitlines() if " /static/" in line]
+    assert served_by_app == [], "the app server saw static file requests: nginx should have served them"

@@ -1,0 +1,132 @@
+"""The default app on PostgreSQL (DATABASE_URL), through the whole chain: a stack of its own whose app and
+migrations use a throwaway PostgreSQL server on the host, reached through its unix socket. Also: the compose
+profile `postgres`, for deployments with a registry (the official image).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.harness import ROOT, OwnStack
+from tests.host_postgres import HostPostgres
+from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, listed_texts, post_concurrently, unique
+from tools.compose import Compose
+
+pytestmark = pytest.mark.lifecycle
+
+SOCKET_IN_CONTAINERS = "/run/postgresql"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> HostPostgres:
+    server = HostPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_stack(postgres, tmp_path_factory):
+    stack = OwnStack(
+        tmp_path_factory.mktemp("pg-stack"),
+        prefix="wct-pg",
+        env={"DATABASE_URL": postgres.url(SOCKET_IN_CONTAINERS), "PG_SOCKET_DIR": str(postgres.socket_dir)},
+    )
+    stack.compose.files = ("compose.yaml", "tests/compose.host-postgres.yaml")
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def test_the_migrations_ran_once_against_postgresql(pg_stack, postgres):
+    applied = postgres.psql("SELECT count(*) FROM django_migrations WHERE app = 'microposts'", database="microposts")
+    assert int(applied) >= 1
+    migrate = [c for c in pg_stack.compose.containers() if c.service == "migrate"]
+    assert [(c.state, c.exit_code) for c in migrate] == [("exited", 0)]
+    assert requests.get(f"{pg_stack.base_url}/readyz", timeout=10).json() == {"status": "ok"}
+
+
+def test_the_app_keeps_no_sqlite_database_when_given_a_database_url(pg_stack):
+    listing = subprocess.run(
+        ["docker", "exec", pg_stack.app_container, "ls", "-A", "/var/lib/app"], capture_output=True, text=True
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.split() == []
+
+
+def test_a_post_goes_through_its_whole_life_on_postgresql(pg_stack, postgres):
+    username = unique("pg-author")
+    auth = {"Authorization": f"Token {create_user(pg_stack.app_container, username)}"}
+    collection = f"{pg_stack.base_url}/api/users/{username}/collection"
+    created = requests.post(collection, json={"text": "stored in postgres"}, headers=auth, timeout=10)
+    assert created.status_code == 201, created.text
+    post_id = str(created.json()["id"])
+    stored = "SELECT text FROM microposts_micropost WHERE id = :'id'"
+    assert postgres.psql(stored, database="microposts", id=post_id) == "stored in postgres"
+    href = created.json()["href"]
+    assert href == f"{collection}/{post_id}", "links point at the published address"
+    assert requests.patch(href, json={"text": "edited"}, headers=auth, timeout=10).status_code == 200
+    assert requests.get(collection, timeout=10).json()["results"][0]["text"] == "edited"
+    assert requests.delete(href, headers=auth, timeout=10).status_code == 204
+    assert postgres.psql(stored, database="microposts", id=post_id) == ""
+
+
+def test_concurrent_writers_on_postgresql_lose_no_post_and_get_no_5xx(pg_stack, postgres):
+    run = unique("pg")
+    usernames = [f"{run}-writer{n}" for n in range(CLIENTS)]
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        tokens = list(pool.map(lambda name: create_user(pg_stack.app_container, name), usernames))
+    result = post_concurrently(pg_stack.base_url, dict(zip(usernames, tokens, strict=True)))
+    assert result.errors == []
+    assert result.statuses == {201: CLIENTS * POSTS_EACH}, f"statuses: {result.statuses} in {result.elapsed:.1f} s"
+    stored = postgres.psql(
+        "SELECT count(*) FROM microposts_micropost p JOIN auth_user u ON u.id = p.user_id"
+        " WHERE u.username LIKE :'writers'",
+        database="microposts",
+        writers=f"{run}-writer%",
+    )
+    assert int(stored) == CLIENTS * POSTS_EACH
+    for username in usernames:
+        assert sorted(listed_texts(pg_stack.base_url, username)) == sorted(
+            f"{username} post {n}" for n in range(POSTS_EACH)
+        )
+
+
+def test_the_apps_unit_tests_pass_on_postgresql(postgres):
+    """The app's own suite (app/tests), with its test database on PostgreSQL instead of SQLite."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", "app/pytest.ini", "app/tests", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": postgres.url(postgres.socket_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+
+
+def test_the_postgres_profile_runs_the_official_image_on_the_internal_network_only():
+    env = {"POSTGRES_PASSWORD": "not-used", "DATABASE_URL": "postgres://microposts:not-used@postgres/microposts"}
+    with_profile = Compose(env={**env, "COMPOSE_PROFILES": "postgres"}, files=("compose.yaml",))
+    config = json.loads(with_profile.run("config", "--format", "json", capture=True).stdout)
+    postgres = config["services"]["postgres"]
+    assert postgres["image"] == "postgres:17"
+    assert "ports" not in postgres
+    assert set(postgres["networks"]) == {"backend"}
+    assert config["networks"]["backend"]["internal"] is True
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert any(v["type"] == "volume" and v["source"] == "postgres-data" for v in postgres["volumes"])
+    for service in ("migrate", "app"):
+        assert config["services"][service]["environment"]["DATABASE_URL"] == env["DATABASE_URL"]
+    without = Compose(env=env, files=("compose.yaml",))
+    assert "postgres" not in without.run("config", "--services", capture=True).stdout.split()
