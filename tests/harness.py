@@ -216,3 +216,12 @@ def project_containers(project: str, field: str = "{{.Id}}@{{.State.StartedAt}}"
         return {}
     out = docker("inspect", "-f", "{{.Name}} " + field, *ids)
     return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines())
+
+
+def stats_answer(container: str) -> bool:
+    """Whether uWSGI's stats server answers yet (for polling while a container restarts)."""
+    try:
+        uwsgi_stats(container)
+    except (subprocess.CalledProcessError, ValueError):
+        return False
+    return True

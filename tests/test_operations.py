@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.harness import OwnStack, busy_workers, docker, make, poll, uwsgi_stats
+from tests.harness import OwnStack, busy_workers, docker, make, poll, stats_answer, uwsgi_stats
 from tests.load import Load
 from tests.test_examples import example_env
 
@@ -85,9 +85,10 @@ def test_with_every_worker_busy_and_the_queue_full_excess_requests_get_a_fast_js
     assert refused, "nothing was refused"
     for status, elapsed, body in refused:
         assert status in (502, 503), body
-        assert elapsed < 1, f"a refused client waited {elapsed:.2f} s: " + "\n".join(
-            line for line in ops.logs(ops.nginx_container).splitlines() if "[error]" in line
-        )[-3000:]
+        assert elapsed < 1, (
+            f"a refused client waited {elapsed:.2f} s: "
+            + "\n".join(line for line in ops.logs(ops.nginx_container).splitlines() if "[error]" in line)[-3000:]
+        )
         assert body.startswith('{"status": 50'), body
 
 
@@ -166,7 +167,7 @@ def test_after_the_app_container_restarts_nginx_recovers_on_its_own(ops, load_re
     with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
         load.wait_for_requests(50)
         ops.compose.run("restart", "app", capture=True)
-        poll(lambda: busy_workers(ops.app_container) >= 0, timeout=30, what="the app is back")
+        poll(lambda: stats_answer(ops.app_container), timeout=30, what="the app is back")
         load.wait_for_requests(load.result.ok + 200, timeout=30)
     times = load.result.failure_times
     window = (max(times) - min(times)) if times else 0.0
@@ -181,7 +182,8 @@ def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):
     container = ops.app_container
     restarts = int(docker("inspect", "-f", "{{.RestartCount}}", container))
     master = docker("exec", container, "pgrep", "-f", "uWSGI master").split()[0]
-    docker("exec", container, "kill", "-KILL", master)
+    # The exec may itself be cut off (exit 137) when the container ends under it: that is the point.
+    docker("exec", container, "kill", "-KILL", master, check=False)
     poll(
         lambda: int(docker("inspect", "-f", "{{.RestartCount}}", container)) > restarts,
         timeout=30,
