@@ -23,6 +23,7 @@ APP_SRC ?= app
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # Provenance, stamped into the images' labels (with the piece versions, read by tools/stack.py).
 VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -37,7 +38,7 @@ SHELL_SERVICE_split := app
 SHELL_SERVICE_single := single
 COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY))
 
-.PHONY: help bootstrap build up down logs ps shell reload restart versions test verify venv clean
+.PHONY: help bootstrap build up down logs ps shell reload restart versions test verify bench venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -83,6 +84,9 @@ venv: $(VENV)/.installed ## Create the test virtualenv (host tools the tests dri
 test: build venv ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
 	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and granian (results/bench/; BENCH_ARGS=--sweep)
+	$(VENV)/bin/python -m tools.bench $(BENCH_ARGS)
 
 verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=docker://... APP_HOST=... BASE_URL=...)
 	$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)

@@ -1,0 +1,107 @@
+"""What the benchmark measures: endpoints x stacks, each a URL on the stack's network and the service whose
+processes' memory goes with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tools.bench.settings import Settings
+
+STATIC_FILE = "/static/bench/100k.bin"
+STATIC_SIZE = 100 * 1024
+
+ENDPOINTS = {
+    "hello": "plain-WSGI hello",
+    "json": "Django JSON (/healthz)",
+    "db": "Django, reads the DB",
+    "static": "static file, 100 KB",
+    "const": "nginx constant",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str  # "<stack>.<endpoint>"
+    endpoint: str
+    stack: str
+    label: str
+    service: str  # where wrk connects
+    port: int
+    path: str
+    server: str  # the service whose workers' memory is sampled after the run
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.service}:{self.port}{self.path}"
+
+
+def stack_labels(settings: Settings) -> dict[str, str]:
+    return {
+        "chain": f"nginx → uWSGI x{settings.workers} (the chain)",
+        "bare": f"bare uWSGI x{settings.workers} (--http-socket)",
+        "gunicorn": f"nginx → gunicorn sync x{settings.workers}",
+        "gunicorn-rec": f"nginx → gunicorn sync x{settings.gunicorn_rec_workers} (2·cores+1)",
+        "granian": f"nginx → granian WSGI x{settings.workers}",
+        "nginx": "nginx alone",
+    }
+
+
+def targets(settings: Settings) -> list[Target]:
+    db = settings.db_path
+    rows = [
+        # endpoint, stack, service, port, path, server
+        ("hello", "chain", "hello-nginx", 8080, "/", "hello-app"),
+        ("hello", "bare", "bare-hello", 8000, "/", "bare-hello"),
+        ("hello", "gunicorn", "alt-nginx", 8003, "/", "gunicorn-hello"),
+        ("hello", "granian", "alt-nginx", 8005, "/", "granian-hello"),
+        ("json", "chain", "nginx", 8080, "/healthz", "app"),
+        ("json", "bare", "bare-uwsgi", 8000, "/healthz", "bare-uwsgi"),
+        ("json", "gunicorn", "alt-nginx", 8001, "/healthz", "gunicorn"),
+        ("json", "gunicorn-rec", "alt-nginx", 8002, "/healthz", "gunicorn-rec"),
+        ("json", "granian", "alt-nginx", 8004, "/healthz", "granian"),
+        ("db", "chain", "nginx", 8080, db, "app"),
+        ("db", "bare", "bare-uwsgi", 8000, db, "bare-uwsgi"),
+        ("db", "gunicorn", "alt-nginx", 8001, db, "gunicorn"),
+        ("db", "gunicorn-rec", "alt-nginx", 8002, db, "gunicorn-rec"),
+        ("db", "granian", "alt-nginx", 8004, db, "granian"),
+        ("static", "chain", "nginx", 8080, STATIC_FILE, "nginx"),
+        # The ceiling of the front: the chain's own nginx answering `return 200` on its internal port.
+        ("const", "nginx", "nginx", 8081, "/healthz", "nginx"),
+    ]
+    labels = stack_labels(settings)
+    chosen = [
+        Target(f"{stack}.{endpoint}", endpoint, stack, labels[stack], service, port, path, server)
+        for endpoint, stack, service, port, path, server in rows
+    ]
+    if settings.smoke:
+        chosen = [t for t in chosen if t.key in ("chain.json", "bare.json")]
+    return chosen
+
+
+@dataclass(frozen=True)
+class Published:
+    """A run from the host through a port docker publishes on 127.0.0.1, paired with the same in-network run."""
+
+    key: str
+    service: str
+    container_port: int
+    path: str
+    same_as: str  # the in-network target it is compared with
+    server: str  # the app server behind it (for the in-network twin's CPU per request)
+
+
+PUBLISHED = [
+    Published("published.chain.json", "nginx", 8080, "/healthz", "chain.json", "app"),
+    Published("published.chain.static", "nginx", 8080, STATIC_FILE, "chain.static", "nginx"),
+    Published("published.gunicorn.json", "alt-nginx", 8001, "/healthz", "gunicorn.json", "gunicorn"),
+]
+
+
+def services(chosen: list[Target], settings: Settings) -> list[str]:
+    """The services to start: the targets' and their servers', the load generator, the lazy-apps twin."""
+    names = {"loadgen"} | {t.service for t in chosen} | {t.server for t in chosen}
+    if settings.published:
+        names |= {p.service for p in PUBLISHED}
+    if settings.memory:
+        names |= {"mem-prefork", "mem-lazy"}
+    return sorted(names)

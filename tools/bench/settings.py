@@ -1,0 +1,83 @@
+"""The benchmark's settings: environment variables, then command-line flags (see `python -m tools.bench -h`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tools.compose import ROOT
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _tag(image: str) -> str:
+    """An image name as a tag: wsgi-chain/app:latest -> wsgi-chain-app-latest."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", image).strip("-.")[:120]
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: float
+    warmup: float
+    connections: int
+    wrk_threads: int
+    wrk_timeout: str
+    db_path: str
+    workers: int
+    gunicorn_rec_workers: int
+    memory_warmup: float
+    out_dir: Path
+    app_image: str
+    nginx_image: str
+    base_image: str
+    alt_image: str
+    wrk_image: str
+    up_timeout: int
+    smoke: bool = False
+    sweep: bool = False
+    published: bool = True
+    memory: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        app_image = _env("APP_IMAGE", "wsgi-chain/app:latest")
+        base_image = _env("BASE_IMAGE", "debian:trixie-slim")
+        cores = os.cpu_count() or 1
+        return cls(
+            duration=float(_env("BENCH_DURATION", "10")),
+            warmup=float(_env("BENCH_WARMUP", "2")),
+            connections=int(_env("BENCH_CONNECTIONS", "64")),
+            wrk_threads=int(_env("BENCH_WRK_THREADS", "2")),
+            wrk_timeout=_env("BENCH_WRK_TIMEOUT", "5s"),
+            # The DB-reading endpoint; switch to the microposts API once it exists.
+            db_path=_env("BENCH_DB_PATH", "/readyz"),
+            workers=int(_env("UWSGI_WORKERS", "2")),
+            # gunicorn's documented recommendation: (2 x cores) + 1.
+            gunicorn_rec_workers=int(_env("BENCH_GUNICORN_REC_WORKERS", str(2 * cores + 1))),
+            memory_warmup=float(_env("BENCH_MEMORY_WARMUP", "5")),
+            out_dir=Path(_env("BENCH_OUT", str(ROOT / "results" / "bench"))),
+            app_image=app_image,
+            nginx_image=_env("NGINX_IMAGE", "wsgi-chain/nginx:latest"),
+            base_image=base_image,
+            # One tag per app image, so runs against different app images never share a bench image.
+            alt_image=_env("BENCH_ALT_IMAGE", f"wsgi-chain-bench/alt:{_tag(app_image)}"),
+            wrk_image=_env("BENCH_WRK_IMAGE", f"wsgi-chain-bench/wrk:{_tag(base_image)}"),
+            up_timeout=int(_env("BENCH_UP_TIMEOUT", "240")),
+        )
+
+    def for_smoke(self) -> Settings:
+        """A few seconds of load in all: two short points; no published ports, lazy-apps comparison or sweep."""
+        return replace(
+            self,
+            smoke=True,
+            duration=1.0,
+            warmup=0.0,
+            connections=8,
+            published=False,
+            memory=False,
+            sweep=False,
+        )
