@@ -56,14 +56,10 @@ def deployment(request: pytest.FixtureRequest, topology: str, tmp_path_factory) 
             raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
         yield Deployment(base_url=config.getoption("--base-url").rstrip("/"), nginx_host=nginx, app_host=app)
         return
+    # `make test` has built the split topology's images; the single one's is built here.
     stack = OwnStack(tmp_path_factory.mktemp(f"stack-{topology}"), topology=topology)
-    if topology == "single":
-        built = stack.build()
-        assert built.returncode == 0, built.stdout + built.stderr
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with stack.running(build=topology == "single") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -136,6 +137,17 @@ class OwnStack:
             app_host=f"docker://{app}",
             compose=self.compose,
         )
+
+    @contextmanager
+    def running(self, build: bool = True) -> Iterator[Deployment]:
+        """Build (as `make build` does) and start the stack; tear it down afterwards, whatever happens."""
+        if build:
+            built = self.build()
+            assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        try:
+            yield self.start()
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         result = self.compose.run("down", "-v", "--remove-orphans", "--timeout", "40", check=False, capture=True)

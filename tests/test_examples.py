@@ -52,13 +52,8 @@ def example_env(name: str) -> dict[str, str]:
 def example(request, tmp_path_factory):
     name, topology = request.param
     stack = OwnStack(tmp_path_factory.mktemp(name), topology=topology, prefix=f"wct-{name}", env=example_env(name))
-    built = stack.build()
-    assert built.returncode == 0, built.stdout + built.stderr
-    deployment = stack.start()
-    try:
+    with stack.running() as deployment:
         yield name, deployment
-    finally:
-        stack.stop()
 
 
 def test_the_example_app_is_served_through_nginx_and_uwsgi(example):

@@ -34,12 +34,8 @@ def ops(tmp_path_factory):
         "UWSGI_LISTEN": str(LISTEN),
     }
     stack = OwnStack(tmp_path_factory.mktemp("ops"), prefix="wct-ops", env=env)
-    built = stack.build()
-    assert built.returncode == 0, built.stdout + built.stderr
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with stack.running() as deployment:
+        yield deployment
 
 
 def workers(container: str) -> dict[int, int]:

@@ -20,12 +20,8 @@ pytestmark = pytest.mark.lifecycle
 def single(tmp_path):
     """A single-container stack of its own (the plain example, which has a /slow endpoint): tests here stop it."""
     stack = OwnStack(tmp_path, topology="single", prefix="wct-single", env=example_env("plain"))
-    built = stack.build()
-    assert built.returncode == 0, built.stdout + built.stderr
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with stack.running() as deployment:
+        yield deployment
 
 
 def test_supervisorctl_status_shows_nginx_and_uwsgi_running(single):
