@@ -116,3 +116,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("wsgi-chain: requests under load and faults")
         for line in LOAD_REPORT:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def own(deployment: Deployment) -> Deployment:
+    """The suite's own stack, for tests that write to it (users, posts); skipped against a given deployment."""
+    if deployment.compose is None or not deployment.app_container:
+        pytest.skip("writes to the stack: runs only against the suite's own stack, not a given deployment")
+    return deployment

@@ -32,13 +32,6 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def own(deployment):
-    if deployment.compose is None or not deployment.app_container:
-        pytest.skip("creates an admin user: runs only against the suite's own stack")
-    return deployment
-
-
-@pytest.fixture(scope="module")
 def chromium() -> str:
     assert hostdeps.main(["chromium"]) == 0, "could not install Debian's chromium"
     path = shutil.which("chromium")

@@ -19,13 +19,6 @@ SQLITE_PATH = "/var/lib/app/db.sqlite3"
 
 
 @pytest.fixture(scope="module")
-def own(deployment):
-    if deployment.compose is None or not deployment.app_container:
-        pytest.skip("writes users and posts: runs only against the suite's own stack")
-    return deployment
-
-
-@pytest.fixture(scope="module")
 def author(own) -> tuple[str, str]:
     username = unique("author")
     return username, create_user(own.app_container, username)

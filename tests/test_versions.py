@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -120,15 +121,17 @@ def test_changing_one_piece_rebuilds_only_the_image_that_holds_it(tmp_path):
         "BUILDKIT_PROGRESS": "plain",
     }
     base, _ = build_copy(copy, env)
+    # Each run's changes are new content, so that BuildKit's cache of an earlier run cannot stand in for a rebuild.
+    stamp = uuid.uuid4().hex
 
     with (copy / "nginx/conf.d/limits.conf").open("a") as f:
-        f.write("# a change to the nginx config\n")
+        f.write(f"# a change to the nginx config {stamp}\n")
     after_nginx, _ = build_copy(copy, env)
     assert after_nginx["app"] == base["app"], "an nginx config change rebuilt the app image"
     assert after_nginx["nginx"] != base["nginx"]
 
     with (copy / "uwsgi/uwsgi.ini").open("a") as f:
-        f.write("; a change to the uWSGI config\n")
+        f.write(f"; a change to the uWSGI config {stamp}\n")
     after_uwsgi, log = build_copy(copy, env)
     assert after_uwsgi["nginx"] == after_nginx["nginx"], "a uWSGI config change rebuilt the nginx image"
     assert after_uwsgi["app"] != after_nginx["app"]
@@ -136,7 +139,7 @@ def test_changing_one_piece_rebuilds_only_the_image_that_holds_it(tmp_path):
     assert cached(log, PIP_INSTALL), "a uWSGI config change reinstalled the dependencies"
 
     with (copy / "app/microposts/views.py").open("a") as f:
-        f.write("# a change to the app's code\n")
+        f.write(f"# a change to the app's code {stamp}\n")
     after_app, log = build_copy(copy, env)
     assert after_app["app"] != after_uwsgi["app"]
     assert not cached(log, APP_BUILD)
