@@ -191,19 +191,9 @@ def versions_env() -> dict[str, str]:
     return values
 
 
-STATS_SCRIPT = (
-    "import json, socket\n"
-    "s = socket.create_connection(('127.0.0.1', 1717), timeout=3)\n"
-    "chunks = []\n"
-    "while data := s.recv(65536):\n"
-    "    chunks.append(data)\n"
-    "print(b''.join(chunks).decode())\n"
-)
-
-
 def uwsgi_stats(container: str) -> dict:
-    """uWSGI's stats (JSON), read from its loopback-only stats server inside the container."""
-    return json.loads(docker("exec", container, "python3", "-c", STATS_SCRIPT))
+    """uWSGI's stats (JSON), read with the image's own `uwsgi-ctl stats` from the loopback-only stats server."""
+    return json.loads(docker("exec", container, "uwsgi-ctl", "stats"))
 
 
 def busy_workers(container: str) -> int:
