@@ -42,7 +42,7 @@ RUN set -eux; \
 RUN set -eux; \
     groupadd --system --gid 10001 app; \
     useradd --system --uid 10001 --gid app --home-dir /srv/app --no-create-home --shell /usr/sbin/nologin app; \
-    install -d -o app -g app -m 0750 /run/uwsgi /var/lib/app
+    install -d -o app -g app -m 0750 /run/uwsgi /run/uwsgi-zerg /var/lib/app
 
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
@@ -69,6 +69,7 @@ RUN set -eux; \
 
 # The uWSGI config and the container's glue come last: changing them rebuilds nothing above.
 COPY uwsgi/uwsgi.ini /etc/uwsgi/uwsgi.ini
+COPY uwsgi/listener.ini /etc/uwsgi/listener.ini
 COPY docker/app-entrypoint.sh /usr/local/bin/app-entrypoint
 COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
 COPY docker/check_app.py /usr/local/bin/check-app

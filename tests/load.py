@@ -24,6 +24,7 @@ class LoadResult:
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     failure_times: list[float] = field(default_factory=list)
+    slowest: float = 0.0  # seconds: the longest any request took, answered or not
 
     @property
     def failed(self) -> int:
@@ -32,7 +33,10 @@ class LoadResult:
     def __str__(self) -> str:
         other = {status: n for status, n in sorted(self.statuses.items()) if not 200 <= status < 300}
         errors = dict(self.errors) or 0
-        return f"{self.sent} sent, {self.ok} ok, {self.failed} failed (non-2xx {other or 0}, errors {errors})"
+        return (
+            f"{self.sent} sent, {self.ok} ok, {self.failed} failed (non-2xx {other or 0}, errors {errors}); "
+            f"slowest {self.slowest:.2f} s"
+        )
 
 
 class Load:
@@ -55,12 +59,14 @@ class Load:
                 if self.result.sent >= self.max_requests:
                     return
                 self.result.sent += 1
+            started = time.monotonic()
             try:
                 status = session.get(self.url, timeout=self.timeout).status_code
                 error = None
             except requests.RequestException as exc:
                 status, error = None, type(exc).__name__
             with self._lock:
+                self.result.slowest = max(self.result.slowest, time.monotonic() - started)
                 if status is not None:
                     self.result.statuses[status] += 1
                 if status is not None and 200 <= status < 300:

@@ -39,6 +39,7 @@ IMAGE_CONFIG = {
     ("nginx", "/etc/nginx/snippets"): "nginx/snippets",
     ("nginx", "/etc/nginx/sites"): "nginx/sites",
     ("app", "/etc/uwsgi/uwsgi.ini"): "uwsgi/uwsgi.ini",
+    ("app", "/etc/uwsgi/listener.ini"): "uwsgi/listener.ini",
 }
 # uid and gid each image's user has, by image name.
 IMAGE_USERS = {"wsgi-chain/app": 10001, "wsgi-chain/nginx": 10101}
@@ -242,6 +243,9 @@ def test_the_configmaps_hold_the_repos_nginx_and_uwsgi_files_byte_for_byte(docs,
     expected = {f.name: f.read_bytes() for f in ([source] if source.is_file() else sorted(source.iterdir()))}
     if "subPath" in mount:
         data = {mount["subPath"]: data[mount["subPath"]]}
+    elif source.is_file():
+        # Its directory's mount: the file is one key of it (the directory's other files are entries of their own).
+        data = {source.name: data.get(source.name, "")}
     assert {key: value.encode() for key, value in data.items()} == expected
 
 

@@ -159,20 +159,41 @@ def test_nginx_never_retries_a_post(ops):
     assert all("non_idempotent" not in rule for rule in rules), rules
 
 
-def test_after_the_app_container_restarts_nginx_recovers_on_its_own(ops, load_report):
+def test_an_app_container_restart_under_load_fails_no_request_and_leaves_nginx_alone(ops, load_report):
+    """The listener keeps nginx's socket and its queue while the app server restarts: clients wait, none fail."""
     nginx_started = docker("inspect", "-f", "{{.State.StartedAt}}", ops.nginx_container)
-    with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
+    app_started = docker("inspect", "-f", "{{.State.StartedAt}}", ops.app_container)
+    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
+        began = time.monotonic()
         ops.compose.run("restart", "app", capture=True)
+        restart_took = time.monotonic() - began
         poll(lambda: stats_answer(ops.app_container), timeout=30, what="the app is back")
         load.wait_for_requests(load.result.ok + 200, timeout=30)
-    times = load.result.failure_times
-    window = (max(times) - min(times)) if times else 0.0
-    load_report.append(f"app container restart (under load): {load.result}; failures over {window:.1f} s")
+    load_report.append(f"app container restart (under load, took {restart_took:.1f} s): {load.result}")
+    assert docker("inspect", "-f", "{{.State.StartedAt}}", ops.app_container) != app_started, "the app restarted"
     assert docker("inspect", "-f", "{{.State.StartedAt}}", ops.nginx_container) == nginx_started
-    assert not load.result.errors, "failed requests got a fast error page, never a hung or reset connection"
-    assert set(load.result.statuses) <= {200, 502}, load.result.statuses
-    assert window < 10, f"requests failed for {window:.1f} s"
+    assert load.result.failed == 0, load.result
+
+
+def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(ops, load_report):
+    """A crashed listener is restarted with a new socket; the app server notices and restarts to take it."""
+    listener = ops.compose.container("listener")
+    app_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container))
+    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
+        load.wait_for_requests(50)
+        master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
+        docker("exec", listener, "kill", "-KILL", master, check=False)
+        poll(
+            lambda: int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container)) > app_restarts,
+            timeout=30,
+            what="the app container restarts",
+        )
+        poll(lambda: stats_answer(ops.app_container), timeout=30, what="the app is back")
+        load.wait_for_requests(load.result.ok + 200, timeout=30)
+    load_report.append(f"listener crash (under load): {load.result}")
+    # At most the request each client had queued on the old socket when the old app server let go of it.
+    assert load.result.failed <= load.clients, load.result
 
 
 def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):
