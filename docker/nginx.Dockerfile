@@ -29,6 +29,7 @@ COPY nginx/conf.d/ /etc/nginx/conf.d/
 COPY nginx/snippets/ /etc/nginx/snippets/
 COPY nginx/sites/ /etc/nginx/sites/
 COPY docker/nginx-health.sh /usr/local/bin/nginx-health
+COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint
 
 # The URL prefix the app's static files are served under (Django's STATIC_URL, or STATIC_URL for other apps).
 ARG STATIC_URL=/static/
@@ -41,6 +42,8 @@ EXPOSE 8080
 # QUIT: finish the requests in flight, then exit (TERM would drop them).
 STOPSIGNAL SIGQUIT
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["nginx-health"]
+# Renders the server names (SERVER_NAMES) into /tmp, then runs the CMD.
+ENTRYPOINT ["nginx-entrypoint"]
 # -e stderr: the compiled-in error log path is not writable by a non-root master.
 CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]
 
