@@ -7,6 +7,9 @@
 #                 ALLOWED_HOSTS syntax where the two agree: "example.com", ".example.com" (and its subdomains).
 #   TRUSTED_PROXIES  comma-separated addresses/CIDRs of load balancers in front of nginx (default: none, nginx is
 #                 the edge). Only from these is X-Forwarded-For believed for the client's address (real_ip).
+#   TLS           off (default) or on: the public server on 8443 with TLS (certificate and key mounted at
+#                 /etc/nginx/tls/tls.crt and tls.key); 8080 then only redirects to HTTPS.
+#   HTTPS_PORT    the port clients reach 8443 on, for the redirect's Location (default 8443; 443 is left out).
 set -eu
 names="${SERVER_NAMES:-${ALLOWED_HOSTS:-localhost,127.0.0.1}}"
 list=""
@@ -42,4 +45,50 @@ printf '# Rendered by nginx-entrypoint from SERVER_NAMES at container start.\nse
     done
 } >/tmp/nginx/real-ip.conf.new
 mv /tmp/nginx/real-ip.conf.new /tmp/nginx/real-ip.conf
+
+# Plain HTTP, or TLS with HTTP redirecting to it: the listen lines of the public and default servers, and the
+# redirect server, in /tmp/nginx/ (included from sites/public.conf, sites/default.conf and nginx.conf).
+mkdir -p /tmp/nginx/sites
+rm -f /tmp/nginx/sites/*.conf
+header="# Rendered by nginx-entrypoint from TLS=${TLS:-off} at container start."
+case "${TLS:-off}" in
+off)
+    printf '%s\nlisten 8080;\n' "$header" >/tmp/nginx/public-listen.conf
+    printf '%s\n' "$header" >/tmp/nginx/default-listen.conf
+    ;;
+on)
+    for file in /etc/nginx/tls/tls.crt /etc/nginx/tls/tls.key; do
+        if [ ! -r "$file" ]; then
+            echo "nginx-entrypoint: TLS=on needs $file, readable by uid $(id -u) (mount TLS_CERTS_DIR there)" >&2
+            exit 64
+        fi
+    done
+    port="${HTTPS_PORT:-8443}"
+    case "$port" in
+    443) authority='$host' ;;
+    *[!0-9]* | '') echo "nginx-entrypoint: HTTPS_PORT '$port' is not a port number" >&2; exit 64 ;;
+    *) authority="\$host:$port" ;;
+    esac
+    printf '%s\nlisten 8443 ssl;\ninclude /etc/nginx/snippets/tls.conf;\n' "$header" >/tmp/nginx/public-listen.conf
+    printf '%s\nlisten 8443 ssl default_server;\ninclude /etc/nginx/snippets/tls.conf;\n' "$header" \
+        >/tmp/nginx/default-listen.conf
+    cat >/tmp/nginx/sites/https-redirect.conf <<EOF_REDIRECT
+$header
+# Plain HTTP for the served names only redirects to HTTPS (308: the method and body are kept).
+server {
+    listen 8080;
+    include /tmp/nginx/server-names.conf;
+    include /etc/nginx/snippets/security-headers.conf;
+    include /etc/nginx/snippets/errors.conf;
+    location / {
+        return 308 https://$authority\$request_uri;
+    }
+}
+EOF_REDIRECT
+    ;;
+*)
+    echo "nginx-entrypoint: TLS='${TLS}': use on or off" >&2
+    exit 64
+    ;;
+esac
 exec "$@"
