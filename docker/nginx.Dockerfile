@@ -9,6 +9,9 @@ FROM ${APP_IMAGE} AS app
 FROM ${BASE_IMAGE}
 
 # procps gives ops (and the tests) ps and top. Debian's default sites and snippets are replaced by ours.
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends nginx procps; \
@@ -37,6 +40,8 @@ RUN set -eux; \
     sed -i "s#^location ^~ /static/ {#location ^~ ${STATIC_URL} {#" /etc/nginx/snippets/static.conf; \
     grep -q "^location ^~ ${STATIC_URL} {" /etc/nginx/snippets/static.conf
 
+# The user is created in this image (or its base) with a fixed uid, so the name resolves.
+# hadolint ignore=DL3066
 USER nginx
 EXPOSE 8080
 # QUIT: finish the requests in flight, then exit (TERM would drop them).

@@ -9,7 +9,12 @@ FROM ${NGINX_IMAGE} AS nginx
 
 FROM ${APP_IMAGE}
 
+# Root only for the apt install below; the last USER is the app user.
+# hadolint ignore=DL3066
 USER root
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends nginx supervisor; \
@@ -24,6 +29,8 @@ COPY docker/supervisord.conf /etc/supervisor/supervisord.conf
 COPY docker/exit_on_fatal.py /usr/local/bin/exit-on-fatal
 COPY docker/single-health.sh /usr/local/bin/single-health
 
+# The user is created in this image (or its base) with a fixed uid, so the name resolves.
+# hadolint ignore=DL3066
 USER app
 EXPOSE 8080
 # supervisord stops its programs gracefully on TERM: nginx with QUIT, then uWSGI with TERM (graceful).
