@@ -11,7 +11,15 @@
 #                 /etc/nginx/tls/tls.crt and tls.key); 8080 then only redirects to HTTPS.
 #   HTTPS_PORT    the port clients reach 8443 on, for the redirect's Location (default 8443; 443 is left out).
 set -eu
+# No globbing: the lists below are split on commas, and a "*" must stay a "*" (and be refused).
+set -f
 names="${SERVER_NAMES:-${ALLOWED_HOSTS:-localhost,127.0.0.1}}"
+case "$names" in
+*[[:space:]]*)
+    echo "nginx-entrypoint: SERVER_NAMES='$names': separate the names with commas, no spaces" >&2
+    exit 64
+    ;;
+esac
 list=""
 for name in $(printf '%s' "$names" | tr ',' ' '); do
     case "$name" in
@@ -36,7 +44,7 @@ printf '# Rendered by nginx-entrypoint from SERVER_NAMES at container start.\nse
     echo "# Rendered by nginx-entrypoint from TRUSTED_PROXIES at container start."
     for proxy in $(printf '%s' "${TRUSTED_PROXIES:-}" | tr ',' ' '); do
         case "$proxy" in
-        *[!0-9A-Fa-f.:/]*)
+        *[!0-9A-Fa-f.:/]* | *[[:space:]]*)
             echo "nginx-entrypoint: TRUSTED_PROXIES entry '$proxy' is not an address or CIDR" >&2
             exit 64
             ;;
