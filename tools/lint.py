@@ -34,6 +34,7 @@ COMPOSE_SETS: list[tuple[tuple[str, ...], dict[str, str]]] = [
     (("compose.yaml", "compose.tls.yaml"), {"TLS_CERTS_DIR": "/nonexistent"}),
     (("compose.single.yaml", "compose.single.tls.yaml"), {"TLS_CERTS_DIR": "/nonexistent"}),
     (("compose.yaml", "tests/compose.host-postgres.yaml"), {"PG_SOCKET_DIR": "/nonexistent"}),
+    (("compose.yaml", "tests/compose.writable-app.yaml"), {}),
     (
         ("compose.yaml", "bench/compose.bench.yaml"),
         {
