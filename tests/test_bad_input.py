@@ -81,6 +81,12 @@ CASES = [
     Case("an absolute-form target for another host", lambda m: get(f"http://evil.example/{m}"), {421}),
     # Bodies.
     Case("a body over the limit", body_over_limit, {413}),
+    # nginx judges a chunk's declared size once the chunk's data starts arriving: 1 KB of it, never the 11 MB.
+    Case(
+        "a chunked body whose first chunk is over the limit",
+        lambda m: get(f"/api/{m}", HOST + b"Transfer-Encoding: chunked\r\n", b"POST") + b"B00000\r\n" + b"a" * 1024,
+        {413},
+    ),
     Case(
         "both Content-Length and Transfer-Encoding",
         lambda m: get(f"/{m}", HOST + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", b"POST") + b"0\r\n\r\n",
