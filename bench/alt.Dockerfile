@@ -4,6 +4,8 @@
 ARG APP_IMAGE=wsgi-chain/app:latest
 FROM ${APP_IMAGE}
 
+# Root only for the install below; the last USER is the app user.
+# hadolint ignore=DL3066
 USER root
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -15,4 +17,6 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # The hello app beside the Django one; APP_DIR and WSGI_MODULE pick it at run time.
 COPY hello/ /srv/hello/
 RUN python3 -m compileall -q /srv/hello
+# The user is created in this image (or its base) with a fixed uid, so the name resolves.
+# hadolint ignore=DL3066
 USER app

@@ -3,11 +3,16 @@
 ARG BASE_IMAGE=debian:trixie-slim
 FROM ${BASE_IMAGE}
 
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends wrk; \
     rm -rf /var/lib/apt/lists/*
 
 COPY wrk/report.lua /usr/local/share/wrk/report.lua
+# Debian's nobody exists in every Debian image.
+# hadolint ignore=DL3066
 USER nobody
 CMD ["sleep", "infinity"]

@@ -6,6 +6,9 @@ ARG BASE_IMAGE=debian:trixie-slim
 # ---- builder: the only stage with a compiler -------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS builder
 
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
@@ -32,6 +35,9 @@ FROM ${BASE_IMAGE}
 
 # python3 runs the app and libpython (the suite's version) is what uWSGI embeds; libpcre2 serves uWSGI's
 # routing; procps gives ops (and the tests) ps and top.
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates libpcre2-8-0 procps python3; \
@@ -75,6 +81,8 @@ COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
 COPY docker/check_app.py /usr/local/bin/check-app
 COPY docker/uwsgi_ctl.py /usr/local/bin/uwsgi-ctl
 
+# The user is created in this image (or its base) with a fixed uid, so the name resolves.
+# hadolint ignore=DL3066
 USER app
 WORKDIR /srv/app
 STOPSIGNAL SIGTERM

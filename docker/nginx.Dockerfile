@@ -9,6 +9,9 @@ FROM ${APP_IMAGE} AS app
 FROM ${BASE_IMAGE}
 
 # procps gives ops (and the tests) ps and top. Debian's default sites and snippets are replaced by ours.
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends nginx procps; \
@@ -29,6 +32,7 @@ COPY nginx/conf.d/ /etc/nginx/conf.d/
 COPY nginx/snippets/ /etc/nginx/snippets/
 COPY nginx/sites/ /etc/nginx/sites/
 COPY docker/nginx-health.sh /usr/local/bin/nginx-health
+COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint
 
 # The URL prefix the app's static files are served under (Django's STATIC_URL, or STATIC_URL for other apps).
 ARG STATIC_URL=/static/
@@ -36,11 +40,15 @@ RUN set -eux; \
     sed -i "s#^location ^~ /static/ {#location ^~ ${STATIC_URL} {#" /etc/nginx/snippets/static.conf; \
     grep -q "^location ^~ ${STATIC_URL} {" /etc/nginx/snippets/static.conf
 
+# The user is created in this image (or its base) with a fixed uid, so the name resolves.
+# hadolint ignore=DL3066
 USER nginx
 EXPOSE 8080
 # QUIT: finish the requests in flight, then exit (TERM would drop them).
 STOPSIGNAL SIGQUIT
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["nginx-health"]
+# Renders the server names (SERVER_NAMES) into /tmp, then runs the CMD.
+ENTRYPOINT ["nginx-entrypoint"]
 # -e stderr: the compiled-in error log path is not writable by a non-root master.
 CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]
 

@@ -1,5 +1,7 @@
 # The single-container image, for platforms that want one container: supervisord runs nginx and uWSGI side by
-# side, from the same configs and static files as the two-image topology. Everything runs as the `app` user.
+# side, from the same configs and static files as the two-image topology. Everything runs as the `app` user:
+# root is used only at build time (apt), and supervisord, uWSGI and nginx never need it at run time (nginx binds
+# unprivileged ports, nothing switches users), so the container runs with no capabilities at all.
 ARG APP_IMAGE=wsgi-chain/app:latest
 ARG NGINX_IMAGE=wsgi-chain/nginx:latest
 
@@ -7,7 +9,12 @@ FROM ${NGINX_IMAGE} AS nginx
 
 FROM ${APP_IMAGE}
 
+# Root only for the apt install below; the last USER is the app user.
+# hadolint ignore=DL3066
 USER root
+# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# exact versions would break the build at every Debian point release.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends nginx supervisor; \
@@ -17,10 +24,13 @@ RUN set -eux; \
 # nginx's config exactly as the nginx image has it (STATIC_URL applied); the static files are the app image's own.
 COPY --from=nginx /etc/nginx/ /etc/nginx/
 COPY --from=nginx /usr/local/bin/nginx-health /usr/local/bin/nginx-health
+COPY --from=nginx /usr/local/bin/nginx-entrypoint /usr/local/bin/nginx-entrypoint
 COPY docker/supervisord.conf /etc/supervisor/supervisord.conf
 COPY docker/exit_on_fatal.py /usr/local/bin/exit-on-fatal
 COPY docker/single-health.sh /usr/local/bin/single-health
 
+# The user is created in this image (or its base) with a fixed uid, so the name resolves.
+# hadolint ignore=DL3066
 USER app
 EXPOSE 8080
 # supervisord stops its programs gracefully on TERM: nginx with QUIT, then uWSGI with TERM (graceful).

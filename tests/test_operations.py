@@ -35,6 +35,8 @@ def ops(tmp_path_factory):
         "UWSGI_LISTEN": str(LISTEN),
     }
     stack = OwnStack(tmp_path_factory.mktemp("ops"), prefix="wct-ops", env=env)
+    # The reload check changes the app's code in place: a writable root for the app (the override says why).
+    stack.compose.files += ("tests/compose.writable-app.yaml",)
     with stack.running() as deployment:
         yield deployment
 

@@ -28,6 +28,8 @@ DEFAULT_APP_SRC = "app"
 DEFAULT_SECRET_FILE = ROOT / ".secrets" / "secret_key"
 STAGE_DIR = ROOT / ".build" / "apps"
 TOPOLOGIES = {"split": "compose.yaml", "single": "compose.single.yaml"}
+# TLS=on: the overlay that turns TLS on at nginx, per topology.
+TLS_OVERLAYS = {"split": "compose.tls.yaml", "single": "compose.single.tls.yaml"}
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
 # Image label -> piece, for reading versions off running containers.
 LABELS = {
@@ -49,7 +51,10 @@ def compose() -> Compose:
     topology = env("TOPOLOGY", "split")
     if topology not in TOPOLOGIES:
         raise StackError(f"TOPOLOGY={topology!r}: use one of {', '.join(TOPOLOGIES)}")
-    return Compose(files=(TOPOLOGIES[topology],))
+    tls = env("TLS", "off")
+    if tls not in {"on", "off"}:
+        raise StackError(f"TLS={tls!r}: use on or off")
+    return Compose(files=(TOPOLOGIES[topology],) + ((TLS_OVERLAYS[topology],) if tls == "on" else ()))
 
 
 # --- the app source ----------------------------------------------------------------------------------------------
@@ -201,7 +206,10 @@ def up(timeout: int) -> int:
         return 1
     bind = env("HTTP_BIND", "127.0.0.1")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
-    print(f"up: wsgi-chain is up at http://{host}:{env('HTTP_PORT', '8080')}/")
+    if env("TLS", "off") == "on":
+        print(f"up: wsgi-chain is up at https://{host}:{env('HTTPS_PORT', '8443')}/")
+    else:
+        print(f"up: wsgi-chain is up at http://{host}:{env('HTTP_PORT', '8080')}/")
     return 0
 
 

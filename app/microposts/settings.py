@@ -6,6 +6,7 @@
 | SECRET_KEY_FILE   | (unset) file holding SECRET_KEY |
 | DEBUG             | false                           |
 | ALLOWED_HOSTS     | localhost,127.0.0.1             |
+| SECURE_COOKIES    | false (true: session and CSRF cookies only over HTTPS) |
 | DATABASE_URL      | (unset) e.g. postgres://user:password@host/db, or postgres://user@/db?host=/socket/dir |
 | DB_CONN_MAX_AGE   | 60 (seconds a PostgreSQL connection is reused; 0 closes it after each request) |
 | SQLITE_PATH       | <app dir>/db.sqlite3 (the database when DATABASE_URL is unset) |
@@ -65,6 +66,20 @@ def secret_key(debug: bool) -> str:
 DEBUG = env_bool("DEBUG")
 SECRET_KEY = secret_key(DEBUG)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
+
+# HTTPS. The front proxy owns the connection, so it owns the scheme: it sets X-Forwarded-Proto to the scheme it was
+# reached with, overwriting any the client sent, so the header can be believed (request.is_secure(), CSRF's origin
+# check over HTTPS).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Cookies only over HTTPS: on wherever the site is served over TLS (the TLS setup sets it), off for plain HTTP,
+# where Secure cookies would never come back and nobody could log in.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS is the front proxy's (sent only over TLS, from its config); Django's would be sent over plain HTTP too.
+    "security.W004",
+    # The front proxy redirects HTTP to HTTPS when TLS is on; Django's redirect would loop behind plain HTTP.
+    "security.W008",
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -43,6 +43,10 @@ def application(environ, start_response):
     if path == "/host" and method == "GET":
         # The Host the server was told, for checking what the proxy passes.
         return respond(start_response, "200 OK", json.dumps({"host": environ.get("HTTP_HOST")}).encode())
+    if path == "/client" and method == "GET":
+        # The client's address and the forwarding headers the server was told, for checking what the proxy passes.
+        names = ("REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_X_FORWARDED_PROTO")
+        return respond(start_response, "200 OK", json.dumps({name: environ.get(name) for name in names}).encode())
     if path == "/slow" and method == "GET":
         # A request that takes a while, for graceful shutdown and reload checks (at most 60 s).
         seconds = min(float(parse_qs(environ.get("QUERY_STRING", "")).get("seconds", ["1"])[0]), 60.0)

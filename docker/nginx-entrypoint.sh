@@ -1,0 +1,102 @@
+#!/bin/sh
+# nginx container start: render the names the public server answers to, then run nginx (the image's CMD).
+# nginx's config is static files (the Kubernetes manifests mount them as ConfigMaps); the one value that differs
+# per deployment, the server names, is written to /tmp (a tmpfs: the root filesystem is read-only) and included
+# from sites/public.conf. Requests for any other Host get sites/default.conf's 421.
+#   SERVER_NAMES  comma-separated host names (default: ALLOWED_HOSTS, else localhost,127.0.0.1), in Django's
+#                 ALLOWED_HOSTS syntax where the two agree: "example.com", ".example.com" (and its subdomains).
+#   TRUSTED_PROXIES  comma-separated addresses/CIDRs of load balancers in front of nginx (default: none, nginx is
+#                 the edge). Only from these is X-Forwarded-For believed for the client's address (real_ip).
+#   TLS           off (default) or on: the public server on 8443 with TLS (certificate and key mounted at
+#                 /etc/nginx/tls/tls.crt and tls.key); 8080 then only redirects to HTTPS.
+#   HTTPS_PORT    the port clients reach 8443 on, for the redirect's Location (default 8443; 443 is left out).
+set -eu
+# No globbing: the lists below are split on commas, and a "*" must stay a "*" (and be refused).
+set -f
+names="${SERVER_NAMES:-${ALLOWED_HOSTS:-localhost,127.0.0.1}}"
+case "$names" in
+*[[:space:]]*)
+    echo "nginx-entrypoint: SERVER_NAMES='$names': separate the names with commas, no spaces" >&2
+    exit 64
+    ;;
+esac
+list=""
+for name in $(printf '%s' "$names" | tr ',' ' '); do
+    case "$name" in
+    *[!A-Za-z0-9._:\[\]-]*)
+        echo "nginx-entrypoint: SERVER_NAMES entry '$name' is not a host name (a '*' is refused: list the names)" >&2
+        exit 64
+        ;;
+    esac
+    list="$list $name"
+done
+if [ -z "$list" ]; then
+    echo "nginx-entrypoint: SERVER_NAMES is empty: the public server would answer no host" >&2
+    exit 64
+fi
+mkdir -p /tmp/nginx
+printf '# Rendered by nginx-entrypoint from SERVER_NAMES at container start.\nserver_name%s;\n' "$list" \
+    >/tmp/nginx/server-names.conf
+
+# The client's address: nginx's peer, unless that peer is a trusted proxy (then the last untrusted address in its
+# X-Forwarded-For). Written always, empty when no proxy is trusted.
+{
+    echo "# Rendered by nginx-entrypoint from TRUSTED_PROXIES at container start."
+    for proxy in $(printf '%s' "${TRUSTED_PROXIES:-}" | tr ',' ' '); do
+        case "$proxy" in
+        *[!0-9A-Fa-f.:/]* | *[[:space:]]*)
+            echo "nginx-entrypoint: TRUSTED_PROXIES entry '$proxy' is not an address or CIDR" >&2
+            exit 64
+            ;;
+        esac
+        echo "set_real_ip_from $proxy;"
+    done
+} >/tmp/nginx/real-ip.conf.new
+mv /tmp/nginx/real-ip.conf.new /tmp/nginx/real-ip.conf
+
+# Plain HTTP, or TLS with HTTP redirecting to it: the listen lines of the public and default servers, and the
+# redirect server, in /tmp/nginx/ (included from sites/public.conf, sites/default.conf and nginx.conf).
+mkdir -p /tmp/nginx/sites
+rm -f /tmp/nginx/sites/*.conf
+header="# Rendered by nginx-entrypoint from TLS=${TLS:-off} at container start."
+case "${TLS:-off}" in
+off)
+    printf '%s\nlisten 8080;\n' "$header" >/tmp/nginx/public-listen.conf
+    printf '%s\n' "$header" >/tmp/nginx/default-listen.conf
+    ;;
+on)
+    for file in /etc/nginx/tls/tls.crt /etc/nginx/tls/tls.key; do
+        if [ ! -r "$file" ]; then
+            echo "nginx-entrypoint: TLS=on needs $file, readable by uid $(id -u) (mount TLS_CERTS_DIR there)" >&2
+            exit 64
+        fi
+    done
+    port="${HTTPS_PORT:-8443}"
+    case "$port" in
+    443) authority='$host' ;;
+    *[!0-9]* | '') echo "nginx-entrypoint: HTTPS_PORT '$port' is not a port number" >&2; exit 64 ;;
+    *) authority="\$host:$port" ;;
+    esac
+    printf '%s\nlisten 8443 ssl;\ninclude /etc/nginx/snippets/tls.conf;\n' "$header" >/tmp/nginx/public-listen.conf
+    printf '%s\nlisten 8443 ssl default_server;\ninclude /etc/nginx/snippets/tls.conf;\n' "$header" \
+        >/tmp/nginx/default-listen.conf
+    cat >/tmp/nginx/sites/https-redirect.conf <<EOF_REDIRECT
+$header
+# Plain HTTP for the served names only redirects to HTTPS (308: the method and body are kept).
+server {
+    listen 8080;
+    include /tmp/nginx/server-names.conf;
+    include /etc/nginx/snippets/security-headers.conf;
+    include /etc/nginx/snippets/errors.conf;
+    location / {
+        return 308 https://$authority\$request_uri;
+    }
+}
+EOF_REDIRECT
+    ;;
+*)
+    echo "nginx-entrypoint: TLS='${TLS}': use on or off" >&2
+    exit 64
+    ;;
+esac
+exec "$@"

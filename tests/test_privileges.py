@@ -1,0 +1,172 @@
+"""Least privilege, in both topologies: every process runs as a non-root user with no capabilities and no way to
+gain any, root filesystems are read-only (tmpfs /tmp is the one writable place), memory and pids are limited, and
+nothing but nginx's public port is published. Also: no secret is baked into an image, and the app refuses to start
+with a known-bad SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import testinfra
+
+from tests.harness import Deployment, docker, listening_tcp
+
+pytestmark = pytest.mark.chain
+
+
+def running_services(deployment: Deployment) -> dict[str, str]:
+    """service -> container, for every running container of the suite's own stack (none for a given deployment)."""
+    if deployment.compose is None:
+        return {}
+    return {c.service: c.name for c in deployment.compose.containers() if c.state == "running"}
+
+
+def hosts(deployment: Deployment) -> dict[str, object]:
+    """One testinfra host per container (one in the single topology; the listener too in the split one)."""
+    found = {"nginx": testinfra.get_host(deployment.nginx_host)}
+    if not deployment.single:
+        found["app"] = testinfra.get_host(deployment.app_host)
+    for service, container in running_services(deployment).items():
+        found.setdefault(service, testinfra.get_host(f"docker://{container}"))
+    return found
+
+
+def containers(deployment: Deployment) -> list[str]:
+    """Every container of the deployment: nginx and app, and with the suite's own stack all of its services'."""
+    names = [deployment.nginx_container, deployment.app_container]
+    if None in names:
+        pytest.skip("needs docker:// hosts to inspect the containers")
+    if deployment.compose is not None:
+        names += [c.name for c in deployment.compose.containers()]
+    return sorted(set(names))
+
+
+def processes(host) -> list[dict[str, str]]:
+    """pid, uid, capability sets and no_new_privs of every process, read from /proc (ps shows no capabilities)."""
+    out = host.check_output(
+        "for s in /proc/[0-9]*/status; do "
+        "printf '%s ' \"$s\"; grep -E '^(Name|Uid|CapEff|CapPrm|CapBnd|NoNewPrivs):' \"$s\" 2>/dev/null "
+        "| tr '\\t\\n' '  '; echo; done"
+    )
+    found = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue  # a process that ended while being read
+        record = {"pid": fields[0].split("/")[2]}
+        key = None
+        for token in fields[1:]:
+            if token.endswith(":"):
+                key = token[:-1]
+                record[key] = ""
+            elif key and not record[key]:
+                record[key] = token  # the first value: real uid, or the capability mask
+        found.append(record)
+    return found
+
+
+def test_every_process_runs_as_a_non_root_user(deployment: Deployment):
+    for name, host in hosts(deployment).items():
+        procs = processes(host)
+        assert len(procs) >= 3, procs
+        for proc in procs:
+            assert proc["Uid"] != "0", f"{name}: {proc} runs as root"
+        users = set(host.check_output("ps -eo user= ").split())
+        assert "root" not in users, f"{name}: {users}"
+
+
+def test_no_process_has_any_capability_or_can_gain_one(deployment: Deployment):
+    for name, host in hosts(deployment).items():
+        for proc in processes(host):
+            if proc.get("Name") in {"sh", "grep", "tr"}:
+                continue  # the probe's own shell
+            for capset in ("CapEff", "CapPrm", "CapBnd"):
+                assert int(proc[capset], 16) == 0, f"{name}: {proc}"
+            assert proc["NoNewPrivs"] == "1", f"{name}: {proc} may gain privileges through a setuid binary"
+
+
+def test_root_filesystems_are_read_only_and_tmp_is_the_writable_place(deployment: Deployment):
+    for name, host in hosts(deployment).items():
+        for path in ("/etc", "/usr/local/bin", "/srv", "/"):
+            result = host.run(f"touch {path}/.write-probe")
+            assert result.rc != 0 and "Read-only file system" in result.stderr, f"{name}: {path} is writable"
+        assert host.run("touch /tmp/.write-probe && rm /tmp/.write-probe").rc == 0, f"{name}: /tmp is not writable"
+        mounts = host.check_output("cat /proc/mounts").splitlines()
+        root = [line for line in mounts if line.split()[1] == "/"]
+        assert root and "ro" in root[0].split()[3].split(","), root
+        tmp = "/tmp"  # noqa: S108 - the container's tmpfs mount point, checked, not used as a temp dir here
+        assert any(line.split()[1] == tmp and line.split()[2] == "tmpfs" for line in mounts)
+
+
+def inspect(container: str) -> dict:
+    return json.loads(docker("inspect", container))[0]
+
+
+def test_containers_are_hardened_and_limited(deployment: Deployment):
+    for container in containers(deployment):
+        config = inspect(container)["HostConfig"]
+        assert config["ReadonlyRootfs"] is True, container
+        assert config["CapDrop"] == ["ALL"] and not config["CapAdd"], container
+        assert "no-new-privileges:true" in config["SecurityOpt"], container
+        assert config["Privileged"] is False
+        assert config["Memory"] > 0, f"{container} has no memory limit"
+        assert (config["PidsLimit"] or 0) > 0, f"{container} has no pids limit"
+
+
+def test_only_nginx_public_port_is_published(deployment: Deployment):
+    published = {}
+    for container in containers(deployment):
+        ports = inspect(container)["NetworkSettings"]["Ports"] or {}
+        published[container] = {port: bindings for port, bindings in ports.items() if bindings}
+    nginx = deployment.nginx_container
+    assert set(published.pop(nginx)) == {"8080/tcp"}, published
+    assert all(not ports for ports in published.values()), published
+
+
+def test_internal_ports_listen_but_only_inside(deployment: Deployment):
+    nginx, app = hosts(deployment)["nginx"], testinfra.get_host(deployment.app_host)
+    # nginx's internal server (health, stub_status) listens on 8081, but test_only_nginx_public_port_is_published
+    # shows it is not published; uWSGI's stats server is on the container's loopback only.
+    assert any(port == 8081 for _, port in listening_tcp(nginx))
+    assert ("127.0.0.1", 1717) in listening_tcp(app)
+    assert not any(port == 1717 and address != "127.0.0.1" for address, port in listening_tcp(app))
+
+
+def test_no_secret_is_baked_into_an_image(deployment: Deployment):
+    for container in containers(deployment):
+        image = inspect(container)["Config"]["Image"]
+        env = json.loads(docker("image", "inspect", "-f", "{{json .Config.Env}}", image))
+        assert not [item for item in env if item.split("=", 1)[0] in {"SECRET_KEY", "DATABASE_URL"}], env
+        history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)
+        assert "SECRET_KEY=" not in history.replace('SECRET_KEY="$(python3', ""), image
+
+
+@pytest.mark.parametrize("key", ["", "changeme", "django-insecure-0123456789"])
+def test_with_debug_off_the_app_refuses_to_start_on_an_empty_or_known_default_key(deployment: Deployment, key):
+    if deployment.app_container is None:
+        pytest.skip("needs the app's image")
+    image = inspect(deployment.app_container)["Config"]["Image"]
+    result = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            f"SECRET_KEY={key}",
+            "-e",
+            "DEBUG=false",
+            "--entrypoint",
+            "check-app",
+            image,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr and "must be set to a real secret" in result.stderr, result.stderr[-2000:]
