@@ -108,4 +108,4 @@ class JsonFormatter(logging.Formatter):
             entry["status"] = status
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, separators=(",", ":"), default=str)
