@@ -24,6 +24,7 @@ import socket
 import sys
 import urllib.request
 from collections.abc import Iterator
+from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -168,8 +169,17 @@ def application(metrics_app):
 class QuietHandler(WSGIRequestHandler):
     """Scrapes are not logged (every 15 s per scraper): no noise among the request logs."""
 
+    # A client that sends nothing is dropped after 10 s (default: never).
+    timeout = 10
+
     def log_message(self, format: str, *args) -> None:
         pass
+
+
+class Server(ThreadingMixIn, WSGIServer):
+    """One thread per scrape: a slow or stuck client never holds up the others."""
+
+    daemon_threads = True
 
 
 def stop(signum: int, frame: object) -> None:
@@ -180,7 +190,7 @@ def stop(signum: int, frame: object) -> None:
 def main() -> int:
     port = int(os.environ.get("METRICS_PORT", "9117"))
     bind = os.environ.get("METRICS_BIND", "0.0.0.0")  # noqa: S104 - the container's private networks only
-    server = make_server(bind, port, application(make_wsgi_app(registry())), WSGIServer, QuietHandler)
+    server = make_server(bind, port, application(make_wsgi_app(registry())), Server, QuietHandler)
     signal.signal(signal.SIGTERM, stop)
     print(f"metrics-exporter: serving /metrics on {bind}:{port}", file=sys.stderr, flush=True)
     try:

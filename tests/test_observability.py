@@ -264,6 +264,26 @@ def test_counters_move_after_requests_and_the_app_counts_every_worker(metrics_st
     assert sum(1 for delta in per_worker.values() if delta > 0) >= 2, per_worker
 
 
+def test_the_exporter_is_supervised_a_killed_one_comes_back(metrics_stack):
+    container = metrics_stack.app_container
+
+    def exporter_pid() -> str | None:
+        pids = docker("exec", container, "pgrep", "-f", "metrics-exporter", check=False).split()
+        return pids[0] if len(pids) == 1 else None
+
+    killed = poll(exporter_pid, what="one metrics-exporter process")
+    docker("exec", container, "kill", killed)
+    poll(lambda: exporter_pid() not in (None, killed), what="the uWSGI master respawns the exporter")
+    poll(lambda: value(scrape_or_empty(metrics_stack), "uwsgi_up") == 1, what="the new exporter answers")
+
+
+def scrape_or_empty(deployment: Deployment) -> dict:
+    try:
+        return scrape(deployment)
+    except subprocess.CalledProcessError:
+        return {}
+
+
 def test_metrics_are_not_reachable_through_the_public_port(http, deployment):
     for path in ("/metrics", "/stub_status"):
         response = http.get(path)
