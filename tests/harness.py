@@ -77,10 +77,28 @@ class Deployment:
         result = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
         return result.stdout + result.stderr
 
+    def records(self, container: str, source: str) -> list[dict]:
+        """The JSON log records of one source ("nginx", "uwsgi" or "app") in a container's output."""
+        return [record for record in json_lines(self.logs(container)) if record.get("source") == source]
+
     def uwsgi_log(self) -> list[str]:
-        """uWSGI's request log lines ("[pid: N|app: 0|req: ...] ..."), whatever else shares the container's log."""
+        """uWSGI's request log lines (JSON, "source": "uwsgi"), whatever else shares the container's log."""
         assert self.app_container
-        return [line for line in self.logs(self.app_container).splitlines() if "|app: " in line]
+        return [json.dumps(record) for record in self.records(self.app_container, "uwsgi")]
+
+
+def json_lines(text: str) -> list[dict]:
+    """Every line of a log that is a JSON object; other lines (uWSGI's startup messages...) are skipped."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
 
 
 TOPOLOGY_FILES = {"split": "compose.yaml", "single": "compose.single.yaml"}

@@ -123,5 +123,5 @@ def test_an_admin_logs_in_and_sees_the_posts_with_the_admins_styles_and_scripts(
     assert static, "the admin loaded no static files"
     assert all(response.status in (200, 304) for response in static), [(r.url, r.status) for r in static]
     assert {response.url.split("/static/")[1].split("/")[0] for response in static} == {"admin"}
-    served_by_app = [line for line in own.logs(own.app_container).splitlines() if " /static/" in line]
+    served_by_app = [r for r in own.records(own.app_container, "uwsgi") if r["path"].startswith("/static/")]
     assert served_by_app == [], "the app server saw static file requests: nginx should have served them"

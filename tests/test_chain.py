@@ -17,6 +17,7 @@ from tests.harness import ROOT, docker, listening_tcp, pinned, poll, versions_en
 pytestmark = pytest.mark.chain
 
 SOCKET = "/run/uwsgi/uwsgi.sock"
+METRICS_PORT = 9117
 
 
 def processes(host) -> list[tuple[str, int, int, str]]:
@@ -94,13 +95,14 @@ def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(app_h
     assert not sock.mode & 0o007, "nobody else can"
 
 
-def test_uwsgi_listens_on_no_tcp_port_but_its_loopback_stats_server(app_host, deployment):
+def test_uwsgi_listens_on_no_tcp_port_but_its_loopback_stats_server_and_the_internal_metrics_port(app_host, deployment):
     listening = listening_tcp(app_host)
     assert ("127.0.0.1", 1717) in listening, listening
-    # Docker's embedded DNS also listens, on 127.0.0.11: loopback too. In the single container, so does nginx.
-    nginx_ports = {8080, 8081} if deployment.single else set()
+    # Docker's embedded DNS also listens, on 127.0.0.11: loopback too. In the single container, so does nginx. The
+    # metrics exporter's port (9117) is on the container's private networks only: never published (next test).
+    allowed = {8080, 8081, METRICS_PORT} if deployment.single else {METRICS_PORT}
     exposed = {(addr, port) for addr, port in listening if not ipaddress.ip_address(addr).is_loopback}
-    assert {port for _, port in exposed} <= nginx_ports, exposed
+    assert {port for _, port in exposed} <= allowed, exposed
 
 
 def test_only_nginx_publishes_a_port_and_only_its_http_port(deployment):
@@ -191,18 +193,15 @@ def test_the_app_sees_the_clients_address_not_nginxs(http, deployment):
     marker = uuid.uuid4().hex
     assert http.get(f"/healthz?addr={marker}").status_code == 200
 
-    def nginx_line() -> str | None:
-        lines = deployment.logs(deployment.nginx_container).splitlines()
-        return next((line for line in lines if marker in line and "|app: " not in line), None)
+    def logged(container: str, source: str) -> dict | None:
+        records = deployment.records(container, source)
+        return next((record for record in records if marker in record.get("path", "")), None)
 
-    def uwsgi_line() -> str | None:
-        return next((line for line in deployment.uwsgi_log() if marker in line), None)
-
-    nginx_line = poll(nginx_line, what="nginx logs the request")
-    uwsgi_line = poll(uwsgi_line, what="uWSGI logs the request")
-    client = nginx_line.split()[0]
+    nginx_record = poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx logs the request")
+    uwsgi_record = poll(lambda: logged(deployment.app_container, "uwsgi"), what="uWSGI logs the request")
+    client = nginx_record["remote_addr"]
     assert re.fullmatch(r"[0-9a-f.:]+", client)
-    assert f"] {client} (" in uwsgi_line, f"uWSGI saw another address than nginx's client {client}: {uwsgi_line}"
+    assert uwsgi_record["remote_addr"] == client, f"uWSGI saw another address than nginx's client: {uwsgi_record}"
 
 
 def test_the_admin_login_page_renders_and_its_stylesheets_load(http):

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from tests.harness import OwnStack, busy_workers, docker, poll
+from tests.harness import OwnStack, busy_workers, docker, json_lines, poll
 from tests.test_examples import example_env
 
 pytestmark = pytest.mark.lifecycle
@@ -42,8 +42,8 @@ def test_both_programs_log_to_the_containers_output(single):
     assert requests.get(f"{single.base_url}/healthz?m={marker}", timeout=10).status_code == 200
 
     def both_logged() -> bool:
-        lines = [line for line in single.logs(single.app_container).splitlines() if marker in line]
-        return any("|app: " in line for line in lines) and any("rid=" in line for line in lines)
+        sources = {r["source"] for r in json_lines(single.logs(single.app_container)) if marker in r.get("path", "")}
+        return sources >= {"uwsgi", "nginx"}
 
     poll(both_logged, what="the uWSGI request log line and nginx's access log line")
 

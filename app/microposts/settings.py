@@ -14,6 +14,8 @@
 | STATIC_ROOT       | <app dir>/staticfiles           |
 | STATIC_URL        | /static/                        |
 | API_PAGE_SIZE     | 20 (posts per page)             |
+| LOG_FORMAT        | json (one JSON object per line) or text |
+| LOG_LEVEL         | INFO                            |
 """
 
 import os
@@ -94,6 +96,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request ID for every log record of the request, and request metrics around everything else.
+    "microposts.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -192,9 +196,31 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
 }
 
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (os.environ.get(name) or default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "text"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
+
+# Every record on stderr, with the request's ID: JSON lines in the schema nginx's and the app server's request logs
+# share (README: Logs), or plain text. Django's own loggers (django.request: 4xx warnings, 5xx errors with their
+# traceback) go through the same handler, not Django's default ones.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "filters": {"request_id": {"()": "microposts.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "microposts.observability.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django": {"handlers": [], "level": LOG_LEVEL, "propagate": True}},
 }

@@ -1,0 +1,345 @@
+"""Observability: one request ID across nginx, uWSGI and the app; JSON logs in one schema; Prometheus metrics on an
+internal port only; health probes kept out of the request log; `make top`.
+
+The request-ID and log checks are chain checks (both topologies, or a given deployment with docker:// hosts); the
+metrics are read from inside the stack (docker exec in the app container), never through a published port.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.harness import Deployment, OwnStack, docker, poll
+from tests.load import Load
+
+METRICS_PORT = 9117
+INDEX = {"view": "index", "method": "GET", "status": "200"}
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+# The README's log schema: fields every record of a source has.
+COMMON = {"time", "source", "level", "request_id"}
+SCHEMA = {
+    "nginx": COMMON | {"remote_addr", "method", "path", "status", "bytes", "duration_ms", "upstream_ms", "user_agent"},
+    "uwsgi": COMMON | {"remote_addr", "method", "path", "status", "bytes", "duration_ms", "worker", "pid"},
+    "app": COMMON | {"logger", "message", "pid"},
+}
+
+
+def needs_docker_hosts(deployment: Deployment) -> None:
+    if not (deployment.app_container and deployment.nginx_container):
+        pytest.skip("needs docker:// hosts to read the containers' logs")
+
+
+def all_logs(deployment: Deployment) -> str:
+    containers = {deployment.nginx_container, deployment.app_container}
+    return "\n".join(deployment.logs(container) for container in containers if container)
+
+
+def with_id(deployment: Deployment, container: str, source: str, request_id: str) -> list[dict]:
+    return [record for record in deployment.records(container, source) if record.get("request_id") == request_id]
+
+
+def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """A GET with the request target sent byte for byte (requests would percent-encode quotes and backslashes)."""
+    url = urlsplit(base_url)
+    lines = [f"GET {target} HTTP/1.1", f"Host: {url.hostname}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+    return head[0], fields
+
+
+# --- the request ID ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.chain
+def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi_and_app_logs(http, deployment):
+    needs_docker_hosts(deployment)
+    request_id = f"ops-{uuid.uuid4()}"
+    # An unknown path: nginx logs it, uWSGI logs it, and the app logs a warning (Django's "Not Found") about it.
+    response = http.get(f"/no-such-page-{uuid.uuid4().hex}", headers={"X-Request-ID": request_id})
+    assert response.status_code == 404
+    assert response.headers["X-Request-ID"] == request_id
+
+    nginx = poll(lambda: with_id(deployment, deployment.nginx_container, "nginx", request_id), what="nginx log")
+    uwsgi = poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI log")
+    app = poll(lambda: with_id(deployment, deployment.app_container, "app", request_id), what="app log")
+    assert [r["status"] for r in nginx] == [404]
+    assert [r["status"] for r in uwsgi] == [404]
+    assert [(r["level"], r["logger"], r["status"]) for r in app] == [("warning", "django.request", 404)]
+    assert app[0]["message"].startswith("Not Found: /no-such-page-")
+
+
+@pytest.mark.chain
+def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, deployment):
+    needs_docker_hosts(deployment)
+    marker = uuid.uuid4().hex
+    response = http.get(f"/no-such-page-{marker}")
+    request_id = response.headers["X-Request-ID"]
+    assert GENERATED_ID.fullmatch(request_id)
+    assert response.json() == {"status": 404, "error": "not found", "app": "microposts"}
+    for container, source in (
+        (deployment.nginx_container, "nginx"),
+        (deployment.app_container, "uwsgi"),
+        (deployment.app_container, "app"),
+    ):
+        records = poll(lambda c=container, s=source: with_id(deployment, c, s, request_id), what=f"{source} log")
+        assert all(marker in record.get("path", record.get("message", "")) for record in records), records
+
+
+@pytest.mark.chain
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda m: f"{m}!", id="a character outside the allowed set"),
+        pytest.param(lambda m: m * 5, id="longer than 128 characters"),
+        pytest.param(lambda m: f"{m[:3]} {m}", id="a space"),
+        pytest.param(lambda m: m + '"},"status":200', id="a quote that would forge log fields"),
+        pytest.param(lambda m: f"Q{m[:6]}", id="shorter than 8 characters"),
+    ],
+)
+def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(http, deployment, bad):
+    needs_docker_hosts(deployment)
+    marker = uuid.uuid4().hex
+    incoming = bad(marker)
+    response = http.get(f"/healthz?m={marker}", headers={"X-Request-ID": incoming})
+    assert response.status_code == 200
+    request_id = response.headers["X-Request-ID"]
+    assert request_id != incoming
+    assert GENERATED_ID.fullmatch(request_id)
+    poll(lambda: with_id(deployment, deployment.nginx_container, "nginx", request_id), what="nginx logs the new ID")
+    poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI logs the new ID")
+    assert incoming not in all_logs(deployment)
+
+
+# --- JSON logs in one schema ------------------------------------------------------------------------------------
+
+
+@pytest.mark.chain
+def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_schema(deployment):
+    needs_docker_hosts(deployment)
+    marker = uuid.uuid4().hex
+    # A path with a quote and a backslash (sent raw), and an app warning: what could break the JSON of a log line.
+    status, headers = raw_get(deployment.base_url, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
+    assert " 404 " in status
+    request_id = headers["X-Request-ID"]
+    poll(lambda: with_id(deployment, deployment.app_container, "app", request_id), what="the app's warning")
+    poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI's request log")
+
+    nginx_out = subprocess.run(["docker", "logs", deployment.nginx_container], capture_output=True, text=True).stdout
+    if not deployment.single:
+        # nginx's stdout is its access log and nothing else: every line is a JSON record.
+        lines = [line for line in nginx_out.splitlines() if line]
+        assert lines
+        assert [json.loads(line)["source"] for line in lines] == ["nginx"] * len(lines)
+    # In the app container, uWSGI's own startup lines are text; every line that starts like a record is one.
+    app_lines = [line for line in all_logs(deployment).splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in app_lines]
+    by_source: dict[str, list[dict]] = {}
+    for record in records:
+        by_source.setdefault(record["source"], []).append(record)
+    assert set(by_source) == {"nginx", "uwsgi", "app"}
+    for source, found in by_source.items():
+        for record in found:
+            assert SCHEMA[source] <= set(record), (source, SCHEMA[source] - set(record), record)
+            assert isinstance(record.get("status", 0), int) and isinstance(record.get("duration_ms", 0), int)
+
+    ours = [r for r in records if r["request_id"] == request_id]
+    nginx = next(r for r in ours if r["source"] == "nginx")
+    assert nginx["path"] == f'/no-such-page-{marker}?q="\\x'
+    assert nginx["user_agent"] == 'ua"\\'
+    assert isinstance(nginx["upstream_ms"], int)
+    uwsgi = next(r for r in ours if r["source"] == "uwsgi")
+    assert uwsgi["path"] == f"/no-such-page-{marker}?q=...", "uWSGI's path is cut before the quote"
+    assert isinstance(uwsgi["worker"], int) and uwsgi["worker"] >= 1
+
+
+@pytest.fixture(scope="module")
+def text_logs(tmp_path_factory) -> Deployment:
+    """A stack of its own with LOG_FORMAT=text (and LOG_LEVEL=debug)."""
+    stack = OwnStack(tmp_path_factory.mktemp("text-logs"), prefix="wct-text", env={"LOG_FORMAT": "text"})
+    stack.compose.env["LOG_LEVEL"] = "debug"
+    with stack.running(build=False) as running:
+        yield running
+
+
+def test_log_format_text_gives_plain_lines_that_still_carry_the_request_id(text_logs):
+    request_id = f"text-{uuid.uuid4().hex}"
+    response = requests.get(f"{text_logs.base_url}/no-such-page", headers={"X-Request-ID": request_id}, timeout=10)
+    assert response.status_code == 404
+
+    def lines() -> list[str]:
+        return [line for line in text_logs.logs(text_logs.app_container).splitlines() if request_id in line]
+
+    found = poll(lambda: (found := lines()) and len(found) >= 2 and found, what="uWSGI and app text lines")
+    assert not any(line.startswith("{") for line in found), found
+    assert any(" uwsgi worker=" in line and f"request_id={request_id}" in line for line in found), found
+    assert any("WARNING django.request" in line and f"request_id={request_id}" in line for line in found), found
+
+
+# --- metrics ----------------------------------------------------------------------------------------------------
+
+
+def scrape(deployment: Deployment) -> dict[tuple[str, tuple], float]:
+    """Every sample of the exporter, fetched from inside the app container and parsed by prometheus-client."""
+    script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics').read().decode())"
+    text = docker("exec", deployment.app_container, "python3", "-c", script)
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def metrics_stack(own: Deployment) -> Deployment:
+    if not own.app_container:
+        pytest.skip("needs a docker:// app host")
+    poll(lambda: value(scrape(own), "nginx_up") == 1, what="the exporter reads nginx's stub_status")
+    return own
+
+
+def test_the_metrics_parse_as_prometheus_text_and_cover_nginx_uwsgi_and_the_app(metrics_stack):
+    samples = scrape(metrics_stack)
+    names = {name for name, _ in samples}
+    assert value(samples, "uwsgi_up") == 1
+    assert value(samples, "nginx_up") == 1
+    for name in (
+        "uwsgi_requests_total",
+        "uwsgi_exceptions_total",
+        "uwsgi_listen_queue",
+        "uwsgi_worker_requests_total",
+        "nginx_http_requests_total",
+        "nginx_connections_accepted_total",
+        "app_http_requests_total",
+        "app_http_request_duration_seconds_bucket",
+    ):
+        assert name in names, name
+    workers = {labels: v for (name, labels), v in samples.items() if name == "uwsgi_workers"}
+    assert sum(workers.values()) >= 2, workers
+    assert set(dict(labels)["status"] for labels in workers) >= {"idle", "busy"}
+
+
+def test_counters_move_after_requests_and_the_app_counts_every_worker(metrics_stack):
+    before = scrape(metrics_stack)
+    with Load(f"{metrics_stack.base_url}/", clients=4, duration=30, max_requests=60) as load:
+        load.run_out()
+    assert load.result.ok == 60, str(load.result)
+
+    def moved() -> dict | None:
+        after = scrape(metrics_stack)
+        served = value(after, "app_http_requests_total", **INDEX) - value(before, "app_http_requests_total", **INDEX)
+        return after if served == 60 else None
+
+    after = poll(moved, what="the app's counter for the index view moves by exactly 60")
+    assert value(after, "uwsgi_requests_total") - value(before, "uwsgi_requests_total") >= 60
+    assert value(after, "nginx_http_requests_total") - value(before, "nginx_http_requests_total") >= 60
+    timed = {"view": "index", "method": "GET"}
+    count = "app_http_request_duration_seconds_count"
+    assert value(after, count, **timed) - value(before, count, **timed) == 60
+    # Several workers served them, and the app's count is their sum: multiprocess mode adds up every worker's file.
+    per_worker = {
+        labels: v - before.get((name, labels), 0.0)
+        for (name, labels), v in after.items()
+        if name == "uwsgi_worker_requests_total"
+    }
+    assert sum(1 for delta in per_worker.values() if delta > 0) >= 2, per_worker
+
+
+def test_the_exporter_is_supervised_a_killed_one_comes_back(metrics_stack):
+    container = metrics_stack.app_container
+
+    def exporter_pid() -> str | None:
+        pids = docker("exec", container, "pgrep", "-f", "metrics-exporter", check=False).split()
+        return pids[0] if len(pids) == 1 else None
+
+    killed = poll(exporter_pid, what="one metrics-exporter process")
+    docker("exec", container, "kill", killed)
+    poll(lambda: exporter_pid() not in (None, killed), what="the uWSGI master respawns the exporter")
+    poll(lambda: value(scrape_or_empty(metrics_stack), "uwsgi_up") == 1, what="the new exporter answers")
+
+
+def scrape_or_empty(deployment: Deployment) -> dict:
+    try:
+        return scrape(deployment)
+    except subprocess.CalledProcessError:
+        return {}
+
+
+def test_metrics_are_not_reachable_through_the_public_port(http, deployment):
+    for path in ("/metrics", "/stub_status"):
+        response = http.get(path)
+        assert response.status_code == 404, path
+        assert "# TYPE" not in response.text and "Active connections" not in response.text
+    if deployment.app_container:
+        for container in {deployment.app_container, deployment.nginx_container}:
+            bindings = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", container) or "null")
+            assert f"{METRICS_PORT}/tcp" not in (bindings or {}), bindings
+
+
+# --- health -----------------------------------------------------------------------------------------------------
+
+
+def test_the_container_health_probe_checks_readiness_and_stays_out_of_the_request_log(metrics_stack):
+    container = metrics_stack.app_container
+    readyz = {"view": "readyz", "method": "GET", "status": "200"}
+    logged_before = sum(1 for r in metrics_stack.records(container, "uwsgi") if r["path"] == "/readyz")
+    served_before = value(scrape(metrics_stack), "app_http_requests_total", **readyz)
+    out = docker("exec", container, "uwsgi-health", "--ready")
+    assert "healthy: /healthz, /readyz -> 200" in out, out
+    poll(
+        lambda: value(scrape(metrics_stack), "app_http_requests_total", **readyz) > served_before,
+        what="the probe reaches the app's readiness view",
+    )
+    logged_after = sum(1 for r in metrics_stack.records(container, "uwsgi") if r["path"] == "/readyz")
+    assert logged_after == logged_before, "the health probe shows in uWSGI's request log"
+    health = json.loads(docker("inspect", "-f", "{{json .Config.Healthcheck.Test}}", container))
+    assert health == ["CMD", "uwsgi-health", "--ready"]
+
+
+# --- make top ---------------------------------------------------------------------------------------------------
+
+
+def test_uwsgitop_shows_the_live_workers_from_the_stats_server(metrics_stack):
+    # As `make top` runs it, on a terminal (docker exec -t), for 3 seconds.
+    result = subprocess.run(
+        [
+            "docker",
+            "exec",
+            "-t",
+            "-e",
+            "TERM=xterm",
+            metrics_stack.app_container,
+            "timeout",
+            "3",
+            "uwsgitop",
+            "127.0.0.1:1717",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 124, result.stdout[-2000:] + result.stderr  # still running when stopped
+    screen = result.stdout
+    assert "WID" in screen and "STATUS" in screen, screen[-2000:]
+    assert re.search(r"uwsgi-2\.0\.\d+ - .* - req: \d+ - RPS: \d+ - lq: \d+", screen), screen[-2000:]
+    master = docker("exec", metrics_stack.app_container, "pgrep", "-f", "uWSGI master").split()
+    assert len(master) == 1 and f"masterpid: {master[0]}" in screen, (master, screen[-2000:])
