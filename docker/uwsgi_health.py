@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Container health check: one GET to the app over uWSGI's own socket and protocol, as nginx would send it.
 
-Healthy when the app answers 200. Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock), HEALTHCHECK_PATH (/healthz),
+Healthy when the app answers 200. Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock; or [host]:port, as the Swarm
+stack sets it, checked on 127.0.0.1 when the host is empty), HEALTHCHECK_PATH (/healthz),
 HEALTHCHECK_HOST (localhost: must be one of the app's allowed hosts).
 """
 
@@ -17,6 +18,14 @@ def packet(variables: dict[str, str]) -> bytes:
         for k, v in ((key.encode(), value.encode()) for key, value in variables.items())
     )
     return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def socket_address(value: str) -> tuple[socket.AddressFamily, str | tuple[str, int]]:
+    """A path is a unix socket; [host]:port is TCP (uWSGI's own notation, where ":3031" means every address)."""
+    host, colon, port = value.rpartition(":")
+    if colon and port.isdigit():
+        return socket.AF_INET, (host or "127.0.0.1", int(port))
+    return socket.AF_UNIX, value
 
 
 def main() -> int:
@@ -35,9 +44,10 @@ def main() -> int:
         "HTTP_USER_AGENT": "wsgi-chain-healthcheck",
     }
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        family, address = socket_address(os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.settimeout(float(os.environ.get("HEALTHCHECK_TIMEOUT", "2.5")))
-            sock.connect(os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
+            sock.connect(address)
             sock.sendall(packet(variables))
             status_line = sock.makefile("rb").readline().decode("latin-1").strip()
     except OSError as exc:
