@@ -206,7 +206,8 @@ def up(stack: str, timeout: float) -> None:
         STARTED_MARKER.write_text(stack + "\n")
     deploy(stack)
     wait(stack, timeout)
-    print(f"swarm: stack {stack} is up on http://127.0.0.1:{env('HTTP_PORT', '8080')}/")
+    port = env("HTTP_PORT", "8080")
+    print(f"swarm: stack {stack} is up on http://127.0.0.1:{port}/ (published on every address of the node)")
 
 
 def update(stack: str, timeout: float) -> None:
