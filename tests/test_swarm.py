@@ -99,6 +99,32 @@ def new_app_image(stack: SwarmStack) -> Iterator[str]:
     subprocess.run(["docker", "rmi", tag], capture_output=True)
 
 
+def test_the_stack_file_drops_what_swarm_cannot_do_and_reaches_the_replicas_over_tcp():
+    stack_file = swarm.render("wct-render")
+    services = stack_file["services"]
+    for service in services.values():
+        assert not set(service) & set(swarm.UNSUPPORTED), service
+        assert all(m.get("source") != swarm.SOCKET_VOLUME for m in service.get("volumes", []))
+    assert swarm.SOCKET_VOLUME not in stack_file["volumes"]
+    assert services["app"]["environment"]["UWSGI_SOCKET"] == ":3031"
+    assert services["app"]["deploy"]["update_config"]["order"] == "start-first"
+    assert services["app"]["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert [p["mode"] for p in services["nginx"]["ports"]] == ["host"]
+    upstream = services["nginx"]["configs"][0]
+    assert upstream["target"] == "/etc/nginx/conf.d/upstream.conf"
+    assert "tasks.app:3031" in (ROOT / "nginx/swarm/upstream.conf").read_text()
+
+
+def test_a_services_tmpfs_list_becomes_tmpfs_mounts_swarm_honours():
+    service = {"image": "x", "read_only": True, "tmpfs": ["/run/a", "/run/x:size=64m,mode=1777"], "restart": "no"}
+    swarm.adapt_service(service)
+    assert service["volumes"] == [
+        {"type": "tmpfs", "target": "/run/a"},
+        {"type": "tmpfs", "target": "/run/x", "tmpfs": {"size": 64 << 20}},
+    ]
+    assert "tmpfs" not in service and "restart" not in service
+
+
 def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx(stack):
     rows = swarm.services(stack.name)
     assert rows["app"]["Replicas"] == f"{REPLICAS_AT_START}/{REPLICAS_AT_START}"

@@ -81,6 +81,49 @@ def leave_swarm() -> None:
 # --- the stack file -----------------------------------------------------------------------------------------------
 
 
+def byte_count(size: str) -> int:
+    """'64m' -> 67108864: the stack file wants tmpfs sizes in bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    size = size.strip().lower().removesuffix("b")
+    if size[-1:] in units:
+        return int(size[:-1]) * units[size[-1]]
+    return int(size)
+
+
+def adapt_service(service: dict[str, Any]) -> None:
+    """One service of `docker compose config`'s output, made fit for `docker stack deploy` (in place)."""
+    for key in UNSUPPORTED:
+        service.pop(key, None)
+    # Unset optional variables (e.g. UWSGI_WORKERS) stay unset rather than becoming empty.
+    service["environment"] = {k: v for k, v in (service.get("environment") or {}).items() if v is not None}
+    # The socket volume is one host's: here nginx reaches the replicas over TCP (UWSGI_SOCKET in the overlay).
+    mounts = [m for m in service.get("volumes", []) if m.get("source") != SOCKET_VOLUME]
+    # Swarm silently drops the service-level `tmpfs` list (with `read_only`, /tmp would be read-only): the same
+    # directories become tmpfs mounts, which it honours.
+    for entry in service.pop("tmpfs", None) or []:
+        target, _, options = entry.partition(":")
+        mount: dict[str, Any] = {"type": "tmpfs", "target": target}
+        size = dict(o.partition("=")[::2] for o in options.split(",") if o).get("size")
+        if size:
+            mount["tmpfs"] = {"size": byte_count(size)}
+        mounts.append(mount)
+    if mounts:
+        service["volumes"] = mounts
+    else:
+        service.pop("volumes", None)
+    ports = []
+    for port in service.get("ports", []):
+        # On the node itself (host mode), not the routing mesh: nginx sees the client's own address (the mesh
+        # rewrites it), and no IPVS is needed. Swarm cannot bind one address: every address of the node.
+        published = int(port["published"])
+        ports.append({"target": port["target"], "published": published, "protocol": "tcp", "mode": "host"})
+    if ports:
+        service["ports"] = ports
+    for item in service.get("configs", []):
+        if isinstance(item.get("mode"), str):
+            item["mode"] = int(item["mode"], 8)  # compose prints it as an octal string
+
+
 def render(stack: str) -> dict[str, Any]:
     """compose.yaml + compose.swarm.yaml as a stack file Docker 20.10's `docker stack deploy` takes."""
     out = Compose(files=("compose.yaml", "compose.swarm.yaml")).run("config", capture=True).stdout
@@ -88,27 +131,7 @@ def render(stack: str) -> dict[str, Any]:
     # 20.10's stack loader needs a file format version; 3.9 has every key used here.
     stack_file: dict[str, Any] = {"version": "3.9"}
     for service in config["services"].values():
-        for key in UNSUPPORTED:
-            service.pop(key, None)
-        # Unset optional variables (e.g. UWSGI_WORKERS) stay unset rather than becoming empty.
-        service["environment"] = {k: v for k, v in (service.get("environment") or {}).items() if v is not None}
-        # The socket volume is one host's: here nginx reaches the replicas over TCP (UWSGI_SOCKET in the overlay).
-        mounts = [m for m in service.get("volumes", []) if m.get("source") != SOCKET_VOLUME]
-        if mounts:
-            service["volumes"] = mounts
-        else:
-            service.pop("volumes", None)
-        ports = []
-        for port in service.get("ports", []):
-            # On the node itself (host mode), not the routing mesh: nginx sees the client's own address (the mesh
-            # rewrites it), and no IPVS is needed. Swarm cannot bind one address: every address of the node.
-            published = int(port["published"])
-            ports.append({"target": port["target"], "published": published, "protocol": "tcp", "mode": "host"})
-        if ports:
-            service["ports"] = ports
-        for item in service.get("configs", []):
-            if isinstance(item.get("mode"), str):
-                item["mode"] = int(item["mode"], 8)  # compose prints it as an octal string
+        adapt_service(service)
     stack_file["services"] = config["services"]
     for section in ("networks", "volumes", "secrets", "configs"):
         entries = {}
