@@ -181,6 +181,30 @@ def test_rolling_out_a_new_app_version_under_load_fails_no_request(stack, new_ap
     assert seen == after
 
 
+def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_keep_serving(
+    stack, new_app_image, load_report
+):
+    broken = f"{new_app_image}-broken"
+    # The app image with a WSGI module that does not exist: uWSGI refuses to start (need-app), the task fails.
+    dockerfile = f"FROM {new_app_image}\nENV WSGI_MODULE=no_such_module.wsgi:application\n"
+    subprocess.run(["docker", "build", "-q", "-t", broken, "-"], input=dockerfile, text=True, check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        before = stack.running_tasks()
+        with Load(stack.base_url + "/healthz", clients=2, duration=110, max_requests=40_000) as load:
+            load.wait_for_requests(20)
+            result = stack.make("swarm-update", APP_IMAGE=broken, APP_REPLICAS=str(SCALED))
+        load_report.append(f"swarm update to an app that cannot start, rolled back: {load.result}")
+    finally:
+        subprocess.run(["docker", "rmi", "-f", broken], capture_output=True)
+    assert result.returncode != 0
+    assert "rollback" in result.stderr, result.stderr
+    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
+    assert images == {new_app_image}
+    assert stack.running_tasks() == before, "the old replicas were never stopped"
+    assert load.result.ok > 0 and load.result.failed == 0, f"requests failed during the rollback: {load.result}"
+
+
 def test_make_swarm_down_removes_the_stack_and_leaves_the_swarm_as_it_was_found(stack):
     result = stack.make("swarm-down")
     assert result.returncode == 0, result.stdout + result.stderr
