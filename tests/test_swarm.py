@@ -12,7 +12,7 @@ import secrets
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import requests
@@ -33,6 +33,14 @@ class SwarmStack:
     env: dict[str, str]
     base_url: str
     swarm_was_active: bool
+    # Images the tests built, removed once the stack (whose tasks use them) is gone.
+    images: list[str] = field(default_factory=list)
+
+    def build_image(self, tag: str, dockerfile: str) -> str:
+        self.images.append(tag)
+        build = ["docker", "build", "-q", "-t", tag, "-"]
+        subprocess.run(build, input=dockerfile, text=True, check=True, capture_output=True)
+        return tag
 
     def make(self, target: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -79,6 +87,8 @@ def stack(tmp_path_factory) -> Iterator[SwarmStack]:
     finally:
         # Whatever the tests left: the stack, its volumes, and a swarm this run started.
         swarm.remove(name, timeout=120, volumes=True)
+        for image in deployed.images:
+            subprocess.run(["docker", "rmi", image], capture_output=True)
         if not was_active and swarm.swarm_state() == "active":
             swarm.leave_swarm()
         if swarm.started_here(name):
@@ -86,17 +96,12 @@ def stack(tmp_path_factory) -> Iterator[SwarmStack]:
 
 
 @pytest.fixture(scope="module")
-def new_app_image(stack: SwarmStack) -> Iterator[str]:
+def new_app_image(stack: SwarmStack) -> str:
     """A new app version to roll out: the app image plus a unique label, so the image (and the task spec) differs."""
     base = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
     token = secrets.token_hex(4)
-    tag = f"{base.rsplit(':', 1)[0]}:rollout-{token}"
     dockerfile = f"FROM {base}\nLABEL io.wsgi-chain.rollout={token}\n"
-    subprocess.run(
-        ["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True, capture_output=True
-    )
-    yield tag
-    subprocess.run(["docker", "rmi", tag], capture_output=True)
+    return stack.build_image(f"{base.rsplit(':', 1)[0]}:rollout-{token}", dockerfile)
 
 
 def test_the_stack_file_drops_what_swarm_cannot_do_and_reaches_the_replicas_over_tcp():
@@ -184,19 +189,14 @@ def test_rolling_out_a_new_app_version_under_load_fails_no_request(stack, new_ap
 def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_keep_serving(
     stack, new_app_image, load_report
 ):
-    broken = f"{new_app_image}-broken"
     # The app image with a WSGI module that does not exist: uWSGI refuses to start (need-app), the task fails.
     dockerfile = f"FROM {new_app_image}\nENV WSGI_MODULE=no_such_module.wsgi:application\n"
-    subprocess.run(["docker", "build", "-q", "-t", broken, "-"], input=dockerfile, text=True, check=True,
-                   capture_output=True)  # fmt: skip
-    try:
-        before = stack.running_tasks()
-        with Load(stack.base_url + "/healthz", clients=2, duration=110, max_requests=40_000) as load:
-            load.wait_for_requests(20)
-            result = stack.make("swarm-update", APP_IMAGE=broken, APP_REPLICAS=str(SCALED))
-        load_report.append(f"swarm update to an app that cannot start, rolled back: {load.result}")
-    finally:
-        subprocess.run(["docker", "rmi", "-f", broken], capture_output=True)
+    broken = stack.build_image(f"{new_app_image}-broken", dockerfile)
+    before = stack.running_tasks()
+    with Load(stack.base_url + "/healthz", clients=2, duration=110, max_requests=40_000) as load:
+        load.wait_for_requests(20)
+        result = stack.make("swarm-update", APP_IMAGE=broken, APP_REPLICAS=str(SCALED))
+    load_report.append(f"swarm update to an app that cannot start, rolled back: {load.result}")
     assert result.returncode != 0
     assert "rollback" in result.stderr, result.stderr
     images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
@@ -214,3 +214,5 @@ def test_make_swarm_down_removes_the_stack_and_leaves_the_swarm_as_it_was_found(
     assert (swarm.swarm_state() == "active") == stack.swarm_was_active
     with pytest.raises(requests.ConnectionError):
         requests.get(stack.base_url + "/healthz", timeout=5)
+    # Volumes are kept, as with make down (the fixture removes them).
+    assert swarm.docker("volume", "ls", "-q", "--filter", label) == f"{stack.name}_app-data"

@@ -259,18 +259,19 @@ def started_here(stack: str) -> bool:
 
 def remove(stack: str, timeout: float, volumes: bool = False) -> None:
     """Remove the stack and wait until its containers and networks are gone (and its volumes, if asked)."""
+    label = f"label=com.docker.stack.namespace={stack}"
     if swarm_state() == "active":
         docker("stack", "rm", stack, check=False)
         deadline = time.monotonic() + timeout
-        label = f"label=com.docker.stack.namespace={stack}"
         # `stack rm` returns at once; its containers and networks go away in the background.
         while docker("ps", "-aq", "--filter", label) or docker("network", "ls", "-q", "--filter", label):
             if time.monotonic() > deadline:
                 raise SwarmError(f"stack {stack} still has containers or networks after {timeout:.0f} s")
             time.sleep(1)
-        if volumes:
-            for volume in docker("volume", "ls", "-q", "--filter", label).split():
-                docker("volume", "rm", volume)
+    # The volumes are the node's own: they outlive the stack, and the swarm.
+    if volumes:
+        for volume in docker("volume", "ls", "-q", "--filter", label).split():
+            docker("volume", "rm", volume)
 
 
 def services_left() -> bool:
