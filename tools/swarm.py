@@ -1,6 +1,6 @@
 """The Docker Swarm stack behind the Makefile: `python -m tools.swarm up|update|down|render`.
 
-- up: join nothing, but start a single-node swarm on the loopback if this engine is in none (and say so), deploy
+- up: start a single-node swarm on the loopback if this engine is in none (and say so), deploy
   the stack and wait until every replica is healthy.
 - update: deploy again (e.g. a new APP_IMAGE tag) and wait for the rolling update to complete; exit non-zero if
   swarm rolled it back.
