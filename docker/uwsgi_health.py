@@ -5,7 +5,8 @@ uwsgi-health           liveness: HEALTHCHECK_PATH (/healthz) answers 200
 uwsgi-health --ready   liveness, then readiness: READINESS_PATH (/readyz: database reachable, migrations applied)
                        answers 200; a 404 there means the app has no readiness endpoint, and liveness decides
 
-Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock), HEALTHCHECK_PATH, READINESS_PATH, HEALTHCHECK_HOST (localhost: must be
+Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock; or [host]:port, as the Swarm stack sets it, checked on 127.0.0.1
+when the host is empty), HEALTHCHECK_PATH, READINESS_PATH, HEALTHCHECK_HOST (localhost: must be
 one of the app's allowed hosts), HEALTHCHECK_TIMEOUT (2.5 s per request).
 """
 
@@ -21,6 +22,14 @@ def packet(variables: dict[str, str]) -> bytes:
         for k, v in ((key.encode(), value.encode()) for key, value in variables.items())
     )
     return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def socket_address(value: str) -> tuple[socket.AddressFamily, str | tuple[str, int]]:
+    """A path is a unix socket; [host]:port is TCP (uWSGI's own notation, where ":3031" means every address)."""
+    host, colon, port = value.rpartition(":")
+    if colon and port.isdigit():
+        return socket.AF_INET, (host or "127.0.0.1", int(port))
+    return socket.AF_UNIX, value
 
 
 def get(path: str) -> str:
@@ -40,9 +49,10 @@ def get(path: str) -> str:
         # Marks the probe for uwsgi.ini, which keeps it out of the request log (nginx never sends this variable).
         "HEALTHCHECK": "1",
     }
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    family, address = socket_address(os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(float(os.environ.get("HEALTHCHECK_TIMEOUT", "2.5")))
-        sock.connect(os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
+        sock.connect(address)
         sock.sendall(packet(variables))
         return sock.makefile("rb").readline().decode("latin-1").strip()
 

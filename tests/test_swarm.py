@@ -1,0 +1,220 @@
+"""The Docker Swarm stack (make swarm-up / swarm-update / swarm-down) on a single-node swarm on the loopback.
+
+One stack for the module, under its own name and a free port, deployed with 2 app replicas; the tests scale it to 3,
+roll out a new app image under load, and tear it down, leaving the swarm as they found it (left again if this run
+started it). The tests run in file order: each builds on the one before.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+
+from tests.harness import ROOT, free_port, poll
+from tests.load import Load
+from tools import swarm
+
+pytestmark = pytest.mark.lifecycle
+
+REPLICAS_AT_START = 2
+SCALED = 3
+
+
+@dataclass
+class SwarmStack:
+    name: str
+    env: dict[str, str]
+    base_url: str
+    swarm_was_active: bool
+    # Images the tests built, removed once the stack (whose tasks use them) is gone.
+    images: list[str] = field(default_factory=list)
+
+    def build_image(self, tag: str, dockerfile: str) -> str:
+        self.images.append(tag)
+        build = ["docker", "build", "-q", "-t", tag, "-"]
+        subprocess.run(build, input=dockerfile, text=True, check=True, capture_output=True)
+        return tag
+
+    def make(self, target: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "-s", target],
+            cwd=ROOT,
+            env={**os.environ, **self.env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    def replica_of(self, response: requests.Response) -> str:
+        assert response.status_code == 200, response.text[:200]
+        return response.headers["X-Replica"]
+
+    def running_tasks(self) -> set[str]:
+        """Names of the app's running tasks as X-Replica shows them: <service>.<slot>.<task id>."""
+        return {
+            f"{task['Name']}.{task['ID']}"
+            for task in swarm.tasks(self.name, "app")
+            if task["DesiredState"] == "Running" and task["CurrentState"].startswith("Running")
+        }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[SwarmStack]:
+    secret = tmp_path_factory.mktemp("swarm") / "secret_key"
+    secret.write_text(secrets.token_urlsafe(50))
+    secret.chmod(0o644)
+    port = free_port()
+    name = f"wct-swarm-{secrets.token_hex(3)}"
+    env = {
+        "SWARM_STACK": name,
+        "HTTP_PORT": str(port),
+        "SECRET_KEY_FILE": str(secret),
+        "APP_REPLICAS": str(REPLICAS_AT_START),
+    }
+    was_active = swarm.swarm_state() == "active"
+    deployed = SwarmStack(name=name, env=env, base_url=f"http://127.0.0.1:{port}", swarm_was_active=was_active)
+    try:
+        result = deployed.make("swarm-up")
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield deployed
+    finally:
+        # Whatever the tests left: the stack, its volumes, and a swarm this run started.
+        swarm.remove(name, timeout=120, volumes=True)
+        for image in deployed.images:
+            subprocess.run(["docker", "rmi", image], capture_output=True)
+        if not was_active and swarm.swarm_state() == "active":
+            swarm.leave_swarm()
+        if swarm.started_here(name):
+            swarm.STARTED_MARKER.unlink()
+
+
+@pytest.fixture(scope="module")
+def new_app_image(stack: SwarmStack) -> str:
+    """A new app version to roll out: the app image plus a unique label, so the image (and the task spec) differs."""
+    base = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
+    token = secrets.token_hex(4)
+    dockerfile = f"FROM {base}\nLABEL io.wsgi-chain.rollout={token}\n"
+    return stack.build_image(f"{base.rsplit(':', 1)[0]}:rollout-{token}", dockerfile)
+
+
+def test_the_stack_file_drops_what_swarm_cannot_do_and_reaches_the_replicas_over_tcp():
+    stack_file = swarm.render("wct-render")
+    services = stack_file["services"]
+    for service in services.values():
+        assert not set(service) & set(swarm.UNSUPPORTED), service
+        assert all(m.get("source") not in swarm.SOCKET_VOLUMES for m in service.get("volumes", []))
+    assert not set(swarm.SOCKET_VOLUMES) & set(stack_file["volumes"])
+    assert not set(swarm.HOST_ONLY_SERVICES) & set(services), "the socket listener is one host's"
+    assert services["app"]["environment"]["UWSGI_SOCKET"] == ":3031"
+    assert "UWSGI_ZERG" not in services["app"]["environment"], "each replica binds its own socket"
+    assert services["app"]["deploy"]["update_config"]["order"] == "start-first"
+    assert services["app"]["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert [p["mode"] for p in services["nginx"]["ports"]] == ["host"]
+    upstream = services["nginx"]["configs"][0]
+    assert upstream["target"] == "/etc/nginx/conf.d/upstream.conf"
+    assert "tasks.app:3031" in (ROOT / "nginx/swarm/upstream.conf").read_text()
+
+
+def test_a_services_tmpfs_list_becomes_tmpfs_mounts_swarm_honours():
+    service = {"image": "x", "read_only": True, "tmpfs": ["/run/a", "/run/x:size=64m,mode=1777"], "restart": "no"}
+    swarm.adapt_service(service)
+    assert service["volumes"] == [
+        {"type": "tmpfs", "target": "/run/a"},
+        {"type": "tmpfs", "target": "/run/x", "tmpfs": {"size": 64 << 20}},
+    ]
+    assert "tmpfs" not in service and "restart" not in service
+
+
+def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx(stack):
+    rows = swarm.services(stack.name)
+    assert rows["app"]["Replicas"] == f"{REPLICAS_AT_START}/{REPLICAS_AT_START}"
+    assert rows["nginx"]["Replicas"] == "1/1"
+    response = requests.get(stack.base_url + "/", timeout=10)
+    assert response.status_code == 200
+    assert stack.replica_of(response) in stack.running_tasks()
+
+
+def test_nginx_notices_the_app_scaled_to_three_replicas_and_spreads_requests_over_all_of_them(stack):
+    subprocess.run(
+        ["docker", "service", "scale", "--detach=false", f"{stack.name}_app={SCALED}"], check=True, capture_output=True
+    )
+
+    def scaled() -> set[str] | None:
+        running = stack.running_tasks()
+        return running if len(running) == SCALED else None
+
+    tasks = poll(scaled, timeout=90, what=f"{SCALED} running replicas")
+    assert swarm.services(stack.name)["app"]["Replicas"] == f"{SCALED}/{SCALED}"
+    session = requests.Session()
+
+    def spread() -> Counter | None:
+        seen = Counter(stack.replica_of(session.get(stack.base_url + "/healthz", timeout=10)) for _ in range(60))
+        return seen if set(seen) == tasks else None
+
+    # nginx re-resolves the replicas within its resolver's `valid` (1 s): the new one is served within seconds.
+    seen = poll(spread, timeout=20, interval=0.5, what="requests answered by all 3 replicas")
+    assert min(seen.values()) >= 5, f"round robin should spread 60 requests evenly: {dict(seen)}"
+
+
+def test_rolling_out_a_new_app_version_under_load_fails_no_request(stack, new_app_image, load_report):
+    before = stack.running_tasks()
+    with Load(stack.base_url + "/healthz", clients=4, duration=110, max_requests=60_000) as load:
+        load.wait_for_requests(50)
+        result = stack.make("swarm-update", APP_IMAGE=new_app_image, APP_REPLICAS=str(SCALED))
+    # Requests that reached a replica as it stopped (nginx's error log); nginx retries a GET on the next one.
+    nginx_log = swarm.docker("service", "logs", "--raw", f"{stack.name}_nginx", check=False)
+    retried = sum("upstream" in line and "[error]" in line for line in nginx_log.splitlines())
+    load_report.append(
+        f"swarm rolling update of {SCALED} replicas (start-first, one at a time): {load.result}; "
+        f"nginx upstream errors (a GET is retried on another replica): {retried}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = stack.running_tasks()
+    assert len(after) == SCALED and not after & before, "every replica was replaced"
+    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
+    assert images == {new_app_image}
+    assert load.result.ok > 0
+    assert load.result.failed == 0, f"requests failed during the rollout: {load.result}"
+    # Still spread over the new replicas.
+    session = requests.Session()
+    seen = {stack.replica_of(session.get(stack.base_url + "/healthz", timeout=10)) for _ in range(30)}
+    assert seen == after
+
+
+def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_keep_serving(
+    stack, new_app_image, load_report
+):
+    # The app image with a WSGI module that does not exist: uWSGI refuses to start (need-app), the task fails.
+    dockerfile = f"FROM {new_app_image}\nENV WSGI_MODULE=no_such_module.wsgi:application\n"
+    broken = stack.build_image(f"{new_app_image}-broken", dockerfile)
+    before = stack.running_tasks()
+    with Load(stack.base_url + "/healthz", clients=2, duration=110, max_requests=40_000) as load:
+        load.wait_for_requests(20)
+        result = stack.make("swarm-update", APP_IMAGE=broken, APP_REPLICAS=str(SCALED))
+    load_report.append(f"swarm update to an app that cannot start, rolled back: {load.result}")
+    assert result.returncode != 0
+    assert "rollback" in result.stderr, result.stderr
+    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
+    assert images == {new_app_image}
+    assert stack.running_tasks() == before, "the old replicas were never stopped"
+    assert load.result.ok > 0 and load.result.failed == 0, f"requests failed during the rollback: {load.result}"
+
+
+def test_make_swarm_down_removes_the_stack_and_leaves_the_swarm_as_it_was_found(stack):
+    result = stack.make("swarm-down")
+    assert result.returncode == 0, result.stdout + result.stderr
+    label = f"label=com.docker.stack.namespace={stack.name}"
+    assert not swarm.docker("ps", "-aq", "--filter", label)
+    assert not swarm.docker("network", "ls", "-q", "--filter", label)
+    assert (swarm.swarm_state() == "active") == stack.swarm_was_active
+    with pytest.raises(requests.ConnectionError):
+        requests.get(stack.base_url + "/healthz", timeout=5)
+    # Volumes are kept, as with make down (the fixture removes them).
+    assert swarm.docker("volume", "ls", "-q", "--filter", label) == f"{stack.name}_app-data"

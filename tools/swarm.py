@@ -1,0 +1,308 @@
+"""The Docker Swarm stack behind the Makefile: `python -m tools.swarm up|update|down|render`.
+
+- up: start a single-node swarm on the loopback if this engine is in none (and say so), deploy
+  the stack and wait until every replica is healthy.
+- update: deploy again (e.g. a new APP_IMAGE tag) and wait for the rolling update to complete; exit non-zero if
+  swarm rolled it back.
+- down: remove the stack and wait until its tasks and networks are gone; leave the swarm if `up` started it.
+- render: print the stack file.
+
+The stack file is compose.yaml + compose.swarm.yaml, merged and interpolated by `docker compose config`, minus
+what `docker stack deploy` (Docker 20.10) cannot do. Settings from the environment (README's configuration
+table): SWARM_STACK, APP_REPLICAS, HTTP_PORT, APP_IMAGE, NGINX_IMAGE, SECRET_KEY_FILE, UP_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tools.compose import ROOT, Compose
+from tools.stack import DEFAULT_SECRET_FILE, ensure_secret_key
+
+BUILD_DIR = ROOT / ".build" / "swarm"
+# Written by `up` when it started the swarm, naming the stack: only `down` of that stack leaves the swarm again.
+STARTED_MARKER = BUILD_DIR / "swarm-started-here"
+# compose.yaml's unix socket volumes (nginx's socket, and the listener's private one), shared on one host, and the
+# listener that owns nginx's socket there: not part of the stack, where nginx reaches the replicas over TCP.
+SOCKET_VOLUMES = ("uwsgi-socket", "uwsgi-zerg")
+HOST_ONLY_SERVICES = ("listener",)
+# Compose keys that `docker stack deploy` rejects or ignores with a warning.
+UNSUPPORTED = ("build", "depends_on", "pull_policy", "restart", "profiles", "container_name")
+
+
+class SwarmError(RuntimeError):
+    """Something the operator must fix; the message says what."""
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name) or default
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise SwarmError(f"docker {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout.strip()
+
+
+# --- the swarm itself ---------------------------------------------------------------------------------------------
+
+
+def swarm_state() -> str:
+    """'active', 'inactive', 'pending', ... as the engine reports it."""
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}")
+
+
+def ensure_swarm() -> bool:
+    """Start a single-node swarm on the loopback unless the engine is in one; True if this call started it."""
+    state = swarm_state()
+    if state == "active":
+        return False
+    if state != "inactive":
+        raise SwarmError(f"this engine's swarm state is {state!r}; resolve it (docker info) and retry")
+    # The loopback: a single-node swarm advertises nothing to the network.
+    docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    print("swarm: started a single-node swarm on 127.0.0.1 (make swarm-down leaves it again)")
+    return True
+
+
+def leave_swarm() -> None:
+    docker("swarm", "leave", "--force")
+
+
+# --- the stack file -----------------------------------------------------------------------------------------------
+
+
+def byte_count(size: str) -> int:
+    """'64m' -> 67108864: the stack file wants tmpfs sizes in bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    size = size.strip().lower().removesuffix("b")
+    if size[-1:] in units:
+        return int(size[:-1]) * units[size[-1]]
+    return int(size)
+
+
+def adapt_service(service: dict[str, Any]) -> None:
+    """One service of `docker compose config`'s output, made fit for `docker stack deploy` (in place)."""
+    for key in UNSUPPORTED:
+        service.pop(key, None)
+    # Unset optional variables (e.g. UWSGI_WORKERS) stay unset rather than becoming empty.
+    service["environment"] = {k: v for k, v in (service.get("environment") or {}).items() if v is not None}
+    # The socket volume is one host's: here nginx reaches the replicas over TCP (UWSGI_SOCKET in the overlay).
+    mounts = [m for m in service.get("volumes", []) if m.get("source") not in SOCKET_VOLUMES]
+    # Swarm silently drops the service-level `tmpfs` list (with `read_only`, /tmp would be read-only): the same
+    # directories become tmpfs mounts, which it honours.
+    for entry in service.pop("tmpfs", None) or []:
+        target, _, options = entry.partition(":")
+        mount: dict[str, Any] = {"type": "tmpfs", "target": target}
+        size = dict(o.partition("=")[::2] for o in options.split(",") if o).get("size")
+        if size:
+            mount["tmpfs"] = {"size": byte_count(size)}
+        mounts.append(mount)
+    if mounts:
+        service["volumes"] = mounts
+    else:
+        service.pop("volumes", None)
+    ports = []
+    for port in service.get("ports", []):
+        # On the node itself (host mode), not the routing mesh: nginx sees the client's own address (the mesh
+        # rewrites it), and no IPVS is needed. Swarm cannot bind one address: every address of the node.
+        published = int(port["published"])
+        ports.append({"target": port["target"], "published": published, "protocol": "tcp", "mode": "host"})
+    if ports:
+        service["ports"] = ports
+    for item in service.get("configs", []):
+        if isinstance(item.get("mode"), str):
+            item["mode"] = int(item["mode"], 8)  # compose prints it as an octal string
+
+
+def render(stack: str) -> dict[str, Any]:
+    """compose.yaml + compose.swarm.yaml as a stack file Docker 20.10's `docker stack deploy` takes."""
+    out = Compose(files=("compose.yaml", "compose.swarm.yaml")).run("config", capture=True).stdout
+    config = yaml.safe_load(out)
+    # 20.10's stack loader needs a file format version; 3.9 has every key used here.
+    stack_file: dict[str, Any] = {"version": "3.9"}
+    for name in HOST_ONLY_SERVICES:
+        config["services"].pop(name, None)
+    for service in config["services"].values():
+        adapt_service(service)
+    stack_file["services"] = config["services"]
+    for section in ("networks", "volumes", "secrets", "configs"):
+        entries = {}
+        for name, entry in (config.get(section) or {}).items():
+            if section == "volumes" and name in SOCKET_VOLUMES:
+                continue
+            entry = dict(entry or {})
+            # Compose names them after its project; the stack's own namespace must apply instead.
+            entry.pop("name", None)
+            if section == "configs":
+                # Configs are immutable: a changed file gets a new name, so a redeploy replaces it.
+                digest = hashlib.sha256(Path(entry["file"]).read_bytes()).hexdigest()[:12]
+                entry["name"] = f"{stack}_{name}-{digest}"
+            entries[name] = entry
+        if entries:
+            stack_file[section] = entries
+    return stack_file
+
+
+def write_stack_file(stack: str) -> Path:
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    path = BUILD_DIR / f"{stack}.yaml"
+    path.write_text(yaml.safe_dump(render(stack), sort_keys=False))
+    return path
+
+
+# --- deploy, wait, remove -----------------------------------------------------------------------------------------
+
+
+def services(stack: str) -> dict[str, dict[str, Any]]:
+    out = docker("stack", "services", stack, "--format", "{{json .}}", check=False)
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {row["Name"].removeprefix(f"{stack}_"): row for row in rows}
+
+
+def inspect_service(stack: str, service: str) -> dict[str, Any]:
+    return json.loads(docker("service", "inspect", f"{stack}_{service}"))[0]
+
+
+def tasks(stack: str, service: str) -> list[dict[str, Any]]:
+    out = docker("service", "ps", f"{stack}_{service}", "--no-trunc", "--format", "{{json .}}", check=False)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def converged(stack: str) -> tuple[bool, str]:
+    """Every long-running service has all its replicas running (healthy: swarm counts a task with a health check as
+    running only once it passes), and the migrate one-shot completed."""
+    rows = services(stack)
+    if not rows:
+        return False, "no services yet"
+    pending = []
+    for name, row in rows.items():
+        if name == "migrate":
+            # The newest task (listed first) has run to completion.
+            latest = [t["CurrentState"].split()[0] for t in tasks(stack, name)][:1]
+            if latest and latest[0] in ("Failed", "Rejected"):
+                raise SwarmError(f"{stack}_migrate failed: docker service logs {stack}_migrate")
+            if latest != ["Complete"]:
+                pending.append(f"migrate {latest}")
+            continue
+        running, _, wanted = row["Replicas"].partition("/")
+        if running != wanted.split()[0]:
+            pending.append(f"{name} {row['Replicas']}")
+        status = inspect_service(stack, name).get("UpdateStatus") or {}
+        if status.get("State") in ("updating", "rollback_started"):
+            pending.append(f"{name} {status['State']}")
+    return not pending, ", ".join(pending)
+
+
+def wait(stack: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        done, pending = converged(stack)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            raise SwarmError(f"stack {stack} did not converge within {timeout:.0f} s: {pending}")
+        time.sleep(1)
+    for name in services(stack):
+        status = inspect_service(stack, name).get("UpdateStatus") or {}
+        if status.get("State", "").startswith("rollback") or status.get("State") == "paused":
+            raise SwarmError(f"{stack}_{name}: update {status['State']}: {status.get('Message', '')}")
+
+
+def deploy(stack: str) -> None:
+    path = write_stack_file(stack)
+    # No registry: the images are this engine's own (--resolve-image never keeps swarm from asking one).
+    docker("stack", "deploy", "--resolve-image", "never", "--prune", "-c", str(path), stack, timeout=300)
+
+
+def up(stack: str, timeout: float) -> None:
+    ensure_secret_key(Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE))
+    if ensure_swarm():
+        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        STARTED_MARKER.write_text(stack + "\n")
+    deploy(stack)
+    wait(stack, timeout)
+    port = env("HTTP_PORT", "8080")
+    print(f"swarm: stack {stack} is up on http://127.0.0.1:{port}/ (published on every address of the node)")
+
+
+def update(stack: str, timeout: float) -> None:
+    if not services(stack):
+        raise SwarmError(f"no stack {stack!r} to update: make swarm-up first")
+    deploy(stack)
+    wait(stack, timeout)
+    print(f"swarm: stack {stack} updated")
+
+
+def down(stack: str, timeout: float, volumes: bool = False) -> None:
+    remove(stack, timeout, volumes)
+    if started_here(stack):
+        if not services_left():
+            leave_swarm()
+            print("swarm: left the swarm make swarm-up had started")
+        else:
+            print("swarm: other stacks still run in the swarm make swarm-up started; not leaving it")
+        STARTED_MARKER.unlink()
+
+
+def started_here(stack: str) -> bool:
+    """Whether `up` of this stack started the swarm (the marker names the stack)."""
+    return STARTED_MARKER.exists() and STARTED_MARKER.read_text().strip() == stack
+
+
+def remove(stack: str, timeout: float, volumes: bool = False) -> None:
+    """Remove the stack and wait until its containers and networks are gone (and its volumes, if asked)."""
+    label = f"label=com.docker.stack.namespace={stack}"
+    if swarm_state() == "active":
+        docker("stack", "rm", stack, check=False)
+        deadline = time.monotonic() + timeout
+        # `stack rm` returns at once; its containers and networks go away in the background.
+        while docker("ps", "-aq", "--filter", label) or docker("network", "ls", "-q", "--filter", label):
+            if time.monotonic() > deadline:
+                raise SwarmError(f"stack {stack} still has containers or networks after {timeout:.0f} s")
+            time.sleep(1)
+    # The volumes are the node's own: they outlive the stack, and the swarm.
+    if volumes:
+        for volume in docker("volume", "ls", "-q", "--filter", label).split():
+            docker("volume", "rm", volume)
+
+
+def services_left() -> bool:
+    return swarm_state() == "active" and bool(docker("service", "ls", "-q"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "update", "down", "render"])
+    parser.add_argument("--volumes", action="store_true", help="down: also remove the stack's volumes")
+    args = parser.parse_args()
+    stack = env("SWARM_STACK", "wsgi-chain")
+    timeout = float(env("UP_TIMEOUT", "120"))
+    try:
+        if args.command == "up":
+            up(stack, timeout)
+        elif args.command == "update":
+            update(stack, max(timeout, 300))
+        elif args.command == "down":
+            down(stack, timeout, volumes=args.volumes)
+        else:
+            print(yaml.safe_dump(render(stack), sort_keys=False), end="")
+    except SwarmError as exc:
+        print(f"swarm: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
