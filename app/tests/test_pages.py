@@ -9,8 +9,8 @@ from microposts import __version__
 from microposts.models import Micropost
 
 
-def test_the_version_is_0_2_0():
-    assert __version__ == "0.2.0"
+def test_the_version_is_0_3_0():
+    assert __version__ == "0.3.0"
 
 
 def test_the_home_page_names_the_app_and_its_version(client):
