@@ -329,7 +329,8 @@ def test_every_image_is_pinned_to_a_version_tag(docs):
 
 def test_no_service_exposes_the_uwsgi_socket_or_stats(docs):
     app = containers(docs)["app"]
-    assert "ports" not in app, "uWSGI listens on a unix socket and its loopback stats server only"
+    app_ports = {p["name"]: p["containerPort"] for p in app.get("ports", [])}
+    assert app_ports == {"metrics": 9117}, "uWSGI: a unix socket and a loopback stats server; the exporter's port only"
     nginx_ports = {p["name"]: p["containerPort"] for p in containers(docs)["nginx"]["ports"]}
     for service in of_kind(docs, "Service"):
         for port in service["spec"]["ports"]:
