@@ -78,6 +78,9 @@ def ensure_swarm() -> bool:
 
 def leave_swarm() -> None:
     docker("swarm", "leave", "--force")
+    # `swarm init` also made the docker_gwbridge network, which leaving keeps: remove it too (it fails, harmlessly,
+    # while some container still uses it).
+    docker("network", "rm", "docker_gwbridge", check=False)
 
 
 # --- the stack file -----------------------------------------------------------------------------------------------
