@@ -78,34 +78,42 @@ def files_for(point: Point, workdir: Path) -> dict[str, str]:
         "BENCH_SWEEP_UWSGI_INI": str(UWSGI_INI),
     }
     if point.drop_from_ini:
-        ini = workdir / f"uwsgi-{point.key}.ini"
         pattern = "|".join(re.escape(name) for name in point.drop_from_ini)
-        text, count = re.subn(rf"^({pattern})\s*=.*\n", "", UWSGI_INI.read_text(), flags=re.M)
-        if count != len(point.drop_from_ini):
-            raise RuntimeError(f"{UWSGI_INI} does not set all of {point.drop_from_ini}")
-        ini.write_text(text)
-        ini.chmod(0o644)
-        env["BENCH_SWEEP_UWSGI_INI"] = str(ini)
-    if point.nginx_workers:
-        conf = workdir / f"nginx-{point.key}.conf"
-        text, count = re.subn(
-            r"^worker_processes\s+\S+;", f"worker_processes {point.nginx_workers};", NGINX_CONF.read_text(), flags=re.M
+        env["BENCH_SWEEP_UWSGI_INI"] = edited_copy(
+            UWSGI_INI,
+            workdir / f"uwsgi-{point.key}.ini",
+            (rf"^({pattern})\s*=.*\n", ""),
+            len(point.drop_from_ini),
+            f"does not set all of {point.drop_from_ini}",
         )
-        if count != 1:
-            raise RuntimeError(f"{NGINX_CONF} has no worker_processes line to vary")
-        conf.write_text(text)
-        conf.chmod(0o644)
-        env["BENCH_SWEEP_NGINX_CONF"] = str(conf)
+    if point.nginx_workers:
+        env["BENCH_SWEEP_NGINX_CONF"] = edited_copy(
+            NGINX_CONF,
+            workdir / f"nginx-{point.key}.conf",
+            (r"^worker_processes\s+\S+;", f"worker_processes {point.nginx_workers};"),
+            1,
+            "has no worker_processes line to vary",
+        )
     if point.tcp:
         env["BENCH_SWEEP_UPSTREAM"] = str(UPSTREAM_TCP)
     if point.access_log_buffer:
-        conf = workdir / f"logging-{point.key}.conf"
-        text, count = re.subn(
-            r"^access_log (\S+) (\S+);", r"access_log \1 \2 buffer=64k flush=1s;", LOGGING_CONF.read_text(), flags=re.M
+        env["BENCH_SWEEP_LOGGING"] = edited_copy(
+            LOGGING_CONF,
+            workdir / f"logging-{point.key}.conf",
+            (r"^access_log (\S+) (\S+);", r"access_log \1 \2 buffer=64k flush=1s;"),
+            1,
+            "has no access_log line to buffer",
         )
-        if count != 1:
-            raise RuntimeError(f"{LOGGING_CONF} has no access_log line to buffer")
-        conf.write_text(text)
-        conf.chmod(0o644)
-        env["BENCH_SWEEP_LOGGING"] = str(conf)
     return env
+
+
+def edited_copy(source: Path, copy: Path, edit: tuple[str, str], edits: int, missing: str) -> str:
+    """Write `source` with every match of edit's pattern (multiline) replaced to `copy`, readable by the
+    containers; fail unless there were exactly `edits` matches (the file changed under the sweep)."""
+    pattern, replacement = edit
+    text, count = re.subn(pattern, replacement, source.read_text(), flags=re.M)
+    if count != edits:
+        raise RuntimeError(f"{source} {missing}")
+    copy.write_text(text)
+    copy.chmod(0o644)
+    return str(copy)
