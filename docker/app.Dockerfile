@@ -79,8 +79,10 @@ COPY uwsgi/listener.ini /etc/uwsgi/listener.ini
 COPY docker/app-entrypoint.sh /usr/local/bin/app-entrypoint
 COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
 COPY docker/check_app.py /usr/local/bin/check-app
-COPY docker/uwsgi_ctl.py /usr/local/bin/uwsgi-ctl
-COPY docker/metrics_exporter.py /usr/local/bin/metrics-exporter
+# uwsgi-ctl and the metrics exporter share one stats client: both modules in one directory, run through links.
+COPY docker/uwsgi_ctl.py docker/metrics_exporter.py /usr/local/lib/wsgi-chain/
+RUN ln -s /usr/local/lib/wsgi-chain/uwsgi_ctl.py /usr/local/bin/uwsgi-ctl; \
+    ln -s /usr/local/lib/wsgi-chain/metrics_exporter.py /usr/local/bin/metrics-exporter
 
 # The user is created in this image (or its base) with a fixed uid, so the name resolves.
 # hadolint ignore=DL3066

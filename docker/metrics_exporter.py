@@ -16,32 +16,23 @@ No UWSGI_* variables: uWSGI reads those as its options.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import socket
 import sys
 import urllib.request
 from collections.abc import Iterator
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+# Installed beside this module (docker/app.Dockerfile): the stats server's address and client, in one place.
+import uwsgi_ctl
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-STATS = ("127.0.0.1", 1717)
 TIMEOUT = 2.0
-
-
-def uwsgi_stats() -> dict:
-    with socket.create_connection(STATS, timeout=TIMEOUT) as conn:
-        chunks = []
-        while data := conn.recv(65536):
-            chunks.append(data)
-    return json.loads(b"".join(chunks))
 
 
 class UwsgiCollector(Collector):
@@ -50,7 +41,7 @@ class UwsgiCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("uwsgi_up", "1 when uWSGI's stats server answered this scrape")
         try:
-            stats = uwsgi_stats()
+            stats = uwsgi_ctl.stats(timeout=TIMEOUT)
         except (OSError, ValueError):
             up.add_metric([], 0)
             yield up

@@ -17,8 +17,9 @@ FIFO = "/tmp/uwsgi-master.fifo"  # noqa: S108 - the container's own /tmp
 STATS = ("127.0.0.1", 1717)
 
 
-def stats() -> dict:
-    with socket.create_connection(STATS, timeout=3) as conn:
+def stats(timeout: float = 3) -> dict:
+    """The stats server's JSON (uwsgi-ctl stats, the metrics exporter)."""
+    with socket.create_connection(STATS, timeout=timeout) as conn:
         chunks = []
         while data := conn.recv(65536):
             chunks.append(data)
