@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tools.compose import ROOT, Compose
+from tools.stack import TOPOLOGIES
 
 T = TypeVar("T")
 
@@ -101,9 +102,6 @@ def json_lines(text: str) -> list[dict]:
     return records
 
 
-TOPOLOGY_FILES = {"split": "compose.yaml", "single": "compose.single.yaml"}
-
-
 class OwnStack:
     """A stack under its own compose project name, on a free loopback port; always torn down.
 
@@ -120,7 +118,7 @@ class OwnStack:
         secret.chmod(0o644)
         self.compose = Compose(
             project=self.project,
-            files=(TOPOLOGY_FILES[topology],),
+            files=(TOPOLOGIES[topology],),
             env={
                 "HTTP_BIND": "127.0.0.1",
                 "HTTP_PORT": str(self.port),
