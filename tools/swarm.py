@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Any
 import yaml
 
 from tools.compose import ROOT, Compose
-from tools.stack import DEFAULT_SECRET_FILE, ensure_secret_key
+from tools.stack import DEFAULT_SECRET_FILE, ensure_secret_key, env
 
 BUILD_DIR = ROOT / ".build" / "swarm"
 # Written by `up` when it started the swarm, naming the stack: only `down` of that stack leaves the swarm again.
@@ -42,10 +41,6 @@ UNSUPPORTED = ("build", "depends_on", "pull_policy", "restart", "profiles", "con
 
 class SwarmError(RuntimeError):
     """Something the operator must fix; the message says what."""
-
-
-def env(name: str, default: str = "") -> str:
-    return os.environ.get(name) or default
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
