@@ -52,7 +52,7 @@ class UwsgiCollector(Collector):
         workers = stats.get("workers", [])
         by_status: dict[str, int] = {"idle": 0, "busy": 0}
         for worker in workers:
-            status = "busy" if worker.get("status") == "busy" else worker.get("status", "unknown")
+            status = worker.get("status", "unknown")
             # uWSGI reports "sig" / "pause" / "cheap" besides idle and busy; each gets its own label value.
             by_status[status] = by_status.get(status, 0) + 1
         count = GaugeMetricFamily("uwsgi_workers", "Workers by status", labels=["status"])
