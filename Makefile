@@ -125,7 +125,7 @@ bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and grania
 verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=docker://... APP_HOST=... BASE_URL=...)
 	$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
 
-clean: down ## Remove the stack's volumes, the test virtualenv and build leftovers
+clean: ## Stop the stack and remove its volumes, the test virtualenv and build leftovers
 	docker compose down -v --remove-orphans
 	docker images -q 'wsgi-chain-test/*' | xargs -r docker rmi -f
 	rm -rf $(VENV) .build .pytest_cache
