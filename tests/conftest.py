@@ -13,6 +13,7 @@ import requests
 import testinfra
 
 from tests.harness import ROOT, Deployment, OwnStack, free_port
+from tools.compose import write_secret_key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,9 +92,7 @@ def _with_base(request, base_url: str):
 @pytest.fixture
 def make_env(tmp_path) -> Iterator[dict[str, str]]:
     """Settings for a `make up` of its own: project name, free port, secret; torn down afterwards."""
-    secret = tmp_path / "secret_key"
-    secret.write_text(secrets.token_urlsafe(50))
-    secret.chmod(0o644)
+    secret = write_secret_key(tmp_path / "secret_key")
     project = f"wct-make-{secrets.token_hex(3)}"
     env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
     yield env

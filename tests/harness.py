@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from tools.compose import ROOT, Compose
+from tools.compose import ROOT, Compose, write_secret_key
 from tools.stack import TOPOLOGIES
 
 T = TypeVar("T")
@@ -113,9 +113,7 @@ class OwnStack:
         self.project = f"{prefix}-{secrets.token_hex(3)}"
         self.port = free_port()
         self.topology = topology
-        secret = workdir / "secret_key"
-        secret.write_text(secrets.token_urlsafe(50))
-        secret.chmod(0o644)
+        secret = write_secret_key(workdir / "secret_key")
         self.compose = Compose(
             project=self.project,
             files=(TOPOLOGIES[topology],),

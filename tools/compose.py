@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,3 +80,11 @@ class Compose:
         if tail is not None:
             args += ["--tail", str(tail)]
         return self.run(*args, service, capture=True, check=False).stdout
+
+
+def write_secret_key(path: Path) -> Path:
+    """A new random SECRET_KEY in `path` (the app strips the newline), readable by the containers' unprivileged
+    users through the bind mount: keep it in a folder only its owner can enter."""
+    path.write_text(secrets.token_urlsafe(50) + "\n")
+    path.chmod(0o644)
+    return path

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.compose import ROOT
+from tools.compose import ROOT, write_secret_key
 from tools.tls import self_signed
 
 BIN = Path(sys.executable).parent
@@ -87,7 +87,7 @@ def compose() -> list[str]:
     # A secret file must exist for the secret to validate; a throwaway one, never the real key.
     secret = ROOT / ".build" / "lint-secret"
     secret.parent.mkdir(exist_ok=True)
-    secret.write_text(secrets.token_urlsafe(50))
+    write_secret_key(secret)
     for files, env in COMPOSE_SETS:
         argv = ["docker", "compose", "--project-directory", str(ROOT)]
         for file in files:

@@ -16,13 +16,12 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tools.compose import ROOT, Compose
+from tools.compose import ROOT, Compose, write_secret_key
 
 DEFAULT_APP_SRC = "app"
 DEFAULT_SECRET_FILE = ROOT / ".secrets" / "secret_key"
@@ -173,9 +172,8 @@ def ensure_secret_key(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.write_text(secrets.token_urlsafe(50) + "\n")
     # Readable by the container's unprivileged user through the bind mount; the folder itself is 0700.
-    path.chmod(0o644)
+    write_secret_key(path)
     print(f"up: generated a secret key in {path}")
 
 

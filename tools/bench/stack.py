@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tools.bench.plan import STATIC_FILE, STATIC_SIZE
 from tools.bench.settings import Settings
-from tools.compose import ROOT, Compose
+from tools.compose import ROOT, Compose, write_secret_key
 
 FILES = ("compose.yaml", "bench/compose.bench.yaml")
 # Services that run the bench's app-server image (the app image plus hello, gunicorn and granian).
@@ -41,10 +41,7 @@ class BenchStack:
 
     def _env(self) -> dict[str, str]:
         s = self.settings
-        secret = self.workdir / "secret_key"
-        secret.write_text(secrets.token_urlsafe(50))
-        # Read by the containers' unprivileged users through the bind mount.
-        secret.chmod(0o644)
+        secret = write_secret_key(self.workdir / "secret_key")
         return {
             "APP_IMAGE": s.app_image,
             "NGINX_IMAGE": s.nginx_image,
