@@ -267,7 +267,7 @@ def test_every_container_of_the_deployment_has_readiness_and_liveness_probes(doc
         assert "livenessProbe" in container, name
     app = containers(docs)["app"]
     # Ready means database reachable and migrations applied; alive means the workers answer, whatever the database.
-    assert "HEALTHCHECK_PATH=/readyz" in app["readinessProbe"]["exec"]["command"]
+    assert app["readinessProbe"]["exec"]["command"] == ["uwsgi-health", "--ready"]
     assert app["livenessProbe"]["exec"]["command"] == ["uwsgi-health"]
     assert "startupProbe" in app
 
