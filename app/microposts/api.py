@@ -31,14 +31,11 @@ class UserCollection(generics.ListCreateAPIView):
 
     def get_queryset(self):
         owner = get_object_or_404(get_user_model(), username=self.kwargs["username"])
-        return Micropost.objects.filter(user=owner).select_related("user", "referenced").order_by("-created", "-id")
+        return Micropost.objects.filter(user=owner).select_related("user", "referenced")
 
     def perform_create(self, serializer: MicropostSerializer) -> None:
         # The permission check made sure the authenticated user is the collection's owner.
         serializer.save(user=self.request.user)
-
-    def get_success_headers(self, data) -> dict[str, str]:
-        return {"Location": data["href"]}
 
 
 class UserMicropost(generics.RetrieveUpdateDestroyAPIView):

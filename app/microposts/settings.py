@@ -194,6 +194,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "microposts.pagination.Pagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
+    # A created post's `Location` header is its `href` (DRF takes it from this field of the response).
+    "URL_FIELD_NAME": "href",
 }
 
 
