@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -97,7 +96,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
-            "pid": os.getpid(),
+            "pid": record.process,
         }
         request = getattr(record, "request", None)
         if isinstance(request, HttpRequest):
