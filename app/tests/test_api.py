@@ -272,10 +272,14 @@ def test_the_owner_deletes_a_post(as_alice, alices_post):
     assert as_alice.get(detail(alices_post)).status_code == 404
 
 
-@pytest.mark.parametrize(
+# The three ways to change a post, for the checks of who may.
+CHANGES = pytest.mark.parametrize(
     "method, payload",
     [("put", {"text": "changed"}), ("patch", {"text": "changed"}), ("delete", None)],
 )
+
+
+@CHANGES
 def test_changing_a_post_without_credentials_is_401(anonymous, alices_post, method, payload):
     response = getattr(anonymous, method)(detail(alices_post), payload, format="json")
     assert response.status_code == 401
@@ -283,10 +287,7 @@ def test_changing_a_post_without_credentials_is_401(anonymous, alices_post, meth
     assert alices_post.text == "Alice's first post"
 
 
-@pytest.mark.parametrize(
-    "method, payload",
-    [("put", {"text": "changed"}), ("patch", {"text": "changed"}), ("delete", None)],
-)
+@CHANGES
 def test_changing_another_users_post_is_403(as_bob, alices_post, method, payload):
     response = getattr(as_bob, method)(detail(alices_post), payload, format="json")
     assert response.status_code == 403
@@ -294,10 +295,7 @@ def test_changing_another_users_post_is_403(as_bob, alices_post, method, payload
     assert alices_post.text == "Alice's first post"
 
 
-@pytest.mark.parametrize(
-    "method, payload",
-    [("put", {"text": "changed"}), ("patch", {"text": "changed"}), ("delete", None)],
-)
+@CHANGES
 def test_changing_another_users_post_through_ones_own_collection_is_404(as_alice, bobs_post, method, payload):
     response = getattr(as_alice, method)(detail(bobs_post, username="alice"), payload, format="json")
     assert response.status_code == 404

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from microposts import __version__
 from microposts.models import Micropost
 
@@ -50,11 +49,10 @@ def test_posts_are_registered_in_the_admin():
 
 
 @pytest.mark.django_db
-def test_the_admin_lists_and_searches_posts(client, alice, bob):
+def test_the_admin_lists_and_searches_posts(admin_client, alice, bob):
+    client = admin_client
     Micropost.objects.create(user=alice, text="needle in the admin")
     Micropost.objects.create(user=bob, text="haystack")
-    root = get_user_model().objects.create_superuser("root", password=None)
-    client.force_login(root)
     listing = client.get("/admin/microposts/micropost/")
     assert listing.status_code == 200
     assert "needle in the admin" in listing.content.decode()
@@ -64,9 +62,8 @@ def test_the_admin_lists_and_searches_posts(client, alice, bob):
 
 
 @pytest.mark.django_db
-def test_the_admin_edits_a_post_without_touching_its_timestamp(client, alices_post):
-    root = get_user_model().objects.create_superuser("root", password=None)
-    client.force_login(root)
+def test_the_admin_edits_a_post_without_touching_its_timestamp(admin_client, alices_post):
+    client = admin_client
     form = client.get(f"/admin/microposts/micropost/{alices_post.pk}/change/")
     assert form.status_code == 200
     response = client.post(
