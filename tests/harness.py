@@ -15,16 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from tools.compose import ROOT, Compose, write_secret_key
+from tools.compose import ROOT, Compose, free_port, write_secret_key
 from tools.stack import TOPOLOGIES
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def poll(probe: Callable[[], T], timeout: float = 20, interval: float = 0.2, what: str = "condition") -> T:

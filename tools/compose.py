@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,3 +89,10 @@ def write_secret_key(path: Path) -> Path:
     path.write_text(secrets.token_urlsafe(50) + "\n")
     path.chmod(0o644)
     return path
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback now, for a stack's published port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

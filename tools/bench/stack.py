@@ -7,7 +7,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,17 +14,11 @@ from pathlib import Path
 
 from tools.bench.plan import STATIC_FILE, STATIC_SIZE
 from tools.bench.settings import Settings
-from tools.compose import ROOT, Compose, write_secret_key
+from tools.compose import ROOT, Compose, free_port, write_secret_key
 
 FILES = ("compose.yaml", "bench/compose.bench.yaml")
 # Services that run the bench's app-server image (the app image plus hello, gunicorn and granian).
 ALT_SERVICES = {"hello-app", "bare-hello", "gunicorn", "gunicorn-rec", "gunicorn-hello", "granian", "granian-hello"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BenchStack:
