@@ -8,10 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tools.compose import ROOT
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+from tools.stack import env
 
 
 def _tag(image: str) -> str:
@@ -44,29 +41,29 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        app_image = _env("APP_IMAGE", "wsgi-chain/app:latest")
-        base_image = _env("BASE_IMAGE", "debian:trixie-slim")
+        app_image = env("APP_IMAGE", "wsgi-chain/app:latest")
+        base_image = env("BASE_IMAGE", "debian:trixie-slim")
         cores = os.cpu_count() or 1
         return cls(
-            duration=float(_env("BENCH_DURATION", "10")),
-            warmup=float(_env("BENCH_WARMUP", "2")),
-            connections=int(_env("BENCH_CONNECTIONS", "64")),
-            wrk_threads=int(_env("BENCH_WRK_THREADS", "2")),
-            wrk_timeout=_env("BENCH_WRK_TIMEOUT", "5s"),
+            duration=float(env("BENCH_DURATION", "10")),
+            warmup=float(env("BENCH_WARMUP", "2")),
+            connections=int(env("BENCH_CONNECTIONS", "64")),
+            wrk_threads=int(env("BENCH_WRK_THREADS", "2")),
+            wrk_timeout=env("BENCH_WRK_TIMEOUT", "5s"),
             # The DB-reading endpoint; switch to the microposts API once it exists.
-            db_path=_env("BENCH_DB_PATH", "/readyz"),
-            workers=int(_env("UWSGI_WORKERS", "2")),
+            db_path=env("BENCH_DB_PATH", "/readyz"),
+            workers=int(env("UWSGI_WORKERS", "2")),
             # gunicorn's documented recommendation: (2 x cores) + 1.
-            gunicorn_rec_workers=int(_env("BENCH_GUNICORN_REC_WORKERS", str(2 * cores + 1))),
-            memory_warmup=float(_env("BENCH_MEMORY_WARMUP", "5")),
-            out_dir=Path(_env("BENCH_OUT", str(ROOT / "results" / "bench"))),
+            gunicorn_rec_workers=int(env("BENCH_GUNICORN_REC_WORKERS", str(2 * cores + 1))),
+            memory_warmup=float(env("BENCH_MEMORY_WARMUP", "5")),
+            out_dir=Path(env("BENCH_OUT", str(ROOT / "results" / "bench"))),
             app_image=app_image,
-            nginx_image=_env("NGINX_IMAGE", "wsgi-chain/nginx:latest"),
+            nginx_image=env("NGINX_IMAGE", "wsgi-chain/nginx:latest"),
             base_image=base_image,
             # One tag per app image, so runs against different app images never share a bench image.
-            alt_image=_env("BENCH_ALT_IMAGE", f"wsgi-chain-bench/alt:{_tag(app_image)}"),
-            wrk_image=_env("BENCH_WRK_IMAGE", f"wsgi-chain-bench/wrk:{_tag(base_image)}"),
-            up_timeout=int(_env("BENCH_UP_TIMEOUT", "240")),
+            alt_image=env("BENCH_ALT_IMAGE", f"wsgi-chain-bench/alt:{_tag(app_image)}"),
+            wrk_image=env("BENCH_WRK_IMAGE", f"wsgi-chain-bench/wrk:{_tag(base_image)}"),
+            up_timeout=int(env("BENCH_UP_TIMEOUT", "240")),
         )
 
     def for_smoke(self) -> Settings:
