@@ -4,6 +4,7 @@ the tuning sweep, then tear it all down. Returns the results as one JSON-able di
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
@@ -125,7 +126,7 @@ class Runner:
 
     def sweep(self) -> list[dict]:
         rows = []
-        for point in sweep.points(self.stack_cores()):
+        for point in sweep.points(os.cpu_count() or 1):
             try:
                 self.stack.restart(["sweep-app", "sweep-nginx"], sweep.files_for(point, self.stack.workdir))
             except RuntimeError as exc:
@@ -135,9 +136,6 @@ class Runner:
             entry = self.measure(f"sweep.{point.key}", "http://sweep-nginx:8080/healthz", "sweep-app")
             rows.append({"point": asdict(point), **entry})
         return rows
-
-    def stack_cores(self) -> int:
-        return machine.describe()["cores"] or 1
 
 
 def run(settings: Settings) -> dict:
