@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.harness import ROOT, docker
+from tests.harness import ROOT, docker, project_containers
 
 pytestmark = pytest.mark.lifecycle
 
@@ -49,6 +49,6 @@ def test_the_bench_harness_runs_and_writes_json_markdown_and_png(tmp_path):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
 
     # The bench project is gone: no container or volume of it is left.
+    assert project_containers(data["project"]) == {}
     project = f"label=com.docker.compose.project={data['project']}"
-    assert docker("ps", "-a", "--filter", project, "--format", "{{.Names}}").strip() == ""
     assert docker("volume", "ls", "--filter", project, "--format", "{{.Name}}").strip() == ""
