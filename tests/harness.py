@@ -21,6 +21,17 @@ from tools.stack import TOPOLOGIES
 T = TypeVar("T")
 
 
+def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:
+    """Send bytes as they are to a published port (loopback only) and read until the server closes: for requests
+    an HTTP client would refuse to send, or would encode."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def poll(probe: Callable[[], T], timeout: float = 20, interval: float = 0.2, what: str = "condition") -> T:
     """Return probe()'s first truthy value; fail with the last value seen once the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import Deployment, busy_workers, docker, poll
+from tests.harness import Deployment, busy_workers, docker, poll, send_raw
 from tests.microposts_api import create_user, unique
 
 HOST = b"Host: localhost\r\nConnection: close\r\n"
@@ -134,16 +134,6 @@ class Answer:
 
 def port_of(deployment: Deployment) -> int:
     return urlsplit(deployment.base_url).port or 80
-
-
-def send_raw(port: int, data: bytes, timeout: float = 10) -> bytes:
-    """Send bytes as they are to the published port (loopback only) and read until nginx closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse(raw: bytes) -> Answer:

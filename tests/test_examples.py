@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import uuid
 
 import pytest
 import requests
 
-from tests.harness import OwnStack, docker, poll
+from tests.harness import OwnStack, docker, poll, send_raw
 
 EXAMPLES = {
     "flask": {
@@ -104,15 +103,6 @@ def test_no_django_step_runs_for_an_app_that_is_not_django(example):
     assert probe.strip() == "None", "Django is not even installed in the example's image"
 
 
-def raw_request(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(request)
-        chunks = []
-        while data := conn.recv(65536):
-            chunks.append(data)
-    return b"".join(chunks)
-
-
 def test_the_app_is_told_the_host_with_the_clients_port_but_never_a_smuggled_one(example):
     name, deployment = example
     if name != "plain":
@@ -120,7 +110,7 @@ def test_the_app_is_told_the_host_with_the_clients_port_but_never_a_smuggled_one
     port = int(deployment.base_url.rsplit(":", 1)[1])
     assert requests.get(deployment.base_url + "/host", timeout=10).json() == {"host": f"127.0.0.1:{port}"}
     # An absolute-form target with another Host header: the app is told the target's host, not the header's.
-    answer = raw_request(
+    answer = send_raw(
         port, f"GET http://127.0.0.1:{port}/host HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".encode()
     )
     assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"

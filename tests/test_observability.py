@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import uuid
 from urllib.parse import urlsplit
@@ -18,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import Deployment, OwnStack, docker, poll
+from tests.harness import Deployment, OwnStack, docker, poll, send_raw
 from tests.load import Load
 
 METRICS_PORT = 9117
@@ -53,11 +52,7 @@ def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -
     url = urlsplit(base_url)
     lines = [f"GET {target} HTTP/1.1", f"Host: {url.hostname}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
-        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
+    answer = send_raw(url.port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), host=url.hostname)
     head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
     fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
     return head[0], fields
