@@ -20,6 +20,7 @@ import requests
 from tests.harness import ROOT, free_port, poll
 from tests.load import Load
 from tools import swarm
+from tools.compose import write_secret_key
 
 pytestmark = pytest.mark.lifecycle
 
@@ -67,9 +68,7 @@ class SwarmStack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[SwarmStack]:
-    secret = tmp_path_factory.mktemp("swarm") / "secret_key"
-    secret.write_text(secrets.token_urlsafe(50))
-    secret.chmod(0o644)
+    secret = write_secret_key(tmp_path_factory.mktemp("swarm") / "secret_key")
     port = free_port()
     name = f"wct-swarm-{secrets.token_hex(3)}"
     env = {
