@@ -23,7 +23,6 @@ class LoadResult:
     ok: int = 0
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
-    failure_times: list[float] = field(default_factory=list)
     slowest: float = 0.0  # seconds: the longest any request took, answered or not
 
     @property
@@ -71,10 +70,8 @@ class Load:
                     self.result.statuses[status] += 1
                 if status is not None and 200 <= status < 300:
                     self.result.ok += 1
-                else:
-                    self.result.failure_times.append(time.monotonic())
-                    if error:
-                        self.result.errors[error] += 1
+                elif error:
+                    self.result.errors[error] += 1
         session.close()
 
     def wait_for_requests(self, count: int, timeout: float = 10) -> None:
