@@ -18,8 +18,10 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers. Touches nothing else, so a slow database never gets it restarted."""
-    return JsonResponse({"status": "ok", "app": APP_NAME, "version": __version__})
+    """Liveness: the process answers. Touches nothing else, so a slow database never gets it restarted.
+
+    Public, so it names no version (README: Versions): that is in the image labels and `make versions`."""
+    return JsonResponse({"status": "ok", "app": APP_NAME})
 
 
 @require_safe
