@@ -122,8 +122,10 @@ test: build venv lint ## Run the whole test suite: the app's unit tests, then th
 bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and granian (results/bench/; BENCH_ARGS=--sweep)
 	$(VENV)/bin/python -m tools.bench $(BENCH_ARGS)
 
-verify: venv ## Run the chain checks against a running deployment (NGINX_HOST=docker://... APP_HOST=... BASE_URL=...)
-	$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
+verify: ## Run the chain checks against a running deployment: BASE_URL=http://... NGINX_HOST=docker://... APP_HOST=...
+	@BASE_URL="$(BASE_URL)" NGINX_HOST="$(NGINX_HOST)" APP_HOST="$(APP_HOST)" $(PYTHON) -m tools.verify
+	@$(MAKE) --no-print-directory -s $(VENV)/.installed
+	@$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
 
 clean: ## Stop the stack and remove its volumes, the test virtualenv and build leftovers
 	docker compose down -v --remove-orphans

@@ -27,11 +27,18 @@ def verifying(config: pytest.Config) -> bool:
     return bool(config.getoption("--base-url"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A deployment given on the command line is given whole: one line of usage, not an error per test."""
+    if verifying(config) and not (config.getoption("--nginx-host") and config.getoption("--app-host")):
+        raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against a given deployment only the chain checks run: nothing else may start a stack of its own."""
     if verifying(config):
         skip = pytest.mark.skip(reason="starts stacks of its own; not run against an existing deployment")
         for item in items:
-            if "lifecycle" in item.keywords:
+            if "lifecycle" in item.keywords or "chain" not in item.keywords:
                 item.add_marker(skip)
 
 
@@ -53,8 +60,6 @@ def deployment(request: pytest.FixtureRequest, topology: str, tmp_path_factory) 
     config = request.config
     if topology == "given":
         nginx, app = config.getoption("--nginx-host"), config.getoption("--app-host")
-        if not (nginx and app):
-            raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
         yield Deployment(base_url=config.getoption("--base-url").rstrip("/"), nginx_host=nginx, app_host=app)
         return
     # `make test` has built the split topology's images; the single one's is built here.

@@ -3,10 +3,13 @@ twice."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 import requests
 
-from tests.harness import ROOT
+from tests.harness import ROOT, docker, make
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
 
@@ -18,3 +21,62 @@ def test_the_public_healthz_names_no_version(http: requests.Session):
     version = (ROOT / "app/VERSION").read_text().strip()
     assert "version" not in response.json(), response.text
     assert version not in response.text, response.text
+
+
+# --- make verify checks the deployment it is given, and only that -----------------------------------------------
+
+NO_TARGET = {"BASE_URL": "", "NGINX_HOST": "", "APP_HOST": ""}
+
+VERIFY_REFUSALS = {
+    "no variables": ({}, "BASE_URL, NGINX_HOST, APP_HOST not set"),
+    "only BASE_URL": ({"BASE_URL": "http://127.0.0.1:8080"}, "NGINX_HOST, APP_HOST not set"),
+    "a host that is no container": (
+        {"NGINX_HOST": "docker://wct-no-such-container", "APP_HOST": "docker://wct-no-such-container"},
+        "NGINX_HOST=docker://wct-no-such-container: no container named wct-no-such-container",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VERIFY_REFUSALS)
+def test_make_verify_without_a_usable_target_prints_one_line_of_usage_and_starts_nothing(case, deployment):
+    settings, message = VERIFY_REFUSALS[case]
+    if "BASE_URL" not in settings and "NGINX_HOST" in settings:
+        settings = {**settings, "BASE_URL": deployment.base_url}
+    started = time.monotonic()
+    result = make("verify", {**NO_TARGET, **settings}, timeout=60)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode != 0
+    lines = (result.stdout + result.stderr).splitlines()
+    assert lines[0].startswith("verify: ") and message in lines[0], lines
+    if "not set" in message:
+        assert all(name in lines[0] for name in ("BASE_URL=", "NGINX_HOST=", "APP_HOST=")), lines[0]
+    # The usage line, then make's own "*** [verify] Error 2": no tracebacks, no pytest run, no stack.
+    assert len(lines) == 2 and lines[1].startswith("make: ***"), lines
+    assert elapsed < 20, f"make verify took {elapsed:.0f} s to refuse"
+
+
+def test_make_verify_checks_the_given_deployment_and_says_so_first(deployment):
+    if not (deployment.nginx_container and deployment.app_container):
+        pytest.skip("needs a deployment in containers")
+    before = compose_projects()
+    target = {
+        "BASE_URL": deployment.base_url,
+        "NGINX_HOST": deployment.nginx_host,
+        "APP_HOST": deployment.app_host,
+        # The chain checks of this file only: the full set runs in `make test` already.
+        "PYTEST_ARGS": "tests/test_operator.py",
+    }
+    result = make("verify", target, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"verify: checking the deployment at {deployment.base_url} "), first
+    assert deployment.nginx_host in first and deployment.app_host in first, first
+    assert re.search(r"\b1 passed\b", result.stdout), result.stdout[-2000:]
+    assert compose_projects() - before == set(), "make verify started a stack of its own"
+
+
+def compose_projects() -> set[str]:
+    """Compose projects with a container now, the tests' own (wct-...) ones included."""
+    out = docker("ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}')
+    return {line for line in out.splitlines() if line}
