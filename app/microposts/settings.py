@@ -14,11 +14,16 @@
 | STATIC_ROOT       | <app dir>/staticfiles           |
 | STATIC_URL        | /static/                        |
 | API_PAGE_SIZE     | 20 (posts per page)             |
+| API_THROTTLE_ANON | 120/min (API requests per client address without credentials; off: no limit) |
+| API_THROTTLE_USER | 600/min (API requests per authenticated user; off: no limit) |
+| CACHE_DIR         | <temp dir>/microposts-cache (the throttles' counts, shared by the container's workers) |
 | LOG_FORMAT        | json (one JSON object per line) or text |
 | LOG_LEVEL         | INFO                            |
 """
 
 import os
+import re
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -183,6 +188,36 @@ STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def cache() -> dict:
+    """What DRF's throttles count in: a file cache in CACHE_DIR, on the container's tmpfs by default. Every uWSGI
+    worker of the container sees the same counts (Django's default, a memory cache per process, would let each
+    worker grant the full rate again), and no API request costs a database write. Counted per container: N
+    replicas grant up to N times the rate."""
+    return {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.environ.get("CACHE_DIR") or str(Path(tempfile.gettempdir()) / "microposts-cache"),
+        # One small file per client address or user: room for many before old ones are culled (default 300).
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    }
+
+
+CACHES = {"default": cache()}
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate, "<requests>/<period>" (second, minute, hour or day; "min" and the like too), or None
+    for "off". Checked here, at start: DRF would only fail on it at the first request, with a 500."""
+    value = (os.environ.get(name) or default).strip().lower()
+    if value == "off":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: use <requests>/<second|minute|hour|day>, e.g. 60/min, or off"
+        )
+    return value
+
+
 REST_FRAMEWORK = {
     # Token first: an unauthenticated write gets 401 with `WWW-Authenticate: Token`, not a bare 403. Sessions serve
     # the browsable API (log in at /api-auth/login/).
@@ -196,6 +231,22 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     # A created post's `Location` header is its `href` (DRF takes it from this field of the response).
     "URL_FIELD_NAME": "href",
+    # Throttling (429 with Retry-After past the rate): anonymous clients per address, users per account. 120/min
+    # (2/s) is more than a person reading or a polite script needs, and holds one address's scraping or flooding
+    # to that; 600/min (10/s) lets a user's client write in bursts (the load tests post 50 at once per user) while
+    # a leaked token cannot flood the database. Default: no throttling.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("API_THROTTLE_ANON", "120/min"),
+        "user": env_rate("API_THROTTLE_USER", "600/min"),
+    },
+    # The client's address is REMOTE_ADDR, which the front proxy sets to the real client (nginx's real_ip behind
+    # TRUSTED_PROXIES) and X-Forwarded-For with it. Default (None): DRF would count by the whole X-Forwarded-For,
+    # which a client reaching the app without nginx could write itself.
+    "NUM_PROXIES": 0,
 }
 
 

@@ -17,3 +17,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"microposts-test-{os.getpid()}.sqlite3")
     }
+
+# Throttle counts in memory that counts nothing: no test is throttled by the requests of the tests before it.
+# test_throttling.py gives each of its tests a file cache of its own, as in production.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
