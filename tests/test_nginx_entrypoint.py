@@ -50,3 +50,59 @@ def test_tls_is_off_by_default_and_on_needs_the_mounted_certificate():
     assert missing.returncode == 64 and "/etc/nginx/tls/tls.crt" in missing.stderr
     bogus = rendered("TLS=yes")
     assert bogus.returncode == 64 and "use on or off" in bogus.stderr
+
+
+def rendered_file(name: str, *env: str) -> list[str]:
+    """The data lines of one file the entrypoint renders into /tmp/nginx (its header comment left out)."""
+    result = rendered(*env, command=("sh", "-c", f"cat /tmp/nginx/{name}"))
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if not line.startswith("#")]
+
+
+def test_login_paths_default_to_the_default_apps_two_logins_as_prefixes():
+    assert rendered_file("login-paths.conf") == ['"~^/admin/login/" 1;', '"~^/api-auth/login/" 1;']
+    # A leading "=" is one exact path; a "." is literal in the prefix's regex.
+    assert rendered_file("login-paths.conf", "LOGIN_PATHS=/auth/v1.0/,=/login") == [
+        '"~^/auth/v1\\.0/" 1;',
+        '"/login" 1;',
+    ]
+
+
+def test_the_admin_is_restricted_only_once_admin_allow_lists_a_network():
+    assert rendered_file("admin-allow.conf") == []
+    assert rendered_file("admin-paths.conf") == [], "ADMIN_ALLOW empty: every address, on every path"
+    allowed = ("ADMIN_ALLOW=10.0.0.0/8,192.168.1.7,fd00::/8",)
+    assert rendered_file("admin-allow.conf", *allowed) == ["10.0.0.0/8 1;", "192.168.1.7 1;", "fd00::/8 1;"]
+    assert rendered_file("admin-paths.conf", *allowed) == ['"~^/admin/" 1;']
+    assert rendered_file("admin-paths.conf", *allowed, "ADMIN_PATHS=/admin/,/staff/") == [
+        '"~^/admin/" 1;',
+        '"~^/staff/" 1;',
+    ]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "LOGIN_PATHS=admin/login/",
+        "LOGIN_PATHS=/admin/login/ /api-auth/login/",
+        "LOGIN_PATHS=/admin/login/;limit_req off",
+        "LOGIN_PATHS=/admin/*",
+        "LOGIN_PATHS=/admin/../login/",
+        "LOGIN_PATHS=,",
+        "ADMIN_PATHS=/admin/%2e%2e/",
+        "ADMIN_PATHS=~^/",
+        "ADMIN_ALLOW=10.0.0.0/33",
+        "ADMIN_ALLOW=10.0.0/8",
+        "ADMIN_ALLOW=10.0.0.256",
+        "ADMIN_ALLOW=10.0.0.0/8;deny",
+        "ADMIN_ALLOW=all",
+        "ADMIN_ALLOW=fd00:::1",
+        "ADMIN_ALLOW=,",
+    ],
+)
+def test_an_access_limit_setting_that_is_not_valid_stops_the_container_with_one_line(setting):
+    result = rendered(setting)
+    assert result.returncode == 64, result.stdout[-500:] + result.stderr
+    name = setting.split("=", 1)[0]
+    assert result.stderr.startswith(f"nginx-entrypoint: {name}"), result.stderr
+    assert result.stderr.count("\n") == 1, f"one line: {result.stderr!r}"
