@@ -52,7 +52,8 @@ CASES = [
     Case("a request line that is not HTTP", lambda m: f"GARBAGE {m}\r\n\r\n".encode(), {400}),
     Case("a lowercase method", lambda m: get(f"/{m}", method=b"get"), {400}),
     Case("a control character in the target", lambda m: get(f"/{m}\x01"), {400}),
-    Case("an unknown HTTP version", lambda m: get(f"/{m}", version=b"HTTP/9.9"), {505}),
+    # nginx's own 505 is answered as 400 (snippets/errors.conf): bad input never gets a 5xx.
+    Case("an unknown HTTP version", lambda m: get(f"/{m}", version=b"HTTP/9.9"), {400}),
     Case("a malformed percent-escape", lambda m: get(f"/{m}%zz"), {400}),
     # Too long.
     Case("a URL over the header buffers", lambda m: get(f"/{m}/" + "a" * 9000), {414}),
