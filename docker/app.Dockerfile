@@ -64,8 +64,14 @@ ARG APP_SRC=app
 ARG WSGI_MODULE=microposts.wsgi:application
 ARG DJANGO_SETTINGS_MODULE=microposts.settings
 ARG STATIC_DIR=
+# The app's own health routes, when it has them (uwsgi-health): empty means none, and liveness accepts any answer
+# below 500. tools/stack.py sets the default app's /healthz and /readyz; another app names its own, or none.
+ARG HEALTHCHECK_PATH=
+ARG READINESS_PATH=
 ENV WSGI_MODULE=${WSGI_MODULE} \
     DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE} \
+    HEALTHCHECK_PATH=${HEALTHCHECK_PATH} \
+    READINESS_PATH=${READINESS_PATH} \
     SQLITE_PATH=/var/lib/app/db.sqlite3
 COPY ${APP_SRC}/ /srv/app/
 COPY docker/collect-static.sh /usr/local/bin/collect-static

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Container health check: GETs to the app over uWSGI's own socket and protocol, as nginx would send them.
 
-uwsgi-health           liveness: HEALTHCHECK_PATH (/healthz) answers 200
-uwsgi-health --ready   liveness, then readiness: READINESS_PATH (/readyz: database reachable, migrations applied)
-                       answers 200; a 404 there means the app has no readiness endpoint, and liveness decides
+uwsgi-health           liveness. By default a GET of / that gets any answer below 500: a worker loaded the app and
+                       answered, whatever routes the app has (most apps have no health route). With
+                       HEALTHCHECK_PATH set, that path must answer 2xx (a stricter probe the app opts into).
+uwsgi-health --ready   liveness, then readiness when READINESS_PATH is set: that path must answer 2xx (the default
+                       app's /readyz: database reachable, migrations applied). Unset: liveness decides.
 
-Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock; or [host]:port, as the Swarm stack sets it, checked on 127.0.0.1
-when the host is empty), HEALTHCHECK_PATH, READINESS_PATH, HEALTHCHECK_HOST (localhost: must be
-one of the app's allowed hosts), HEALTHCHECK_TIMEOUT (2.5 s per request).
+The default app's image sets HEALTHCHECK_PATH=/healthz and READINESS_PATH=/readyz (tools/stack.py); an empty value
+is the same as unset. Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock; or [host]:port, as the Swarm stack sets it,
+checked on 127.0.0.1 when the host is empty), HEALTHCHECK_HOST (localhost: must be one of the app's allowed hosts),
+HEALTHCHECK_TIMEOUT (2.5 s per request). Every line it prints names the path, the answer and the setting to change.
 """
 
 import os
@@ -57,27 +60,41 @@ def get(path: str) -> str:
         return sock.makefile("rb").readline().decode("latin-1").strip()
 
 
-def status(status_line: str) -> str:
-    return (status_line.split(" ")[1:2] or [""])[0]
+def status(status_line: str) -> int | None:
+    """The status code of a status line ("HTTP/1.1 404 Not Found" -> 404); None when there is none."""
+    code = (status_line.split(" ")[1:2] or [""])[0]
+    return int(code) if code.isdigit() else None
+
+
+def probe(path: str, strict: bool, setting: str) -> str | None:
+    """None when the answer passes, else one line saying what was asked, what came back, and what to change."""
+    try:
+        status_line = get(path)
+    except OSError as exc:
+        return f"unhealthy: GET {path}: {exc} (uWSGI is not answering on its socket)"
+    code = status(status_line)
+    if code is None:
+        return f"unhealthy: GET {path} -> no HTTP status ({status_line!r}): the app's worker did not answer"
+    if strict and not 200 <= code < 300:
+        hint = "unset it to accept any answer below 500" if setting == "HEALTHCHECK_PATH" else "unset it to skip it"
+        return f"unhealthy: GET {path} -> {status_line}: {setting}={path} must answer 2xx ({hint})"
+    if code >= 500:
+        return f"unhealthy: GET {path} -> {status_line}: a server error (HEALTHCHECK_PATH names a path to probe)"
+    return None
 
 
 def main(argv: list[str]) -> int:
-    checks = [("live", os.environ.get("HEALTHCHECK_PATH", "/healthz"))]
-    if "--ready" in argv:
-        checks.append(("ready", os.environ.get("READINESS_PATH", "/readyz")))
-    for kind, path in checks:
-        try:
-            status_line = get(path)
-        except OSError as exc:
-            print(f"unhealthy: {exc}")
+    live = os.environ.get("HEALTHCHECK_PATH") or ""
+    checks = [(live or "/", bool(live), "HEALTHCHECK_PATH")]
+    ready = os.environ.get("READINESS_PATH") or ""
+    if "--ready" in argv and ready:
+        checks.append((ready, True, "READINESS_PATH"))
+    for path, strict, setting in checks:
+        problem = probe(path, strict, setting)
+        if problem:
+            print(problem)
             return 1
-        if kind == "ready" and status(status_line) == "404":
-            print(f"healthy: {path} -> 404: the app has no readiness endpoint; liveness decides")
-            return 0
-        if status(status_line) != "200":
-            print(f"unhealthy: {path} -> {status_line or 'no answer'}")
-            return 1
-    print(f"healthy: {', '.join(path for _, path in checks)} -> 200")
+    print("healthy: " + ", ".join(f"GET {path} -> {'2xx' if strict else 'below 500'}" for path, strict, _ in checks))
     return 0
 
 

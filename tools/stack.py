@@ -29,6 +29,9 @@ STAGE_DIR = ROOT / ".build" / "apps"
 TOPOLOGIES = {"split": "compose.yaml", "single": "compose.single.yaml"}
 # TLS=on: the overlay that turns TLS on at nginx, per topology.
 TLS_OVERLAYS = {"split": "compose.tls.yaml", "single": "compose.single.tls.yaml"}
+# The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
+# liveness accepts any answer below 500 (docker/uwsgi_health.py).
+DEFAULT_APP_PROBES = {"HEALTHCHECK_PATH": "/healthz", "READINESS_PATH": "/readyz"}
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
 # Image label -> piece, for reading versions off running containers.
 LABELS = {
@@ -98,6 +101,10 @@ def app_settings() -> dict[str, str]:
     # Django-only steps (collectstatic) run only when a settings module is named; another app gets none.
     if custom or "DJANGO_SETTINGS_MODULE" in os.environ:
         settings["DJANGO_SETTINGS_MODULE"] = env("DJANGO_SETTINGS_MODULE")
+    # The app's health routes go into its image: the ones set, else the default app's own (DEFAULT_APP_PROBES).
+    for name, default in DEFAULT_APP_PROBES.items():
+        if value := env(name, "" if custom else default):
+            settings[name] = value
     if env("STATIC_DIR"):
         settings["STATIC_DIR"] = env("STATIC_DIR")
     return settings
