@@ -1,0 +1,30 @@
+"""Django, configured in code: the body as request.body reads it."""
+
+import os
+
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="echo-app-for-tests-only",  # noqa: S106 - a test app with no sessions, cookies or data
+    ALLOWED_HOSTS=os.environ.get("ALLOWED_HOSTS", "localhost").split(","),
+    ROOT_URLCONF=__name__,
+    MIDDLEWARE=[],
+    INSTALLED_APPS=[],
+    # Read bodies of any size (default 2.5 MB): the tests send up to 8 MiB.
+    DATA_UPLOAD_MAX_MEMORY_SIZE=None,
+    USE_TZ=True,
+)
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402 - after settings.configure()
+from django.http import HttpResponse  # noqa: E402
+from django.urls import re_path  # noqa: E402
+from echo_core import report  # noqa: E402
+
+
+def echo(request):
+    return HttpResponse(report("django", request.META, request.body), content_type="application/json")
+
+
+urlpatterns = [re_path(r"", echo)]
+application = get_wsgi_application()

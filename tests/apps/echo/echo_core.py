@@ -1,0 +1,31 @@
+"""What every echo app reports: the request as the WSGI server handed it over, and the body as the framework read it.
+
+The report is JSON: the method, PATH_INFO, QUERY_STRING, every HTTP_* variable, CONTENT_TYPE and CONTENT_LENGTH,
+and the body's size and SHA-256 (plus the body itself, base64, when it is small). Strings are the environ's
+latin-1 "bytes as text", so JSON carries them unchanged.
+"""
+
+import base64
+import hashlib
+import json
+
+# Bodies up to this size are echoed whole; larger ones by size and hash only.
+ECHO_BODY_MAX = 65536
+
+
+def report(framework: str, environ: dict, body: bytes) -> bytes:
+    answer = {
+        "framework": framework,
+        "method": environ.get("REQUEST_METHOD", ""),
+        "script_name": environ.get("SCRIPT_NAME", ""),
+        "path": environ.get("PATH_INFO", ""),
+        "query": environ.get("QUERY_STRING", ""),
+        "content_type": environ.get("CONTENT_TYPE", ""),
+        "content_length": environ.get("CONTENT_LENGTH", ""),
+        "headers": {key: value for key, value in sorted(environ.items()) if key.startswith("HTTP_")},
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    if len(body) <= ECHO_BODY_MAX:
+        answer["body_b64"] = base64.b64encode(body).decode()
+    return json.dumps(answer).encode()

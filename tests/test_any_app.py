@@ -1,0 +1,86 @@
+"""Any WSGI app, byte-exact: request bodies reach four frameworks from PyPI and a plain WSGI callable whole, however
+they are framed, in both topologies; and a stock app with no health route comes up with APP_SRC and WSGI_MODULE
+alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+import requests
+
+from tests.harness import Deployment, docker, make
+from tests.http_wire import NOT_FORWARDED, exchange
+
+FRAMEWORKS = ["plain", "flask", "django", "falcon", "bottle"]
+SIZES = {"0": 0, "1": 1, "64KiB": 64 * 1024, "8MiB": 8 * 1024 * 1024}
+CHUNK = 64 * 1024
+
+
+def framed(framing: str, path: str, body: bytes) -> bytes:
+    """A POST of body, framed by Content-Length, or chunked (64 KiB chunks), or chunked with an extension on every
+    chunk and a trailer section."""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n".encode()
+    if framing == "content-length":
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    ext, trailers = (b";ext=1", b"X-Checksum: none\r\n") if framing == "chunked+ext+trailers" else (b"", b"")
+    chunks = b"".join(
+        b"%x%s\r\n%s\r\n" % (len(body[i : i + CHUNK]), ext, body[i : i + CHUNK]) for i in range(0, len(body), CHUNK)
+    )
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0" + ext + b"\r\n" + trailers + b"\r\n"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size}B" if size.isdigit() else size)
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "chunked+ext+trailers"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_request_body_reaches_every_framework_byte_exact(echo: Deployment, framework: str, framing: str, size: str):
+    body = os.urandom(SIZES[size])
+    port = int(echo.base_url.rsplit(":", 1)[1])
+    (response,) = exchange(port, framed(framing, f"/{framework}/upload", body), timeout=30)
+    assert response.status == 200, response.body[:300]
+    got = json.loads(response.body)
+    assert got["framework"] == framework
+    assert (got["size"], got["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    # The length of the body as decoded, and no framing header beside it that would make the app decode it again.
+    assert got["content_length"] in ((str(len(body)),) if body else ("", "0"))
+    assert not NOT_FORWARDED & set(got["headers"]), got["headers"]
+
+
+def test_an_app_without_health_routes_is_healthy_in_both_topologies(echo: Deployment):
+    """The echo dispatcher answers 200 on / and 404 on everything else it does not mount: /healthz and /readyz too."""
+    for path in ("/healthz", "/readyz"):
+        assert requests.get(echo.base_url + path, timeout=10).status_code == 404
+    container = echo.app_container
+    assert docker("inspect", "-f", "{{.State.Health.Status}}", container).strip() == "healthy"
+    probe = docker("exec", container, "uwsgi-health", "--ready")
+    assert probe.strip() == "healthy: GET / -> below 500", probe
+
+
+# A stock Flask app from PyPI (httpbin), in a folder holding only its requirements.txt.
+STOCK_APP = {
+    "APP_SRC": "tests/apps/stock",
+    "WSGI_MODULE": "httpbin:app",
+    "APP_IMAGE": "wsgi-chain-test/stock-app:dev",
+    "NGINX_IMAGE": "wsgi-chain-test/stock-nginx:dev",
+    "SINGLE_IMAGE": "wsgi-chain-test/stock-single:dev",
+}
+
+
+@pytest.mark.lifecycle
+@pytest.mark.parametrize("topology", ["split", "single"], ids=["stock-split", "stock-single"])
+def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_env, topology: str):
+    env = {**make_env, **STOCK_APP, "TOPOLOGY": topology}
+    up = make("up", env, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    base = f"http://127.0.0.1:{env['HTTP_PORT']}"
+    assert requests.get(base + "/healthz", timeout=10).status_code == 404, "httpbin has no health route"
+    answer = requests.get(base + "/get?stock=1", timeout=10)
+    assert answer.status_code == 200 and answer.json()["args"] == {"stock": "1"}
+    # httpbin's own echo of a chunked body: whole, with no Transfer-Encoding left for Werkzeug to trip on.
+    body = os.urandom(100_000)
+    echoed = requests.post(base + "/anything", data=iter([body[:50_000], body[50_000:]]), timeout=30).json()
+    assert "Transfer-Encoding" not in echoed["headers"]
+    assert echoed["headers"]["Content-Length"] == str(len(body))
