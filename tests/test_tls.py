@@ -1,12 +1,13 @@
 """Optional TLS at nginx (TLS=on, the compose TLS overlays), with a self-signed certificate the tests create: plain
 HTTP redirects to HTTPS, only TLSv1.2 and TLSv1.3 complete a handshake, HSTS is sent over TLS and never over plain
-HTTP, and the app marks its cookies Secure.
+HTTP, the app marks its cookies Secure, and HTTP/2 is offered through ALPN beside HTTP/1.1.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from tests.harness import Deployment, OwnStack, free_port
+from tools import hostdeps
 from tools.stack import TLS_OVERLAYS
 from tools.tls import self_signed
 
@@ -110,3 +112,37 @@ def test_over_tls_the_app_knows_it_is_https_and_marks_cookies_secure(tls: TlsSta
 def test_without_tls_no_hsts_is_sent(http: requests.Session):
     for path in ("/", "/static/admin/css/base.css", "/static/missing.css"):
         assert "Strict-Transport-Security" not in http.get(path).headers, path
+
+
+def curl(tls: TlsStack, path: str, *args: str) -> tuple[str, dict[str, str]]:
+    """The status line and headers (lower-cased names) of a request by curl, the client that speaks h2 here."""
+    assert hostdeps.main(["curl"]) == 0, "could not install Debian's curl"
+    port = tls.https_port
+    result = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert", str(tls.cert),
+         "--resolve", f"localhost:{port}:127.0.0.1", *args, f"https://localhost:{port}{path}"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    status, *lines = result.stdout.strip().splitlines()
+    return status.strip(), {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+@pytest.mark.parametrize(("flag", "protocol"), [("--http2", "HTTP/2"), ("--http1.1", "HTTP/1.1")])
+def test_over_tls_nginx_offers_http2_through_alpn_and_http11_keeps_working(tls: TlsStack, flag: str, protocol: str):
+    status, headers = curl(tls, "/", flag)
+    assert status.split()[:2] == [protocol, "200"], status
+    assert headers["server"] == "nginx"
+
+
+def test_over_http2_the_request_id_security_headers_and_limits_hold(tls: TlsStack, tmp_path: Path):
+    status, headers = curl(tls, "/", "--http2", "-H", "X-Request-ID: 0123456789abcdef0123456789abcdef")
+    assert status.startswith("HTTP/2 200"), status
+    assert headers["x-request-id"] == "0123456789abcdef0123456789abcdef"
+    assert headers["strict-transport-security"].startswith("max-age=")
+    assert headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
+    # A body over client_max_body_size (10 MB) is refused over h2 as over HTTP/1.1, with the JSON error.
+    body = tmp_path / "11MiB"
+    body.write_bytes(b"x" * 11 * 1024 * 1024)
+    status, headers = curl(tls, "/api/posts", "--http2", "--data-binary", f"@{body}")
+    assert status.startswith("HTTP/2 413"), status
+    assert headers["content-type"] == "application/json"

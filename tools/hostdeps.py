@@ -22,6 +22,8 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "chromium": ("chromium", ("chromium",)),
     # A throwaway PostgreSQL server for the app's PostgreSQL checks (pg_ctlcluster comes with the server packages).
     "postgres": ("pg_ctlcluster", ("postgresql",)),
+    # HTTP/2 over TLS (tests/test_tls.py): curl --http2, with Debian's nghttp2-enabled build.
+    "curl": ("curl", ("curl",)),
 }
 
 
