@@ -87,14 +87,14 @@ COPY docker/uwsgi_health.py /usr/local/bin/uwsgi-health
 COPY docker/check_app.py /usr/local/bin/check-app
 # uwsgi-ctl and the metrics exporter share one stats client: both modules in one directory, run through links.
 COPY docker/uwsgi_ctl.py docker/metrics_exporter.py /usr/local/lib/wsgi-chain/
+# The WSGI entry point uwsgi.ini loads: the app named by WSGI_MODULE, with field values trimmed as RFC 9110 reads them.
+COPY docker/wsgi_entry.py /usr/local/lib/wsgi-chain/
 RUN ln -s /usr/local/lib/wsgi-chain/uwsgi_ctl.py /usr/local/bin/uwsgi-ctl; \
     ln -s /usr/local/lib/wsgi-chain/metrics_exporter.py /usr/local/bin/metrics-exporter
 
 # The user is created in this image (or its base) with a fixed uid, so the name resolves.
 # hadolint ignore=DL3066
 USER app
-# The WSGI entry point uwsgi.ini loads: the app named by WSGI_MODULE, with field values trimmed as RFC 9110 reads them.
-COPY docker/wsgi_entry.py /usr/local/lib/wsgi-chain/
 WORKDIR /srv/app
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["uwsgi-health"]
