@@ -299,7 +299,7 @@ def test_the_container_health_probe_checks_readiness_and_stays_out_of_the_reques
     logged_before = sum(1 for r in metrics_stack.records(container, "uwsgi") if r["path"] == "/readyz")
     served_before = value(scrape(metrics_stack), "app_http_requests_total", **readyz)
     out = docker("exec", container, "uwsgi-health", "--ready")
-    assert "healthy: /healthz, /readyz -> 200" in out, out
+    assert "healthy: GET /healthz -> 2xx, GET /readyz -> 2xx" in out, out
     poll(
         lambda: value(scrape(metrics_stack), "app_http_requests_total", **readyz) > served_before,
         what="the probe reaches the app's readiness view",
