@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -53,7 +54,44 @@ def test_make_up_with_a_broken_app_fails_within_60_s_naming_the_problem(case, tm
     elapsed = time.monotonic() - started
 
     assert result.returncode != 0
-    assert message in result.stderr, result.stdout[-2000:] + result.stderr[-3000:]
+    # Named before the logs, not only somewhere in them.
+    assert message in result.stderr.split("its last log lines")[0], result.stdout[-2000:] + result.stderr[-3000:]
     assert elapsed < 60, f"make up took {elapsed:.0f} s to fail"
+    states = project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
+    assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
+
+
+SERVER_ERROR_APP = (
+    "def application(environ, start_response):\n"
+    "    start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])\n"
+    "    return [b'broken on purpose']\n"
+)
+
+
+def test_make_up_with_an_app_answering_500_names_the_probe_and_its_setting_first_and_fails_in_seconds(
+    tmp_path, make_env
+):
+    app = tmp_path / "servererror"
+    app.mkdir()
+    (app / "app.py").write_text(SERVER_ERROR_APP)
+    (app / "requirements.txt").write_text("")
+    # A long UP_TIMEOUT: failing by it would take 5 minutes; the health log makes the cause clear in seconds.
+    env = {**make_env, **BROKEN_IMAGES, "APP_SRC": str(app), "WSGI_MODULE": "app:application", "UP_TIMEOUT": "300"}
+    built = make("build", env, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+
+    started = time.monotonic()
+    result = make("up", env, timeout=400)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode != 0
+    # The cause comes before compose's lines and the logs: the service, the probe's own answer, the setting.
+    head = result.stderr.split("\nup: compose's last lines:")[0].split("its last log lines")[0]
+    assert "up: service app is " in head, result.stderr[-3000:]
+    assert "its health probe's last answer: unhealthy: GET /" in head, head
+    assert re.search(r"-> (HTTP/1\.[01] )?500\b", head), head
+    assert "HEALTHCHECK_PATH" in head and "READINESS_PATH" in head, head
+    # Three failed probes, 5 s apart, make it clear; then the report comes within one watch interval.
+    assert elapsed < 45, f"make up took {elapsed:.0f} s to fail"
     states = project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
     assert "restarting" not in states.values(), f"left restarting in a loop: {states}"

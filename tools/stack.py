@@ -12,6 +12,7 @@ DJANGO_SETTINGS_MODULE, STATIC_DIR, STATIC_URL, TOPOLOGY, HTTP_BIND, HTTP_PORT, 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tools.compose import ROOT, Compose, write_secret_key
@@ -184,18 +189,182 @@ def ensure_secret_key(path: Path) -> None:
     print(f"up: generated a secret key in {path}")
 
 
-def report_failures(stack: Compose) -> None:
-    failing = [c for c in stack.containers() if not c.ok]
+# A health probe that failed this many times in a row with an answer from the app (a status line, not a refused
+# connection) is a clear verdict even inside the start period: the app loaded and answers, but not as the probe asks.
+CLEAR_STREAK = 3
+# How often `up` looks at the containers while compose waits for them.
+WATCH_INTERVAL = 2.0
+# The settings that change what the app's health probe asks (docker/uwsgi_health.py).
+PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
+ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
+TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def timestamp(text: str) -> float:
+    """Docker's RFC 3339 times (nanoseconds, Z) as a POSIX time; 0 for none."""
+    match = TIMESTAMP.match(text or "")
+    if not match:
+        return 0.0
+    base, fraction, zone = match.groups()
+    stamp = base + (fraction or "")[:7] + ("+00:00" if zone == "Z" else zone)
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+@dataclass
+class ContainerState:
+    """One container as `docker inspect` sees it: enough to tell a clear failure from one still starting."""
+
+    id: str
+    name: str
+    service: str
+    status: str
+    exit_code: int
+    restarts: int
+    finished_at: float
+    health: str
+    # .State.Health.Log, oldest first: {"Start", "End", "ExitCode", "Output"}.
+    probes: list[dict]
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, raw: dict) -> ContainerState:
+        state = raw["State"]
+        health = state.get("Health") or {}
+        return cls(
+            id=raw["Id"],
+            name=raw["Name"].lstrip("/"),
+            service=(raw["Config"].get("Labels") or {}).get("com.docker.compose.service", ""),
+            status=state.get("Status", ""),
+            exit_code=int(state.get("ExitCode") or 0),
+            restarts=int(raw.get("RestartCount") or 0),
+            finished_at=timestamp(state.get("FinishedAt", "")),
+            health=health.get("Status", ""),
+            probes=health.get("Log") or [],
+            env=dict(item.split("=", 1) for item in raw["Config"].get("Env") or [] if "=" in item),
+        )
+
+    @property
+    def last_probe(self) -> str:
+        return (self.probes[-1].get("Output") or "").strip() if self.probes else ""
+
+    def failure(self, since: float, restarts_before: int = 0) -> str | None:
+        """Why this container has clearly failed since `since`, or None while it may still come up."""
+        if self.status == "restarting" or self.restarts > restarts_before:
+            return f"restarting: it stopped and was restarted {self.restarts - restarts_before} time(s) since up began"
+        if self.status in ("exited", "dead") and self.exit_code != 0 and self.finished_at >= since:
+            return f"exited with code {self.exit_code}"
+        recent = [probe for probe in self.probes if timestamp(probe.get("Start", "")) >= since]
+        if self.health == "unhealthy" and recent:
+            return "unhealthy"
+        streak = recent[-CLEAR_STREAK:]
+        if (
+            len(streak) == CLEAR_STREAK
+            and all(p.get("ExitCode") != 0 for p in streak)
+            and ANSWERED.search(self.last_probe)
+        ):
+            return f"failing its health check ({CLEAR_STREAK} times in a row, the app answering)"
+        return None
+
+
+def project_states(stack: Compose) -> list[ContainerState]:
+    ids = stack.run("ps", "-aq", check=False, capture=True).stdout.split()
+    if not ids:
+        return []
+    # A container removed meanwhile (recreated) is missing from the answer; the others are there.
+    out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=False).stdout
+    return [ContainerState.parse(raw) for raw in json.loads(out or "[]")]
+
+
+def watch(stack: Compose, compose_up: subprocess.Popen, since: float) -> list[tuple[ContainerState, str]]:
+    """The containers that have clearly failed, as soon as there is one; [] once compose is done by itself."""
+    baseline = {state.id: state.restarts for state in project_states(stack)}
+    while True:
+        try:
+            compose_up.wait(timeout=WATCH_INTERVAL)
+            return []
+        except subprocess.TimeoutExpired:
+            pass
+        failing = [
+            (state, why) for state in project_states(stack) if (why := state.failure(since, baseline.get(state.id, 0)))
+        ]
+        if failing:
+            return failing
+
+
+def report_failures(stack: Compose, failing: list[tuple[ContainerState, str]], compose_output: str) -> None:
+    """The cause first (each failing service, its probe's last answer and the settings that change it), then
+    compose's own last lines and each failing service's logs; then stop what would restart in a loop."""
+    say = functools.partial(print, file=sys.stderr)
     if not failing:
-        print("up: compose failed, but every container looks fine; see the messages above", file=sys.stderr)
-    for container in failing:
-        status = container.state + (f"/{container.health}" if container.health else "")
-        print(f"\nup: service {container.service} is {status}; its last log lines:", file=sys.stderr)
-        print(stack.logs(container.service, tail=40).rstrip() or "(no logs)", file=sys.stderr)
-    looping = sorted({c.service for c in failing if c.state in ("restarting", "running")})
+        say("up: compose failed, but no container has failed: compose's last lines below say why")
+    logs = {state.service: stack.logs(state.service, tail=40).rstrip() for state, _ in failing}
+    for state, why in failing:
+        say(f"up: service {state.service} is {why}")
+        if state.status != "running" or state.restarts:
+            last = [line for line in logs[state.service].splitlines() if line.strip()][-1:]
+            say(f"up:   its last log line: {last[0] if last else '(none)'}")
+        if state.last_probe:
+            say(f"up:   its health probe's last answer: {state.last_probe}")
+        if any(name in state.env for name in PROBE_SETTINGS) or ANSWERED.search(state.last_probe):
+            shown = ", ".join(f"{name}={state.env.get(name) or '(unset)'}" for name in PROBE_SETTINGS)
+            say(
+                f"up:   what the probe asks is set by {shown}: change them with "
+                "`make up HEALTHCHECK_PATH=<path> READINESS_PATH=<path>` (README: Bring your own WSGI app)"
+            )
+    if compose_output.strip():
+        say("\nup: compose's last lines:")
+        say("\n".join(compose_output.rstrip().splitlines()[-15:]))
+    for state, _ in failing:
+        status = state.status + (f"/{state.health}" if state.health else "")
+        say(f"\nup: service {state.service} is {status}; its last log lines:")
+        say(logs[state.service] or "(no logs)")
+    looping = sorted({state.service for state, _ in failing if state.status in ("restarting", "running")})
     if looping:
         stack.run("stop", "--timeout", "5", *looping, check=False, capture=True)
-        print(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop", file=sys.stderr)
+        say(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop")
+
+
+def start(stack: Compose, timeout: int) -> bool:
+    """`compose up --wait`, watched: a container that has clearly failed ends the wait at once, and the report
+    names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
+    since = time.time() - 1
+    verbose = env("VERBOSE", "0") not in ("", "0")
+    with tempfile.TemporaryFile("w+") as output:
+        compose_up = subprocess.Popen(
+            stack.command("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout)),
+            env={**os.environ, **stack.env},
+            stdout=None if verbose else output,
+            stderr=None if verbose else subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            failing = watch(stack, compose_up, since)
+        finally:
+            if compose_up.poll() is None:
+                compose_up.terminate()
+                try:
+                    compose_up.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    compose_up.kill()
+                    compose_up.wait()
+        if not failing and compose_up.returncode == 0:
+            return True
+        # Compose gave up by itself (a port in use, a timeout...): its own lines say why, after the containers'.
+        output.seek(0)
+        compose_output = "" if failing else output.read()
+        if not failing:
+            failing = [(state, state.failure(0) or state.status) for state in project_states(stack)]
+            # A container still "created" waited for a dependency that failed: a consequence, not a cause.
+            failing = [(state, why) for state, why in failing if not ok(state) and state.status != "created"]
+        report_failures(stack, failing, compose_output)
+    return False
+
+
+def ok(state: ContainerState) -> bool:
+    """Running (and healthy where it has a health check), or a one-shot that finished cleanly."""
+    if state.status == "exited":
+        return state.exit_code == 0
+    return state.status == "running" and state.health in ("", "healthy")
 
 
 def up(timeout: int) -> int:
@@ -204,9 +373,7 @@ def up(timeout: int) -> int:
     stack = compose()
     stack.env["SECRET_KEY_FILE"] = str(secret_file)
     build(stack)
-    result = stack.run("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout), check=False)
-    if result.returncode != 0:
-        report_failures(stack)
+    if not start(stack, timeout):
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
     bind = env("HTTP_BIND", "127.0.0.1")
