@@ -68,7 +68,7 @@ def test_uwsgi_queues_up_to_the_configured_listen_backlog(app_host, deployment):
     # uWSGI's stats give queue sizes for TCP sockets only; for its unix socket, its startup log says.
     if not deployment.app_container:
         pytest.skip("needs a docker:// app host to read uWSGI's startup log")
-    configured = int(container_env(app_host, "UWSGI_LISTEN") or 128)
+    configured = int(container_env(app_host, "UWSGI_LISTEN") or 2048)
     logs = deployment.logs(deployment.app_container)
     assert f"your server socket listen backlog is limited to {configured} connections" in logs
 

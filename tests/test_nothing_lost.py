@@ -1,25 +1,33 @@
-"""Nothing lost: container logs stay within their bound on disk, however many requests are logged.
+"""Nothing lost: container logs stay within their bound on disk, however many requests are logged; bursts of clients
+wait in the app server's queue and get served, and past its capacity get a 503 with Retry-After, never a 502.
 
 The log test starts a stack of its own with a tiny bound (LOG_MAX_SIZE, LOG_MAX_FILES), sends a burst of requests
 whose log lines are several times that bound, and measures the containers' log files on the host, where docker keeps
-them (the tests run as root on the host).
+them (the tests run as root on the host). The burst tests send 1,024 concurrent connections (wrk, installed by
+`make venv`) through the published port of the suite's stack, at the defaults; the overflow test uses a stack of its
+own with a tiny queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
+import shutil
 import subprocess
+import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.harness import ROOT, OwnStack, docker, poll, project_containers
 from tests.load import Load
-
-pytestmark = pytest.mark.lifecycle
 
 # --- bounded logs ------------------------------------------------------------------------------------------------
 
@@ -75,6 +83,7 @@ def small_logs(tmp_path_factory):
         yield deployment
 
 
+@pytest.mark.lifecycle
 def test_a_containers_log_on_disk_stays_within_its_bound_after_a_burst_several_times_larger(small_logs, load_report):
     marker = uuid.uuid4().hex
     containers = {name: ident.split("@")[0] for name, ident in project_containers(small_logs.compose.project).items()}
@@ -105,3 +114,129 @@ def test_a_containers_log_on_disk_stays_within_its_bound_after_a_burst_several_t
         + ", ".join(f"{name.rsplit('-', 2)[-2]} {size} bytes" for name, size in sizes.items())
         + f" (bound {LOG_MAX_FILES} x {MAX_FILE_BYTES} + the last record of each file)"
     )
+
+
+# --- bursts are queued, not refused -----------------------------------------------------------------------------
+
+
+@dataclass
+class Burst:
+    """What wrk counted: requests answered, answers with a status of 400 or more, socket errors by kind."""
+
+    requests: int
+    errors_4xx_5xx: int
+    socket_errors: dict[str, int]
+    max_latency: str
+
+    def __str__(self) -> str:
+        errors = {kind: n for kind, n in self.socket_errors.items() if n} or 0
+        return (
+            f"{self.requests} answered, {self.errors_4xx_5xx} non-2xx, socket errors {errors}, "
+            f"slowest {self.max_latency}"
+        )
+
+
+def wrk(url: str, connections: int, seconds: int) -> Burst:
+    """`connections` clients on keep-alive connections for `seconds`, each sending its next request when answered."""
+    if urlsplit(url).hostname != "127.0.0.1":
+        raise ValueError(f"bursts target the loopback only, not {url}")
+    assert shutil.which("wrk"), "wrk is missing: `make venv` installs it (tools/hostdeps.py)"
+    # Two threads, as the machine has two cores; a request may wait 30 s before wrk counts it as a timeout.
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    answered = re.search(r"(\d+) requests in", out)
+    assert answered, out
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: (.*)", out)
+    return Burst(
+        requests=int(answered[1]),
+        errors_4xx_5xx=int(bad[1]) if bad else 0,
+        socket_errors={kind: int(n) for kind, n in re.findall(r"(\w+) (\d+)", sockets[1])} if sockets else {},
+        max_latency=re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out)[1],
+    )
+
+
+@pytest.mark.parametrize(
+    ("connections", "path"),
+    [(256, "/healthz"), (1024, "/healthz"), (1024, "/")],
+    ids=["256 clients on /healthz", "1024 clients on /healthz", "1024 clients on /"],
+)
+def test_a_burst_of_concurrent_clients_is_queued_and_served_with_no_error_at_the_defaults(
+    deployment, connections, path, load_report
+):
+    if deployment.compose is None:
+        pytest.skip("loads the suite's own stack, not a given deployment")
+    burst = wrk(deployment.base_url + path, connections, seconds=10)
+    load_report.append(f"burst ({connections} connections x 10 s on {path}, defaults): {burst}")
+    assert burst.errors_4xx_5xx == 0, str(burst)
+    assert not any(burst.socket_errors.values()), str(burst)
+    # Every client was answered, most of them many times.
+    assert burst.requests >= 2 * connections, str(burst)
+
+
+@dataclass
+class Answers:
+    statuses: Counter = field(default_factory=Counter)
+    busy: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)  # the 503s: seconds, headers, body
+    other: list[bytes] = field(default_factory=list)  # anything neither 200 nor 503, as received
+
+
+async def _get(port: int, path: str, answers: Answers) -> None:
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    raw = await asyncio.wait_for(reader.read(), timeout=30)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0] else 0
+    answers.statuses[status] += 1
+    if status == 503:
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        answers.busy.append((time.monotonic() - started, headers, body))
+    elif status != 200:
+        answers.other.append(raw)
+
+
+def burst_at_once(port: int, path: str, clients: int) -> Answers:
+    """`clients` connections opened at once, one request each (raw sockets, so a single thread holds them all)."""
+    answers = Answers()
+
+    async def run() -> None:
+        await asyncio.gather(*(_get(port, path, answers) for _ in range(clients)))
+
+    asyncio.run(run())
+    return answers
+
+
+TINY = {"UWSGI_WORKERS": "1", "UWSGI_LISTEN": "4"}
+
+
+@pytest.fixture(scope="module")
+def tiny_queue(tmp_path_factory):
+    stack = OwnStack(tmp_path_factory.mktemp("tiny-queue"), prefix="wct-tiny", env=TINY)
+    with stack.running(build=False) as deployment:
+        yield deployment
+
+
+@pytest.mark.lifecycle
+def test_past_a_tiny_queue_the_overflow_gets_a_quick_503_with_retry_after_and_the_app_stays_healthy(
+    tiny_queue, load_report
+):
+    port = urlsplit(tiny_queue.base_url).port
+    answers = burst_at_once(port, "/", clients=300)
+    slowest = max((seconds for seconds, _, _ in answers.busy), default=0)
+    load_report.append(
+        f"overflow (300 clients at once, 1 worker, listen 4): {answers.statuses[200]} served, "
+        f"{answers.statuses[503]} got 503, other {len(answers.other)}; slowest 503 {slowest:.2f} s"
+    )
+    assert answers.other == [], answers.other[:3]
+    assert answers.statuses[200] >= 1 and answers.statuses[503] >= 1, answers.statuses
+    for seconds, headers, body in answers.busy:
+        assert headers.get("Retry-After") == "5", headers
+        assert json.loads(body)["status"] == 503, body
+        assert seconds < 2, f"a 503 took {seconds:.2f} s"
+    # The app server never noticed: healthy, and serving the next client.
+    container = tiny_queue.app_container
+    poll(lambda: docker("inspect", "-f", "{{.State.Health.Status}}", container).strip() == "healthy", timeout=30)
+    assert requests.get(tiny_queue.base_url + "/", timeout=10).status_code == 200
