@@ -79,7 +79,7 @@ bootstrap: ## Install what this machine lacks: Docker engine, compose v2, the ba
 build: bootstrap ## Build the images (app, nginx; and single with TOPOLOGY=single)
 	@$(PYTHON) -m tools.stack build
 
-up: bootstrap ## Build if needed, start, wait until healthy and print the URL
+up: ## Bootstrap and build if needed, start, wait until healthy and print the URL (VERBOSE=1: every build line)
 	@$(PYTHON) -m tools.stack up
 
 down: ## Stop the stack and remove its containers, either topology (volumes are kept)

@@ -80,3 +80,51 @@ def compose_projects() -> set[str]:
     """Compose projects with a container now, the tests' own (wct-...) ones included."""
     out = docker("ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}')
     return {line for line in out.splitlines() if line}
+
+
+# --- make up is quiet: one line per phase, the build's output only when asked for or when it fails ---------------
+
+PHASES = ("up: bootstrap ", "up: build ", "up: start ", "up: healthy ")
+
+
+@pytest.mark.lifecycle
+def test_make_up_answers_in_one_line_per_phase_and_verbose_brings_back_the_build_output(make_env):
+    quiet = make("up", make_env)
+    assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr[-3000:]
+    # "still at it" lines say a long build is running (one per 20 s without a terminal); everything else is a phase.
+    lines = [line for line in quiet.stdout.splitlines() if "still at it" not in line]
+    url = f"up: wsgi-chain is up at http://127.0.0.1:{make_env['HTTP_PORT']}/"
+    assert len(lines) == len(PHASES) + 1, quiet.stdout
+    assert all(line.startswith(prefix) for line, prefix in zip(lines, PHASES, strict=False)), quiet.stdout
+    assert lines[-1] == url, quiet.stdout
+    assert quiet.stderr == "", quiet.stderr
+    assert "buildx" not in quiet.stdout + quiet.stderr
+
+    loud = make("up", {**make_env, "VERBOSE": "1"})
+    assert loud.returncode == 0, loud.stdout[-3000:] + loud.stderr[-3000:]
+    output = loud.stdout + loud.stderr
+    assert re.search(r"^#\d+ \[app ", output, re.M), "VERBOSE=1 shows no BuildKit step"
+    if "buildx isn't installed" in output:
+        assert "Bake needs buildx is harmless" in loud.stdout, "the Bake warning is not explained"
+    assert url in loud.stdout
+
+
+@pytest.mark.lifecycle
+def test_make_up_whose_build_fails_shows_the_builds_last_lines(make_env, tmp_path):
+    app = tmp_path / "unbuildable"
+    app.mkdir()
+    (app / "app.py").write_text("def application(environ, start_response):\n    return []\n")
+    (app / "requirements.txt").write_text("wsgi-chain-no-such-package-anywhere==0.0.1\n")
+    env = {
+        **make_env,
+        "APP_SRC": str(app),
+        "WSGI_MODULE": "app:application",
+        "APP_IMAGE": "wsgi-chain-test/unbuildable-app:dev",
+        "NGINX_IMAGE": "wsgi-chain-test/unbuildable-nginx:dev",
+    }
+    result = make("up", env, timeout=600)
+    assert result.returncode != 0
+    assert "wsgi-chain-no-such-package-anywhere" in result.stderr, result.stderr[-3000:]
+    assert "the build failed" in result.stderr and "VERBOSE=1 shows all of it" in result.stderr, result.stderr
+    assert not re.search(r"^#\d+ ", result.stdout, re.M), "the build's output came before its failure"
+    assert "up: start" not in result.stdout

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tools.compose import ROOT, Compose, write_secret_key
+from tools.progress import phase, run_step, verbose
 
 DEFAULT_APP_SRC = "app"
 DEFAULT_SECRET_FILE = ROOT / ".secrets" / "secret_key"
@@ -37,6 +38,12 @@ TLS_OVERLAYS = {"split": "compose.tls.yaml", "single": "compose.single.tls.yaml"
 # The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
 # liveness accepts any answer below 500 (docker/uwsgi_health.py).
 DEFAULT_APP_PROBES = {"HEALTHCHECK_PATH": "/healthz", "READINESS_PATH": "/readyz"}
+# The images `make up` builds, with their defaults (SINGLE_IMAGE for TOPOLOGY=single only).
+IMAGES = {
+    "APP_IMAGE": "wsgi-chain/app:latest",
+    "NGINX_IMAGE": "wsgi-chain/nginx:latest",
+    "SINGLE_IMAGE": "wsgi-chain/single:latest",
+}
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
 # Image label -> piece, for reading versions off running containers.
 LABELS = {
@@ -163,13 +170,28 @@ def version_tags(values: dict[str, str]) -> dict[str, str]:
     }
 
 
-def build(stack: Compose) -> dict[str, str]:
-    """Build the app and nginx images; the single-container topology builds its image on top of them."""
+def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
+    """Build the app and nginx images; the single-container topology builds its image on top of them.
+
+    quiet (make up): a progress line instead of BuildKit's output, which is shown (its tail) only if the build fails.
+    """
     values = build_env()
     stack.env.update(values)
-    Compose(project=stack.project, env=stack.env, files=(TOPOLOGIES["split"],)).run("build")
+    builds = [Compose(project=stack.project, env=stack.env, files=(TOPOLOGIES["split"],))]
     if stack.files != (TOPOLOGIES["split"],):
-        stack.run("build")
+        builds.append(stack)
+    if not quiet and subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
+        print("build: compose's warning that Bake needs buildx is harmless: it builds with the engine's BuildKit")
+    for each in builds:
+        if not quiet:
+            each.run("build")
+            continue
+        code, tail, _ = run_step(
+            "build", each.command("build"), {**os.environ, "BUILDKIT_PROGRESS": "plain", **each.env}
+        )
+        if code != 0:
+            print("\n".join(tail), file=sys.stderr)
+            raise StackError(f"the build failed (exit {code}); its last lines are above, VERBOSE=1 shows all of it")
     for image, tag in version_tags(values).items():
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
             subprocess.run(["docker", "tag", image, tag], check=True)
@@ -225,6 +247,8 @@ class ContainerState:
     # .State.Health.Log, oldest first: {"Start", "End", "ExitCode", "Output"}.
     probes: list[dict]
     env: dict[str, str]
+    # restart: "no" (migrate): only its exit code counts, not its image's health check while it runs.
+    one_shot: bool = False
 
     @classmethod
     def parse(cls, raw: dict) -> ContainerState:
@@ -241,6 +265,7 @@ class ContainerState:
             health=health.get("Status", ""),
             probes=health.get("Log") or [],
             env=dict(item.split("=", 1) for item in raw["Config"].get("Env") or [] if "=" in item),
+            one_shot=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "") in ("", "no"),
         )
 
     @property
@@ -251,8 +276,11 @@ class ContainerState:
         """Why this container has clearly failed since `since`, or None while it may still come up."""
         if self.status == "restarting" or self.restarts > restarts_before:
             return f"restarting: it stopped and was restarted {self.restarts - restarts_before} time(s) since up began"
-        if self.status in ("exited", "dead") and self.exit_code != 0 and self.finished_at >= since:
-            return f"exited with code {self.exit_code}"
+        if self.status in ("exited", "dead"):
+            # A one-shot (migrate) that finished cleanly is done, whatever its image's health check last said.
+            return f"exited with code {self.exit_code}" if self.exit_code != 0 and self.finished_at >= since else None
+        if self.one_shot:
+            return None
         recent = [probe for probe in self.probes if timestamp(probe.get("Start", "")) >= since]
         if self.health == "unhealthy" and recent:
             return "unhealthy"
@@ -328,13 +356,13 @@ def start(stack: Compose, timeout: int) -> bool:
     """`compose up --wait`, watched: a container that has clearly failed ends the wait at once, and the report
     names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
     since = time.time() - 1
-    verbose = env("VERBOSE", "0") not in ("", "0")
+    loud = verbose()
     with tempfile.TemporaryFile("w+") as output:
         compose_up = subprocess.Popen(
             stack.command("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout)),
             env={**os.environ, **stack.env},
-            stdout=None if verbose else output,
-            stderr=None if verbose else subprocess.STDOUT,
+            stdout=None if loud else output,
+            stderr=None if loud else subprocess.STDOUT,
             text=True,
         )
         try:
@@ -367,15 +395,42 @@ def ok(state: ContainerState) -> bool:
     return state.status == "running" and state.health in ("", "healthy")
 
 
+def bootstrap() -> None:
+    """docker/bootstrap.py, its three "nothing to do" lines folded into one; whatever it installs is shown."""
+    if verbose():
+        subprocess.run([sys.executable, "docker/bootstrap.py"], cwd=ROOT, check=True)
+        return
+    code, lines, _ = run_step("bootstrap", [sys.executable, "docker/bootstrap.py"], dict(os.environ), cwd=str(ROOT))
+    done = [line for line in lines if line.strip() and not line.rstrip().endswith("nothing to do")]
+    if done:
+        print("\n".join(done), file=sys.stderr if code else sys.stdout)
+    if code != 0:
+        raise StackError("bootstrap failed: the lines above say why")
+    if not done:
+        phase("bootstrap", "docker engine, compose and the base image present")
+
+
+def single(stack: Compose) -> bool:
+    return TOPOLOGIES["single"] in stack.files
+
+
 def up(timeout: int) -> int:
+    bootstrap()
     secret_file = Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE)
     ensure_secret_key(secret_file)
     stack = compose()
     stack.env["SECRET_KEY_FILE"] = str(secret_file)
-    build(stack)
+    started = time.monotonic()
+    build(stack, quiet=not verbose())
+    images = [env(name, default) for name, default in IMAGES.items() if name != "SINGLE_IMAGE" or single(stack)]
+    phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
+    phase("start", f"starting {stack.project or env('COMPOSE_PROJECT_NAME', 'wsgi-chain')}, waiting until healthy")
+    started = time.monotonic()
     if not start(stack, timeout):
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
+    services = sorted({state.service for state in project_states(stack) if state.status == "running"})
+    phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s")
     bind = env("HTTP_BIND", "127.0.0.1")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
     if env("TLS", "off") == "on":
