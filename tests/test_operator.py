@@ -3,13 +3,18 @@ twice."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import threading
 import time
+import uuid
 
 import pytest
 import requests
 
-from tests.harness import ROOT, docker, make
+from tests.harness import ROOT, docker, make, poll
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
 
@@ -128,3 +133,86 @@ def test_make_up_whose_build_fails_shows_the_builds_last_lines(make_env, tmp_pat
     assert "the build failed" in result.stderr and "VERBOSE=1 shows all of it" in result.stderr, result.stderr
     assert not re.search(r"^#\d+ ", result.stdout, re.M), "the build's output came before its failure"
     assert "up: start" not in result.stdout
+
+
+# --- every target acts on the topology that runs; TOPOLOGY= chooses only at `make up` ---------------------------
+
+
+def make_piped(target: str, env: dict[str, str], stdin: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A target run with commands piped to it, as `echo ... | make shell` does."""
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def followed_logs(env: dict[str, str], until: str, timeout: float = 30) -> str:
+    """`make logs` follows forever: read until a line holds `until` (or the deadline), then end it."""
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "logs"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        poll(lambda: any(until in line for line in list(seen)) or proc.poll() is not None, timeout, what="log lines")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+    return "".join(seen)
+
+
+@pytest.mark.lifecycle
+def test_every_target_finds_the_single_topology_that_make_up_started_whatever_topology_says(make_env):
+    project = make_env["COMPOSE_PROJECT_NAME"]
+    started = make("up", {**make_env, "TOPOLOGY": "single"}, timeout=600)
+    assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+    # The other topology named now, as a stale TOPOLOGY in the environment (or the Makefile's default) would.
+    later = {**make_env, "TOPOLOGY": "split"}
+    single = f"{project}-single-1"
+
+    ps = make("ps", later)
+    assert ps.returncode == 0, ps.stderr
+    assert single in ps.stdout and f"{project}-app-1" not in ps.stdout, ps.stdout
+
+    assert "single-1" in followed_logs(later, until="single-1")
+
+    shell = make_piped("shell", later, stdin="id -un\n")
+    assert shell.returncode == 0 and shell.stdout.strip() == "app", shell.stdout + shell.stderr
+
+    reload = make("reload", later)
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+
+    top = make("top", later)
+    assert top.returncode != 0
+    assert "uwsgitop needs a terminal" in top.stderr, top.stderr
+
+    before = docker("inspect", "-f", "{{.State.StartedAt}}", single).strip()
+    restart = make("restart", later, timeout=120)
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert docker("inspect", "-f", "{{.State.StartedAt}}", single).strip() != before, "make restart restarted nothing"
+
+    versions = make("versions", later)
+    assert "(single)" in versions.stdout, versions.stdout
+
+
+@pytest.mark.parametrize("target", ["shell", "reload", "restart"])
+def test_a_target_that_needs_a_running_stack_says_so_in_one_line_when_none_runs(target):
+    project = f"wct-none-{uuid.uuid4().hex[:6]}"
+    result = make(target, {"COMPOSE_PROJECT_NAME": project})
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"{target}: error: no stack runs in compose project {project}: start one with `make up`", lines

@@ -1,9 +1,10 @@
-"""The stack's lifecycle behind the Makefile: `python -m tools.stack build|up|versions`.
+"""The stack's lifecycle behind the Makefile: `python -m tools.stack <command>`.
 
 - build: check the app source (APP_SRC), build the images with their piece versions stamped in, tag them.
 - up: build, start, wait until healthy and print the URL; if it never gets healthy, print the failing services'
   logs, stop them so nothing restarts in a loop, and exit non-zero.
 - versions: each piece's version as checked out and as running.
+- logs, ps, shell, top, reload, restart: on the stack that runs, in the topology and TLS setting it was started with.
 
 Settings from the environment (see the README's configuration table): APP_SRC, WSGI_MODULE,
 DJANGO_SETTINGS_MODULE, STATIC_DIR, STATIC_URL, TOPOLOGY, HTTP_BIND, HTTP_PORT, SECRET_KEY_FILE, UP_TIMEOUT.
@@ -440,6 +441,78 @@ def up(timeout: int) -> int:
     return 0
 
 
+# --- the stack that runs: its topology and TLS read off its containers, not from TOPOLOGY= -----------------------
+
+# Targets that act on the running stack, and what they run in it (SERVER: the app server's service, app or single).
+SERVER = "{server}"
+RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "logs": ("follow the logs of every service (LOGS_TAIL lines back, default 100)", ("logs", "-f")),
+    "ps": ("list the stack's containers and their health", ("ps", "-a")),
+    "shell": ("a shell in the app server's container", ("exec", SERVER, "bash")),
+    "top": ("live uWSGI worker state (uwsgitop)", ("exec", SERVER, "uwsgitop", "127.0.0.1:1717")),
+    "reload": ("chain reload of the app's code, worker by worker", ("exec", "-T", SERVER, "uwsgi-ctl", "reload")),
+    "restart": ("full restart of the app server", ("restart", SERVER)),
+}
+# These need a stack that runs; logs and ps also answer for one that does not.
+NEEDS_RUNNING = {"shell", "top", "reload", "restart"}
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+
+
+def project_name() -> str:
+    """The compose project `make up` used: COMPOSE_PROJECT_NAME, else the compose files' own name."""
+    return env("COMPOSE_PROJECT_NAME", "wsgi-chain")
+
+
+def running_stack() -> Compose | None:
+    """The stack as it was started (compose files from its containers' labels: topology and TLS overlay), or None
+    when the project has no container."""
+    found: dict[str, int] = {}
+    for only_running in (True, False):
+        args = ["docker", "ps", "--filter", f"label=com.docker.compose.project={project_name()}"]
+        args += ["--filter", "status=running"] if only_running else ["-a"]
+        out = subprocess.run(
+            [*args, "--format", f'{{{{.Label "{CONFIG_FILES_LABEL}"}}}}'], capture_output=True, text=True, check=True
+        ).stdout
+        for line in out.splitlines():
+            if line.strip():
+                found[line.strip()] = found.get(line.strip(), 0) + 1
+        if found:
+            break
+    if not found:
+        return None
+    files = max(found, key=found.__getitem__).split(",")
+    return Compose(files=tuple(files))
+
+
+def server_service(stack: Compose) -> str:
+    single_file = str(ROOT / TOPOLOGIES["single"])
+    return "single" if any(f in (TOPOLOGIES["single"], single_file) for f in stack.files) else "app"
+
+
+def topology_of(stack: Compose) -> str:
+    return "single" if server_service(stack) == "single" else "split"
+
+
+def on_running(target: str) -> int:
+    """Run a target against the stack that runs, whatever TOPOLOGY and TLS say now."""
+    stack = running_stack()
+    if stack is None:
+        if target in NEEDS_RUNNING:
+            raise StackError(f"no stack runs in compose project {project_name()}: start one with `make up`")
+        stack = compose()
+    args = [arg.replace(SERVER, server_service(stack)) for arg in RUNNING_TARGETS[target][1]]
+    if target == "logs":
+        args += ["--tail", env("LOGS_TAIL", "100")]
+    if target == "shell" and not sys.stdin.isatty():
+        args.insert(1, "-T")  # commands piped in: no terminal to allocate
+    if target == "top" and not sys.stdout.isatty():
+        raise StackError("uwsgitop needs a terminal; for a snapshot: docker exec <container> uwsgi-ctl stats")
+    try:
+        return stack.run(*args, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
 # --- versions ----------------------------------------------------------------------------------------------------
 
 
@@ -463,7 +536,7 @@ def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
 
 def versions() -> int:
     checked_out = piece_versions()
-    running = running_versions(compose())
+    running = running_versions(running_stack() or compose())
     print(f"{'piece':<14}{'checked out':<14}running")
     for piece, version in checked_out.items():
         live = ", ".join(f"{v} ({s})" for s, v in sorted(running.get(piece, {}).items())) or "not running"
@@ -477,13 +550,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("build", help="check the app source, build and tag the images")
     sub.add_parser("up", help="build, start, wait until healthy, print the URL")
     sub.add_parser("versions", help="piece versions as checked out and as running")
+    sub.add_parser("dev", help="up, serving the app's working copy with a reload on every change (tools/dev.py)")
+    for target, (help_text, _) in RUNNING_TARGETS.items():
+        sub.add_parser(target, help=f"{help_text}, in the topology that runs")
     args = parser.parse_args(argv)
     try:
+        if args.command in RUNNING_TARGETS:
+            return on_running(args.command)
         if args.command == "build":
             build(compose())
             return 0
         if args.command == "up":
             return up(int(env("UP_TIMEOUT", "120")))
+        if args.command == "dev":
+            from tools.dev import dev
+
+            return dev(int(env("UP_TIMEOUT", "120")))
         return versions()
     except StackError as exc:
         print(f"{args.command}: error: {exc}", file=sys.stderr)
