@@ -13,6 +13,10 @@ serve)
     json|text) ;;
     *) echo "app-entrypoint: LOG_FORMAT=$LOG_FORMAT: use json or text" >&2; exit 78 ;;
     esac
+    # Seconds a request may wait in the queue before it is answered 503 (README: Bursts); 0: no deadline.
+    case "${QUEUE_TIMEOUT:-10}" in
+    *[!0-9.]* | *.*.* | .) echo "app-entrypoint: QUEUE_TIMEOUT=$QUEUE_TIMEOUT: use seconds, e.g. 10 (0: no deadline)" >&2; exit 78 ;;
+    esac
     # The app's metrics, one file per worker process (prometheus-client's multiprocess mode), read by
     # metrics-exporter. Emptied before any worker starts: files of a previous run's processes would count twice.
     export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"

@@ -1,12 +1,17 @@
 """The WSGI callable uWSGI loads (uwsgi.ini `wsgi-file`): the app named by WSGI_MODULE, handed each field value
 without its surrounding whitespace, as RFC 9110 5.5 reads it. nginx trims spaces around a value but not tabs, so a
 value sent as "\tx\t" would otherwise reach the app with its tabs. Nothing else is changed.
+
+One thing is answered without the app: a request that waited in the app server's queue for longer than
+QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (README: Bursts).
 """
 
 import functools
 import importlib
+import json
 import os
 import sys
+import time
 
 # The app's own directory first, as check-app imports it.
 sys.path.insert(0, os.environ.get("APP_DIR", "/srv/app"))
@@ -15,7 +20,52 @@ app = functools.reduce(getattr, (_name or "application").split("."), importlib.i
 WHITESPACE = " \t"
 
 
+def _queue_timeout() -> float:
+    raw = os.environ.get("QUEUE_TIMEOUT") or "10"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"QUEUE_TIMEOUT={raw!r}: use a number of seconds, e.g. 10 (0: no deadline)")
+    return seconds
+
+
+# The queue's deadline. nginx stamps each request with QUEUE_START, its clock when it hands the request over
+# (snippets/uwsgi-pass.conf; a parameter, not a header, so a client cannot set it). A request older than this when a
+# worker takes it has waited behind a burst or a stall for long enough: it is answered 503 at once, without running
+# the app, so that the workers catch up with the queue instead of serving answers that may come too late, and the
+# client knows when to come back. Default 10 s, under nginx's uwsgi_read_timeout (35 s); 0 turns it off. A request
+# without the stamp (no nginx in front) is never shed.
+QUEUE_TIMEOUT = _queue_timeout()
+RETRY_AFTER = "5"
+
+
+def waited_too_long(environ) -> bool:
+    try:
+        started = float(environ.get("QUEUE_START") or "")
+    except ValueError:
+        return False
+    return QUEUE_TIMEOUT > 0 and time.time() - started > QUEUE_TIMEOUT
+
+
+def busy(environ, start_response):
+    """nginx's own JSON error shape, so a client sees one 503 whichever queue was full."""
+    answer = {"status": 503, "error": "app server busy", "request_id": environ.get("HTTP_X_REQUEST_ID", "-")}
+    body = json.dumps(answer).encode() + b"\n"
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Retry-After", RETRY_AFTER),
+        ("Cache-Control", "no-store"),
+    ]
+    start_response("503 Service Unavailable", headers)
+    return [body]
+
+
 def application(environ, start_response):
+    if waited_too_long(environ):
+        return busy(environ, start_response)
     for key, value in environ.items():
         if key.startswith("HTTP_") and value and (value[0] in WHITESPACE or value[-1] in WHITESPACE):
             environ[key] = value.strip(WHITESPACE)

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -26,8 +27,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack, docker, poll, project_containers
+from tests.harness import ROOT, OwnStack, busy_workers, docker, poll, project_containers
 from tests.load import Load
+from tests.test_examples import example_env
 
 # --- bounded logs ------------------------------------------------------------------------------------------------
 
@@ -240,3 +242,81 @@ def test_past_a_tiny_queue_the_overflow_gets_a_quick_503_with_retry_after_and_th
     container = tiny_queue.app_container
     poll(lambda: docker("inspect", "-f", "{{.State.Health.Status}}", container).strip() == "healthy", timeout=30)
     assert requests.get(tiny_queue.base_url + "/", timeout=10).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def one_worker_deadline_1s(tmp_path_factory):
+    """The plain example (it has /slow) with one worker and a queue deadline of 1 s."""
+    env = {**example_env("plain"), "UWSGI_WORKERS": "1", "QUEUE_TIMEOUT": "1"}
+    stack = OwnStack(tmp_path_factory.mktemp("deadline"), prefix="wct-deadline", env=env)
+    with stack.running() as deployment:
+        yield deployment
+
+
+def behind_a_slow_request(deployment, seconds: float, paths: list[str]) -> list[tuple[requests.Response, float]]:
+    """Occupy the only worker for `seconds`, then send `paths` at once: they wait in the queue behind it."""
+    answers: dict[str, tuple[requests.Response, float]] = {}
+
+    def get(path: str) -> None:
+        started = time.monotonic()
+        response = requests.get(deployment.base_url + path, timeout=30)
+        answers[path] = (response, time.monotonic() - started)
+
+    slow = threading.Thread(target=get, args=(f"/slow?seconds={seconds}",))
+    slow.start()
+    poll(lambda: busy_workers(deployment.app_container) == 1, what="the only worker busy with the slow request")
+    queued = [threading.Thread(target=get, args=(path,)) for path in paths]
+    for thread in queued:
+        thread.start()
+    for thread in [slow, *queued]:
+        thread.join(timeout=40)
+    assert answers[f"/slow?seconds={seconds}"][0].status_code == 200
+    return [answers[path] for path in paths]
+
+
+@pytest.mark.lifecycle
+def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_without_running_the_app(
+    one_worker_deadline_1s, load_report
+):
+    stack, marker = one_worker_deadline_1s, uuid.uuid4().hex
+    # Within the deadline: queued for about 0.3 s behind the slow request, then served.
+    [(within, _)] = behind_a_slow_request(stack, 0.3, [f"/?within={marker}"])
+    assert within.status_code == 200
+
+    # Past it: queued for about 3 s, then answered 503 at once when the worker reaches them.
+    late = behind_a_slow_request(stack, 3, [f"/?late={marker}-{i}" for i in range(5)])
+    for response, _ in late:
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == "5"
+        assert response.json() == {
+            "status": 503,
+            "error": "app server busy",
+            "request_id": response.headers["X-Request-ID"],
+        }
+    # The entry point answered, not the app: uWSGI logged each of them within milliseconds.
+    logged = poll(
+        lambda: [r for r in stack.records(stack.app_container, "uwsgi") if f"late={marker}" in r["path"]],
+        what="uWSGI's log of the late requests",
+    )
+    assert sorted((r["status"], r["duration_ms"] < 50) for r in logged) == [(503, True)] * len(late), logged
+    load_report.append(
+        "queue deadline (QUEUE_TIMEOUT=1, 1 worker, 5 requests 3 s behind a slow one): "
+        + ", ".join(f"{response.status_code} in {seconds:.1f} s" for response, seconds in late)
+    )
+    # Nothing is left behind: the next request is served.
+    assert requests.get(stack.base_url + "/", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.2.3", "10s"])
+def test_a_queue_timeout_that_is_not_a_number_of_seconds_stops_the_app_container_at_start(value):
+    image = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-e", f"QUEUE_TIMEOUT={value}", image, "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"app-entrypoint: QUEUE_TIMEOUT={value}: use seconds, e.g. 10 (0: no deadline)"
+    ]
