@@ -12,7 +12,7 @@ import pytest
 import requests
 import testinfra
 
-from tests.harness import ROOT, Deployment, OwnStack, free_port
+from tests.harness import ECHO_APP, ROOT, Deployment, OwnStack, free_port
 from tools.compose import write_secret_key
 
 
@@ -106,20 +106,10 @@ def make_env(tmp_path) -> Iterator[dict[str, str]]:
     )
 
 
-# The echo apps (tests/apps/echo): one image mounting a plain WSGI callable and four frameworks from PyPI, with no
-# health route. The body and conformance tests share its stacks, one per topology.
-ECHO_APP = {
-    "APP_SRC": "tests/apps/echo",
-    "WSGI_MODULE": "dispatch:application",
-    "APP_IMAGE": "wsgi-chain-test/echo-app:dev",
-    "NGINX_IMAGE": "wsgi-chain-test/echo-nginx:dev",
-    "SINGLE_IMAGE": "wsgi-chain-test/echo-single:dev",
-}
-
-
 @pytest.fixture(scope="session", params=["split", "single"])
 def echo(request, tmp_path_factory) -> Iterator[Deployment]:
-    """A stack serving the echo apps, in each topology; skipped against a given deployment (it is not ours)."""
+    """A stack serving the echo apps (harness.ECHO_APP), in each topology, shared by the body and conformance tests;
+    skipped against a given deployment (it is not ours)."""
     if verifying(request.config):
         pytest.skip("serves the suite's echo apps: runs only on the suite's own stacks")
     topology = request.param

@@ -20,6 +20,16 @@ from tools.stack import TOPOLOGIES
 
 T = TypeVar("T")
 
+# The echo apps (tests/apps/echo): one image mounting a plain WSGI callable and four frameworks from PyPI, with no
+# health route.
+ECHO_APP = {
+    "APP_SRC": "tests/apps/echo",
+    "WSGI_MODULE": "dispatch:application",
+    "APP_IMAGE": "wsgi-chain-test/echo-app:dev",
+    "NGINX_IMAGE": "wsgi-chain-test/echo-nginx:dev",
+    "SINGLE_IMAGE": "wsgi-chain-test/echo-single:dev",
+}
+
 
 def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:
     """Send bytes as they are to a published port (loopback only) and read until the server closes: for requests

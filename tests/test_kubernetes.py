@@ -270,6 +270,11 @@ def test_every_container_of_the_deployment_has_readiness_and_liveness_probes(doc
     assert app["readinessProbe"]["exec"]["command"] == ["uwsgi-health", "--ready"]
     assert app["livenessProbe"]["exec"]["command"] == ["uwsgi-health"]
     assert "startupProbe" in app
+    # Which paths the probes ask is the image's (HEALTHCHECK_PATH/READINESS_PATH, built in): an app image without
+    # health routes probes GET / and passes on any answer below 500, so the manifests must not name a route.
+    env = generated(docs, "ConfigMap", "wsgi-chain-app-env")["data"]
+    named = {c.get("name") for c in app.get("env", [])} | set(env)
+    assert not named & {"HEALTHCHECK_PATH", "READINESS_PATH"}, named
 
 
 def test_the_pdb_and_the_hpa_target_the_app_deployment_and_nothing_else(docs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.harness import ROOT, free_port, poll
+from tests.harness import ECHO_APP, ROOT, free_port, poll
 from tests.load import Load
 from tools import swarm
 from tools.compose import write_secret_key
@@ -204,6 +205,20 @@ def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_k
     assert images == {new_app_image}
     assert stack.running_tasks() == before, "the old replicas were never stopped"
     assert load.result.ok > 0 and load.result.failed == 0, f"requests failed during the rollback: {load.result}"
+
+
+def test_an_app_without_health_routes_rolls_out_and_serves_in_swarm(stack):
+    """The echo apps' image (tests/apps/echo): 404 on /healthz and /readyz, and healthy all the same."""
+    env = {**os.environ, **ECHO_APP, "TOPOLOGY": "split"}
+    built = subprocess.run([sys.executable, "-m", "tools.stack", "build"], cwd=ROOT, env=env, capture_output=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    result = stack.make("swarm-update", APP_IMAGE=ECHO_APP["APP_IMAGE"], APP_REPLICAS=str(SCALED))
+    assert result.returncode == 0, result.stdout + result.stderr
+    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
+    assert images == {ECHO_APP["APP_IMAGE"]}
+    assert requests.get(stack.base_url + "/healthz", timeout=10).status_code == 404
+    echo = requests.post(stack.base_url + "/flask/x", data=b"abc", timeout=10)
+    assert echo.status_code == 200 and echo.json()["size"] == 3
 
 
 def test_make_swarm_down_removes_the_stack_and_leaves_the_swarm_as_it_was_found(stack):
