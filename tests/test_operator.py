@@ -3,18 +3,24 @@ twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.harness import ROOT, docker, make, poll
+from tests.harness import ROOT, docker, free_port, make, poll, project_containers
+from tools.compose import write_secret_key
+from tools.tls import self_signed
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
 
@@ -216,3 +222,111 @@ def test_a_target_that_needs_a_running_stack_says_so_in_one_line_when_none_runs(
     assert result.returncode != 0
     lines = result.stderr.splitlines()
     assert lines[0] == f"{target}: error: no stack runs in compose project {project}: start one with `make up`", lines
+
+
+# --- TLS: make cert, and a TLS=on that cannot work changes nothing -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_up(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A stack of its own started by `make up`, plain HTTP, for TLS attempts against it; torn down afterwards."""
+    workdir = tmp_path_factory.mktemp("plain-up")
+    env = {
+        "COMPOSE_PROJECT_NAME": f"wct-tlsup-{uuid.uuid4().hex[:6]}",
+        "HTTP_PORT": str(free_port()),
+        "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
+    }
+    try:
+        started = make("up", env, timeout=600)
+        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        yield env
+    finally:
+        subprocess.run(
+            ["docker", "compose", "-p", env["COMPOSE_PROJECT_NAME"], "down", "-v", "--remove-orphans"],
+            cwd=ROOT,
+            capture_output=True,
+        )
+
+
+def unreadable_key(directory: Path) -> None:
+    self_signed(directory)
+    (directory / "tls.key").chmod(0o600)  # root's only: nginx's uid cannot read it
+
+
+def compose_containers(project: str) -> dict[str, str]:
+    """The containers compose made for a project (named after it): a `docker run` of one of its images carries the
+    project's label too, and is none of them."""
+    return {name: ident for name, ident in project_containers(project).items() if name.startswith(f"{project}-")}
+
+
+TLS_REFUSALS = {
+    "no certificate": (lambda directory: None, "TLS=on needs tls.crt and tls.key in"),
+    "a key nginx cannot read": (unreadable_key, "needs /etc/nginx/tls/tls.key, readable by uid 10101"),
+}
+
+
+@pytest.mark.lifecycle
+@pytest.mark.parametrize("case", TLS_REFUSALS)
+def test_make_up_tls_on_that_cannot_work_fails_before_replacing_anything_and_says_the_stack_keeps_serving(
+    case, plain_up, tmp_path
+):
+    prepare, message = TLS_REFUSALS[case]
+    certs = tmp_path / "certs"
+    prepare(certs)
+    project = plain_up["COMPOSE_PROJECT_NAME"]
+    before = compose_containers(project)
+
+    env = {**plain_up, "TLS": "on", "TLS_CERTS_DIR": str(certs), "HTTPS_PORT": str(free_port())}
+    result = make("up", env, timeout=300)
+
+    assert result.returncode != 0
+    refusal = [line for line in result.stderr.splitlines() if line.startswith("up: error:")]
+    assert refusal and message in refusal[0], result.stderr[-3000:]
+    assert "the running stack keeps serving" in refusal[0], refusal
+    assert compose_containers(project) == before, "a refused TLS=on replaced or restarted a container"
+    assert requests.get(f"http://127.0.0.1:{plain_up['HTTP_PORT']}/healthz", timeout=10).status_code == 200
+    if case == "no certificate":
+        assert not certs.exists(), "the missing certificate folder was created (as root, empty)"
+
+
+@pytest.mark.lifecycle
+def test_make_cert_writes_a_certificate_nginx_can_read_keeps_it_when_run_again_and_make_up_tls_on_serves_it(
+    plain_up, tmp_path
+):
+    certs = tmp_path / "certs"
+    env = {**plain_up, "TLS_CERTS_DIR": str(certs), "SERVER_NAMES": "localhost,127.0.0.1"}
+    first = make("cert", env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("cert: wrote a self-signed certificate for localhost, 127.0.0.1"), first.stdout
+    key = (certs / "tls.key").stat()
+    assert stat.S_IMODE(key.st_mode) == 0o640 and key.st_gid == 10001, oct(key.st_mode)
+    written = (certs / "tls.crt").read_bytes()
+
+    again = make("cert", env)
+    assert again.returncode == 0 and "already holds a certificate" in again.stdout and "kept" in again.stdout
+    assert (certs / "tls.crt").read_bytes() == written, "a second make cert replaced the certificate"
+
+    https_port = free_port()
+    up = make("up", {**env, "TLS": "on", "HTTPS_PORT": str(https_port)}, timeout=300)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert f"is up at https://127.0.0.1:{https_port}/" in up.stdout
+    response = requests.get(f"https://127.0.0.1:{https_port}/healthz", verify=str(certs / "tls.crt"), timeout=10)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("overlay", ["compose.tls.yaml", "compose.single.tls.yaml"])
+def test_the_tls_overlays_run_by_hand_default_to_the_makefiles_certificate_folder(overlay):
+    base = "compose.single.yaml" if "single" in overlay else "compose.yaml"
+    env = {key: value for key, value in os.environ.items() if key != "TLS_CERTS_DIR"}
+    result = subprocess.run(
+        ["docker", "compose", "-f", base, "-f", overlay, "config", "--format", "json"],
+        cwd=ROOT,
+        env={**env, "SECRET_KEY_FILE": str(ROOT / "tests/requirements.txt")},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    service = json.loads(result.stdout)["services"]["single" if "single" in overlay else "nginx"]
+    mounts = {volume["target"]: volume for volume in service["volumes"]}
+    assert mounts["/etc/nginx/tls"]["source"] == str(ROOT / ".secrets/tls")
+    assert mounts["/etc/nginx/tls"].get("bind", {}).get("create_host_path") in (None, False)

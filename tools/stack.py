@@ -415,8 +415,53 @@ def single(stack: Compose) -> bool:
     return TOPOLOGIES["single"] in stack.files
 
 
+def tls_certs_dir() -> Path:
+    """TLS_CERTS_DIR as compose reads it (a relative path from the repo root), by default .secrets/tls."""
+    raw = env("TLS_CERTS_DIR")
+    return (ROOT / raw if not Path(raw).is_absolute() else Path(raw)) if raw else ROOT / ".secrets" / "tls"
+
+
+def unchanged() -> str:
+    """The end of a refusal that comes before compose: what still runs."""
+    if running_stack() is not None:
+        return "nothing was replaced: the running stack keeps serving as before"
+    return "nothing was started"
+
+
+def check_tls_files() -> None:
+    """TLS=on: the certificate and key are there, before anything is built or replaced."""
+    if env("TLS", "off") != "on":
+        return
+    certs = tls_certs_dir()
+    missing = [name for name in ("tls.crt", "tls.key") if not (certs / name).is_file()]
+    if missing:
+        raise StackError(
+            f"TLS=on needs {' and '.join(missing)} in {certs} (`make cert` writes a self-signed pair to try TLS with; "
+            f"README: Turning TLS on); {unchanged()}"
+        )
+
+
+def check_tls_config(stack: Compose) -> None:
+    """TLS=on: `nginx -t` on the config the new nginx would render, with the certificate mounted as it will be and
+    as nginx's own uid, so an unreadable key or a mismatched pair fails here, before any running container is
+    replaced."""
+    if env("TLS", "off") != "on":
+        return
+    image = env("SINGLE_IMAGE", IMAGES["SINGLE_IMAGE"]) if single(stack) else env("NGINX_IMAGE", IMAGES["NGINX_IMAGE"])
+    # The image carries its compose project's label: cleared, so this check never counts as one of its containers.
+    cmd = ["docker", "run", "--rm", "--network", "none", "--label", "com.docker.compose.project=", "-e", "TLS=on"]
+    cmd += ["-e", f"HTTPS_PORT={env('HTTPS_PORT', '8443')}", "-v", f"{tls_certs_dir()}:/etc/nginx/tls:ro"]
+    if single(stack):
+        cmd += ["--entrypoint", "nginx-entrypoint"]  # the single image's entrypoint is supervisord
+    result = subprocess.run([*cmd, image, "nginx", "-t", "-q"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        raise StackError(f"TLS=on: nginx -t fails: {lines[-1] if lines else 'no output'}; {unchanged()}")
+
+
 def up(timeout: int) -> int:
     bootstrap()
+    check_tls_files()
     secret_file = Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE)
     ensure_secret_key(secret_file)
     stack = compose()
@@ -425,6 +470,7 @@ def up(timeout: int) -> int:
     build(stack, quiet=not verbose())
     images = [env(name, default) for name, default in IMAGES.items() if name != "SINGLE_IMAGE" or single(stack)]
     phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
+    check_tls_config(stack)
     phase("start", f"starting {stack.project or env('COMPOSE_PROJECT_NAME', 'wsgi-chain')}, waiting until healthy")
     started = time.monotonic()
     if not start(stack, timeout):
