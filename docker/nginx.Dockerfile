@@ -31,14 +31,15 @@ COPY nginx/nginx.conf /etc/nginx/nginx.conf
 COPY nginx/conf.d/ /etc/nginx/conf.d/
 COPY nginx/snippets/ /etc/nginx/snippets/
 COPY nginx/sites/ /etc/nginx/sites/
+COPY nginx/templates/ /etc/nginx/templates/
 COPY docker/nginx-health.sh /usr/local/bin/nginx-health
 COPY docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint
+COPY docker/nginx-entrypoint.d/ /usr/local/lib/nginx-entrypoint.d/
 
-# The URL prefix the app's static files are served under (Django's STATIC_URL, or STATIC_URL for other apps).
+# The URL prefix the app's static files are served under (Django's STATIC_URL, or STATIC_URL for other apps): the
+# default of the entrypoint's STATIC_URL step, which renders templates/static.conf at start.
 ARG STATIC_URL=/static/
-RUN set -eux; \
-    sed -i "s#^location ^~ /static/ {#location ^~ ${STATIC_URL} {#" /etc/nginx/snippets/static.conf; \
-    grep -q "^location ^~ ${STATIC_URL} {" /etc/nginx/snippets/static.conf
+ENV STATIC_URL=${STATIC_URL}
 
 # The user is created in this image (or its base) with a fixed uid, so the name resolves.
 # hadolint ignore=DL3066
@@ -47,7 +48,7 @@ EXPOSE 8080
 # QUIT: finish the requests in flight, then exit (TERM would drop them).
 STOPSIGNAL SIGQUIT
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["nginx-health"]
-# Renders the server names (SERVER_NAMES) into /tmp, then runs the CMD.
+# Renders the per-deployment config (nginx/templates/, steps in nginx-entrypoint.d/) into /tmp, then runs the CMD.
 ENTRYPOINT ["nginx-entrypoint"]
 # -e stderr: the compiled-in error log path is not writable by a non-root master.
 CMD ["nginx", "-e", "stderr", "-g", "daemon off;"]

@@ -21,10 +21,12 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     rm -rf /etc/nginx/sites-available /etc/nginx/sites-enabled /etc/nginx/conf.d /etc/nginx/snippets
 
-# nginx's config exactly as the nginx image has it (STATIC_URL applied); the static files are the app image's own.
+# nginx's config exactly as the nginx image has it (STATIC_URL is rendered at start from the environment); the static
+# files are the app image's own.
 COPY --from=nginx /etc/nginx/ /etc/nginx/
 COPY --from=nginx /usr/local/bin/nginx-health /usr/local/bin/nginx-health
 COPY --from=nginx /usr/local/bin/nginx-entrypoint /usr/local/bin/nginx-entrypoint
+COPY --from=nginx /usr/local/lib/nginx-entrypoint.d/ /usr/local/lib/nginx-entrypoint.d/
 COPY docker/supervisord.conf /etc/supervisor/supervisord.conf
 COPY docker/exit_on_fatal.py /usr/local/bin/exit-on-fatal
 COPY docker/single-health.sh /usr/local/bin/single-health

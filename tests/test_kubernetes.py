@@ -38,6 +38,7 @@ IMAGE_CONFIG = {
     ("nginx", "/etc/nginx/conf.d"): "nginx/conf.d",
     ("nginx", "/etc/nginx/snippets"): "nginx/snippets",
     ("nginx", "/etc/nginx/sites"): "nginx/sites",
+    ("nginx", "/etc/nginx/templates"): "nginx/templates",
     ("app", "/etc/uwsgi/uwsgi.ini"): "uwsgi/uwsgi.ini",
     ("app", "/etc/uwsgi/listener.ini"): "uwsgi/listener.ini",
 }
@@ -400,3 +401,14 @@ def test_the_base_pins_the_image_tags_that_make_build_derives_from_the_piece_ver
     tags = {image["name"]: image["newTag"] for image in kustomization["images"]}
     assert tags["wsgi-chain/app"] == f"{version['app']}-uwsgi{version['uwsgi']}"
     assert tags["wsgi-chain/nginx"] == f"{version['nginx']}-app{version['app']}"
+
+
+def test_static_url_is_one_setting_that_nginx_renders_its_static_location_from(docs):
+    """The app env ConfigMap's STATIC_URL reaches nginx too, which renders templates/static.conf from it at start."""
+    app_env = generated(docs, "ConfigMap", "wsgi-chain-app-env")
+    env = app_env["data"]
+    nginx_env = {e["name"]: e for e in containers(docs)["nginx"]["env"]}
+    ref = nginx_env["STATIC_URL"]["valueFrom"]["configMapKeyRef"]
+    assert (ref["name"], ref["key"]) == (app_env["metadata"]["name"], "STATIC_URL")
+    assert env["STATIC_URL"].startswith("/") and env["STATIC_URL"].endswith("/")
+    assert "${STATIC_URL}" in (ROOT / "nginx/templates/static.conf").read_text()

@@ -1,12 +1,16 @@
-"""The nginx image's entrypoint, the one templating step: it renders the server names, trusted proxies and TLS
-switch into /tmp from the environment and refuses values that would make a wrong or broken config."""
+"""The nginx image's entrypoint, the one templating step: its steps render the server names, trusted proxies, access
+limits, TLS switch and static URL from nginx/templates/ into /tmp, from the environment, and refuse values that would
+make a wrong or broken config."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import pytest
+
+from tools.compose import ROOT
 
 IMAGE = os.environ.get("NGINX_IMAGE", "wsgi-chain/nginx:latest")
 
@@ -63,7 +67,7 @@ def test_login_paths_default_to_the_default_apps_two_logins_as_prefixes():
     assert rendered_file("login-paths.conf") == ['"~^/admin/login/" 1;', '"~^/api-auth/login/" 1;']
     # A leading "=" is one exact path; a "." is literal in the prefix's regex.
     assert rendered_file("login-paths.conf", "LOGIN_PATHS=/auth/v1.0/,=/login") == [
-        '"~^/auth/v1\\.0/" 1;',
+        '"~^/auth/v1[.]0/" 1;',
         '"/login" 1;',
     ]
 
@@ -106,3 +110,24 @@ def test_an_access_limit_setting_that_is_not_valid_stops_the_container_with_one_
     name = setting.split("=", 1)[0]
     assert result.stderr.startswith(f"nginx-entrypoint: {name}"), result.stderr
     assert result.stderr.count("\n") == 1, f"one line: {result.stderr!r}"
+
+
+def test_static_url_renders_the_static_location_from_the_environment_and_bad_ones_are_refused():
+    assert "location ^~ /static/ {" in rendered().stdout, "the image's default"
+    assert "location ^~ /assets/v2/ {" in rendered("STATIC_URL=/assets/v2/").stdout
+    for bad in ("assets/", "/assets", "/a b/", "/a|b/", "/a//b/"):
+        result = rendered(f"STATIC_URL={bad}")
+        assert result.returncode == 64 and "STATIC_URL" in result.stderr, (bad, result.stderr)
+
+
+def test_no_script_writes_nginx_syntax_only_the_templates_hold_directives():
+    """The entrypoint's steps validate, choose and substitute: no directive is spelled out in them."""
+    steps = sorted((ROOT / "docker").glob("nginx-entrypoint*"))
+    steps += sorted((ROOT / "docker" / "nginx-entrypoint.d").glob("*.sh"))
+    directive = re.compile(
+        r"\b(listen \d|server_name |set_real_ip_from |location [~^=]|return 30\d|include /|server \{)"
+    )
+    for step in steps:
+        if step.is_file():
+            code = [line for line in step.read_text().splitlines() if not line.lstrip().startswith("#")]
+            assert not [line for line in code if directive.search(line)], step
