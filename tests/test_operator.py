@@ -330,3 +330,67 @@ def test_the_tls_overlays_run_by_hand_default_to_the_makefiles_certificate_folde
     mounts = {volume["target"]: volume for volume in service["volumes"]}
     assert mounts["/etc/nginx/tls"]["source"] == str(ROOT / ".secrets/tls")
     assert mounts["/etc/nginx/tls"].get("bind", {}).get("create_host_path") in (None, False)
+
+
+# --- make clean keeps data; make clean-data asks first ------------------------------------------------------------
+
+
+def project_volumes(project: str) -> list[str]:
+    return docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}").split()
+
+
+def image_exists(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
+
+
+@pytest.mark.lifecycle
+def test_make_clean_removes_containers_images_and_leftovers_keeps_data_and_clean_data_asks_first(make_env, tmp_path):
+    # Image names, leftovers and secrets of its own: nothing another test or engineer uses is removed.
+    own = f"wsgi-chain-test/clean-{uuid.uuid4().hex[:6]}"
+    venv, leftover, secrets = tmp_path / "venv", tmp_path / "leftover", tmp_path / "secrets"
+    for folder in (venv, leftover, secrets):
+        folder.mkdir()
+    (secrets / "secret_key").write_text("kept\n")
+    env = {
+        **make_env,
+        "APP_IMAGE": f"{own}-app:dev",
+        "NGINX_IMAGE": f"{own}-nginx:dev",
+        "SINGLE_IMAGE": f"{own}-single:dev",
+        "TEST_IMAGES": f"{own}-*",
+        "VENV": str(venv),
+        "LEFTOVERS": str(leftover),
+        "SECRETS_DIR": str(secrets),
+        # The engine's dangling build cache is everyone's on a shared engine: its step is checked in the dry run.
+        "CLEAN_BUILD_CACHE": "no",
+    }
+    project = make_env["COMPOSE_PROJECT_NAME"]
+    up = make("up", env, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    tags = [ref for ref in docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"{own}-*").split()]
+    assert len(tags) >= 4, tags  # :dev and a version tag, for app and nginx
+    volumes = project_volumes(project)
+    assert volumes
+
+    dry = make("clean", {**env, "DRY_RUN": "1", "CLEAN_BUILD_CACHE": "yes"})
+    assert dry.returncode == 0 and "docker builder prune" in dry.stdout and str(venv) in dry.stdout, dry.stdout
+    assert venv.exists() and image_exists(tags[0]), "the dry run removed something"
+
+    clean = make("clean", env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stderr == "", clean.stderr  # no "No such image" for tags that share an image
+    assert project_containers(project) == {}
+    assert [ref for ref in tags if image_exists(ref)] == []
+    assert not venv.exists() and not leftover.exists()
+    assert project_volumes(project) == volumes and (secrets / "secret_key").exists(), "make clean removed data"
+
+    again = make("clean", env)
+    assert again.returncode == 0 and again.stderr == "", again.stdout + again.stderr
+
+    unconfirmed = make("clean-data", env)
+    assert unconfirmed.returncode != 0
+    assert "nothing was removed" in unconfirmed.stderr and "CONFIRM=yes" in unconfirmed.stderr, unconfirmed.stderr
+    assert project_volumes(project) == volumes and secrets.exists()
+
+    confirmed = make("clean-data", {**env, "CONFIRM": "yes"})
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    assert project_volumes(project) == [] and not secrets.exists()
