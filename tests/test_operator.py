@@ -394,3 +394,48 @@ def test_make_clean_removes_containers_images_and_leftovers_keeps_data_and_clean
     confirmed = make("clean-data", {**env, "CONFIRM": "yes"})
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert project_volumes(project) == [] and not secrets.exists()
+
+
+# --- the README's API session can be run twice --------------------------------------------------------------------
+
+
+def readme_session(port: str) -> str:
+    """The README's API session as a script: its commands (the lines before the first `$ ` prompt, and each
+    prompt's command with its continuation lines), not the outputs shown, and not `make up` (the test's own)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```sh\nmake up\nTOKEN=")
+    block = text[start + len("```sh\n") : text.index("```", start + 5)]
+    commands: list[str] = []
+    continuing = prompted = False
+    for line in block.splitlines():
+        if continuing or line.startswith("$ "):
+            prompted = prompted or line.startswith("$ ")
+            commands.append(line.removeprefix("$ ") if not continuing else line)
+            continuing = line.endswith("\\")
+        elif not prompted and line.strip() and line != "make up":
+            commands.append(line)
+    return "set -euo pipefail\n" + "\n".join(commands).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+
+
+@pytest.mark.lifecycle
+def test_the_readme_api_session_works_again_after_make_down_and_make_up(make_env):
+    script = readme_session(make_env["HTTP_PORT"])
+    assert "createuser alice" in script and "DELETE" in script, script
+    for attempt in ("first", "second"):
+        up = make("up", make_env, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        run = subprocess.run(
+            ["bash", "-c", script],
+            cwd=ROOT,
+            env={**os.environ, **make_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, f"{attempt} run: {run.stdout}\n{run.stderr}"
+        assert "HTTP/1.1 401 Unauthorized" in run.stdout, run.stdout
+        assert '"text":"Hello again"' in run.stdout, run.stdout
+        assert run.stdout.rstrip().endswith("204"), run.stdout
+        down = make("down", make_env)
+        assert down.returncode == 0, down.stderr
+    assert "already exists: printing its token again" in run.stderr, run.stderr

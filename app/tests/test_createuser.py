@@ -8,6 +8,7 @@ import secrets
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -58,9 +59,37 @@ def test_a_plain_user_is_not_an_admin():
     assert not (user.is_staff or user.is_superuser)
 
 
-def test_an_existing_username_is_refused(alice):
-    with pytest.raises(CommandError, match="already exists"):
-        createuser("alice")
+def test_run_again_for_an_existing_user_it_prints_the_same_token_and_changes_nothing():
+    first = createuser("carol").strip()
+    user = get_user_model().objects.get(username="carol")
+    again = createuser("carol").strip()
+    assert again == first and len(again) == 40
+    assert get_user_model().objects.filter(username="carol").count() == 1
+    assert get_user_model().objects.get(username="carol").password == user.password
+
+
+def test_an_existing_user_without_a_token_gets_one(alice):
+    token = createuser("alice").strip()
+    assert Token.objects.get(user=alice).key == token
+
+
+@pytest.mark.parametrize(
+    "options", [("--superuser",), ("--password-stdin",), ("--email", "a@example.com")], ids=lambda o: o[0]
+)
+def test_asked_to_change_an_existing_user_it_refuses(alice, options):
+    with pytest.raises(CommandError, match="already exists: createuser changes nothing"):
+        createuser("alice", *options, stdin=PASSWORD + "\n")
+    alice.refresh_from_db()
+    assert not alice.is_superuser and alice.email != "a@example.com"
+
+
+def test_token_prints_an_existing_users_token_and_refuses_an_unknown_one():
+    created = createuser("carol").strip()
+    out = io.StringIO()
+    call_command("token", "carol", stdout=out)
+    assert out.getvalue().strip() == created
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        call_command("token", "nobody", stdout=io.StringIO())
 
 
 def test_an_invalid_username_is_refused():

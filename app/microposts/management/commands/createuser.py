@@ -1,4 +1,7 @@
-"""`manage.py createuser USERNAME`: create a user and print their API token (the token alone, on stdout)."""
+"""`manage.py createuser USERNAME`: create a user and print their API token (the token alone, on stdout).
+
+Run again for a user that exists, it prints that user's token again and changes nothing, so that a script (or the
+README's session) can be run twice; asked to set a password or make an admin of an existing user, it refuses."""
 
 import sys
 
@@ -27,6 +30,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, username: str, email: str, password_stdin: bool, superuser: bool, **options) -> None:
         users = get_user_model()
+        existing = users.objects.filter(username=username).first()
+        if existing is not None:
+            if password_stdin or superuser or email:
+                raise CommandError(
+                    f"user {username!r} already exists: createuser changes nothing about an existing user "
+                    f"(`manage.py token {username}` prints its token; `manage.py changepassword` sets a password)"
+                )
+            self.stderr.write(f"user {username!r} already exists: printing its token again, nothing changed")
+            self.stdout.write(Token.objects.get_or_create(user=existing)[0].key)
+            return
         user = users(username=username, email=email, is_staff=superuser, is_superuser=superuser)
         if password_stdin:
             password = (options.get("stdin") or sys.stdin).readline().rstrip("\r\n")
