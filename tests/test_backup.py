@@ -1,0 +1,252 @@
+"""`make backup` and `make restore` of the default app's data, while the stack serves: SQLite in both topologies
+(the online backup API inside the app container) and PostgreSQL (pg_dump of a throwaway server on the host, as in
+tests/test_postgres.py). Each stack is the tests' own; backups go to a temporary BACKUP_DIR.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.harness import OwnStack, docker, make, poll
+from tests.host_postgres import HostPostgres
+from tests.microposts_api import create_user, listed_texts, post_concurrently, unique
+
+pytestmark = pytest.mark.lifecycle
+
+
+def backup_env(deployment, backup_dir: Path, topology: str = "split", **extra: str) -> dict[str, str]:
+    """What `make backup` and `make restore` need to find the stack: its project, topology and compose settings."""
+    return {
+        "COMPOSE_PROJECT_NAME": deployment.compose.project,
+        "TOPOLOGY": topology,
+        "SECRET_KEY_FILE": deployment.compose.env["SECRET_KEY_FILE"],
+        "HTTP_PORT": deployment.compose.env["HTTP_PORT"],
+        "BACKUP_DIR": str(backup_dir),
+        **extra,
+    }
+
+
+def make_backup(env: dict[str, str]) -> Path:
+    before = set(Path(env["BACKUP_DIR"]).glob("*"))
+    result = make("backup", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [backup] = set(Path(env["BACKUP_DIR"]).glob("*")) - before
+    assert backup.name.startswith(env["COMPOSE_PROJECT_NAME"] + "-"), backup.name
+    assert f"backup: {backup} (" in result.stdout, result.stdout
+    assert backup.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
+    return backup
+
+
+def make_restore(env: dict[str, str], backup: Path | str) -> subprocess.CompletedProcess:
+    return make("restore", {**env, "BACKUP": str(backup)})
+
+
+class Author:
+    """A user of the app with an API token, posting through the published port."""
+
+    def __init__(self, deployment, container: str):
+        self.base_url, self.name = deployment.base_url, unique("backup-author")
+        self.auth = {"Authorization": f"Token {create_user(container, self.name)}"}
+
+    def post(self, text: str) -> str:
+        response = requests.post(
+            f"{self.base_url}/api/users/{self.name}/collection", json={"text": text}, headers=self.auth, timeout=10
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["href"]
+
+    def delete(self, href: str) -> None:
+        assert requests.delete(href, headers=self.auth, timeout=10).status_code == 204
+
+    def texts(self) -> list[str]:
+        return listed_texts(self.base_url, self.name)
+
+
+def round_trip(deployment, container: str, env: dict[str, str]) -> Path:
+    """A post made before the backup and deleted after it is back after the restore; one made after it is gone."""
+    author = Author(deployment, container)
+    kept = author.post("made before the backup")
+    backup = make_backup(env)
+    author.delete(kept)
+    author.post("made after the backup")
+    assert author.texts() == ["made after the backup"]
+
+    restored = make_restore(env, backup)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert author.texts() == ["made before the backup"]
+    assert requests.get(kept, timeout=10).status_code == 200
+    return backup
+
+
+# --- SQLite ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["split", "single"])
+def sqlite_stack(request, tmp_path_factory):
+    topology = request.param
+    stack = OwnStack(tmp_path_factory.mktemp(f"backup-{topology}"), topology=topology, prefix="wct-backup")
+    with stack.running(build=topology == "single") as deployment:
+        yield topology, deployment
+
+
+def test_a_post_deleted_after_a_sqlite_backup_is_back_after_the_restore(sqlite_stack, tmp_path):
+    topology, deployment = sqlite_stack
+    backup = round_trip(deployment, deployment.app_container, backup_env(deployment, tmp_path, topology))
+    assert backup.suffix == ".sqlite3"
+    with sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        texts = [row[0] for row in db.execute("SELECT text FROM microposts_micropost")]
+    assert "made before the backup" in texts
+
+
+def sql(container: str, query: str) -> str:
+    """One value from the app's live SQLite database, read in its container."""
+    script = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"
+    return docker("exec", container, "python", "-c", script, "/var/lib/app/db.sqlite3", query).strip()
+
+
+def post_count(container: str) -> int:
+    return int(sql(container, "SELECT count(*) FROM microposts_micropost"))
+
+
+def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_sound_database(
+    sqlite_stack, tmp_path, load_report
+):
+    topology, deployment = sqlite_stack
+    container, env = deployment.app_container, backup_env(deployment, tmp_path, topology)
+    writers = {name: create_user(container, name) for name in (unique("load-writer") for _ in range(4))}
+    before = post_count(container)
+    results: list = []
+    load = threading.Thread(target=lambda: results.append(post_concurrently(deployment.base_url, writers, 100)))
+    load.start()
+    try:
+        poll(lambda: post_count(container) > before, timeout=60, what="the write load under way")
+        backup = make_backup(env)
+    finally:
+        load.join(timeout=200)
+    [written] = results
+    assert written.statuses == {201: 400}, written.statuses
+    after = post_count(container)
+    with sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        in_backup = db.execute("SELECT count(*) FROM microposts_micropost").fetchone()[0]
+    # A snapshot from some moment of the load: every post before it, some of the load's, none from after.
+    assert before < in_backup <= after == before + 400
+    load_report.append(
+        f"backup under write load ({topology}, 4 writers x 100 posts): the backup holds {in_backup - before} of the "
+        f"load's 400 posts, integrity_check ok"
+    )
+
+    restored = make_restore(env, backup)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert sql(container, "PRAGMA integrity_check") == "ok"
+    assert post_count(container) == in_backup
+
+
+def not_the_apps_database(path: Path) -> Path:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    return path
+
+
+def truncated(backup: Path, path: Path) -> Path:
+    data = backup.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+REFUSALS = {
+    "no file named": (lambda backup, tmp: "", "name the backup to restore: make restore BACKUP=backups/<file>"),
+    "a missing file": (lambda backup, tmp: tmp / "gone.sqlite3", "no such file; nothing was changed"),
+    "a text file": (
+        lambda backup, tmp: (tmp / "notes.txt").write_text("not a backup\n") and tmp / "notes.txt",
+        "is not a backup (neither a SQLite database nor a pg_dump archive); nothing was changed",
+    ),
+    "another program's SQLite database": (
+        lambda backup, tmp: not_the_apps_database(tmp / "other.sqlite3"),
+        "is a SQLite database, but not the app's (it has no django_migrations table)",
+    ),
+    "half a backup": (lambda backup, tmp: truncated(backup, tmp / "half.sqlite3"), "is not a usable SQLite database"),
+    "a PostgreSQL archive on a SQLite stack": (
+        lambda backup, tmp: (tmp / "x.pgdump").write_bytes(b"PGDMP\x01\x0e\x00") and tmp / "x.pgdump",
+        "is a postgres backup, but the app runs on SQLite; nothing was changed",
+    ),
+}
+
+
+# The checks come before any container is touched: the split topology covers them.
+@pytest.mark.parametrize("sqlite_stack", ["split"], indirect=True)
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_nothing(sqlite_stack, tmp_path, case):
+    topology, deployment = sqlite_stack
+    env = backup_env(deployment, tmp_path / "backups", topology)
+    author = Author(deployment, deployment.app_container)
+    author.post("made before the backup")
+    backup = make_backup(env)
+    author.post("made after the backup")
+    count = post_count(deployment.app_container)
+
+    make_file, message = REFUSALS[case]
+    result = make_restore(env, make_file(backup, tmp_path))
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()[:1]
+    assert line.startswith("restore: error: ") and message in line, result.stderr
+    assert author.texts() == ["made after the backup", "made before the backup"]
+    assert post_count(deployment.app_container) == count
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------------------
+
+SOCKET_IN_CONTAINERS = "/run/postgresql"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> HostPostgres:
+    server = HostPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_stack(postgres, tmp_path_factory):
+    stack = OwnStack(
+        tmp_path_factory.mktemp("backup-pg"),
+        prefix="wct-backup-pg",
+        env={"DATABASE_URL": postgres.url(SOCKET_IN_CONTAINERS), "PG_SOCKET_DIR": str(postgres.socket_dir)},
+    )
+    stack.compose.files = ("compose.yaml", "tests/compose.host-postgres.yaml")
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def test_a_post_deleted_after_a_postgresql_backup_is_back_after_the_restore(pg_stack, postgres, tmp_path):
+    # pg_dump runs on this host: the database as the host reaches it (the socket's host directory).
+    env = backup_env(pg_stack, tmp_path, BACKUP_DATABASE_URL=postgres.url(postgres.socket_dir))
+    backup = round_trip(pg_stack, pg_stack.app_container, env)
+    assert backup.suffix == ".pgdump"
+    listing = subprocess.run(["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True)
+    assert " TABLE public microposts_micropost " in listing.stdout
+    stored = postgres.psql(
+        "SELECT count(*) FROM microposts_micropost WHERE text = 'made before the backup'", database="microposts"
+    )
+    assert stored == "1"
+
+
+def test_a_sqlite_backup_is_refused_by_a_postgresql_stack(pg_stack, postgres, tmp_path):
+    env = backup_env(pg_stack, tmp_path, BACKUP_DATABASE_URL=postgres.url(postgres.socket_dir))
+    fake = tmp_path / "x.sqlite3"
+    with sqlite3.connect(fake) as db:
+        db.execute("CREATE TABLE django_migrations (id INTEGER)")
+    result = make_restore(env, fake)
+    assert result.returncode != 0
+    assert "is a sqlite backup, but the app runs on PostgreSQL (DATABASE_URL); nothing was changed" in result.stderr
