@@ -11,7 +11,8 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends wrk; \
     rm -rf /var/lib/apt/lists/*
 
-COPY wrk/report.lua /usr/local/share/wrk/report.lua
+# The reporter, and the writer's script that loads it from the same folder.
+COPY wrk/report.lua wrk/post.lua /usr/local/share/wrk/
 # Debian's nobody exists in every Debian image.
 # hadolint ignore=DL3066
 USER nobody

@@ -1,25 +1,34 @@
 """The benchmark harness, in smoke mode: a few seconds of load on a bench stack of its own, no thresholds.
 
-It proves `make bench` still runs end to end (stack up, wrk in the network, memory samples, teardown) and still
-writes its three outputs, so the harness cannot rot between benchmark runs.
+It proves `make bench` still runs end to end (stack up, the API's database seeded, wrk in the network with GETs and
+token-authenticated POSTs, every point repeated and interleaved, the concurrency curve, memory samples, teardown)
+and still writes its three outputs, so the harness cannot rot between benchmark runs. Every figure checked here
+comes from the smoke run itself; the verdict logic is also checked on its own, table-driven.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.harness import ROOT, docker, project_containers
+from tools.bench import cpu, stats
 
-pytestmark = pytest.mark.lifecycle
+SMOKE_STACKS = ("chain", "bare")
+SMOKE_ENDPOINTS = ("json", "read", "write")
+VERDICTS = {stats.WON, stats.LOST, stats.TIE}
 
 
-def test_the_bench_harness_runs_and_writes_json_markdown_and_png(tmp_path):
-    env = {**os.environ, "BENCH_OUT": str(tmp_path)}
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "BENCH_OUT": str(out)}
     result = subprocess.run(
         [sys.executable, "-m", "tools.bench", "--smoke"],
         cwd=ROOT,
@@ -30,25 +39,158 @@ def test_the_bench_harness_runs_and_writes_json_markdown_and_png(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "bench.json").read_text()), out
 
-    data = json.loads((tmp_path / "bench.json").read_text())
+
+def runs_of(data: dict) -> dict[str, dict]:
+    return {run["key"]: run for run in data["runs"]}
+
+
+@pytest.mark.lifecycle
+def test_every_point_runs_the_configured_number_of_times_and_reports_median_min_and_max(smoke):
+    data, _ = smoke
     assert data["mode"] == "smoke"
-    runs = {run["key"]: run for run in data["runs"]}
-    assert {"chain.json", "bare.json"} <= set(runs)
+    repeats = data["load"]["repeats"]
+    assert repeats >= 2, "the smoke run must exercise the repeats"
+    runs = runs_of(data)
+    assert {f"{s}.{e}" for s in SMOKE_STACKS for e in SMOKE_ENDPOINTS} <= set(runs)
     for run in runs.values():
         assert "error" not in run, run.get("error")
-        assert run["requests"] > 0
+        assert run["repeats"] == repeats and len(run["samples"]) == repeats
+        assert all("error" not in s for s in run["samples"]), [s.get("error") for s in run["samples"]]
+        assert run["requests"] == sum(s["requests"] for s in run["samples"]) > 0
+        for name in ("rps", "p99_ms", "cpu_ms_per_req", "host_cpu_ms_per_req"):
+            values = [s[name] for s in run["samples"]]
+            assert run[f"{name}_min"] == round(min(values), 4)
+            assert run[f"{name}_max"] == round(max(values), 4)
+            assert run[f"{name}_min"] <= run[name] <= run[f"{name}_max"]
+            assert run[name] == pytest.approx(statistics.median(values), abs=0.1)
         assert run["memory"]["workers"], f"no worker processes found for {run['key']}"
+
+
+@pytest.mark.lifecycle
+def test_the_points_run_interleaved_round_after_round(smoke):
+    data, _ = smoke
+    keys = [run["key"] for run in data["runs"]]
+    # The n-th run of every point starts before the (n+1)-th run of any point.
+    starts = {key: [s["started"] for s in runs_of(data)[key]["samples"]] for key in keys}
+    for n in range(data["load"]["repeats"] - 1):
+        assert max(times[n] for times in starts.values()) <= min(times[n + 1] for times in starts.values())
+
+
+@pytest.mark.lifecycle
+def test_host_cpu_per_request_is_reported_beside_the_containers_cpu(smoke):
+    data, _ = smoke
+    for run in data["runs"]:
+        for sample in run["samples"]:
+            assert sample["cpu_ms_per_req"] > 0, sample
+            assert sample["host_cpu_ms_per_req"] > 0, sample
+            assert sample["loadgen_cpu_ms_per_req"] > 0, sample
+            # outside = host - servers - load generator, from the same run's counters
+            outside = sample["host_cpu_ms_per_req"] - sample["cpu_ms_per_req"] - sample["loadgen_cpu_ms_per_req"]
+            assert sample["other_cpu_ms_per_req"] == pytest.approx(outside, abs=0.001)
+
+
+@pytest.mark.lifecycle
+def test_the_api_read_and_the_authenticated_post_are_served_on_every_server_without_errors(smoke):
+    data, _ = smoke
+    seeded = data["seed"]
+    assert seeded["reader_posts"] == data["settings"]["posts"]
+    assert seeded["probe"]["read_status"] == 200 and seeded["probe"]["read_count"] == seeded["reader_posts"]
+    assert seeded["probe"]["write_status"] == 201
+    runs = runs_of(data)
+    for stack in SMOKE_STACKS:
+        read, write = runs[f"{stack}.read"], runs[f"{stack}.write"]
+        assert read["url"].endswith(f"/api/users/{seeded['reader']}/collection") and read["method"] == "GET"
+        assert write["url"].endswith(f"/api/users/{seeded['writer']}/collection") and write["method"] == "POST"
+        # No 401 (token), 429 (throttle) or any other error status: every request was a 2xx.
+        assert read["errors_total"] == 0 and write["errors_total"] == 0, (read["errors"], write["errors"])
+    # Every measured POST was stored (the warm-ups and the probe add more).
+    assert seeded["writer_posts_after"] >= seeded["write_requests_measured"] > 0
+    assert "Authorization: <redacted>" in runs["chain.write"]["samples"][0]["command"]
+
+
+@pytest.mark.lifecycle
+def test_each_comparison_has_a_verdict_that_follows_the_ranges(smoke):
+    data, _ = smoke
+    runs = runs_of(data)
+    rows = {row["endpoint"]: row for row in data["ratios"]}
+    for endpoint in SMOKE_ENDPOINTS:
+        found = rows[endpoint]["vs"]["bare"]["rps"]
+        mine, theirs = runs[f"chain.{endpoint}"], runs[f"bare.{endpoint}"]
+        assert found["ratio"] == round(mine["rps"] / theirs["rps"], 2)
+        if mine["rps_min"] > theirs["rps_max"]:
+            assert found["verdict"] == stats.WON
+        elif mine["rps_max"] < theirs["rps_min"]:
+            assert found["verdict"] == stats.LOST
+        else:
+            assert found["verdict"] == stats.TIE
     assert all(t["result"].startswith("not checked") for t in data["targets"])
 
-    markdown = (tmp_path / "bench.md").read_text()
-    assert markdown.startswith("# wsgi-chain benchmark")
-    assert "| Django JSON (/healthz) |" in markdown
 
-    png = (tmp_path / "bench.png").read_bytes()
+@pytest.mark.lifecycle
+def test_the_concurrency_curve_follows_the_chain_and_the_best_alternative_at_each_level(smoke):
+    data, _ = smoke
+    curve = data["curve"]
+    assert curve["levels"] == data["settings"]["curve_levels"]
+    assert curve["best"] == {"json": "bare"}  # the only alternative a smoke run measures
+    points = {(r["stack"], r["connections"]): r for r in curve["runs"]}
+    assert set(points) == {(s, c) for s in ("chain", curve["best"]["json"]) for c in curve["levels"]}
+    for point in points.values():
+        assert "error" not in point, point.get("error")
+        assert point["requests"] > 0 and point["p50_ms"] <= point["p99_ms"]
+        assert {s["connections"] for s in point["samples"]} == {point["connections"]}
+
+
+@pytest.mark.lifecycle
+def test_the_report_shows_the_new_figures_and_the_chart_is_drawn(smoke):
+    data, out = smoke
+    markdown = (out / "bench.md").read_text()
+    assert markdown.startswith("# wsgi-chain benchmark")
+    runs = runs_of(data)
+    for endpoint in ("Django JSON (/healthz)", "API read: a collection's first page", "API write: POST a post (token)"):
+        assert f"| {endpoint} |" in markdown
+    chain_json = runs["chain.json"]
+    assert f"{chain_json['rps']:,.0f} ({chain_json['rps_min']:,.0f}-{chain_json['rps_max']:,.0f})" in markdown
+    assert "host CPU ms/req" in markdown
+    verdict = data["ratios"][0]["vs"]["bare"]["rps"]
+    assert verdict["verdict"] in VERDICTS
+    assert f"{verdict['ratio']:.2f}x {verdict['verdict']}" in markdown
+    assert "## Concurrency curve" in markdown
+
+    png = (out / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
 
-    # The bench project is gone: no container or volume of it is left.
+
+@pytest.mark.lifecycle
+def test_the_bench_project_is_torn_down(smoke):
+    data, _ = smoke
     assert project_containers(data["project"]) == {}
     project = f"label=com.docker.compose.project={data['project']}"
     assert docker("volume", "ls", "--filter", project, "--format", "{{.Name}}").strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "higher_is_better", "expected"),
+    [
+        ((10, 11, 12), (7, 8, 9), True, stats.WON),
+        ((7, 8, 9), (10, 11, 12), True, stats.LOST),
+        ((7, 8, 10), (9, 11, 12), True, stats.TIE),
+        ((9, 9, 9), (9, 9, 9), True, stats.TIE),
+        # CPU and latency: less is better
+        ((1, 2, 3), (4, 5, 6), False, stats.WON),
+        ((4, 5, 6), (1, 2, 3), False, stats.LOST),
+        ((1, 2, 5), (4, 5, 6), False, stats.TIE),
+    ],
+)
+def test_a_comparison_is_won_or_lost_only_when_the_ranges_do_not_overlap(mine, theirs, higher_is_better, expected):
+    a, b = (stats.Spread(median=m, min=lo, max=hi, n=3) for lo, m, hi in (mine, theirs))
+    assert stats.verdict(a, b, higher_is_better) == expected
+
+
+def test_host_cpu_counts_every_busy_field_of_proc_stat_but_idle_and_iowait():
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    line = "cpu  100 20 30 5000 400 5 6 7 50 0"
+    assert cpu.host_busy_ms(line) == (100 + 20 + 30 + 5 + 6 + 7) * 1000 / os.sysconf("SC_CLK_TCK")
+    with pytest.raises(RuntimeError):
+        cpu.host_busy_ms("cpu0 1 2 3 4")

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from tools.compose import ROOT
 
 # The Host header every request carries: one of the app's ALLOWED_HOSTS.
 HOST_HEADER = "localhost"
-REPORT_IN_IMAGE = "/usr/local/share/wrk/report.lua"
-REPORT_ON_HOST = ROOT / "bench" / "wrk" / "report.lua"
+# wrk's scripts: report.lua (GET, report only) and post.lua (a POST that reports the same way), in the load
+# generator's image and in the repo for wrk on the host.
+SCRIPTS_IN_IMAGE = "/usr/local/share/wrk"
+SCRIPTS_ON_HOST = ROOT / "bench" / "wrk"
+SCRIPTS = {"GET": "report.lua", "POST": "post.lua"}
 MARKER = "WRK_JSON "
 
 
@@ -43,7 +45,24 @@ class LoadResult:
         return {**asdict(self), "errors_total": self.errors_total}
 
 
-def wrk_args(url: str, duration: float, connections: int, threads: int, timeout: str, script: str) -> list[str]:
+@dataclass(frozen=True)
+class Request:
+    """What wrk sends: a GET, or a POST (bench/wrk/post.lua) with extra headers such as the API token."""
+
+    method: str = "GET"
+    headers: tuple[str, ...] = ()
+
+    def script(self, folder: str) -> str:
+        return f"{folder}/{SCRIPTS[self.method]}"
+
+
+GET = Request()
+
+
+def wrk_args(
+    url: str, duration: float, connections: int, threads: int, timeout: str, script: str, headers: tuple[str, ...] = ()
+) -> list[str]:
+    extra = [arg for header in headers for arg in ("-H", header)]
     return [
         "wrk",
         f"-t{min(threads, connections)}",
@@ -53,16 +72,22 @@ def wrk_args(url: str, duration: float, connections: int, threads: int, timeout:
         timeout,
         "-H",
         f"Host: {HOST_HEADER}",
+        *extra,
         "-s",
         script,
         url,
     ]
 
 
+def redacted(command: list[str]) -> list[str]:
+    """The command as recorded in the results: an Authorization header's credentials replaced."""
+    return ["Authorization: <redacted>" if arg.lower().startswith("authorization:") else arg for arg in command]
+
+
 def parse(stdout: str, command: list[str]) -> LoadResult:
     lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
     if not lines:
-        raise LoadError(f"no report from {' '.join(command)}:\n{stdout[-2000:]}")
+        raise LoadError(f"no report from {' '.join(redacted(command))}:\n{stdout[-2000:]}")
     raw = json.loads(lines[-1][len(MARKER) :])
     duration = raw["duration_us"] / 1e6
     latency = raw["latency_us"]
@@ -77,7 +102,7 @@ def parse(stdout: str, command: list[str]) -> LoadResult:
         p90_ms=round(latency["p90"] / 1000, 3),
         p99_ms=round(latency["p99"] / 1000, 3),
         max_ms=round(latency["max"] / 1000, 3),
-        command=command,
+        command=redacted(command),
     )
 
 
@@ -85,15 +110,24 @@ def _run(command: list[str], duration: float) -> str:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise LoadError(f"{' '.join(command)} did not stop within {duration + 60:.0f} s") from exc
+        raise LoadError(f"{' '.join(redacted(command))} did not stop within {duration + 60:.0f} s") from exc
     if result.returncode != 0:
-        raise LoadError(f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-2000:]}")
+        shown = " ".join(redacted(command))
+        raise LoadError(f"{shown} exited {result.returncode}:\n{result.stderr[-2000:]}")
     return result.stdout
 
 
-def in_container(container: str, url: str, duration: float, connections: int, threads: int, timeout: str) -> LoadResult:
+def in_container(
+    container: str,
+    url: str,
+    duration: float,
+    connections: int,
+    threads: int,
+    timeout: str,
+    request: Request = GET,
+) -> LoadResult:
     """wrk inside the load generator: the url names a service on the stack's network."""
-    args = wrk_args(url, duration, connections, threads, timeout, REPORT_IN_IMAGE)
+    args = wrk_args(url, duration, connections, threads, timeout, request.script(SCRIPTS_IN_IMAGE), request.headers)
     return parse(_run(["docker", "exec", container, *args], duration), args)
 
 
@@ -101,5 +135,5 @@ def on_host(url: str, duration: float, connections: int, threads: int, timeout: 
     """wrk on the host, through a port published on 127.0.0.1 (and so through docker's port forwarding)."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"host load only goes to 127.0.0.1, not {url}")
-    args = wrk_args(url, duration, connections, threads, timeout, str(Path(REPORT_ON_HOST)))
+    args = wrk_args(url, duration, connections, threads, timeout, GET.script(str(SCRIPTS_ON_HOST)))
     return parse(_run(args, duration), args)

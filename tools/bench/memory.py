@@ -100,6 +100,14 @@ def find_master(procs: list[Proc]) -> Proc | None:
     return first
 
 
+def is_worker(master: Proc, child: Proc) -> bool:
+    """A named uWSGI master ("... uWSGI master", procname-master) also forks its daemons (attach-daemon, e.g. the
+    metrics exporter): only its "... uWSGI worker N" children serve requests. Other servers' children all do."""
+    if "uWSGI master" in master.cmdline:
+        return "uWSGI worker" in child.cmdline
+    return True
+
+
 def sample(container: str, timeout: float = 10) -> ServerMemory:
     """The server's processes; polls (with a deadline) while a worker is being respawned (max-requests)."""
     deadline = time.monotonic() + timeout
@@ -109,7 +117,7 @@ def sample(container: str, timeout: float = 10) -> ServerMemory:
         )
         procs = parse(result.stdout)
         master = find_master(procs)
-        workers = [p for p in procs if master and p.ppid == master.pid]
+        workers = [p for p in procs if master and p.ppid == master.pid and is_worker(master, p)]
         if workers or time.monotonic() > deadline:
             return ServerMemory(container=container, master=master, workers=workers)
         time.sleep(0.2)

@@ -10,13 +10,25 @@ from tools.bench.settings import Settings
 STATIC_FILE = "/static/bench/100k.bin"
 STATIC_SIZE = 100 * 1024
 
+# The microposts API's users the bench seeds (tools/bench/seed.py): the reader owns the seeded posts, the writer
+# posts during the runs (its own collection, so the reader's page and count stay the same from run to run).
+READER = "bench-reader"
+WRITER = "bench-writer"
+READ_PATH = f"/api/users/{READER}/collection"
+WRITE_PATH = f"/api/users/{WRITER}/collection"
+
 ENDPOINTS = {
     "hello": "plain-WSGI hello",
     "json": "Django JSON (/healthz)",
-    "db": "Django, reads the DB",
+    "read": "API read: a collection's first page",
+    "write": "API write: POST a post (token)",
     "static": "static file, 100 KB",
     "const": "nginx constant",
 }
+# The endpoints whose servers are compared (static and const are nginx alone).
+APP_ENDPOINTS = ("hello", "json", "read", "write")
+# The concurrency curve: these endpoints, the chain and the best alternative on each.
+CURVE_ENDPOINTS = ("hello", "json")
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class Target:
     port: int
     path: str
     server: str  # the service whose workers' memory is sampled after the run
+    method: str = "GET"  # POST: bench/wrk/post.lua, with the writer's token
 
     @property
     def url(self) -> str:
@@ -47,7 +60,7 @@ def stack_labels(settings: Settings) -> dict[str, str]:
 
 
 def targets(settings: Settings) -> list[Target]:
-    db = settings.db_path
+    read, write = READ_PATH, WRITE_PATH
     rows = [
         # endpoint, stack, service, port, path, server
         ("hello", "chain", "hello-nginx", 8080, "/", "hello-app"),
@@ -59,23 +72,47 @@ def targets(settings: Settings) -> list[Target]:
         ("json", "gunicorn", "alt-nginx", 8001, "/healthz", "gunicorn"),
         ("json", "gunicorn-rec", "alt-nginx", 8002, "/healthz", "gunicorn-rec"),
         ("json", "granian", "alt-nginx", 8004, "/healthz", "granian"),
-        ("db", "chain", "nginx", 8080, db, "app"),
-        ("db", "bare", "bare-uwsgi", 8000, db, "bare-uwsgi"),
-        ("db", "gunicorn", "alt-nginx", 8001, db, "gunicorn"),
-        ("db", "gunicorn-rec", "alt-nginx", 8002, db, "gunicorn-rec"),
-        ("db", "granian", "alt-nginx", 8004, db, "granian"),
+        ("read", "chain", "nginx", 8080, read, "app"),
+        ("read", "bare", "bare-uwsgi", 8000, read, "bare-uwsgi"),
+        ("read", "gunicorn", "alt-nginx", 8001, read, "gunicorn"),
+        ("read", "gunicorn-rec", "alt-nginx", 8002, read, "gunicorn-rec"),
+        ("read", "granian", "alt-nginx", 8004, read, "granian"),
+        ("write", "chain", "nginx", 8080, write, "app"),
+        ("write", "bare", "bare-uwsgi", 8000, write, "bare-uwsgi"),
+        ("write", "gunicorn", "alt-nginx", 8001, write, "gunicorn"),
+        ("write", "gunicorn-rec", "alt-nginx", 8002, write, "gunicorn-rec"),
+        ("write", "granian", "alt-nginx", 8004, write, "granian"),
         ("static", "chain", "nginx", 8080, STATIC_FILE, "nginx"),
         # The ceiling of the front: the chain's own nginx answering `return 200` on its internal port.
         ("const", "nginx", "nginx", 8081, "/healthz", "nginx"),
     ]
     labels = stack_labels(settings)
     chosen = [
-        Target(f"{stack}.{endpoint}", endpoint, stack, labels[stack], service, port, path, server)
+        Target(
+            f"{stack}.{endpoint}",
+            endpoint,
+            stack,
+            labels[stack],
+            service,
+            port,
+            path,
+            server,
+            "POST" if endpoint == "write" else "GET",
+        )
         for endpoint, stack, service, port, path, server in rows
     ]
     if settings.smoke:
-        chosen = [t for t in chosen if t.key in ("chain.json", "bare.json")]
+        chosen = [t for t in chosen if t.stack in ("chain", "bare") and t.endpoint in ("json", "read", "write")]
     return chosen
+
+
+def curve_targets(chosen: list[Target], best: dict[str, str]) -> list[Target]:
+    """The curve's points: on each curve endpoint, the chain and the best alternative (`best`: endpoint -> stack)."""
+    found = []
+    for endpoint in CURVE_ENDPOINTS:
+        for stack in ("chain", best.get(endpoint)):
+            found += [t for t in chosen if t.endpoint == endpoint and t.stack == stack]
+    return found
 
 
 @dataclass(frozen=True)
@@ -100,6 +137,8 @@ PUBLISHED = [
 def services(chosen: list[Target], settings: Settings) -> list[str]:
     """The services to start: the targets' and their servers', the load generator, the lazy-apps twin."""
     names = {"loadgen"} | {t.service for t in chosen} | {t.server for t in chosen}
+    if any(t.endpoint in ("read", "write") for t in chosen):
+        names.add("app")  # the seeding runs in the chain's app container (tools/bench/seed.py)
     if settings.published:
         names |= {p.service for p in PUBLISHED}
     if settings.memory:

@@ -1,53 +1,71 @@
-"""From the run's results: the ratios, the target checks, and the Markdown report."""
+"""From the run's results: the comparisons (ratios of medians, with a verdict), the target checks, and the Markdown
+report."""
 
 from __future__ import annotations
 
-from tools.bench.plan import ENDPOINTS
+from tools.bench import stats
+from tools.bench.plan import APP_ENDPOINTS, CURVE_ENDPOINTS, ENDPOINTS
 
-# (endpoint, numerator, denominator, at least, what)
-TARGETS = [
-    ("json", "chain.json", "gunicorn.json", 2.0, "Django JSON: the chain ≥ 2x nginx → gunicorn (same workers)"),
-    ("json", "chain.json", "bare.json", 0.9, "Django JSON: the chain ≥ 0.9x bare uWSGI"),
-    ("hello", "chain.hello", "gunicorn.hello", 3.0, "hello: the chain ≥ 3x nginx → gunicorn (same workers)"),
-    ("static", "chain.static", "nginx.const", 0.5, "static 100 KB via nginx ≥ 0.5x the nginx constant"),
-]
-# The ratio columns: the chain against (b) bare uWSGI, (c) gunicorn at both counts, (d) granian.
+# The alternatives the chain is compared with: bare uWSGI, gunicorn at the same count and at 2·cores+1, granian.
 COMPARED = ["bare", "gunicorn", "gunicorn-rec", "granian"]
+# (figure, higher is better): what a comparison looks at. CPU and latency: less is better.
+FIGURES = {
+    "rps": True,
+    "cpu_ms_per_req": False,
+    "host_cpu_ms_per_req": False,
+    "p99_ms": False,
+}
 
 
 def by_key(data: dict) -> dict[str, dict]:
     return {run["key"]: run for run in data.get("runs", [])}
 
 
-def ratio(runs: dict[str, dict], top: str, bottom: str) -> float | None:
-    a, b = runs.get(top, {}).get("rps"), runs.get(bottom, {}).get("rps")
-    return round(a / b, 2) if a and b else None
-
-
-def cpu_ratio(runs: dict[str, dict], top: str, bottom: str) -> float | None:
-    """How many times less CPU per request `top` spends than `bottom`: the noise-robust twin of ratio()."""
-    a, b = runs.get(top, {}).get("cpu_ms_per_req"), runs.get(bottom, {}).get("cpu_ms_per_req")
-    return round(b / a, 2) if a and b else None
+def compare(mine: dict | None, theirs: dict | None, figure: str) -> dict | None:
+    """The chain's figure against an alternative's: the ratio of the medians, oriented so that above 1 is better for
+    the chain (req/s: mine ÷ theirs; CPU and latency: theirs ÷ mine), and the verdict from the min-max ranges."""
+    if not mine or not theirs:
+        return None
+    a, b = stats.spread(mine, figure), stats.spread(theirs, figure)
+    if a is None or b is None or not a.median or not b.median:
+        return None
+    higher = FIGURES[figure]
+    value = a.median / b.median if higher else b.median / a.median
+    return {"ratio": round(value, 2), "verdict": stats.verdict(a, b, higher_is_better=higher)}
 
 
 def ratios(data: dict) -> list[dict]:
+    """Per endpoint, the chain against each alternative, on every figure of FIGURES."""
     runs = by_key(data)
     rows = []
-    for endpoint in ("hello", "json", "db"):
-        row: dict = {"endpoint": endpoint, "cpu": {}}
+    for endpoint in APP_ENDPOINTS:
+        mine = runs.get(f"chain.{endpoint}")
+        row: dict = {"endpoint": endpoint, "vs": {}}
         for stack in COMPARED:
-            row[stack] = ratio(runs, f"chain.{endpoint}", f"{stack}.{endpoint}")
-            row["cpu"][stack] = cpu_ratio(runs, f"chain.{endpoint}", f"{stack}.{endpoint}")
-        if any(row[s] is not None for s in COMPARED):
+            theirs = runs.get(f"{stack}.{endpoint}")
+            found = {figure: compare(mine, theirs, figure) for figure in FIGURES}
+            if found["rps"] is not None:
+                row["vs"][stack] = found
+        if row["vs"]:
             rows.append(row)
-    static = ratio(runs, "chain.static", "nginx.const")
+    static = compare(runs.get("chain.static"), runs.get("nginx.const"), "rps")
     if static is not None:
-        rows.append({"endpoint": "static", "nginx.const": static, "cpu": {}})
+        rows.append({"endpoint": "static", "vs": {"nginx.const": {"rps": static}}})
     return rows
 
 
+def best_alternatives(runs: list[dict]) -> dict[str, str]:
+    """On each curve endpoint, the alternative with the highest median req/s (the one the curve follows)."""
+    best = {}
+    for endpoint in CURVE_ENDPOINTS:
+        found = [r for r in runs if r["endpoint"] == endpoint and r["stack"] in COMPARED and r.get("rps")]
+        if found:
+            best[endpoint] = max(found, key=lambda r: r["rps"])["stack"]
+    return best
+
+
 def all_runs(data: dict) -> list[dict]:
-    """Every measured run: targets, published pairs (both sides) and sweep points."""
+    """Every measured point but the curve's: targets, published pairs (both sides) and sweep points."""
     found = list(data.get("runs", []))
     for pair in data.get("published", []):
         found += [pair[side] for side in ("in_network", "published") if side in pair]
@@ -55,28 +73,89 @@ def all_runs(data: dict) -> list[dict]:
     return found
 
 
-def checks(data: dict) -> list[dict]:
-    runs = by_key(data)
-    smoke = data.get("mode") == "smoke"
+# --- the issue's "done when" -----------------------------------------------------------------------------------
+
+
+def _check(what: str, of: str, value: float | None, bound: str, ok: bool | None, verdict: str | None = None) -> dict:
+    return {"target": what, "of": of, "value": value, "bound": bound, "verdict": verdict, "ok": ok}
+
+
+def _ratio_checks(runs: dict[str, dict]) -> list[dict]:
     rows = []
-    for _endpoint, top, bottom, least, what in TARGETS:
-        value = ratio(runs, top, bottom)
-        if smoke:
-            result = "not checked (smoke run)"
-        elif value is None:
-            result = "not measured"
-        else:
-            result = "pass" if value >= least else "MISS"
-        rows.append(
-            {
-                "target": what,
-                "ratio": value,
-                "cpu_ratio": cpu_ratio(runs, top, bottom),
-                "at_least": least,
-                "of": f"{top} ÷ {bottom}",
-                "result": result,
-            }
+    chain, granian, const = runs.get("chain.hello"), runs.get("granian.hello"), runs.get("nginx.const")
+    found = compare(chain, granian, "rps")
+    rows.append(
+        _check(
+            "hello: the chain ≥ 1.2x nginx → granian in req/s",
+            "chain.hello ÷ granian.hello",
+            found and found["ratio"],
+            "≥ 1.2",
+            found and found["ratio"] >= 1.2,
+            found and found["verdict"],
         )
+    )
+    found = compare(chain, granian, "cpu_ms_per_req")
+    share = round(1 / found["ratio"], 2) if found else None
+    rows.append(
+        _check(
+            "hello: the chain ≤ 0.8x nginx → granian's CPU per request",
+            "chain CPU/req ÷ granian CPU/req",
+            share,
+            "≤ 0.8",
+            share is not None and share <= 0.8,
+            found and found["verdict"],
+        )
+    )
+    found = compare(chain, const, "cpu_ms_per_req")
+    share = round(1 / found["ratio"], 2) if found else None
+    rows.append(
+        _check(
+            "chain overhead: the chain's hello CPU per request ≤ 5x the nginx constant's",
+            "chain.hello CPU/req ÷ nginx.const CPU/req",
+            share,
+            "≤ 5",
+            share is not None and share <= 5,
+        )
+    )
+    for endpoint in ("json", "read", "write"):
+        for stack in COMPARED:
+            found = compare(runs.get(f"chain.{endpoint}"), runs.get(f"{stack}.{endpoint}"), "rps")
+            rows.append(
+                _check(
+                    f"{ENDPOINTS[endpoint]}: the chain ≥ 1.0x {stack}, ranges not against it",
+                    f"chain.{endpoint} ÷ {stack}.{endpoint}",
+                    found and found["ratio"],
+                    "≥ 1.0, not lost",
+                    found and found["ratio"] >= 1.0 and found["verdict"] != stats.LOST,
+                    found and found["verdict"],
+                )
+            )
+    for endpoint in APP_ENDPOINTS:
+        others = [runs[f"{s}.{endpoint}"] for s in COMPARED if runs.get(f"{s}.{endpoint}", {}).get("p99_ms")]
+        mine = runs.get(f"chain.{endpoint}")
+        if not others or not mine or not mine.get("p99_ms"):
+            rows.append(_check(f"{ENDPOINTS[endpoint]}: p99 no worse than the best alternative's", "-", None, "", None))
+            continue
+        best = min(others, key=lambda r: r["p99_ms"])
+        found = compare(mine, best, "p99_ms")
+        rows.append(
+            _check(
+                f"{ENDPOINTS[endpoint]}: p99 no worse than the best alternative's",
+                f"{best['stack']} p99 ÷ chain p99",
+                found and found["ratio"],
+                "≥ 1.0, not lost",
+                found and found["ratio"] >= 1.0 and found["verdict"] != stats.LOST,
+                found and found["verdict"],
+            )
+        )
+    return rows
+
+
+def checks(data: dict) -> list[dict]:
+    """The issue's targets, each with its measured value and a result: pass, MISS, not measured, or (smoke) not
+    checked."""
+    smoke = data.get("mode") == "smoke"
+    rows = _ratio_checks(by_key(data))
     measured = [r for r in all_runs(data) if "rps" in r]
     failed = [r["key"] for r in all_runs(data) if "error" in r]
     with_errors = [
@@ -84,20 +163,23 @@ def checks(data: dict) -> list[dict]:
         for r in measured
         if r["errors_total"]
     ]
-    if smoke:
-        result = "not checked (smoke run)"
-    else:
-        result = "pass" if not with_errors and not failed else "MISS"
     rows.append(
-        {
-            "target": "0 errors in every run",
-            "ratio": None,
-            "cpu_ratio": None,
-            "at_least": None,
-            "of": ", ".join(with_errors + [f"{k} (failed)" for k in failed]) or f"{len(measured)} runs, 0 errors",
-            "result": result,
-        }
+        _check(
+            "0 errors in every run",
+            ", ".join(with_errors + [f"{k} (failed)" for k in failed]) or f"{len(measured)} points, 0 errors",
+            None,
+            "",
+            not with_errors and not failed,
+        )
     )
+    for row in rows:
+        ok = row.pop("ok")
+        if smoke:
+            row["result"] = "not checked (smoke run)"
+        elif ok is None:
+            row["result"] = "not measured"
+        else:
+            row["result"] = "pass" if ok else "MISS"
     return rows
 
 
@@ -128,9 +210,24 @@ def _mib(kib: int | None) -> str:
     return "-" if kib is None else f"{kib / 1024:.1f}"
 
 
+def _range(run: dict, name: str, digits: int = 0) -> str:
+    """median (min-max), or the bare value of a single run."""
+    median, low, high = run.get(name), run.get(f"{name}_min"), run.get(f"{name}_max")
+    if median is None:
+        return "-"
+    if low is None or high is None or (low == high and run.get("repeats", 1) == 1):
+        return _n(median, digits)
+    return f"{_n(median, digits)} ({_n(low, digits)}-{_n(high, digits)})"
+
+
+def _cmp(found: dict | None) -> str:
+    return "-" if not found else f"{_x(found['ratio'])} {found['verdict']}"
+
+
 def markdown(data: dict) -> str:
     m, load = data["machine"], data["load"]
     labels = {run["stack"]: run["label"] for run in data.get("runs", []) if "label" in run}
+    repeats = load.get("repeats", 1)
     out = [
         "# wsgi-chain benchmark",
         "",
@@ -140,70 +237,50 @@ def markdown(data: dict) -> str:
         f"Docker {m['docker']}. Load average at start {m['loadavg_start']}, at end {m.get('loadavg_end')} "
         "(a busy machine makes every number noisy).",
         f"- **Load**: {load['tool']} -t{load['threads']} -c{load['connections']}, {load['duration_s']:g} s per run "
-        f"after a {load['warmup_s']:g} s warm-up, from {load['from']}; `Host: {load['host_header']}`.",
+        f"after a {load['warmup_s']:g} s warm-up, every point {repeats} times, interleaved (round after round of "
+        f"all the points), from {load['from']}; `Host: {load['host_header']}`.",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items()),
+    ]
+    seeded = data.get("seed")
+    if seeded:
+        out.append(
+            f"- **API data**: {seeded['reader']} owns {seeded['reader_posts']:,} posts (the read is the first page of "
+            f"their collection); {seeded['writer']} posts with a token (the write): "
+            f"{seeded.get('writer_posts_after', '?'):,} posts stored for "
+            f"{seeded.get('write_requests_measured', '?'):,} measured POSTs (warm-ups post too)."
+        )
+    out += [
         "",
-        "## Throughput, latency, errors, memory",
+        "## Throughput, latency, errors, CPU, memory",
         "",
-        "RSS/worker: the mean resident set of the server's worker processes right after the run (nginx's workers for "
+        f"Each figure is the median of the {repeats} runs, with (min-max); errors are summed over the runs.",
+        "",
+        "- CPU ms/req: CPU time the answering containers (nginx and the app server) spent per request, from their "
+        "cgroups; unlike req/s it barely moves when other work shares the machine.",
+        "- host CPU ms/req: the whole machine's busy time (/proc/stat, all CPUs) over the run, per request; *outside* "
+        "is what is left after the servers and wrk's container: dockerd and containerd carrying the logs, "
+        "docker-proxy, kernel work charged to no container, and anything else the machine ran meanwhile.",
+        "- RSS/worker: the mean resident set of the server's worker processes after its last run (nginx's workers for "
         "the static file and the constant); it counts pages shared with the master too (see Memory).",
         "",
-        "CPU ms/req: CPU time the answering containers (nginx and the app server) spent per request, from their "
-        "cgroups; unlike req/s it barely moves when other work shares the machine.",
-        "",
-        "| endpoint | stack | req/s | p50 ms | p99 ms | errors | CPU ms/req | workers | RSS/worker MiB |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| endpoint | stack | req/s | p50 ms | p99 ms | errors | CPU ms/req | host CPU ms/req | outside ms/req "
+        "| workers | RSS/worker MiB |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for run in data.get("runs", []):
         mem = run.get("memory") or {}
-        if "error" in run:
-            out.append(f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | failed: {run['error'][:80]} ||||||")
+        if "rps" not in run:
+            out.append(f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | failed: {run['error'][:80]} ||||||||")
             continue
         out.append(
-            f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {_n(run['rps'])} | {_n(run['p50_ms'], 2)} | "
-            f"{_n(run['p99_ms'], 2)} | {run['errors_total']} | {_n(run.get('cpu_ms_per_req'), 3)} | "
+            f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {_range(run, 'rps')} | {_n(run['p50_ms'], 2)} | "
+            f"{_range(run, 'p99_ms', 2)} | {run['errors_total']} | {_range(run, 'cpu_ms_per_req', 3)} | "
+            f"{_range(run, 'host_cpu_ms_per_req', 3)} | {_n(run.get('other_cpu_ms_per_req'), 3)} | "
             f"{len(mem.get('workers', []))} | {_n(mem.get('worker_rss_mib'), 1)} |"
         )
-    rows = ratios(data)
-    if rows:
-        out += [
-            "",
-            "## Ratios: the chain ÷ the alternative (req/s)",
-            "",
-            "| endpoint | " + " | ".join(labels.get(s, s) for s in COMPARED) + " |",
-            "|---|" + "--:|" * len(COMPARED),
-        ]
-        for row in rows:
-            if row["endpoint"] == "static":
-                continue
-            out.append(f"| {ENDPOINTS[row['endpoint']]} | " + " | ".join(_x(row.get(s)) for s in COMPARED) + " |")
-        out += [
-            "",
-            "The same by CPU per request (the alternative's CPU ms/req ÷ the chain's): how much more the alternative "
-            "spends on each request.",
-            "",
-            "| endpoint | " + " | ".join(labels.get(s, s) for s in COMPARED) + " |",
-            "|---|" + "--:|" * len(COMPARED),
-        ]
-        for row in rows:
-            if row["endpoint"] != "static":
-                cells = " | ".join(_x(row["cpu"].get(s)) for s in COMPARED)
-                out.append(f"| {ENDPOINTS[row['endpoint']]} | {cells} |")
-        static = next((r for r in rows if r["endpoint"] == "static"), None)
-        if static:
-            out += ["", f"Static file ÷ nginx constant: {_x(static['nginx.const'])}."]
-    out += ["", "## Targets", ""]
-    counts = worker_counts(data)
-    if counts:
-        out += ["Workers running: " + ", ".join(f"{labels.get(k, k)}: {v}" for k, v in counts.items()) + ".", ""]
-    out += ["| target | measured (req/s) | by CPU per request | result |", "|---|--:|--:|---|"]
-    for row in checks(data):
-        if row["at_least"] is None:  # the errors check: "measured" lists the runs with errors
-            out.append(f"| {row['target']} | {row['of']} | | {row['result']} |")
-        else:
-            out.append(
-                f"| {row['target']} ({row['of']}) | {_x(row['ratio'])} | {_x(row['cpu_ratio'])} | {row['result']} |"
-            )
+    out += _ratios(data, labels)
+    out += _targets(data, labels)
+    out += _curve(data)
     out += _published(data)
     out += _memory(data)
     out += _sweep(data)
@@ -211,6 +288,83 @@ def markdown(data: dict) -> str:
     if notes:
         out += ["", "## Notes", "", *[f"- {note}" for note in notes]]
     return "\n".join(out) + "\n"
+
+
+def _ratios(data: dict, labels: dict[str, str]) -> list[str]:
+    rows = [r for r in ratios(data) if r["endpoint"] != "static"]
+    out: list[str] = []
+    if rows:
+        stacks = [s for s in COMPARED if any(s in r["vs"] for r in rows)]
+        header = ["| endpoint | " + " | ".join(labels.get(s, s) for s in stacks) + " |", "|---|" + "--:|" * len(stacks)]
+        out += [
+            "",
+            "## The chain against each alternative",
+            "",
+            "Each cell: the ratio of the medians, oriented so that above 1.00x favours the chain, and the verdict: "
+            "**won** or **lost** only when the chain's and the alternative's min-max ranges do not overlap, "
+            "otherwise **tie**.",
+        ]
+        for figure, what in (
+            ("rps", "req/s (the chain ÷ the alternative)"),
+            ("cpu_ms_per_req", "CPU per request, containers (the alternative ÷ the chain)"),
+            ("host_cpu_ms_per_req", "CPU per request, whole host (the alternative ÷ the chain)"),
+            ("p99_ms", "p99 latency (the alternative ÷ the chain)"),
+        ):
+            out += ["", f"{what}:", "", *header]
+            for row in rows:
+                cells = " | ".join(_cmp((row["vs"].get(s) or {}).get(figure)) for s in stacks)
+                out.append(f"| {ENDPOINTS[row['endpoint']]} | {cells} |")
+    static = next((r for r in ratios(data) if r["endpoint"] == "static"), None)
+    if static:
+        out += ["", f"Static file ÷ nginx constant (req/s): {_cmp(static['vs']['nginx.const']['rps'])}."]
+    return out
+
+
+def _targets(data: dict, labels: dict[str, str]) -> list[str]:
+    out = ["", "## Targets", ""]
+    counts = worker_counts(data)
+    if counts:
+        out += ["Workers running: " + ", ".join(f"{labels.get(k, k)}: {v}" for k, v in counts.items()) + ".", ""]
+    out += ["| target | of | measured | bound | verdict | result |", "|---|---|--:|---|---|---|"]
+    for row in checks(data):
+        value = "" if row["value"] is None else f"{row['value']:.2f}"
+        out.append(
+            f"| {row['target']} | {row['of']} | {value} | {row['bound']} | {row['verdict'] or ''} | {row['result']} |"
+        )
+    return out
+
+
+def _curve(data: dict) -> list[str]:
+    curve = data.get("curve")
+    if not curve or not curve.get("runs"):
+        return []
+    best = ", ".join(f"{ENDPOINTS[e]}: {s}" for e, s in curve["best"].items())
+    out = [
+        "",
+        "## Concurrency curve",
+        "",
+        f"The chain and the best alternative by median req/s above ({best}) at {', '.join(map(str, curve['levels']))} "
+        "connections. Errors: wrk's connect, read, write, timeout and HTTP ≥ 400 counts, summed over the runs "
+        "(statuses from nginx's log where it answered).",
+        "",
+        "| endpoint | stack | connections | req/s | p50 ms | p99 ms | errors | CPU ms/req |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for run in sorted(
+        curve["runs"], key=lambda r: (r["endpoint"], r["stack"] != "chain", r["stack"], r["connections"])
+    ):
+        if "rps" not in run:
+            out.append(f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {run['connections']} | failed ||||||")
+            continue
+        errors = str(run["errors_total"])
+        if run["errors_total"]:
+            kinds = {k: v for k, v in run["errors"].items() if v}
+            errors += f" {kinds}" + (f" statuses {run['statuses']}" if run.get("statuses") else "")
+        out.append(
+            f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {run['connections']} | {_range(run, 'rps')} | "
+            f"{_n(run['p50_ms'], 2)} | {_range(run, 'p99_ms', 2)} | {errors} | {_n(run.get('cpu_ms_per_req'), 3)} |"
+        )
+    return out
 
 
 def _published(data: dict) -> list[str]:
@@ -221,27 +375,32 @@ def _published(data: dict) -> list[str]:
         "",
         "## Published port vs inside the network (docker's port forwarding)",
         "",
-        "The same run twice, back to back: from the load generator on the stack's network, then from the host through "
-        "the port published on 127.0.0.1.",
+        "The same run twice, back to back, once each: from the load generator on the stack's network, then from the "
+        "host through the port published on 127.0.0.1. Host CPU per request counts docker-proxy when it forwards.",
         "",
     ]
     if "skipped" in pairs[0]:
         return [*out, f"Skipped: {pairs[0]['skipped']}."]
-    proxy = {p["userland_proxy"] for p in pairs}
+    proxy = {p.get("userland_proxy") for p in pairs if "userland_proxy" in p}
     forwarded = "yes" if proxy == {True} else "no" if proxy == {False} else "mixed"
     out += [
         f"Forwarded by docker-proxy (dockerd's userland proxy): {forwarded}.",
         "",
-        "| run | in network req/s | published req/s | published ÷ in network | p99 ms in / published | errors |",
-        "|---|--:|--:|--:|--:|--:|",
+        "| run | in network req/s | published req/s | published ÷ in network | p99 ms in / published "
+        "| host CPU ms/req in / published | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for p in pairs:
+        if "in_network" not in p:
+            out.append(f"| {p['same_as']} | failed: {p.get('error', '')[:80]} ||||||")
+            continue
         a, b = p["in_network"], p["published"]
         share = round(b["rps"] / a["rps"], 2) if a.get("rps") and b.get("rps") else None
         errors = (a.get("errors_total") or 0) + (b.get("errors_total") or 0)
         out.append(
             f"| {p['same_as']} | {_n(a.get('rps'))} | {_n(b.get('rps'))} | {_x(share)} | "
-            f"{_n(a.get('p99_ms'), 2)} / {_n(b.get('p99_ms'), 2)} | {errors} |"
+            f"{_n(a.get('p99_ms'), 2)} / {_n(b.get('p99_ms'), 2)} | "
+            f"{_n(a.get('host_cpu_ms_per_req'), 3)} / {_n(b.get('host_cpu_ms_per_req'), 3)} | {errors} |"
         )
     return out
 

@@ -1,5 +1,6 @@
-"""One benchmark run: bring the bench stack up, measure every target, the published ports, memory and (optionally)
-the tuning sweep, then tear it all down. Returns the results as one JSON-able dict."""
+"""One benchmark run: bring the bench stack up, seed the API's database, measure every target several times
+(interleaved), then the concurrency curve, the published ports, memory and (optionally) the tuning sweep, and tear
+it all down. Returns the results as one JSON-able dict."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import sys
 from collections import Counter
 from dataclasses import asdict
 
-from tools.bench import cpu, load, machine, memory, plan, sweep
+from tools.bench import cpu, load, machine, memory, plan, report, seed, stats, sweep
 from tools.bench.settings import Settings
 from tools.bench.stack import BenchStack
 
 # nginx's "chain" log format: ... "GET /path HTTP/1.1" 200 57 ...
 STATUS = re.compile(r'" (\d{3}) \d+ "')
+FAILURES = (load.LoadError, RuntimeError, OSError, LookupError, ValueError, subprocess.SubprocessError)
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def now(timespec: str = "seconds") -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec=timespec)
 
 
 def statuses(container: str, since: str) -> dict[str, int]:
@@ -36,73 +38,179 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def per_request(ms: float, requests: int) -> float | None:
+    return round(ms / requests, 4) if requests else None
+
+
+def describe(sample: dict) -> str:
+    if "rps" not in sample:
+        return f"FAILED: {sample['error'][:200]}"
+    return (
+        f"{sample['rps']:>9.0f} req/s  p99 {sample['p99_ms']:.1f} ms  errors {sample['errors_total']}"
+        f"  cpu {sample['cpu_ms_per_req']} ms/req (host {sample['host_cpu_ms_per_req']})"
+    )
+
+
 class Runner:
     def __init__(self, settings: Settings, stack: BenchStack):
         self.settings = settings
         self.stack = stack
         self.loadgen = ""
+        self.token = ""  # the writer's API token, once seeded
+        self._names: dict[str, str] = {}
 
-    def load(self, url: str, duration: float) -> load.LoadResult:
+    def container(self, service: str) -> str:
+        if service not in self._names:
+            self._names[service] = self.stack.container(service)
+        return self._names[service]
+
+    def request_for(self, method: str) -> load.Request:
+        if method == "POST":
+            return load.Request("POST", (f"Authorization: Token {self.token}",))
+        return load.GET
+
+    def wrk(self, url: str, duration: float, connections: int, request: load.Request = load.GET) -> load.LoadResult:
         s = self.settings
-        return load.in_container(self.loadgen, url, duration, s.connections, s.wrk_threads, s.wrk_timeout)
+        return load.in_container(self.loadgen, url, duration, connections, s.wrk_threads, s.wrk_timeout, request)
 
-    def measure(self, key: str, url: str, server: str | None) -> dict:
-        """Warm up, measure (with the CPU the answering containers spend), then sample the server's memory.
-        A failure is recorded, not raised."""
-        entry: dict = {"key": key, "url": url, "server": server}
+    def once(
+        self,
+        key: str,
+        url: str,
+        server: str | None,
+        request: load.Request = load.GET,
+        connections: int | None = None,
+        duration: float | None = None,
+        host_url: str | None = None,
+        warm_up: bool = True,
+    ) -> dict:
+        """One measured run after its warm-up: wrk's figures, and the CPU per request of the answering containers
+        (their cgroups), of the load generator, and of the whole host (/proc/stat). With host_url, wrk runs on the
+        host against that published address instead. A failure is recorded, not raised."""
+        s = self.settings
+        connections = connections or s.connections
+        duration = duration or s.duration
+        entry: dict = {"key": key, "url": host_url or url, "server": server, "connections": connections}
         front = url.split("//", 1)[1].split(":", 1)[0]
+
+        def drive(seconds: float) -> load.LoadResult:
+            if host_url:
+                return load.on_host(host_url, seconds, connections, s.wrk_threads, s.wrk_timeout)
+            return self.wrk(url, seconds, connections, request)
+
         try:
-            containers = sorted({self.stack.container(name) for name in (front, server) if name})
-            if self.settings.warmup > 0:
-                self.load(url, self.settings.warmup)
-            before, started = cpu.total_us(containers), now()
-            result = self.load(url, self.settings.duration)
-            spent = cpu.total_us(containers) - before
+            containers = sorted({self.container(name) for name in (front, server) if name})
+            if warm_up and s.warmup > 0:
+                drive(s.warmup)
+            # The host's counter is read last before the run and first after it: its window holds the run and
+            # little else; the cgroup reads around it cost the servers nothing (they are idle then).
+            before, generator = cpu.total_us(containers), cpu.usage_us(self.loadgen)
+            started, started_precise, host = now(), now("milliseconds"), cpu.host_busy_ms()
+            result = drive(duration)
+            host_ms = cpu.host_busy_ms() - host
+            generator_ms = (cpu.usage_us(self.loadgen) - generator) / 1000
+            servers_ms = (cpu.total_us(containers) - before) / 1000
             entry.update(result.to_json())
+            entry["started"] = started_precise
             if result.errors["status"]:
-                entry["statuses"] = statuses(self.stack.container(front), started)
+                entry["statuses"] = statuses(self.container(front), started)
             entry["cpu_containers"] = containers
-            entry["cpu_ms_per_req"] = round(spent / 1000 / result.requests, 4) if result.requests else None
-            if server:
-                entry["memory"] = memory.sample(self.stack.container(server)).to_json()
-        except (load.LoadError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            entry["error"] = str(exc)[-1500:]
-        status = (
-            f"{entry['rps']:>9.0f} req/s  p99 {entry['p99_ms']:.1f} ms  errors {entry['errors_total']}"
-            f"  cpu {entry['cpu_ms_per_req']} ms/req"
-            if "rps" in entry
-            else f"FAILED: {entry['error'][:200]}"
-        )
-        log(f"{key:<28} {status}")
+            n = result.requests
+            entry["cpu_ms_per_req"] = per_request(servers_ms, n)
+            entry["loadgen_cpu_ms_per_req"] = None if host_url else per_request(generator_ms, n)
+            entry["host_cpu_ms_per_req"] = per_request(host_ms, n)
+            # Neither the servers nor wrk in its container: dockerd, containerd, docker-proxy, the kernel's network
+            # work charged to no container, wrk on the host (published runs), and whatever else runs meanwhile.
+            entry["other_cpu_ms_per_req"] = per_request(host_ms - servers_ms - (0 if host_url else generator_ms), n)
+        except FAILURES as exc:
+            entry["error"] = str(exc)[-1500:] + self.states(front, server)
         return entry
 
+    def states(self, *services: str | None) -> str:
+        """The services' container states, for a failed run's message (a server that exited, say why)."""
+        try:
+            found = {c.service: c for c in self.stack.compose.containers()}
+        except FAILURES as exc:
+            return f"\n(container states unknown: {exc})"
+        parts = []
+        for name in filter(None, services):
+            c = found.get(name)
+            parts.append(f"{name}: {c.state} {c.health} exit {c.exit_code}" if c else f"{name}: no container")
+        return "\n(" + "; ".join(parts) + ")"
+
+    def sample_memory(self, entry: dict, server: str | None) -> None:
+        if not server or "rps" not in entry:
+            return
+        try:
+            entry["memory"] = memory.sample(self.container(server)).to_json()
+        except FAILURES as exc:
+            entry["memory_error"] = str(exc)[-500:]
+
+    def interleaved(self, points: list[tuple[str, plan.Target, int, float]], with_memory: bool) -> list[dict]:
+        """Each point `repeats` times, in rounds (A B C, A B C, ...), so that whatever else loads the machine spreads
+        over all of them alike; then each point's runs summed up (median, min, max). A point warms up before its first
+        run only (its server stays warm: nothing restarts between rounds). Memory after the last round."""
+        repeats = self.settings.repeats
+        samples: dict[str, list[dict]] = {key: [] for key, *_ in points}
+        for round_no in range(1, repeats + 1):
+            for key, target, connections, duration in points:
+                request = self.request_for(target.method)
+                sample = self.once(
+                    key, target.url, target.server, request, connections, duration, warm_up=round_no == 1
+                )
+                if with_memory and round_no == repeats:
+                    self.sample_memory(sample, target.server)
+                samples[key].append(sample)
+                log(f"{key:<28} {round_no}/{repeats} {describe(sample)}")
+        entries = []
+        for key, target, connections, _ in points:
+            runs = samples[key]
+            entry = {
+                "key": key,
+                "endpoint": target.endpoint,
+                "stack": target.stack,
+                "label": target.label,
+                "url": target.url,
+                "method": target.method,
+                "server": target.server,
+                "connections": connections,
+                **stats.aggregate(runs),
+            }
+            last = runs[-1]
+            if "memory" in last:
+                entry["memory"] = last["memory"]
+            entries.append(entry)
+        return entries
+
     def targets(self, chosen: list[plan.Target]) -> list[dict]:
-        return [
-            {**self.measure(t.key, t.url, t.server), "endpoint": t.endpoint, "stack": t.stack, "label": t.label}
-            for t in chosen
-        ]
+        s = self.settings
+        return self.interleaved([(t.key, t, s.connections, s.duration) for t in chosen], with_memory=True)
+
+    def curve(self, chosen: list[plan.Target], runs: list[dict]) -> dict:
+        """The concurrency sweep on hello and Django JSON: the chain and the best alternative at each level."""
+        s = self.settings
+        best = report.best_alternatives(runs)
+        found = plan.curve_targets(chosen, best)
+        points = [(f"curve.{t.key}.c{level}", t, level, s.curve_duration) for level in s.curve_levels for t in found]
+        log(f"concurrency curve: {len(points)} points x {s.repeats}, best alternatives {best}")
+        return {"levels": list(s.curve_levels), "best": best, "runs": self.interleaved(points, with_memory=False)}
 
     def published(self) -> list[dict]:
         """Each published-port run from the host, right after the same run inside the network."""
-        s = self.settings
         if shutil.which("wrk") is None:
             return [{"skipped": "wrk is not installed on the host (python -m tools.hostdeps wrk)"}]
         pairs = []
         for p in plan.PUBLISHED:
-            port = self.stack.published_port(p.service, p.container_port)
-            inside = self.measure(f"{p.same_as} (again)", f"http://{p.service}:{p.container_port}{p.path}", p.server)
-            url = f"http://127.0.0.1:{port}{p.path}"
-            outside: dict = {"key": p.key, "url": url}
+            url = f"http://{p.service}:{p.container_port}{p.path}"
             try:
-                if s.warmup > 0:
-                    load.on_host(url, s.warmup, s.connections, s.wrk_threads, s.wrk_timeout)
-                started = now()
-                outside.update(load.on_host(url, s.duration, s.connections, s.wrk_threads, s.wrk_timeout).to_json())
-                if outside["errors"]["status"]:
-                    outside["statuses"] = statuses(self.stack.container(p.service), started)
-                log(f"{p.key:<28} {outside['rps']:>9.0f} req/s  p99 {outside['p99_ms']:.1f} ms")
-            except (load.LoadError, OSError) as exc:
-                outside["error"] = str(exc)[-1500:]
+                port = self.stack.published_port(p.service, p.container_port)
+            except FAILURES as exc:
+                pairs.append({"key": p.key, "same_as": p.same_as, "error": str(exc)[-500:]})
+                continue
+            inside = self.once(f"{p.same_as} (again)", url, p.server)
+            log(f"{p.same_as + ' (again)':<28} {describe(inside)}")
+            outside = self.once(p.key, url, p.server, host_url=f"http://127.0.0.1:{port}{p.path}")
+            log(f"{p.key:<28} {describe(outside)}")
             pairs.append(
                 {
                     "key": p.key,
@@ -118,13 +226,14 @@ class Runner:
         """The same bare uWSGI, preforking and with lazy-apps, after the same warm-up."""
         found = {}
         for mode, service in (("prefork", "mem-prefork"), ("lazy-apps", "mem-lazy")):
-            for path in ("/healthz", self.settings.db_path):
-                self.load(f"http://{service}:8000{path}", self.settings.memory_warmup)
-            found[mode] = memory.sample(self.stack.container(service)).to_json()
+            for path in ("/healthz", plan.READ_PATH):
+                self.wrk(f"http://{service}:8000{path}", self.settings.memory_warmup, self.settings.connections)
+            found[mode] = memory.sample(self.container(service)).to_json()
             log(f"memory {mode:<10} total PSS {found[mode]['total_pss_mib']} MiB")
         return found
 
     def sweep(self) -> list[dict]:
+        """One run per point (each point recreates the sweep's containers): a first look, not a verdict."""
         rows = []
         for point in sweep.points(os.cpu_count() or 1):
             try:
@@ -133,19 +242,26 @@ class Runner:
                 rows.append({"point": asdict(point), "error": str(exc)[-1500:]})
                 log(f"sweep {point.key}: FAILED to start")
                 continue
-            entry = self.measure(f"sweep.{point.key}", "http://sweep-nginx:8080/healthz", "sweep-app")
+            for service in ("sweep-app", "sweep-nginx"):
+                cpu.forget(self.container(service))
+            entry = self.once(f"sweep.{point.key}", "http://sweep-nginx:8080/healthz", "sweep-app")
+            self.sample_memory(entry, "sweep-app")
+            log(f"sweep.{point.key:<22} {describe(entry)}")
             rows.append({"point": asdict(point), **entry})
         return rows
 
 
 def run(settings: Settings) -> dict:
+    settings.check()
     chosen = plan.targets(settings)
     data: dict = {
-        "schema": 1,
+        "schema": 2,
         "mode": "smoke" if settings.smoke else "full",
         "started": now(),
         "machine": machine.describe(),
-        "settings": {k: str(v) if not isinstance(v, int | float | bool) else v for k, v in asdict(settings).items()},
+        "settings": {
+            k: str(v) if not isinstance(v, int | float | bool | tuple) else v for k, v in asdict(settings).items()
+        },
         "load": {
             "tool": "wrk",
             "from": "a container on the stack's backend network (published-port runs: the host)",
@@ -153,6 +269,8 @@ def run(settings: Settings) -> dict:
             "connections": settings.connections,
             "duration_s": settings.duration,
             "warmup_s": settings.warmup,
+            "repeats": settings.repeats,
+            "order": "interleaved: every point once per round, rounds repeated",
             "host_header": load.HOST_HEADER,
         },
     }
@@ -161,18 +279,31 @@ def run(settings: Settings) -> dict:
         log(f"starting {len(services)} services as project {stack.project}")
         stack.up(services)
         runner = Runner(settings, stack)
-        runner.loadgen = stack.container("loadgen")
+        runner.loadgen = runner.container("loadgen")
         data["project"] = stack.project
         data["versions"] = machine.versions(
-            {name: stack.container(name) for name in ("nginx", "app", "loadgen") if name in services}
+            {name: runner.container(name) for name in ("nginx", "app", "loadgen") if name in services}
         )
+        api = [t for t in chosen if t.endpoint in ("read", "write")]
+        if api:
+            seeded = seed.seed(runner.container("app"), settings.posts)
+            runner.token = seeded.writer_token
+            data["seed"] = seeded.to_json()
+            log(f"seeded {plan.READER} with {settings.posts} posts; {plan.WRITER} writes")
         data["runs"] = runner.targets(chosen)
+        if settings.curve:
+            data["curve"] = runner.curve(chosen, data["runs"])
+        if api:
+            data["seed"]["writer_posts_after"] = seed.count(runner.container("app"), plan.WRITER)
+            data["seed"]["write_requests_measured"] = sum(
+                r.get("requests", 0) for r in data["runs"] if r["endpoint"] == "write"
+            )
         if settings.published:
             data["published"] = runner.published()
         if settings.memory:
             data["lazy_vs_prefork"] = runner.lazy_vs_prefork()
         if "app" in services:
-            data["chain_memory"] = memory.sample(stack.container("app")).to_json()
+            data["chain_memory"] = memory.sample(runner.container("app")).to_json()
         if settings.sweep:
             data["sweep"] = runner.sweep()
     data["finished"] = now()
