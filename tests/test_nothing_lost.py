@@ -245,9 +245,10 @@ def test_past_a_tiny_queue_the_overflow_gets_a_quick_503_with_retry_after_and_th
 
 
 @pytest.fixture(scope="module")
-def one_worker_deadline_1s(tmp_path_factory):
-    """The plain example (it has /slow) with one worker and a queue deadline of 1 s."""
-    env = {**example_env("plain"), "UWSGI_WORKERS": "1", "QUEUE_TIMEOUT": "1"}
+def one_worker_deadline_2s(tmp_path_factory):
+    """The plain example (it has /slow) with one worker and a queue deadline of 2 s; uWSGI's request log keeps only
+    5xx and slow requests (UWSGI_DISABLE_LOGGING)."""
+    env = {**example_env("plain"), "UWSGI_WORKERS": "1", "QUEUE_TIMEOUT": "2", "UWSGI_DISABLE_LOGGING": "true"}
     stack = OwnStack(tmp_path_factory.mktemp("deadline"), prefix="wct-deadline", env=env)
     with stack.running() as deployment:
         yield deployment
@@ -276,15 +277,16 @@ def behind_a_slow_request(deployment, seconds: float, paths: list[str]) -> list[
 
 @pytest.mark.lifecycle
 def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_without_running_the_app(
-    one_worker_deadline_1s, load_report
+    one_worker_deadline_2s, load_report
 ):
-    stack, marker = one_worker_deadline_1s, uuid.uuid4().hex
-    # Within the deadline: queued for about 0.3 s behind the slow request, then served.
-    [(within, _)] = behind_a_slow_request(stack, 0.3, [f"/?within={marker}"])
+    stack, marker = one_worker_deadline_2s, uuid.uuid4().hex
+    # Within the deadline: queued for at most 1.2 s behind the slow request, then served.
+    [(within, _)] = behind_a_slow_request(stack, 1.2, [f"/?within={marker}"])
     assert within.status_code == 200
 
-    # Past it: queued for about 3 s, then answered 503 at once when the worker reaches them.
-    late = behind_a_slow_request(stack, 3, [f"/?late={marker}-{i}" for i in range(5)])
+    # Past it: queued behind a 5 s request (for over 3 s, however late it was seen busy), then answered 503 at once
+    # when the worker reaches them.
+    late = behind_a_slow_request(stack, 5, [f"/?late={marker}-{i}" for i in range(5)])
     for response, _ in late:
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "5"
@@ -293,14 +295,15 @@ def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_wi
             "error": "app server busy",
             "request_id": response.headers["X-Request-ID"],
         }
+
     # The entry point answered, not the app: uWSGI logged each of them within milliseconds.
-    logged = poll(
-        lambda: [r for r in stack.records(stack.app_container, "uwsgi") if f"late={marker}" in r["path"]],
-        what="uWSGI's log of the late requests",
-    )
+    def late_logged() -> list[dict]:
+        return [r for r in stack.records(stack.app_container, "uwsgi") if f"late={marker}" in r["path"]]
+
+    logged = poll(lambda: len(late_logged()) >= len(late) and late_logged(), what="uWSGI's log of the late requests")
     assert sorted((r["status"], r["duration_ms"] < 50) for r in logged) == [(503, True)] * len(late), logged
     load_report.append(
-        "queue deadline (QUEUE_TIMEOUT=1, 1 worker, 5 requests 3 s behind a slow one): "
+        "queue deadline (QUEUE_TIMEOUT=2, 1 worker, 5 requests queued behind a 5 s one): "
         + ", ".join(f"{response.status_code} in {seconds:.1f} s" for response, seconds in late)
     )
     # Nothing is left behind: the next request is served.
@@ -320,3 +323,25 @@ def test_a_queue_timeout_that_is_not_a_number_of_seconds_stops_the_app_container
     assert result.stderr.strip().splitlines() == [
         f"app-entrypoint: QUEUE_TIMEOUT={value}: use seconds, e.g. 10 (0: no deadline)"
     ]
+
+
+@pytest.mark.lifecycle
+def test_with_uwsgi_request_logging_off_only_5xx_and_slow_requests_are_logged_twice(one_worker_deadline_2s):
+    stack, marker = one_worker_deadline_2s, uuid.uuid4().hex
+    paths = {"fast": f"/?quiet={marker}", "slow": f"/slow?seconds=1.5&quiet={marker}", "5xx": f"/?late={marker}"}
+    assert requests.get(stack.base_url + paths["fast"], timeout=10).status_code == 200
+    # A 503: the request waits over 3 s in the queue behind a slow one (QUEUE_TIMEOUT is 2 s).
+    [(late, _)] = behind_a_slow_request(stack, 5, [paths["5xx"]])
+    assert late.status_code == 503
+    assert requests.get(stack.base_url + paths["slow"], timeout=10).status_code == 200
+
+    def logged(container: str, source: str) -> list[dict]:
+        return [r for r in stack.records(container, source) if marker in r.get("path", "")]
+
+    # nginx's access log has every request; uWSGI's, where the fast request came first, only the other two.
+    poll(lambda: len(logged(stack.nginx_container, "nginx")) == 3, what="nginx's log of every request")
+    uwsgi = poll(
+        lambda: len(logged(stack.app_container, "uwsgi")) >= 2 and logged(stack.app_container, "uwsgi"),
+        what="uWSGI's log of the 503 and the slow request",
+    )
+    assert sorted((r["path"], r["status"]) for r in uwsgi) == sorted([(paths["5xx"], 503), (paths["slow"], 200)])
