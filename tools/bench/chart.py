@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.bench.plan import APP_ENDPOINTS, ENDPOINTS
+from tools.bench.plan import APP_ENDPOINTS, endpoint_name
 
 STACK_ORDER = ["chain", "bare", "gunicorn", "gunicorn-rec", "granian", "nginx"]
 COLORS = {
@@ -62,7 +62,7 @@ def draw(data: dict, path: Path) -> None:
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.8 * rows), squeeze=False)
     for ax, endpoint in zip(axes[0], endpoints, strict=False):
         _endpoint(ax, [r for r in runs if r["endpoint"] == endpoint])
-        ax.set_title(ENDPOINTS[endpoint], fontsize=10)
+        ax.set_title(endpoint_name(endpoint), fontsize=10)
     for ax in axes[0][len(endpoints) :]:
         ax.axis("off")
     if bottom:
@@ -100,7 +100,7 @@ def _nginx(ax, runs: list[dict]) -> None:
     medians, error = _whiskers(runs, "rps")
     bars = ax.bar(range(len(runs)), medians, 0.6, yerr=error, capsize=3, color=[COLORS["chain"], COLORS["nginx"]])
     ax.bar_label(bars, labels=[f"{v / 1000:.1f}k" for v in medians], fontsize=7, label_type="center", color="white")
-    ax.set_xticks(range(len(runs)), [ENDPOINTS[r["endpoint"]] for r in runs], fontsize=8)
+    ax.set_xticks(range(len(runs)), [endpoint_name(r["endpoint"]) for r in runs], fontsize=8)
     ax.set_ylabel("requests per second")
     ax.margins(y=0.1)
 

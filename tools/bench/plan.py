@@ -25,6 +25,13 @@ ENDPOINTS = {
     "static": "static file, 100 KB",
     "const": "nginx constant",
 }
+
+
+def endpoint_name(key: str) -> str:
+    """An endpoint's name in the report; results of older runs (`--render`) may hold keys no longer measured."""
+    return ENDPOINTS.get(key, {"db": "Django DB read (/readyz, older runs)"}.get(key, key))
+
+
 # The endpoints whose servers are compared (static and const are nginx alone).
 APP_ENDPOINTS = ("hello", "json", "read", "write")
 # The concurrency curve: these endpoints, the chain and the best alternative on each.

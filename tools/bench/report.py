@@ -4,7 +4,7 @@ report."""
 from __future__ import annotations
 
 from tools.bench import stats
-from tools.bench.plan import APP_ENDPOINTS, CURVE_ENDPOINTS, ENDPOINTS
+from tools.bench.plan import APP_ENDPOINTS, CURVE_ENDPOINTS, endpoint_name
 
 # The alternatives the chain is compared with: bare uWSGI, gunicorn at the same count and at 2·cores+1, granian.
 COMPARED = ["bare", "gunicorn", "gunicorn-rec", "granian"]
@@ -122,7 +122,7 @@ def _ratio_checks(runs: dict[str, dict]) -> list[dict]:
             found = compare(runs.get(f"chain.{endpoint}"), runs.get(f"{stack}.{endpoint}"), "rps")
             rows.append(
                 _check(
-                    f"{ENDPOINTS[endpoint]}: the chain ≥ 1.0x {stack}, ranges not against it",
+                    f"{endpoint_name(endpoint)}: the chain ≥ 1.0x {stack}, ranges not against it",
                     f"chain.{endpoint} ÷ {stack}.{endpoint}",
                     found and found["ratio"],
                     "≥ 1.0, not lost",
@@ -134,13 +134,15 @@ def _ratio_checks(runs: dict[str, dict]) -> list[dict]:
         others = [runs[f"{s}.{endpoint}"] for s in COMPARED if runs.get(f"{s}.{endpoint}", {}).get("p99_ms")]
         mine = runs.get(f"chain.{endpoint}")
         if not others or not mine or not mine.get("p99_ms"):
-            rows.append(_check(f"{ENDPOINTS[endpoint]}: p99 no worse than the best alternative's", "-", None, "", None))
+            rows.append(
+                _check(f"{endpoint_name(endpoint)}: p99 no worse than the best alternative's", "-", None, "", None)
+            )
             continue
         best = min(others, key=lambda r: r["p99_ms"])
         found = compare(mine, best, "p99_ms")
         rows.append(
             _check(
-                f"{ENDPOINTS[endpoint]}: p99 no worse than the best alternative's",
+                f"{endpoint_name(endpoint)}: p99 no worse than the best alternative's",
                 f"{best['stack']} p99 ÷ chain p99",
                 found and found["ratio"],
                 "≥ 1.0, not lost",
@@ -270,10 +272,10 @@ def markdown(data: dict) -> str:
     for run in data.get("runs", []):
         mem = run.get("memory") or {}
         if "rps" not in run:
-            out.append(f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | failed: {run['error'][:80]} ||||||||")
+            out.append(f"| {endpoint_name(run['endpoint'])} | {run['label']} | failed: {run['error'][:80]} ||||||||")
             continue
         out.append(
-            f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {_range(run, 'rps')} | {_n(run['p50_ms'], 2)} | "
+            f"| {endpoint_name(run['endpoint'])} | {run['label']} | {_range(run, 'rps')} | {_n(run['p50_ms'], 2)} | "
             f"{_range(run, 'p99_ms', 2)} | {run['errors_total']} | {_range(run, 'cpu_ms_per_req', 3)} | "
             f"{_range(run, 'host_cpu_ms_per_req', 3)} | {_n(run.get('other_cpu_ms_per_req'), 3)} | "
             f"{len(mem.get('workers', []))} | {_n(mem.get('worker_rss_mib'), 1)} |"
@@ -313,7 +315,7 @@ def _ratios(data: dict, labels: dict[str, str]) -> list[str]:
             out += ["", f"{what}:", "", *header]
             for row in rows:
                 cells = " | ".join(_cmp((row["vs"].get(s) or {}).get(figure)) for s in stacks)
-                out.append(f"| {ENDPOINTS[row['endpoint']]} | {cells} |")
+                out.append(f"| {endpoint_name(row['endpoint'])} | {cells} |")
     static = next((r for r in ratios(data) if r["endpoint"] == "static"), None)
     if static:
         out += ["", f"Static file ÷ nginx constant (req/s): {_cmp(static['vs']['nginx.const']['rps'])}."]
@@ -338,7 +340,7 @@ def _curve(data: dict) -> list[str]:
     curve = data.get("curve")
     if not curve or not curve.get("runs"):
         return []
-    best = ", ".join(f"{ENDPOINTS[e]}: {s}" for e, s in curve["best"].items())
+    best = ", ".join(f"{endpoint_name(e)}: {s}" for e, s in curve["best"].items())
     out = [
         "",
         "## Concurrency curve",
@@ -354,14 +356,14 @@ def _curve(data: dict) -> list[str]:
         curve["runs"], key=lambda r: (r["endpoint"], r["stack"] != "chain", r["stack"], r["connections"])
     ):
         if "rps" not in run:
-            out.append(f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {run['connections']} | failed ||||||")
+            out.append(f"| {endpoint_name(run['endpoint'])} | {run['label']} | {run['connections']} | failed ||||||")
             continue
         errors = str(run["errors_total"])
         if run["errors_total"]:
             kinds = {k: v for k, v in run["errors"].items() if v}
             errors += f" {kinds}" + (f" statuses {run['statuses']}" if run.get("statuses") else "")
         out.append(
-            f"| {ENDPOINTS[run['endpoint']]} | {run['label']} | {run['connections']} | {_range(run, 'rps')} | "
+            f"| {endpoint_name(run['endpoint'])} | {run['label']} | {run['connections']} | {_range(run, 'rps')} | "
             f"{_n(run['p50_ms'], 2)} | {_range(run, 'p99_ms', 2)} | {errors} | {_n(run.get('cpu_ms_per_req'), 3)} |"
         )
     return out
