@@ -273,10 +273,14 @@ class ContainerState:
     def last_probe(self) -> str:
         return (self.probes[-1].get("Output") or "").strip() if self.probes else ""
 
-    def failure(self, since: float, restarts_before: int = 0) -> str | None:
-        """Why this container has clearly failed since `since`, or None while it may still come up."""
+    def failure(self, since: float, restarts_before: int = 0, existed: bool = False) -> str | None:
+        """Why this container has clearly failed since `since`, or None while it may still come up. One that
+        `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
+        health while its new dependencies start, says nothing about the new stack (compose's wait judges the rest)."""
         if self.status == "restarting" or self.restarts > restarts_before:
             return f"restarting: it stopped and was restarted {self.restarts - restarts_before} time(s) since up began"
+        if existed:
+            return None
         if self.status in ("exited", "dead"):
             # A one-shot (migrate) that finished cleanly is done, whatever its image's health check last said.
             return f"exited with code {self.exit_code}" if self.exit_code != 0 and self.finished_at >= since else None
@@ -304,9 +308,11 @@ def project_states(stack: Compose) -> list[ContainerState]:
     return [ContainerState.parse(raw) for raw in json.loads(out or "[]")]
 
 
-def watch(stack: Compose, compose_up: subprocess.Popen, since: float) -> list[tuple[ContainerState, str]]:
-    """The containers that have clearly failed, as soon as there is one; [] once compose is done by itself."""
-    baseline = {state.id: state.restarts for state in project_states(stack)}
+def watch(
+    stack: Compose, compose_up: subprocess.Popen, since: float, baseline: dict[str, int]
+) -> list[tuple[ContainerState, str]]:
+    """The containers that have clearly failed, as soon as there is one; [] once compose is done by itself.
+    `baseline`: the restart counts of the containers there before up began."""
     while True:
         try:
             compose_up.wait(timeout=WATCH_INTERVAL)
@@ -314,7 +320,9 @@ def watch(stack: Compose, compose_up: subprocess.Popen, since: float) -> list[tu
         except subprocess.TimeoutExpired:
             pass
         failing = [
-            (state, why) for state in project_states(stack) if (why := state.failure(since, baseline.get(state.id, 0)))
+            (state, why)
+            for state in project_states(stack)
+            if (why := state.failure(since, baseline.get(state.id, 0), existed=state.id in baseline))
         ]
         if failing:
             return failing
@@ -358,6 +366,7 @@ def start(stack: Compose, timeout: int) -> bool:
     names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
     since = time.time() - 1
     loud = verbose()
+    baseline = {state.id: state.restarts for state in project_states(stack)}
     with tempfile.TemporaryFile("w+") as output:
         compose_up = subprocess.Popen(
             stack.command("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout)),
@@ -367,7 +376,7 @@ def start(stack: Compose, timeout: int) -> bool:
             text=True,
         )
         try:
-            failing = watch(stack, compose_up, since)
+            failing = watch(stack, compose_up, since, baseline)
         finally:
             if compose_up.poll() is None:
                 compose_up.terminate()
