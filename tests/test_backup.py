@@ -20,11 +20,10 @@ from tests.microposts_api import create_user, listed_texts, post_concurrently, u
 pytestmark = pytest.mark.lifecycle
 
 
-def backup_env(deployment, backup_dir: Path, topology: str = "split", **extra: str) -> dict[str, str]:
-    """What `make backup` and `make restore` need to find the stack: its project, topology and compose settings."""
+def backup_env(deployment, backup_dir: Path, **extra: str) -> dict[str, str]:
+    """What `make backup` and `make restore` need to find the stack: its project (the topology is read off it)."""
     return {
         "COMPOSE_PROJECT_NAME": deployment.compose.project,
-        "TOPOLOGY": topology,
         "SECRET_KEY_FILE": deployment.compose.env["SECRET_KEY_FILE"],
         "HTTP_PORT": deployment.compose.env["HTTP_PORT"],
         "BACKUP_DIR": str(backup_dir),
@@ -96,8 +95,8 @@ def sqlite_stack(request, tmp_path_factory):
 
 
 def test_a_post_deleted_after_a_sqlite_backup_is_back_after_the_restore(sqlite_stack, tmp_path):
-    topology, deployment = sqlite_stack
-    backup = round_trip(deployment, deployment.app_container, backup_env(deployment, tmp_path, topology))
+    _, deployment = sqlite_stack
+    backup = round_trip(deployment, deployment.app_container, backup_env(deployment, tmp_path))
     assert backup.suffix == ".sqlite3"
     with sqlite3.connect(f"file:{backup}?mode=ro", uri=True) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -119,7 +118,7 @@ def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_
     sqlite_stack, tmp_path, load_report
 ):
     topology, deployment = sqlite_stack
-    container, env = deployment.app_container, backup_env(deployment, tmp_path, topology)
+    container, env = deployment.app_container, backup_env(deployment, tmp_path)
     writers = {name: create_user(container, name) for name in (unique("load-writer") for _ in range(4))}
     before = post_count(container)
     results: list = []
@@ -184,8 +183,8 @@ REFUSALS = {
 @pytest.mark.parametrize("sqlite_stack", ["split"], indirect=True)
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_nothing(sqlite_stack, tmp_path, case):
-    topology, deployment = sqlite_stack
-    env = backup_env(deployment, tmp_path / "backups", topology)
+    _, deployment = sqlite_stack
+    env = backup_env(deployment, tmp_path / "backups")
     author = Author(deployment, deployment.app_container)
     author.post("made before the backup")
     backup = make_backup(env)
@@ -229,9 +228,15 @@ def pg_stack(postgres, tmp_path_factory):
         stack.stop()
 
 
+def pg_env(pg_stack, postgres, tmp_path) -> dict[str, str]:
+    # pg_dump runs on this host: the database as the host reaches it (the socket's host directory). The stack's
+    # compose files need PG_SOCKET_DIR to be read.
+    url = postgres.url(postgres.socket_dir)
+    return backup_env(pg_stack, tmp_path, BACKUP_DATABASE_URL=url, PG_SOCKET_DIR=str(postgres.socket_dir))
+
+
 def test_a_post_deleted_after_a_postgresql_backup_is_back_after_the_restore(pg_stack, postgres, tmp_path):
-    # pg_dump runs on this host: the database as the host reaches it (the socket's host directory).
-    env = backup_env(pg_stack, tmp_path, BACKUP_DATABASE_URL=postgres.url(postgres.socket_dir))
+    env = pg_env(pg_stack, postgres, tmp_path)
     backup = round_trip(pg_stack, pg_stack.app_container, env)
     assert backup.suffix == ".pgdump"
     listing = subprocess.run(["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True)
@@ -243,7 +248,7 @@ def test_a_post_deleted_after_a_postgresql_backup_is_back_after_the_restore(pg_s
 
 
 def test_a_sqlite_backup_is_refused_by_a_postgresql_stack(pg_stack, postgres, tmp_path):
-    env = backup_env(pg_stack, tmp_path, BACKUP_DATABASE_URL=postgres.url(postgres.socket_dir))
+    env = pg_env(pg_stack, postgres, tmp_path)
     fake = tmp_path / "x.sqlite3"
     with sqlite3.connect(fake) as db:
         db.execute("CREATE TABLE django_migrations (id INTEGER)")

@@ -14,7 +14,8 @@ anything else without changing a thing. It then replaces the data in place (SQLi
 database; pg_restore --clean in a single transaction) and runs the app's pre-start hook (its migrations), which brings
 an older backup's schema up to date.
 
-Settings from the environment: TOPOLOGY, TLS, COMPOSE_PROJECT_NAME, BACKUP_DIR, BACKUP_DATABASE_URL.
+It acts on the stack that runs in COMPOSE_PROJECT_NAME (default wsgi-chain), whichever its topology. Settings from
+the environment: COMPOSE_PROJECT_NAME, BACKUP_DIR, BACKUP_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -31,10 +32,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from tools.compose import ROOT, Compose
-from tools.stack import StackError, compose, env
+from tools.stack import StackError, env, project_name, running_stack, server_service
 
-# The app's service per topology (the Makefile's SHELL_SERVICE_*).
-APP_SERVICES = {"split": "app", "single": "single"}
 # A table every backup of the app has: Django's record of the migrations applied, read back by the pre-start hook.
 APP_TABLE = "django_migrations"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -126,8 +125,11 @@ class Database:
 
 
 def locate() -> Database:
-    stack = compose()
-    service = APP_SERVICES[env("TOPOLOGY", "split")]
+    """The stack that runs (its topology read off its containers, as `make shell` does) and its app's database."""
+    stack = running_stack()
+    if stack is None:
+        raise StackError(f"no stack runs in compose project {project_name()}: start one with `make up`")
+    service = server_service(stack)
     running = {c.service: c.name for c in stack.containers() if c.state == "running"}
     if service not in running:
         raise StackError(f"the stack's {service} service is not running: start it with `make up` first")
@@ -197,7 +199,7 @@ def backup_dir() -> Path:
 
 
 def new_name(directory: Path, kind: str) -> Path:
-    project = env("COMPOSE_PROJECT_NAME", "wsgi-chain")
+    project = project_name()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for n in range(100):
         path = directory / f"{project}-{stamp}{f'-{n}' if n else ''}{SUFFIXES[kind]}"
