@@ -457,20 +457,25 @@ def _sweep(data: dict) -> list[str]:
         "",
         "## Tuning sweep (Django JSON through a second chain)",
         "",
-        "Every point but *as configured* passes `--listen 128`, so each measures its own variable.",
+        "Every point but *as configured* passes `--listen 128`, so each measures its own variable. Each point's runs "
+        "alternate with runs of the chain as configured (the reference, measured in the same minutes); *vs reference* "
+        "is the point ÷ the reference in req/s and the reference ÷ the point in CPU per request, with the verdict "
+        "from the ranges (won: the point is better beyond the noise).",
         "",
-        "| point | uWSGI options | req/s | p50 ms | p99 ms | errors | CPU ms/req | workers | RSS/worker MiB |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| point | uWSGI options | req/s | vs reference | p99 ms | errors | CPU ms/req | CPU vs reference "
+        "| workers | RSS/worker MiB |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         point = row["point"]
         if "rps" not in row:
-            out.append(f"| {point['what']} | `{point['uwsgi_args']}` | failed: {row.get('error', '')[:80]} ||||||")
+            out.append(f"| {point['what']} | `{point['uwsgi_args']}` | failed: {row.get('error', '')[:80]} ||||||||")
             continue
         mem = row.get("memory") or {}
+        vs = row.get("vs_reference") or {}
         out.append(
-            f"| {point['what']} | `{point['uwsgi_args'] or '(none)'}` | {_n(row['rps'])} | {_n(row['p50_ms'], 2)} | "
-            f"{_n(row['p99_ms'], 2)} | {row['errors_total']} | {_n(row.get('cpu_ms_per_req'), 3)} | "
-            f"{len(mem.get('workers', []))} | {_n(mem.get('worker_rss_mib'), 1)} |"
+            f"| {point['what']} | `{point['uwsgi_args'] or '(none)'}` | {_range(row, 'rps')} | {_cmp(vs.get('rps'))} | "
+            f"{_range(row, 'p99_ms', 2)} | {row['errors_total']} | {_range(row, 'cpu_ms_per_req', 3)} | "
+            f"{_cmp(vs.get('cpu_ms_per_req'))} | {len(mem.get('workers', []))} | {_n(mem.get('worker_rss_mib'), 1)} |"
         )
     return out

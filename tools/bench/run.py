@@ -232,22 +232,41 @@ class Runner:
             log(f"memory {mode:<10} total PSS {found[mode]['total_pss_mib']} MiB")
         return found
 
-    def sweep(self) -> list[dict]:
-        """One run per point (each point recreates the sweep's containers): a first look, not a verdict."""
+    def sweep(self, points: list[sweep.Point] | None = None) -> list[dict]:
+        """Each point recreates the sweep's containers, so its runs cannot interleave with the other points' (that
+        would mean a restart per run). Instead each of its `repeats` runs alternates with a run of the chain as
+        configured (chain.json, never restarted): the point is judged against a reference measured in the same
+        minutes, which cancels the machine's drift between points."""
+        repeats = self.settings.repeats
         rows = []
-        for point in sweep.points(os.cpu_count() or 1):
+        for point in points if points is not None else sweep.points(os.cpu_count() or 1):
             try:
                 self.stack.restart(["sweep-app", "sweep-nginx"], sweep.files_for(point, self.stack.workdir))
             except RuntimeError as exc:
-                rows.append({"point": asdict(point), "error": str(exc)[-1500:]})
+                rows.append({"point": asdict(point), "key": f"sweep.{point.key}", "error": str(exc)[-1500:]})
                 log(f"sweep {point.key}: FAILED to start")
                 continue
             for service in ("sweep-app", "sweep-nginx"):
                 cpu.forget(self.container(service))
-            entry = self.once(f"sweep.{point.key}", "http://sweep-nginx:8080/healthz", "sweep-app")
+            runs, references = [], []
+            for round_no in range(1, repeats + 1):
+                first = round_no == 1
+                runs.append(
+                    self.once(f"sweep.{point.key}", "http://sweep-nginx:8080/healthz", "sweep-app", warm_up=first)
+                )
+                log(f"sweep.{point.key:<22} {round_no}/{repeats} {describe(runs[-1])}")
+                references.append(
+                    self.once("chain.json (reference)", "http://nginx:8080/healthz", "app", warm_up=False)
+                )
+                log(f"{'  reference chain.json':<28} {round_no}/{repeats} {describe(references[-1])}")
+            entry = {"point": asdict(point), "key": f"sweep.{point.key}", **stats.aggregate(runs)}
             self.sample_memory(entry, "sweep-app")
-            log(f"sweep.{point.key:<22} {describe(entry)}")
-            rows.append({"point": asdict(point), **entry})
+            reference = stats.aggregate(references)
+            entry["reference"] = {k: v for k, v in reference.items() if k != "samples"}
+            entry["vs_reference"] = {
+                figure: report.compare(entry, reference, figure) for figure in ("rps", "cpu_ms_per_req", "p99_ms")
+            }
+            rows.append(entry)
         return rows
 
 
