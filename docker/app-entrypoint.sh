@@ -23,6 +23,19 @@ serve)
     rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     mkdir -p -m 0700 "$PROMETHEUS_MULTIPROC_DIR"
     check-app
+    # On a lent socket (UWSGI_ZERG), wait for the listener's private socket: started beside it (the single
+    # container's supervisord), the listener may not have made it yet. compose starts the split app only after.
+    if [ -n "${UWSGI_ZERG:-}" ]; then
+        waited=0
+        while [ ! -S "$UWSGI_ZERG" ]; do
+            if [ "$waited" -ge "${ZERG_WAIT:-30}" ]; then
+                echo "app-entrypoint: no listener socket at UWSGI_ZERG=$UWSGI_ZERG after ${ZERG_WAIT:-30} s" >&2
+                exit 78
+            fi
+            sleep 1
+            waited=$((waited + 1))
+        done
+    fi
     exec uwsgi --ini /etc/uwsgi/uwsgi.ini "$@"
     ;;
 listen)

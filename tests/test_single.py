@@ -10,7 +10,8 @@ import uuid
 import pytest
 import requests
 
-from tests.harness import OwnStack, busy_workers, docker, json_lines, poll
+from tests.harness import OwnStack, busy_workers, docker, json_lines, make, poll
+from tests.load import Load
 from tests.test_examples import example_env
 
 pytestmark = pytest.mark.lifecycle
@@ -24,13 +25,13 @@ def single(tmp_path):
         yield deployment
 
 
-def test_supervisorctl_status_shows_nginx_and_uwsgi_running(single):
+def test_supervisorctl_status_shows_the_listener_nginx_and_uwsgi_running(single):
     def programs() -> dict[str, str]:
         status = docker("exec", single.app_container, "supervisorctl", "status", check=False)
         return {line.split()[0]: line.split()[1] for line in status.splitlines()}
 
     # Programs count as RUNNING once they have stayed up for startsecs (5 s).
-    expected = {"nginx": "RUNNING", "uwsgi": "RUNNING", "exit-on-fatal": "RUNNING"}
+    expected = {"listener": "RUNNING", "nginx": "RUNNING", "uwsgi": "RUNNING", "exit-on-fatal": "RUNNING"}
     poll(lambda: programs() == expected, timeout=20, what=f"supervisorctl status shows {expected}")
     assert docker("exec", single.app_container, "id", "-un").strip() != "root"
     supervisord = docker("exec", single.app_container, "ps", "-o", "user=,args=", "-p", "1").strip()
@@ -113,3 +114,25 @@ def test_a_program_that_dies_for_good_makes_the_container_exit(single):
         )
     finally:
         squatter.kill()
+
+
+def test_make_restart_restarts_the_uwsgi_program_under_load_and_fails_no_request(single, load_report):
+    """`make restart` in the single topology restarts uWSGI under supervisord (its config read again) while the
+    listener keeps nginx's socket: the container and nginx stay up, clients wait, none fail."""
+    container = single.app_container
+    started = docker("inspect", "-f", "{{.State.StartedAt}}", container)
+    nginx_pid = docker("exec", container, "supervisorctl", "pid", "nginx").strip()
+    uwsgi_pid = docker("exec", container, "supervisorctl", "pid", "uwsgi").strip()
+    env = {"COMPOSE_PROJECT_NAME": single.compose.project, **single.compose.env}
+    with Load(f"{single.base_url}/", clients=4, duration=60, timeout=30) as load:
+        load.wait_for_requests(50)
+        began = time.monotonic()
+        restart = make("restart", env, timeout=90)
+        took = time.monotonic() - began
+        load.wait_for_requests(load.result.ok + 200, timeout=30)
+    load_report.append(f"single: make restart (uWSGI program under supervisord, took {took:.1f} s): {load.result}")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert docker("exec", container, "supervisorctl", "pid", "uwsgi").strip() != uwsgi_pid, "uWSGI restarted"
+    assert docker("exec", container, "supervisorctl", "pid", "nginx").strip() == nginx_pid
+    assert docker("inspect", "-f", "{{.State.StartedAt}}", container) == started, "the container kept running"
+    assert load.result.failed == 0, load.result

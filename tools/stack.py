@@ -508,6 +508,9 @@ RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "reload": ("chain reload of the app's code, worker by worker", ("exec", "-T", SERVER, "uwsgi-ctl", "reload")),
     "restart": ("full restart of the app server", ("restart", SERVER)),
 }
+# The single container restarts its uWSGI program, not itself: supervisord's listener keeps nginx's socket and its
+# queue meanwhile (docker/supervisord.conf), as the listener service does for the split topology's app container.
+SINGLE_TARGETS = {"restart": ("exec", "-T", "single", "supervisorctl", "restart", "uwsgi")}
 # These need a stack that runs; logs and ps also answer for one that does not.
 NEEDS_RUNNING = {"shell", "top", "reload", "restart"}
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
@@ -556,6 +559,8 @@ def on_running(target: str) -> int:
             raise StackError(f"no stack runs in compose project {project_name()}: start one with `make up`")
         stack = compose()
     args = [arg.replace(SERVER, server_service(stack)) for arg in RUNNING_TARGETS[target][1]]
+    if server_service(stack) == "single" and target in SINGLE_TARGETS:
+        args = list(SINGLE_TARGETS[target])
     if target == "logs":
         args += ["--tail", env("LOGS_TAIL", "100")]
     if target == "shell" and not sys.stdin.isatty():
