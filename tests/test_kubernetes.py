@@ -259,6 +259,28 @@ def test_nginx_is_a_sidecar_reaching_uwsgi_through_a_shared_in_memory_socket_dir
     assert volume(pod, mounts(app)["/run/uwsgi"]["name"])["emptyDir"]["medium"] == "Memory"
 
 
+def test_a_listener_sidecar_owns_the_socket_so_an_app_container_restart_fails_no_request(docs):
+    """As compose's listener service: a native sidecar (started first, stopped last) binds nginx's socket and lends
+    it to uWSGI over a private socket that nginx does not mount."""
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (listener,) = pod["initContainers"]
+    app, nginx = containers(docs)["app"], containers(docs)["nginx"]
+    assert listener["restartPolicy"] == "Always", "a sidecar: it keeps running beside the containers"
+    assert listener["args"] == ["listen"] and image_name(listener["image"]) == "wsgi-chain/app"
+    assert (
+        mounts(listener)["/run/uwsgi"]["name"]
+        == mounts(app)["/run/uwsgi"]["name"]
+        == mounts(nginx)["/run/uwsgi"]["name"]
+    )
+    zerg = {e["name"]: e.get("value") for e in app["env"]}["UWSGI_ZERG"]
+    zerg_dir = str(Path(zerg).parent)
+    assert mounts(listener)[zerg_dir]["name"] == mounts(app)[zerg_dir]["name"]
+    assert zerg_dir not in mounts(nginx), "nginx cannot attach to the zerg pool and take the socket over"
+    assert volume(pod, mounts(app)[zerg_dir]["name"])["emptyDir"]["medium"] == "Memory"
+    assert "zerg-pool = " + zerg + ":/run/uwsgi/uwsgi.sock" in (ROOT / "uwsgi/listener.ini").read_text()
+    assert listener["startupProbe"]["exec"]["command"] == ["test", "-S", "/run/uwsgi/uwsgi.sock"]
+
+
 # --- probes, disruption budget, autoscaler ----------------------------------------------------------------------
 
 
@@ -310,7 +332,7 @@ def test_every_pod_is_hardened_like_the_compose_stack(docs):
         assert context["fsGroup"] == SOCKET_GROUP, where
         assert SOCKET_GROUP in context["supplementalGroups"], where
         assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
-        for container in pod["containers"]:
+        for container in pod["containers"] + pod.get("initContainers", []):
             what = f"{where} {container['name']}"
             security = container["securityContext"]
             uid = IMAGE_USERS[image_name(container["image"])]
@@ -328,7 +350,7 @@ def test_every_pod_is_hardened_like_the_compose_stack(docs):
 
 def test_every_image_is_pinned_to_a_version_tag(docs):
     for where, pod in pod_specs(docs).items():
-        for container in pod["containers"]:
+        for container in pod["containers"] + pod.get("initContainers", []):
             name, _, tag = container["image"].rpartition(":")
             assert name in IMAGE_USERS and tag and tag != "latest", f"{where}: {container['image']}"
 
@@ -358,8 +380,8 @@ def test_migrations_run_once_per_deploy_in_a_job_not_in_every_replica(docs):
     assert image_name(job["containers"][0]["image"]) == "wsgi-chain/app"
     assert job["restartPolicy"] == "Never"
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
-    assert "initContainers" not in pod
-    assert all("prestart" not in c.get("args", []) + c.get("command", []) for c in pod["containers"])
+    every = pod["containers"] + pod.get("initContainers", [])
+    assert all("prestart" not in c.get("args", []) + c.get("command", []) for c in every)
 
 
 def test_the_app_reads_its_secret_key_from_a_mounted_secret_never_from_a_literal(docs):
