@@ -100,9 +100,12 @@ PHASES = ("up: bootstrap ", "up: build ", "up: start ", "up: healthy ")
 
 @pytest.mark.lifecycle
 def test_make_up_answers_in_one_line_per_phase_and_verbose_brings_back_the_build_output(make_env):
-    quiet = make("up", make_env)
+    # Progress lines every 20 s without a terminal: here as often as there is build output, so that there are some.
+    quiet = make("up", {**make_env, "PROGRESS_EVERY": "0"})
     assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr[-3000:]
-    # "still at it" lines say a long build is running (one per 20 s without a terminal); everything else is a phase.
+    progress = [line for line in quiet.stdout.splitlines() if "still at it" in line]
+    assert all(re.match(r"up: (bootstrap|build    ) still at it after \d+ s", line) for line in progress), progress
+    assert any(line.startswith("up: build ") and "[app " in line for line in progress), "no build step named"
     lines = [line for line in quiet.stdout.splitlines() if "still at it" not in line]
     url = f"up: wsgi-chain is up at http://127.0.0.1:{make_env['HTTP_PORT']}/"
     assert len(lines) == len(PHASES) + 1, quiet.stdout

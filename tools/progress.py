@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 # BuildKit's plain progress: "#12 [app builder 3/8] RUN pip install ..." names the step running.
 BUILD_STEP = re.compile(r"^#\d+ (\[[^\]]+\] .+)$")
-# Without a terminal to redraw a line on, a "still at it" line this often (seconds).
-NOTE_EVERY = 20.0
+# Without a terminal to redraw a line on, a "still at it" line this often (seconds; PROGRESS_EVERY).
+NOTE_EVERY = float(os.environ.get("PROGRESS_EVERY") or 20)
 TAIL_LINES = 40
 
 
@@ -48,7 +48,7 @@ class Progress:
             sys.stdout.flush()
         elif time.monotonic() - self.noted >= NOTE_EVERY:
             self.noted = time.monotonic()
-            phase(self.name, f"still at it after {elapsed:.0f} s: {self.current[:90]}")
+            phase(self.name, f"still at it after {elapsed:.0f} s" + (f": {self.current[:90]}" if self.current else ""))
 
     def done(self) -> float:
         if self.tty:
