@@ -58,6 +58,9 @@ ENV VIRTUAL_ENV=/opt/venv \
     STATIC_ROOT=/srv/static
 
 COPY --from=builder /opt/venv /opt/venv
+# The requirements the virtualenv was installed from: `make dev`'s watcher (docker/dev_watch.py) compares the working
+# copy's with them and refuses to reload onto stale dependencies.
+COPY --from=builder /tmp/app-requirements.txt /opt/venv/app-requirements.txt
 
 # The app, owned by root and read-only to the user it runs as.
 ARG APP_SRC=app

@@ -33,6 +33,8 @@ COMPOSE_SETS: list[tuple[tuple[str, ...], dict[str, str]]] = [
     (("compose.single.yaml",), {}),
     (("compose.yaml", "compose.tls.yaml"), {"TLS_CERTS_DIR": "/nonexistent"}),
     (("compose.single.yaml", "compose.single.tls.yaml"), {"TLS_CERTS_DIR": "/nonexistent"}),
+    (("compose.yaml", "compose.dev.yaml"), {"DEV_APP_SRC": "/nonexistent"}),
+    (("compose.single.yaml", "compose.single.dev.yaml"), {"DEV_APP_SRC": "/nonexistent"}),
     (("compose.yaml", "tests/compose.host-postgres.yaml"), {"PG_SOCKET_DIR": "/nonexistent"}),
     (("compose.yaml", "tests/compose.writable-app.yaml"), {}),
     (

@@ -623,9 +623,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return up(int(env("UP_TIMEOUT", "120")))
         if args.command == "dev":
-            from tools.dev import dev
+            from tools.dev import main as dev_main  # its errors are its own (this module runs as __main__)
 
-            return dev(int(env("UP_TIMEOUT", "120")))
+            return dev_main()
         return versions()
     except StackError as exc:
         print(f"{args.command}: error: {exc}", file=sys.stderr)

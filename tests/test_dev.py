@@ -1,0 +1,342 @@
+"""`make dev`: the app's working copy served through the real chain, an edit served within 2 s, nothing failing.
+
+Each app kind (the default Django app, the Flask example, the plain WSGI example) is copied to a temporary directory
+first: the tests edit the copy, never the repo's files. One development stack per kind, on images of the tests' own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.harness import ROOT, docker, make, poll, project_containers
+from tests.load import Load
+from tools.compose import free_port, write_secret_key
+
+pytestmark = pytest.mark.lifecycle
+
+# The issue's bound: an edit is served within this many seconds of the write.
+SERVED_WITHIN = 2.0
+# No single edit may take longer than this (a reload that hangs, or one reload folded into another).
+SLOWEST_EDIT = 5.0
+EDITS = 5
+
+
+@dataclass(frozen=True)
+class AppKind:
+    """An app to develop: where it comes from, how to run it, and an edit that changes what a URL answers."""
+
+    source: str
+    env: dict[str, str]
+    view: str  # the file edited, relative to the app
+    pattern: str  # what the edit replaces in it (a regular expression), with after.format(marker=...)
+    after: str
+    url: str  # what the edit changes
+    static_file: str  # a static file served by nginx from the working copy, relative to the app
+    static_url: str
+    extra_files: dict[str, str] = field(default_factory=dict)
+
+
+KINDS = {
+    "django": AppKind(
+        source="app",
+        env={
+            "WSGI_MODULE": "microposts.wsgi:application",
+            "DJANGO_SETTINGS_MODULE": "microposts.settings",
+            "HEALTHCHECK_PATH": "/healthz",
+            "READINESS_PATH": "/readyz",
+        },
+        view="microposts/views.py",
+        pattern=r'APP_NAME = "microposts[^"]*"',
+        after='APP_NAME = "microposts-{marker}"',
+        url="/healthz",
+        # The default app has no static files of its own (its collected ones are admin's): the copy gets one, as a
+        # Django app keeps them, <app>/static/<app>/.
+        static_file="microposts/static/microposts/dev.css",
+        static_url="/static/microposts/dev.css",
+        extra_files={"microposts/static/microposts/dev.css": "body { color: black; }\n"},
+    ),
+    "flask": AppKind(
+        source="examples/flask",
+        env={"WSGI_MODULE": "app:app", "STATIC_DIR": "static", "STATIC_URL": "/assets/"},
+        view="app.py",
+        pattern=r"<h1>flask example[^<]*</h1>",
+        after="<h1>flask example {marker}</h1>",
+        url="/",
+        static_file="static/site.css",
+        static_url="/assets/site.css",
+    ),
+    "plain": AppKind(
+        source="examples/plain",
+        env={"WSGI_MODULE": "wsgi:application", "STATIC_DIR": "assets", "STATIC_URL": "/assets/"},
+        view="wsgi.py",
+        pattern=r"<h1>plain WSGI example[^<]*</h1>",
+        after="<h1>plain WSGI example {marker}</h1>",
+        url="/",
+        static_file="assets/site.css",
+        static_url="/assets/site.css",
+    ),
+}
+
+
+@dataclass
+class DevStack:
+    kind: str
+    app: Path
+    env: dict[str, str]
+    topology: str
+    started_output: str
+
+    @property
+    def project(self) -> str:
+        return self.env["COMPOSE_PROJECT_NAME"]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
+
+    @property
+    def server(self) -> str:
+        """The app server's container: app (split) or single."""
+        service = "single" if self.topology == "single" else "app"
+        names = docker(
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ).split()
+        assert names, f"no {service} container in {self.project}"
+        return names[0]
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.base_url + path, timeout=10)
+
+    def log(self) -> str:
+        result = subprocess.run(["docker", "logs", self.server], capture_output=True, text=True, check=True)
+        return result.stdout + result.stderr
+
+    def edit(self, marker: str, text: str | None = None) -> float:
+        """Mark the view of the working copy (its current text, or `text`); the write's time (monotonic)."""
+        kind = KINDS[self.kind]
+        path = self.app / kind.view
+        text = path.read_text() if text is None else text
+        marked, count = re.subn(kind.pattern, kind.after.format(marker=marker), text, count=1)
+        assert count == 1, f"{kind.view} no longer matches {kind.pattern!r}"
+        path.write_text(marked)
+        return time.monotonic()
+
+    def settled(self) -> bool:
+        """Whether the watcher has finished every chain reload it started (none under way)."""
+        log = self.log()
+        return log.count('"changed: ') == log.count('"reloaded: ')
+
+    def settle(self) -> None:
+        """Until the watcher has finished its reloads and started none for a second: it has seen the last save (a
+        worker respawned late in one reload may already serve a save the watcher has yet to reload for)."""
+
+        def quiet() -> bool:
+            before = self.log().count('"changed: ')
+            time.sleep(1)
+            return self.settled() and self.log().count('"changed: ') == before
+
+        poll(quiet, timeout=30, interval=0, what="the watcher's chain reloads finished")
+
+    def served_after(self, written: float, path: str, marker: str, deadline: float = 10) -> float:
+        """Seconds from the write until `path` answers with the marker (polled every 20 ms)."""
+        poll(lambda: marker in self.get(path).text, timeout=deadline, interval=0.02, what=f"{marker} served")
+        return time.monotonic() - written
+
+
+def worker_pids(dev: DevStack) -> list[int]:
+    return [worker["pid"] for worker in json.loads(docker("exec", dev.server, "uwsgi-ctl", "stats"))["workers"]]
+
+
+def copy_app(kind: AppKind, target: Path) -> Path:
+    ignore = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", "db.sqlite3", "staticfiles", "pytest.ini")
+    shutil.copytree(ROOT / kind.source, target, ignore=ignore)
+    for relative, text in kind.extra_files.items():
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).write_text(text)
+    return target
+
+
+def dev_env(kind: str, app: Path, secret: Path, topology: str) -> dict[str, str]:
+    """make_env's settings (project, free port, secret) and image names of this test's own."""
+    return {
+        "COMPOSE_PROJECT_NAME": f"wct-dev-{secrets.token_hex(3)}",
+        "HTTP_PORT": str(free_port()),
+        "SECRET_KEY_FILE": str(secret),
+        "TOPOLOGY": topology,
+        "APP_SRC": str(app),
+        **KINDS[kind].env,
+        "APP_IMAGE": f"wsgi-chain-test/dev-{kind}-app:dev",
+        "NGINX_IMAGE": f"wsgi-chain-test/dev-{kind}-nginx:dev",
+        "SINGLE_IMAGE": f"wsgi-chain-test/dev-{kind}-single:dev",
+    }
+
+
+# Each kind in the split topology; the plain app in the single one too (its own overlay).
+STACKS = [("django", "split"), ("flask", "split"), ("plain", "split"), ("plain", "single")]
+
+
+@pytest.fixture(scope="module", params=STACKS, ids=[f"{kind}-{topology}" for kind, topology in STACKS])
+def dev(request, tmp_path_factory):
+    kind, topology = request.param
+    workdir = tmp_path_factory.mktemp(f"dev-{kind}-{topology}")
+    app = copy_app(KINDS[kind], workdir / "app")
+    env = dev_env(kind, app, write_secret_key(workdir / "secret_key"), topology)
+    try:
+        result = make("dev", env, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        yield DevStack(kind=kind, app=app, env=env, topology=topology, started_output=result.stdout)
+    finally:
+        subprocess.run(
+            ["docker", "compose", "-p", env["COMPOSE_PROJECT_NAME"], "down", "-v", "--remove-orphans"],
+            cwd=ROOT,
+            capture_output=True,
+        )
+        shutil.rmtree(ROOT / ".build" / "dev" / env["COMPOSE_PROJECT_NAME"], ignore_errors=True)
+
+
+def test_make_dev_starts_the_chain_with_a_banner_naming_the_live_paths_and_how_to_leave(dev):
+    assert "DEVELOPMENT stack up at " + dev.base_url in dev.started_output
+    assert str(dev.app) in dev.started_output
+    assert "make down" in dev.started_output
+    response = dev.get(KINDS[dev.kind].url)
+    assert response.status_code == 200
+    assert response.headers["Server"] == "nginx" and "X-Request-ID" in response.headers
+    poll(lambda: "DEVELOPMENT stack (make dev)" in dev.log(), what="the watcher's banner in the app server's log")
+
+
+def test_the_working_copy_is_mounted_read_only_and_the_hardening_stays(dev):
+    info = json.loads(docker("inspect", dev.server))[0]
+    mounts = {mount["Destination"]: mount for mount in info["Mounts"]}
+    assert mounts["/srv/app"]["Source"] == str(dev.app)
+    assert mounts["/srv/app"]["RW"] is False
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    assert info["HostConfig"]["CapDrop"] == ["ALL"]
+    assert info["Config"]["User"] == "app"
+    # DEBUG stays off unless the developer sets it.
+    assert "DEBUG=false" in info["Config"]["Env"]
+    assert docker("exec", dev.server, "id", "-u").strip() == "10001"
+
+
+def test_an_edited_view_is_served_within_2_s_with_no_failed_request_during_the_reloads(dev, load_report):
+    kind = KINDS[dev.kind]
+    times = []
+    # A bounded background load on the edited app all along: 2 clients, at most 60 s or 20,000 requests.
+    with Load(dev.base_url + kind.url, clients=2, duration=60, max_requests=20_000) as load:
+        load.wait_for_requests(20)
+        for _ in range(EDITS):
+            # Each edit measured on its own: after the previous one's reload is over.
+            dev.settle()
+            marker = uuid.uuid4().hex[:12]
+            written = dev.edit(marker)
+            times.append(dev.served_after(written, kind.url, marker))
+        # Every worker serves the last edit: 20 answers in a row carry it.
+        for _ in range(20):
+            assert marker in dev.get(kind.url).text
+    median = statistics.median(times)
+    load_report.append(
+        f"make dev {dev.kind} ({dev.topology}): edit to served median {median:.2f} s of {EDITS} "
+        f"({', '.join(f'{t:.2f}' for t in times)}); load during the reloads: {load.result}"
+    )
+    assert load.result.failed == 0, str(load.result)
+    assert load.result.sent > 100, f"the load hardly ran: {load.result}"
+    # The median is the issue's measure; one edit may take longer on a busy machine (a worker's exit and the app's
+    # import share its cores), but never much.
+    assert median <= SERVED_WITHIN, f"edit to served: {times} s (median {median:.2f} s)"
+    assert max(times) <= SLOWEST_EDIT, f"edit to served: {times} s (median {median:.2f} s)"
+
+
+def test_a_static_file_of_the_working_copy_is_served_by_nginx_as_it_is_now(dev):
+    kind = KINDS[dev.kind]
+    marker = uuid.uuid4().hex
+    path = dev.app / kind.static_file
+    path.write_text(path.read_text() + f"/* {marker} */\n")
+    written = time.monotonic()
+    poll(lambda: marker in dev.get(kind.static_url).text, timeout=SERVED_WITHIN, interval=0.05, what="the edit")
+    response = dev.get(kind.static_url)
+    assert response.headers["Cache-Control"] == "no-cache", "browsers must not keep an old copy"
+    assert time.monotonic() - written <= SERVED_WITHIN
+    if dev.kind == "django":
+        # Collected from the installed packages at build: Django's admin still has its files.
+        assert dev.get("/static/admin/css/base.css").status_code == 200
+
+
+def test_a_syntax_error_gives_a_clear_error_in_the_log_and_a_5xx_and_the_fix_recovers_without_a_restart(dev):
+    kind = KINDS[dev.kind]
+    dev.settle()
+    started_at = docker("inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", dev.server)
+    master = json.loads(docker("exec", dev.server, "uwsgi-ctl", "stats"))["pid"]
+    path = dev.app / kind.view
+    good = path.read_text()
+    path.write_text(good + "\ndef broken(:\n")
+    poll(lambda: dev.get(kind.url).status_code >= 500, timeout=10, interval=0.1, what="a 5xx from the broken app")
+    log = dev.log()
+    assert "SyntaxError" in log and kind.view.rsplit("/", 1)[-1] in log, log[-3000:]
+    # Only the app: nginx still serves the static files.
+    assert dev.get(kind.static_url).status_code == 200
+
+    marker = uuid.uuid4().hex[:12]
+    written = dev.edit(marker, text=good)
+    seconds = dev.served_after(written, kind.url, marker)
+    assert seconds <= SLOWEST_EDIT, f"the fix was served {seconds:.2f} s after the write"
+    # Once the chain reload is over, every worker serves the fixed code.
+    dev.settle()
+    assert all(dev.get(kind.url).status_code == 200 for _ in range(10))
+    assert docker("inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", dev.server) == started_at
+    assert json.loads(docker("exec", dev.server, "uwsgi-ctl", "stats"))["pid"] == master, "the master restarted"
+
+
+def test_a_changed_requirements_txt_stops_the_reloads_and_says_to_run_make_dev_again(dev):
+    kind = KINDS[dev.kind]
+    dev.settle()
+    requirements = dev.app / "requirements.txt"
+    original = requirements.read_text()
+    served = dev.get(kind.url).text
+    workers = worker_pids(dev)
+    requirements.write_text(original + "# a new dependency\n")
+    marker = uuid.uuid4().hex[:12]
+    dev.edit(marker)
+    poll(lambda: "DEPENDENCIES ARE STALE" in dev.log(), timeout=10, what="the watcher's warning")
+    log = dev.log()
+    assert "requirements.txt changed since the image was built" in log
+    assert "run `make dev` again" in log
+    # Not reloaded: the workers keep the code they loaded, with the dependencies it was built with.
+    assert worker_pids(dev) == workers
+    if dev.kind != "django":
+        # (Django imports the views at a worker's first request for them: a worker that has not served one yet
+        # would import the edited file. The flask and plain apps import everything when the worker starts.)
+        assert dev.get(kind.url).text == served
+    # Back as built: the pending edit is loaded.
+    requirements.write_text(original)
+    poll(lambda: marker in dev.get(kind.url).text, timeout=10, interval=0.1, what="the pending edit served")
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"TLS": "on"}, "TLS=on: make dev serves plain HTTP on the loopback; TLS is for `make up`"),
+        ({"HTTP_BIND": "0.0.0.0"}, "HTTP_BIND=0.0.0.0: make dev serves the working copy"),  # noqa: S104 - refused
+    ],
+    ids=["TLS=on", "HTTP_BIND=0.0.0.0"],
+)
+def test_make_dev_refuses_production_only_settings_with_a_clear_message(setting, message, make_env):
+    result = make("dev", {**make_env, **setting, "APP_IMAGE": "wsgi-chain-test/dev-refused-app:dev"}, timeout=60)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not project_containers(make_env["COMPOSE_PROJECT_NAME"]), "nothing may start"

@@ -1,0 +1,182 @@
+"""`make dev` (`python -m tools.stack dev`): the stack `make up` starts, serving the app's working copy.
+
+The same images (built as `make up` builds them) and the same chain, with compose.dev.yaml (compose.single.dev.yaml
+for TOPOLOGY=single) on top: APP_SRC mounted read-only at /srv/app, uWSGI reading uwsgi/dev.ini (a watcher that
+chain-reloads the workers on a change), and the static files served by nginx from the working copy, through an
+overlay written here per compose project (its mounts depend on the app). docs/development.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools import stack as stk
+from tools.compose import ROOT, Compose
+from tools.progress import phase, verbose
+
+DEV_OVERLAYS = {"split": "compose.dev.yaml", "single": "compose.single.dev.yaml"}
+# The service nginx runs in, per topology: where the static mounts go.
+NGINX_SERVICE = {"split": "nginx", "single": "single"}
+DEV_DIR = ROOT / ".build" / "dev"
+STATIC_SNIPPET = ROOT / "nginx" / "dev" / "static.conf"
+# Where the nginx image keeps the static location's template, rendered at container start with STATIC_URL.
+NGINX_STATIC_TEMPLATE = "/etc/nginx/templates/static.conf"
+STATIC_ROOT = "/srv/static"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Where a Django app keeps its static files by convention (<app>/static/<app>/...), searched this deep under APP_SRC.
+DJANGO_STATIC_DEPTH = 3
+SKIPPED_DIRS = {"__pycache__", ".git", ".venv", "venv", "node_modules", "staticfiles", "tests"}
+
+
+@dataclass(frozen=True)
+class StaticMount:
+    """A directory of the working copy that nginx serves live, at a path under its static root."""
+
+    source: Path
+    target: str
+
+    def relative(self, app: Path) -> str:
+        return self.source.relative_to(app).as_posix()
+
+
+def refuse_production_settings() -> None:
+    """Settings that belong to a production stack, not to one serving a working copy."""
+    if stk.env("TLS", "off") != "off":
+        raise stk.StackError(
+            f"TLS={stk.env('TLS')}: make dev serves plain HTTP on the loopback; TLS is for `make up` (production). "
+            "Run `make dev` without TLS"
+        )
+    bind = stk.env("HTTP_BIND", "127.0.0.1")
+    if bind not in LOOPBACK:
+        raise stk.StackError(
+            f"HTTP_BIND={bind}: make dev serves the working copy (and with DEBUG=true its tracebacks) on the loopback "
+            "only; publish a stack to other hosts with `make up`"
+        )
+
+
+def is_django(app: Path) -> bool:
+    """As the build decides (tools/stack.py app_settings): the default app, or an app naming its settings module."""
+    default = app.resolve() == (ROOT / stk.DEFAULT_APP_SRC).resolve()
+    return default or bool(stk.env("DJANGO_SETTINGS_MODULE"))
+
+
+def django_static_dirs(app: Path) -> list[Path]:
+    """<app>/static directories of a Django project's apps, shallow and outside caches and tests."""
+    found = []
+    for directory, dirs, _ in os.walk(app):
+        depth = len(Path(directory).relative_to(app).parts)
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and depth < DJANGO_STATIC_DEPTH)
+        if Path(directory).name == "static" and depth > 0:
+            found.append(Path(directory))
+            dirs[:] = []
+    return found
+
+
+def static_mounts(app: Path) -> list[StaticMount]:
+    """What nginx serves from the working copy.
+
+    Another app: STATIC_DIR as the whole static root. A Django app: collectstatic is skipped, so the image's collected
+    files stay (Django's admin, third-party apps') and each namespace directory of the app's own static directories
+    (<app>/static/<namespace>, and STATIC_DIR's subdirectories when set: STATICFILES_DIRS) is mounted over its
+    collected copy. Files directly in a static directory, outside a namespace, are served as collected (a file mount
+    would pin the inode an editor replaces on save).
+    """
+    static_dir = stk.env("STATIC_DIR")
+    if not is_django(app):
+        if not static_dir:
+            return []
+        source = app / static_dir
+        if not source.is_dir():
+            raise stk.StackError(f"STATIC_DIR={static_dir}: no such directory in APP_SRC={app}")
+        return [StaticMount(source.resolve(), STATIC_ROOT)]
+    roots = django_static_dirs(app) + ([app / static_dir] if static_dir and (app / static_dir).is_dir() else [])
+    mounts: dict[str, StaticMount] = {}
+    for root in roots:
+        for namespace in sorted(p for p in root.iterdir() if p.is_dir()):
+            mounts.setdefault(namespace.name, StaticMount(namespace.resolve(), f"{STATIC_ROOT}/{namespace.name}"))
+    return list(mounts.values())
+
+
+def write_overlay(project: str, topology: str, mounts: list[StaticMount]) -> Path:
+    """The static files' overlay of this project: the working copy's static directories mounted into nginx, and
+    nginx's dev static location (nothing cached) over the image's template, rendered at STATIC_URL as it is."""
+    volumes = [
+        {"type": "bind", "source": str(m.source), "target": m.target, "read_only": True}
+        for m in sorted(mounts, key=lambda m: m.target)
+    ]
+    volumes.append({"type": "bind", "source": str(STATIC_SNIPPET), "target": NGINX_STATIC_TEMPLATE, "read_only": True})
+    folder = DEV_DIR / project
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "compose.static.yaml"
+    # JSON is YAML: compose reads it as any other file.
+    overlay = {"name": "wsgi-chain", "services": {NGINX_SERVICE[topology]: {"volumes": volumes}}}
+    path.write_text("# Written by `make dev` (tools/dev.py) for this project.\n" + json.dumps(overlay, indent=2))
+    return path
+
+
+def banner(url: str, app: Path, mounts: list[StaticMount], topology: str) -> None:
+    server = "app" if topology == "split" else "single"
+    print(f"dev: DEVELOPMENT stack up at {url} (the working copy, served through nginx and uWSGI; not for production)")
+    print(f"dev: live: {app} -> /srv/app in the {server} container, read-only; an edit chain-reloads the workers")
+    if mounts:
+        shown = ", ".join(f"{m.relative(app)} -> {m.target}" for m in mounts)
+        print(f"dev: live: static files, served by nginx as they are: {shown}")
+    if is_django(app):
+        print("dev: as built: collected static files outside those (Django admin's); rebuild with `make dev`")
+    print("dev: needs `make dev` again: requirements.txt (until then the workers are not reloaded), new migrations")
+    print("dev: the reloads and errors: make logs; leave: make down")
+
+
+def dev(timeout: int) -> int:
+    refuse_production_settings()
+    topology = stk.env("TOPOLOGY", "split")
+    base = stk.compose()
+    app = stk.app_source().resolve()
+    stk.app_settings()  # the same checks as make up, before anything starts
+    mounts = static_mounts(app)
+    project = stk.project_name()
+    overlay = write_overlay(project, topology, mounts)
+    stk.bootstrap()
+    secret_file = Path(stk.env("SECRET_KEY_FILE") or stk.DEFAULT_SECRET_FILE)
+    stk.ensure_secret_key(secret_file)
+    base.env["SECRET_KEY_FILE"] = str(secret_file)
+    started = time.monotonic()
+    stk.build(base, quiet=not verbose())
+    phase("build", f"images up to date ({time.monotonic() - started:.0f} s)")
+    stack = Compose(
+        files=(*base.files, DEV_OVERLAYS[topology], str(overlay)),
+        env={
+            **base.env,
+            "DEV_APP_SRC": str(app),
+            "DEV_STATIC_DIRS": ",".join(m.relative(app) for m in mounts),
+        },
+    )
+    phase("start", f"starting the development stack {project}, waiting until healthy")
+    started = time.monotonic()
+    if not stk.start(stack, timeout):
+        print("\ndev: the stack did not get healthy", file=sys.stderr)
+        return 1
+    phase("healthy", f"healthy after {time.monotonic() - started:.0f} s")
+    banner(f"http://127.0.0.1:{stk.env('HTTP_PORT', '8080')}/", app, mounts, topology)
+    return 0
+
+
+def main() -> int:
+    try:
+        return dev(int(stk.env("UP_TIMEOUT", "120")))
+    except stk.StackError as exc:
+        print(f"dev: error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"dev: error: {' '.join(exc.cmd)} exited {exc.returncode}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
