@@ -64,6 +64,31 @@ def test_every_service_of_every_topology_rotates_its_log_by_the_documented_knobs
     assert logging == dict.fromkeys(services, expected)
 
 
+def listen_default(ini: str) -> int:
+    """The listen backlog an ini file sets when UWSGI_LISTEN is absent."""
+    match = re.search(r"^if-not-env = UWSGI_LISTEN\n(?:;.*\n)*listen = (\d+)$", (ROOT / ini).read_text(), re.M)
+    assert match, f"{ini} sets no default listen backlog"
+    return int(match[1])
+
+
+@pytest.mark.parametrize("topology", list(COMPOSE_FILES))
+def test_the_queue_owners_kernel_cap_on_backlogs_is_above_the_listen_backlog_in_every_topology(topology):
+    files = [arg for name in COMPOSE_FILES[topology] for arg in ("-f", name)]
+    out = subprocess.run(
+        ["docker", "compose", "--project-directory", str(ROOT), *files, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    services = json.loads(out)["services"]
+    backlog = listen_default("uwsgi/uwsgi.ini")
+    assert backlog == listen_default("uwsgi/listener.ini") >= 1024
+    owners = [name for name in ("app", "listener", "single") if name in services]
+    assert owners
+    for name in owners:
+        assert int(services[name]["sysctls"]["net.core.somaxconn"]) >= backlog, name
+
+
 def log_files(container_id: str) -> dict[Path, bytes]:
     """The container's log file and its rotated predecessors on the host (json-file: <LogPath>, <LogPath>.1 ...)."""
     log_path = Path(docker("inspect", "-f", "{{.LogPath}}", container_id).strip())
