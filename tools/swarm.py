@@ -37,6 +37,8 @@ SOCKET_VOLUMES = ("uwsgi-socket", "uwsgi-zerg")
 HOST_ONLY_SERVICES = ("listener",)
 # Compose keys that `docker stack deploy` rejects or ignores with a warning.
 UNSUPPORTED = ("build", "depends_on", "pull_policy", "restart", "profiles", "container_name")
+# The node label that places the postgres service (compose.swarm.yaml): its data volume is that node's.
+DATABASE_LABEL = "wsgi-chain.database"
 
 
 class SwarmError(RuntimeError):
@@ -218,7 +220,36 @@ def wait(stack: str, timeout: float) -> None:
             raise SwarmError(f"{stack}_{name}: update {status['State']}: {status.get('Message', '')}")
 
 
+def check_database(stack_file: dict[str, Any]) -> None:
+    """The database choice a swarm of several nodes needs (README "Scaling out"), met or refused before deploying.
+
+    SQLite is one file on one node's volume: replicas on other nodes would each get an empty database of their own
+    (migrations run on one node only, so their /readyz fails). So on more than one node the app needs DATABASE_URL
+    (PostgreSQL); the `postgres` profile's server runs on the one node labelled DATABASE_LABEL, where its volume is.
+    """
+    nodes = docker("node", "ls", "--format", "{{.ID}}").split()
+    app_env = stack_file["services"]["app"].get("environment") or {}
+    if len(nodes) > 1 and not app_env.get("DATABASE_URL"):
+        raise SwarmError(
+            f"this swarm has {len(nodes)} nodes and DATABASE_URL is empty: SQLite is one file on one node, so "
+            "replicas elsewhere would each have an empty database of their own. Set DATABASE_URL to PostgreSQL "
+            "(COMPOSE_PROFILES=postgres runs one in the stack; README: Scaling out)"
+        )
+    if "postgres" in stack_file["services"]:
+        labels = [
+            docker("node", "inspect", node, "--format", f'{{{{index .Spec.Labels "{DATABASE_LABEL}"}}}}')
+            for node in nodes
+        ]
+        if labels.count("true") != 1:
+            raise SwarmError(
+                f"the postgres service needs exactly one node labelled {DATABASE_LABEL}=true (its data volume is "
+                f"that node's), found {labels.count('true')}: docker node update --label-add {DATABASE_LABEL}=true "
+                "<node>"
+            )
+
+
 def deploy(stack: str) -> None:
+    check_database(render(stack))
     path = write_stack_file(stack)
     # No registry: the images are this engine's own (--resolve-image never keeps swarm from asking one).
     docker("stack", "deploy", "--resolve-image", "never", "--prune", "-c", str(path), stack, timeout=300)
