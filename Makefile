@@ -50,6 +50,9 @@ BACKUP ?=
 # Docker Swarm (make swarm-up): the stack's name and the app's replicas.
 SWARM_STACK ?= wsgi-chain
 APP_REPLICAS ?= 2
+# The local multi-node Swarm (make cluster-up, a test rig: docs/cluster.md): names its nodes, network and volumes.
+CLUSTER_NAME ?= wsgi-chain-cluster
+export CLUSTER_NAME
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
@@ -132,6 +135,16 @@ swarm-update: ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<n
 
 swarm-down: ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
 	@$(PYTHON) -m tools.swarm down
+
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: build ## A local 3-node Swarm (a test rig: containers as nodes) running the stack on HTTP_BIND:HTTP_PORT
+	@$(PYTHON) -m tools.cluster up
+
+cluster-status: ## The local cluster's nodes and the stack's services on it
+	@$(PYTHON) -m tools.cluster status
+
+cluster-down: ## Remove the local cluster and all cluster-up made: nodes, their volumes, network, images
+	@$(PYTHON) -m tools.cluster down
 
 $(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)

@@ -51,6 +51,10 @@ class Load:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    def request(self, session: requests.Session, number: int) -> requests.Response:
+        """The `number`-th request of the load (from 1): a GET of the URL; a subclass may send others."""
+        return session.get(self.url, timeout=self.timeout)
+
     def _client(self, deadline: float) -> None:
         session = requests.Session()
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -58,9 +62,10 @@ class Load:
                 if self.result.sent >= self.max_requests:
                     return
                 self.result.sent += 1
+                number = self.result.sent
             started = time.monotonic()
             try:
-                status = session.get(self.url, timeout=self.timeout).status_code
+                status = self.request(session, number).status_code
                 error = None
             except requests.RequestException as exc:
                 status, error = None, type(exc).__name__

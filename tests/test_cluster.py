@@ -1,0 +1,333 @@
+"""The stack on a multi-node Swarm (make cluster-up / cluster-down): 3 nodes that are containers running engines of
+their own, 1 manager and 2 workers (tools/cluster.py, docs/cluster.md).
+
+One cluster for the module, under its own name and a free port, with 2 app replicas on two different nodes and
+PostgreSQL on the manager. Under a mixed load through the published port (GETs of a user's posts, and one POST in
+three), the tests drain a worker, roll out a new app image across the nodes, and kill a worker outright; then
+`make cluster-down` removes it all. The tests run in file order: each builds on the one before. The fixture tears the
+cluster down whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.harness import ROOT, free_port, poll
+from tests.load import Load
+from tools import cluster as cluster_tool
+from tools import swarm
+from tools.compose import write_secret_key
+
+pytestmark = pytest.mark.lifecycle
+
+# Two replicas: on two of the three nodes (spread), and a rollout of both fits in the load's 2 minutes here.
+REPLICAS = 2
+USER = "loadtester"
+# The load: 4 clients, one request in three a POST; bounded in time and count like every load here.
+CLIENTS = 4
+POST_EVERY = 3
+
+
+@dataclass
+class ClusterStack:
+    cluster: cluster_tool.Cluster
+    stack: str
+    env: dict[str, str]
+    base_url: str
+    token: str = ""
+    images: list[str] = field(default_factory=list)
+
+    def cli(self):
+        return self.cluster.manager_cli()
+
+    def app_tasks(self) -> list[dict]:
+        """The app's tasks that should run and do, with the node each runs on."""
+        with self.cli():
+            return [
+                task
+                for task in swarm.tasks(self.stack, "app")
+                if task["DesiredState"] == "Running" and task["CurrentState"].startswith("Running")
+            ]
+
+    def replica_nodes(self) -> Counter:
+        return Counter(task["Node"] for task in self.app_tasks())
+
+    def running_tasks(self) -> set[str]:
+        """As X-Replica names them: <service>.<slot>.<task id>."""
+        return {f"{task['Name']}.{task['ID']}" for task in self.app_tasks()}
+
+    def app_container(self, node: str) -> str:
+        ids = self.cluster.node_docker(
+            node, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.stack}_app"
+        )
+        assert ids, f"no app container on {node}"
+        return ids.split()[0]
+
+    def manage(self, node: str, *args: str) -> str:
+        return self.cluster.node_docker(node, "exec", "-i", self.app_container(node), "python", "manage.py", *args)
+
+    def post_count(self) -> int:
+        """The user's posts as the database has them (the API's count, through any replica)."""
+        response = requests.get(f"{self.base_url}/api/users/{USER}/collection?page_size=1", timeout=10)
+        assert response.status_code == 200, response.text[:200]
+        return response.json()["count"]
+
+    def wait_for(self, replicas: int, avoiding: str | None = None, timeout: float = 120) -> float:
+        """Seconds until `replicas` app replicas run (none on `avoiding`) and nginx has served each of them."""
+        started = time.monotonic()
+
+        def placed() -> set[str] | None:
+            tasks = self.app_tasks()
+            if len(tasks) != replicas or any(task["Node"] == avoiding for task in tasks):
+                return None
+            return {f"{task['Name']}.{task['ID']}" for task in tasks}
+
+        tasks = poll(placed, timeout=timeout, interval=0.5, what=f"{replicas} replicas off {avoiding}")
+        session = requests.Session()
+
+        def served() -> bool:
+            seen = {session.get(self.base_url + "/healthz", timeout=10).headers.get("X-Replica") for _ in range(12)}
+            return seen == tasks
+
+        poll(served, timeout=30, interval=0.2, what="nginx serving every replica")
+        return time.monotonic() - started
+
+
+class MixedLoad(Load):
+    """GETs of the user's posts, and every POST_EVERY-th request a POST of a new one; counts the POSTs apart."""
+
+    def __init__(self, stack: ClusterStack, **kwargs):
+        super().__init__(f"{stack.base_url}/api/users/{USER}/collection?page_size=5", clients=CLIENTS, **kwargs)
+        self.post_url = f"{stack.base_url}/api/users/{USER}/collection"
+        self.headers = {"Authorization": f"Token {stack.token}"}
+        self.posts: Counter = Counter()
+
+    def request(self, session: requests.Session, number: int) -> requests.Response:
+        if number % POST_EVERY:
+            return super().request(session, number)
+        try:
+            response = session.post(
+                self.post_url, json={"text": f"load {number}"}, headers=self.headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            with self._lock:
+                self.posts[type(exc).__name__] += 1
+            raise
+        with self._lock:
+            self.posts[response.status_code] += 1
+        return response
+
+    @property
+    def posts_created(self) -> int:
+        return self.posts[201]
+
+    def summary(self) -> str:
+        return f"{self.result}; POSTs {dict(sorted(self.posts.items(), key=str))}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[ClusterStack]:
+    secret = write_secret_key(tmp_path_factory.mktemp("cluster") / "secret_key")
+    port = free_port()
+    name = f"wct-cluster-{secrets.token_hex(3)}"
+    env = {
+        "CLUSTER_NAME": name,
+        "SWARM_STACK": "wct",
+        "HTTP_PORT": str(port),
+        "SECRET_KEY_FILE": str(secret),
+        "APP_REPLICAS": str(REPLICAS),
+        # The load is one user's and one address's: the API throttles (a few requests a second) would answer 429.
+        "API_THROTTLE_ANON": "off",
+        "API_THROTTLE_USER": "off",
+    }
+    deployed = ClusterStack(cluster_tool.Cluster(name), "wct", env, f"http://127.0.0.1:{port}")
+    saved = {key: os.environ.get(key) for key in [*env, "DOCKER_HOST"]}
+    try:
+        # What `make cluster-up` runs once `make build` is done (`make test` has built the images).
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.cluster", "up"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        # Later deploys (the rollout) get the same settings; this process reads the swarm through the manager. Set
+        # once, before any load runs: the load's threads read the environment (requests' proxy settings).
+        os.environ.update(env)
+        os.environ["DOCKER_HOST"] = deployed.cluster.docker_host
+        yield deployed
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        cluster_tool.down(deployed.cluster)
+        for image in deployed.images:
+            cluster_tool.host_docker("rmi", image, check=False)
+
+
+def test_make_cluster_up_spreads_the_replicas_over_a_manager_and_two_workers(stack):
+    with stack.cli():
+        nodes = [
+            line.split() for line in swarm.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}").splitlines()
+        ]
+        postgres = [t["Node"] for t in swarm.tasks(stack.stack, "postgres") if t["DesiredState"] == "Running"]
+        nginx = [t["Node"] for t in swarm.tasks(stack.stack, "nginx") if t["DesiredState"] == "Running"]
+        manager = swarm.docker("node", "ls", "--filter", "role=manager", "--format", "{{.Hostname}}")
+    assert sorted(nodes) == sorted([node, "Ready"] for node in stack.cluster.nodes)
+    assert manager == stack.cluster.manager
+    placed = stack.replica_nodes()
+    assert len(placed) == REPLICAS and set(placed) <= set(stack.cluster.nodes), f"one per node (spread): {placed}"
+    # The database node is the labelled one; nginx is on the manager, whose port the host publishes.
+    assert postgres == [stack.cluster.manager] and nginx == [stack.cluster.manager]
+    session = requests.Session()
+    seen = {session.get(stack.base_url + "/healthz", timeout=10).headers["X-Replica"] for _ in range(30)}
+    assert seen == stack.running_tasks(), "nginx reaches the replicas on the other nodes over the overlay"
+
+
+def test_a_post_through_one_node_is_read_back_through_the_replicas_on_the_others(stack):
+    stack.token = stack.manage(stack.cluster.workers[0], "createuser", USER).strip()
+    assert len(stack.token) == 40
+    text = f"written once, read anywhere {secrets.token_hex(4)}"
+    created = requests.post(
+        f"{stack.base_url}/api/users/{USER}/collection",
+        json={"text": text},
+        headers={"Authorization": f"Token {stack.token}"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    session = requests.Session()
+    readers = set()
+    for _ in range(30):
+        response = session.get(f"{stack.base_url}/api/users/{USER}/collection", timeout=10)
+        assert text in [post["text"] for post in response.json()["results"]], response.headers["X-Replica"]
+        readers.add(response.headers["X-Replica"])
+    assert readers == stack.running_tasks(), "every replica, on every node, reads the one database"
+
+
+def test_sqlite_on_several_nodes_or_no_database_node_is_refused_before_anything_is_deployed(stack, monkeypatch):
+    with stack.cli():
+        before = swarm.inspect_service(stack.stack, "app")["Version"]["Index"]
+        sqlite = swarm.render(stack.stack)
+        sqlite["services"]["app"]["environment"]["DATABASE_URL"] = ""
+        with pytest.raises(swarm.SwarmError, match="SQLite is one file on one node"):
+            swarm.check_database(sqlite)
+        # A label no node carries (taking the real one off the manager would make swarm stop PostgreSQL there).
+        monkeypatch.setattr(swarm, "DATABASE_LABEL", "wsgi-chain.database-unset")
+        with_postgres = {"services": {"app": {"environment": {"DATABASE_URL": "postgres://x"}}, "postgres": {}}}
+        with pytest.raises(swarm.SwarmError, match=r"exactly one node labelled wsgi-chain\.database-unset=true"):
+            swarm.check_database(with_postgres)
+        assert swarm.inspect_service(stack.stack, "app")["Version"]["Index"] == before, "nothing was deployed"
+
+
+def test_draining_a_worker_under_mixed_load_fails_no_request_and_moves_its_replica(stack, load_report):
+    counts = stack.replica_nodes()
+    worker = max(stack.cluster.workers, key=lambda node: counts[node])
+    assert counts[worker] >= 1, counts
+    posts_before = stack.post_count()
+    with MixedLoad(stack, duration=100, max_requests=30_000) as load:
+        load.wait_for_requests(30)
+        with stack.cli():
+            swarm.docker("node", "update", "--availability", "drain", worker)
+        recovered = stack.wait_for(REPLICAS, avoiding=worker)
+        load.wait_for_requests(load.result.ok + 30)
+    load_report.append(f"cluster: drain a worker (replicas moved and served in {recovered:.1f} s): {load.summary()}")
+    with stack.cli():
+        swarm.docker("node", "update", "--availability", "active", worker)
+    assert load.result.failed == 0, load.summary()
+    assert load.posts_created > 0
+    assert stack.post_count() == posts_before + load.posts_created, "each POST created exactly one post"
+
+
+def test_a_rolling_update_across_the_nodes_under_mixed_load_fails_no_request(stack, load_report):
+    base = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
+    token = secrets.token_hex(4)
+    image = f"{base.rsplit(':', 1)[0]}:cluster-rollout-{token}"
+    dockerfile = f"FROM {base}\nLABEL io.wsgi-chain.rollout={token}\n"
+    stack.images.append(image)
+    cluster_tool.host_docker("build", "-q", "-t", image, "-", input=dockerfile.encode())
+    cluster_tool.distribute_images(stack.cluster, [image], [])
+    before = stack.running_tasks()
+    posts_before = stack.post_count()
+    with MixedLoad(stack, duration=115, max_requests=40_000) as load:
+        load.wait_for_requests(30)
+        started = time.monotonic()
+        cluster_tool.deploy(stack.cluster, stack.stack, timeout=200, APP_IMAGE=image)
+        took = time.monotonic() - started
+        covered = load.result.sent
+    load_report.append(
+        f"cluster: rolling update of {REPLICAS} replicas across 3 nodes (took {took:.0f} s): {load.summary()}"
+    )
+    after = stack.app_tasks()
+    assert {task["Image"] for task in after} == {image}
+    assert len(after) == REPLICAS and not stack.running_tasks() & before, "every replica was replaced"
+    assert len({task["Node"] for task in after}) >= 2, "still spread over the nodes"
+    assert took < load.duration - 5, f"the rollout ({took:.0f} s) outlasted the load: only part of it was tested"
+    assert covered < load.max_requests
+    assert load.result.failed == 0, load.summary()
+    assert stack.post_count() == posts_before + load.posts_created
+
+
+def test_killing_a_worker_node_under_mixed_load_loses_only_requests_in_flight_there_and_no_post_twice(
+    stack, load_report
+):
+    """A node that dies (docker kill: no engine shutdown, no goodbye to the swarm) takes the requests its replicas
+    were serving with it. nginx retries none that was sent (POSTs), and a GET only after uwsgi_read_timeout (35 s),
+    so the clients here wait 60 s; new requests move to the live replicas once DNS drops the dead ones."""
+    counts = stack.replica_nodes()
+    victim = max(stack.cluster.workers, key=lambda node: counts[node])
+    assert counts[victim] >= 1, counts
+    posts_before = stack.post_count()
+    with MixedLoad(stack, duration=115, max_requests=40_000, timeout=60) as load:
+        load.wait_for_requests(30)
+        cluster_tool.host_docker("kill", victim)
+        recovered = stack.wait_for(REPLICAS, avoiding=victim, timeout=100)
+        load.wait_for_requests(load.result.ok + 60, timeout=30)
+    load_report.append(
+        f"cluster: kill a worker running {counts[victim]} of {REPLICAS} replicas (rescheduled and served in "
+        f"{recovered:.1f} s): {load.summary()}"
+    )
+    assert stack.replica_nodes().keys() <= {stack.cluster.manager, *stack.cluster.workers} - {victim}
+    # At most the requests in flight when the node died: one per client.
+    assert load.result.failed <= CLIENTS, load.summary()
+    failed_posts = sum(n for status, n in load.posts.items() if status != 201)
+    created = stack.post_count() - posts_before
+    # A failed POST may or may not have been acted on, but none was sent twice.
+    assert load.posts_created <= created <= load.posts_created + failed_posts, (created, load.summary())
+    # Once the replicas run elsewhere, nothing fails: GETs and POSTs one after another, each on the next replica.
+    after = MixedLoad(stack, duration=30, max_requests=30)
+    with after:
+        after.run_out()
+    assert after.result.sent == 30 and after.result.failed == 0, after.summary()
+
+
+def test_make_cluster_down_leaves_nothing_behind(stack):
+    result = subprocess.run(
+        ["make", "-s", "cluster-down"], cwd=ROOT, env={**os.environ, **stack.env}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    label = f"label={cluster_tool.LABEL}={stack.cluster.name}"
+    for kind in ("ps -a", "volume ls", "network ls"):
+        assert not cluster_tool.host_docker(*kind.split(), "-q", "--filter", label), kind
+    assert not [p for p in Path("/sys/fs/cgroup").glob(f"*/{stack.cluster.name}-*")], "cgroups left"
+    assert not stack.cluster.state_dir.exists()
+    others = cluster_tool.host_docker("ps", "-aq", "--filter", f"label={cluster_tool.LABEL}")
+    if not others:
+        for image in (cluster_tool.NODE_IMAGE, cluster_tool.POSTGRES_IMAGE):
+            assert not cluster_tool.host_docker("image", "ls", "-q", image), image
+    with pytest.raises(requests.ConnectionError):
+        requests.get(stack.base_url + "/healthz", timeout=5)
