@@ -8,9 +8,10 @@ uwsgi-health --ready   liveness, then readiness when READINESS_PATH is set: that
                        app's /readyz: database reachable, migrations applied). Unset: liveness decides.
 
 The default app's image sets HEALTHCHECK_PATH=/healthz and READINESS_PATH=/readyz (tools/stack.py); an empty value
-is the same as unset. Settings: UWSGI_SOCKET (/run/uwsgi/uwsgi.sock; or [host]:port, as the Swarm stack sets it,
-checked on 127.0.0.1 when the host is empty), HEALTHCHECK_HOST (localhost: must be one of the app's allowed hosts),
-HEALTHCHECK_TIMEOUT (2.5 s per request). Every line it prints names the path, the answer and the setting to change.
+is the same as unset. Settings: HEALTHCHECK_SOCKET (/tmp/uwsgi-probe.sock: uwsgi.ini's probe-only socket, so the
+probe never queues behind a burst on nginx's; or [host]:port, checked on 127.0.0.1 when the host is empty),
+HEALTHCHECK_HOST (localhost: must be one of the app's allowed hosts), HEALTHCHECK_TIMEOUT (2.5 s per request).
+Every line it prints names the path, the answer and the setting to change.
 """
 
 import os
@@ -52,7 +53,7 @@ def get(path: str) -> str:
         # Marks the probe for uwsgi.ini, which keeps it out of the request log (nginx never sends this variable).
         "HEALTHCHECK": "1",
     }
-    family, address = socket_address(os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
+    family, address = socket_address(os.environ.get("HEALTHCHECK_SOCKET", "/tmp/uwsgi-probe.sock"))  # noqa: S108
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(float(os.environ.get("HEALTHCHECK_TIMEOUT", "2.5")))
         sock.connect(address)

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -199,6 +200,26 @@ def test_a_burst_of_concurrent_clients_is_queued_and_served_with_no_error_at_the
     assert not any(burst.socket_errors.values()), str(burst)
     # Every client was answered, most of them many times.
     assert burst.requests >= 2 * connections, str(burst)
+
+
+def test_the_health_probe_answers_in_time_while_a_burst_fills_the_queue(deployment, load_report):
+    """The probe has a socket of its own (uwsgi.ini): it never waits behind the 1,024 connections queued on nginx's,
+    so an orchestrator never restarts an app server for being busy."""
+    if deployment.compose is None or not deployment.app_container:
+        pytest.skip("probes the suite's own stack, not a given deployment")
+    probes: list[tuple[int, float]] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        burst = pool.submit(wrk, deployment.base_url + "/", 1024, 12)
+        while not burst.done() and len(probes) < 30:
+            began = time.monotonic()
+            result = subprocess.run(
+                ["docker", "exec", deployment.app_container, "uwsgi-health"], capture_output=True, timeout=30
+            )
+            probes.append((result.returncode, time.monotonic() - began))
+        load_report.append(f"health probes during a 1,024-client burst: {burst.result()}; probes {probes}")
+    assert len(probes) >= 3, probes
+    # uwsgi-health gives up after HEALTHCHECK_TIMEOUT (2.5 s): each one answered, well within compose's 3 s timeout.
+    assert all(code == 0 for code, _ in probes), probes
 
 
 @dataclass
