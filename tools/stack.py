@@ -31,14 +31,14 @@ from tools.compose import ROOT, Compose, write_secret_key
 from tools.progress import phase, run_step, verbose
 
 DEFAULT_APP_SRC = "app"
+# The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
+# liveness accepts any answer below 500 (docker/uwsgi_health.py).
+DEFAULT_APP_PROBES = {"HEALTHCHECK_PATH": "/healthz", "READINESS_PATH": "/readyz"}
 DEFAULT_SECRET_FILE = ROOT / ".secrets" / "secret_key"
 STAGE_DIR = ROOT / ".build" / "apps"
 TOPOLOGIES = {"split": "compose.yaml", "single": "compose.single.yaml"}
 # TLS=on: the overlay that turns TLS on at nginx, per topology.
 TLS_OVERLAYS = {"split": "compose.tls.yaml", "single": "compose.single.tls.yaml"}
-# The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
-# liveness accepts any answer below 500 (docker/uwsgi_health.py).
-DEFAULT_APP_PROBES = {"HEALTHCHECK_PATH": "/healthz", "READINESS_PATH": "/readyz"}
 # The images `make up` builds, with their defaults (SINGLE_IMAGE for TOPOLOGY=single only).
 IMAGES = {
     "APP_IMAGE": "wsgi-chain/app:latest",
@@ -109,15 +109,15 @@ def app_settings() -> dict[str, str]:
     if not re.fullmatch(r"/([\w.-]+/)+", static_url):
         raise StackError(f"STATIC_URL={static_url!r} must be a path like /static/ (leading and trailing slash)")
     settings = {"APP_SRC": stage_app(source), "STATIC_URL": static_url}
+    # The app's health routes go into its image: the ones set, else the default app's own (DEFAULT_APP_PROBES).
+    for name, default in DEFAULT_APP_PROBES.items():
+        if value := env(name, "" if custom else default):
+            settings[name] = value
     if wsgi_module:
         settings["WSGI_MODULE"] = wsgi_module
     # Django-only steps (collectstatic) run only when a settings module is named; another app gets none.
     if custom or "DJANGO_SETTINGS_MODULE" in os.environ:
         settings["DJANGO_SETTINGS_MODULE"] = env("DJANGO_SETTINGS_MODULE")
-    # The app's health routes go into its image: the ones set, else the default app's own (DEFAULT_APP_PROBES).
-    for name, default in DEFAULT_APP_PROBES.items():
-        if value := env(name, "" if custom else default):
-            settings[name] = value
     if env("STATIC_DIR"):
         settings["STATIC_DIR"] = env("STATIC_DIR")
     return settings
