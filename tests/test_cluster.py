@@ -140,10 +140,12 @@ class MixedLoad(Load):
 def stack(tmp_path_factory) -> Iterator[ClusterStack]:
     secret = write_secret_key(tmp_path_factory.mktemp("cluster") / "secret_key")
     port = free_port()
-    name = f"wct-cluster-{secrets.token_hex(3)}"
+    token = secrets.token_hex(3)
+    name = f"wct-cluster-{token}"
     env = {
         "CLUSTER_NAME": name,
-        "SWARM_STACK": "wct",
+        # Its own stack name too: tools/swarm.py writes the stack file under it, beside other runs'.
+        "SWARM_STACK": f"wct-{token}",
         "HTTP_PORT": str(port),
         "SECRET_KEY_FILE": str(secret),
         "APP_REPLICAS": str(REPLICAS),
@@ -151,7 +153,7 @@ def stack(tmp_path_factory) -> Iterator[ClusterStack]:
         "API_THROTTLE_ANON": "off",
         "API_THROTTLE_USER": "off",
     }
-    deployed = ClusterStack(cluster_tool.Cluster(name), "wct", env, f"http://127.0.0.1:{port}")
+    deployed = ClusterStack(cluster_tool.Cluster(name), env["SWARM_STACK"], env, f"http://127.0.0.1:{port}")
     saved = {key: os.environ.get(key) for key in [*env, "DOCKER_HOST"]}
     try:
         # What `make cluster-up` runs once `make build` is done (`make test` has built the images).
@@ -325,6 +327,7 @@ def test_make_cluster_down_leaves_nothing_behind(stack):
         assert not cluster_tool.host_docker(*kind.split(), "-q", "--filter", label), kind
     assert not [p for p in Path("/sys/fs/cgroup").glob(f"*/{stack.cluster.name}-*")], "cgroups left"
     assert not stack.cluster.state_dir.exists()
+    assert not (swarm.BUILD_DIR / f"{stack.stack}.yaml").exists(), "the stack file"
     others = cluster_tool.host_docker("ps", "-aq", "--filter", f"label={cluster_tool.LABEL}")
     if not others:
         for image in (cluster_tool.NODE_IMAGE, cluster_tool.POSTGRES_IMAGE):

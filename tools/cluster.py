@@ -276,6 +276,9 @@ def up(cluster: Cluster, stack: str, timeout: float) -> None:
     http_bind, http_port = env("HTTP_BIND", "127.0.0.1"), env("HTTP_PORT", "8080")
     images = [env("APP_IMAGE", "wsgi-chain/app:latest"), env("NGINX_IMAGE", "wsgi-chain/nginx:latest")]
     started = time.monotonic()
+    # The stack's name, for `down` to remove the stack file tools/swarm.py writes.
+    cluster.state_dir.mkdir(parents=True, exist_ok=True)
+    (cluster.state_dir / "stack").write_text(stack + "\n")
     try:
         build_images()
         start_nodes(cluster, http_bind, http_port)
@@ -329,6 +332,9 @@ def down(cluster: Cluster) -> None:
     for image in (NODE_IMAGE, POSTGRES_IMAGE):
         if host_docker("image", "ls", "-q", image) and not host_docker("ps", "-aq", "--filter", f"ancestor={image}"):
             host_docker("rmi", image, check=False)
+    stack_name = cluster.state_dir / "stack"
+    if stack_name.exists():
+        (swarm.BUILD_DIR / f"{stack_name.read_text().strip()}.yaml").unlink(missing_ok=True)
     shutil.rmtree(cluster.state_dir, ignore_errors=True)
     print(f"cluster: {cluster.name} removed (nodes, volumes, network, images)")
 
