@@ -128,6 +128,22 @@ class DevStack:
         result = subprocess.run(["docker", "logs", self.server], capture_output=True, text=True, check=True)
         return result.stdout + result.stderr
 
+    def warm(self) -> None:
+        """Every worker has answered the edited URL since it started: Django imports a view at a worker's first
+        request for it, so a worker that has served none would load an edit without any reload, and the time
+        measured would not be the reload's."""
+        url = KINDS[self.kind].url
+
+        def served_by_all() -> bool:
+            for _ in range(10):
+                self.get(url)
+            return all(
+                w["delta_requests"] > 0
+                for w in json.loads(docker("exec", self.server, "uwsgi-ctl", "stats"))["workers"]
+            )
+
+        poll(served_by_all, timeout=20, interval=0, what="every worker has served the URL")
+
     def edit(self, marker: str, text: str | None = None) -> float:
         """Mark the view of the working copy (its current text, or `text`); the write's time (monotonic)."""
         kind = KINDS[self.kind]
@@ -234,32 +250,47 @@ def test_the_working_copy_is_mounted_read_only_and_the_hardening_stays(dev):
     assert docker("exec", dev.server, "id", "-u").strip() == "10001"
 
 
-def test_an_edited_view_is_served_within_2_s_with_no_failed_request_during_the_reloads(dev, load_report):
-    kind = KINDS[dev.kind]
-    times = []
-    # A bounded background load on the edited app all along: 2 clients, at most 60 s or 20,000 requests.
-    with Load(dev.base_url + kind.url, clients=2, duration=60, max_requests=20_000) as load:
-        load.wait_for_requests(20)
-        for _ in range(EDITS):
-            # Each edit measured on its own: after the previous one's reload is over.
-            dev.settle()
-            marker = uuid.uuid4().hex[:12]
-            written = dev.edit(marker)
-            times.append(dev.served_after(written, kind.url, marker))
-        # Every worker serves the last edit: 20 answers in a row carry it.
-        for _ in range(20):
-            assert marker in dev.get(kind.url).text
+def edit_and_time(dev: DevStack, edits: int) -> list[float]:
+    """Seconds from each write until its answer is served; each edit after the previous one's reload is over."""
+    kind, times = KINDS[dev.kind], []
+    for _ in range(edits):
+        dev.settle()
+        dev.warm()
+        marker = uuid.uuid4().hex[:12]
+        written = dev.edit(marker)
+        times.append(dev.served_after(written, kind.url, marker))
+    # Every worker serves the last edit: 20 answers in a row carry it.
+    dev.settle()
+    assert all(marker in dev.get(kind.url).text for _ in range(20))
+    return times
+
+
+def test_an_edited_view_is_served_within_2_s_median_of_5(dev, load_report):
+    """As a developer sees it: a save, then the page reloaded (the requests that poll for the answer)."""
+    times = edit_and_time(dev, EDITS)
     median = statistics.median(times)
     load_report.append(
         f"make dev {dev.kind} ({dev.topology}): edit to served median {median:.2f} s of {EDITS} "
-        f"({', '.join(f'{t:.2f}' for t in times)}); load during the reloads: {load.result}"
+        f"({', '.join(f'{t:.2f}' for t in times)})"
+    )
+    assert median <= SERVED_WITHIN, f"edit to served: {times} s (median {median:.2f} s)"
+    # One edit may take longer on a busy machine (a worker's exit and the app's import share its cores), not much.
+    assert max(times) <= SLOWEST_EDIT, f"edit to served: {times} s (median {median:.2f} s)"
+
+
+def test_no_request_fails_while_edits_reload_the_workers_under_load(dev, load_report):
+    """A bounded background load on the edited app all along (2 clients, at most 60 s or 20,000 requests) while
+    three edits are reloaded: not one request fails."""
+    with Load(dev.base_url + KINDS[dev.kind].url, clients=2, duration=60, max_requests=20_000) as load:
+        load.wait_for_requests(20)
+        times = edit_and_time(dev, 3)
+    load_report.append(
+        f"make dev {dev.kind} ({dev.topology}) under load: edit to served {', '.join(f'{t:.2f}' for t in times)} s; "
+        f"{load.result}"
     )
     assert load.result.failed == 0, str(load.result)
     assert load.result.sent > 100, f"the load hardly ran: {load.result}"
-    # The median is the issue's measure; one edit may take longer on a busy machine (a worker's exit and the app's
-    # import share its cores), but never much.
-    assert median <= SERVED_WITHIN, f"edit to served: {times} s (median {median:.2f} s)"
-    assert max(times) <= SLOWEST_EDIT, f"edit to served: {times} s (median {median:.2f} s)"
+    assert max(times) <= SLOWEST_EDIT, f"edit to served under load: {times} s"
 
 
 def test_a_static_file_of_the_working_copy_is_served_by_nginx_as_it_is_now(dev):
