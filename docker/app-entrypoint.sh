@@ -13,7 +13,7 @@ serve)
     json|text) ;;
     *) echo "app-entrypoint: LOG_FORMAT=$LOG_FORMAT: use json or text" >&2; exit 78 ;;
     esac
-    # Seconds a request may wait in the queue before it is answered 503 (README: Bursts); 0: no deadline.
+    # Seconds a request may wait in the queue before it is answered 503 (docs/operations.md: Bursts); 0: no deadline.
     case "${QUEUE_TIMEOUT:-10}" in
     *[!0-9.]* | *.*.* | .) echo "app-entrypoint: QUEUE_TIMEOUT=$QUEUE_TIMEOUT: use seconds, e.g. 10 (0: no deadline)" >&2; exit 78 ;;
     esac

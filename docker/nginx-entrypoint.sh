@@ -6,7 +6,7 @@
 # A value that would make a wrong or broken config stops the container with exit 64 and one line naming it.
 #   10-server-names  SERVER_NAMES (default: ALLOWED_HOSTS, else localhost,127.0.0.1)
 #   20-real-ip       TRUSTED_PROXIES (default: none, nginx is the edge)
-#   30-access-limits LOGIN_PATHS, ADMIN_PATHS, ADMIN_ALLOW (README: Security)
+#   30-access-limits LOGIN_PATHS, ADMIN_PATHS, ADMIN_ALLOW (docs/security.md)
 #   40-listen        TLS (off|on), HTTPS_PORT (default 8443)
 #   50-static        STATIC_URL (default: the image's, from its build; /static/)
 set -eu

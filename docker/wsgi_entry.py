@@ -3,7 +3,7 @@ without its surrounding whitespace, as RFC 9110 5.5 reads it. nginx trims spaces
 value sent as "\tx\t" would otherwise reach the app with its tabs. Nothing else is changed.
 
 One thing is answered without the app: a request that waited in the app server's queue for longer than
-QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (README: Bursts).
+QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: Bursts).
 """
 
 import functools

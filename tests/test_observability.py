@@ -24,7 +24,7 @@ METRICS_PORT = 9117
 INDEX = {"view": "index", "method": "GET", "status": "200"}
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
-# The README's log schema: fields every record of a source has.
+# docs/observability.md's log schema: fields every record of a source has.
 COMMON = {"time", "source", "level", "request_id"}
 SCHEMA = {
     "nginx": COMMON | {"remote_addr", "method", "path", "status", "bytes", "duration_ms", "upstream_ms", "user_agent"},

@@ -83,7 +83,7 @@ def test_with_every_worker_busy_and_the_queue_full_excess_requests_get_a_fast_js
     assert WORKERS <= len(served) <= WORKERS + LISTEN + 1, [r[:2] for r in results]
     assert refused, "nothing was refused"
     for status, elapsed, body in refused:
-        assert status == 503, body  # the queue is full: come back later (README: Bursts), never a 502
+        assert status == 503, body  # the queue is full: come back later (docs/operations.md: Bursts), never a 502
         assert elapsed < 1, (
             f"a refused client waited {elapsed:.2f} s: "
             + "\n".join(line for line in ops.logs(ops.nginx_container).splitlines() if "[error]" in line)[-3000:]

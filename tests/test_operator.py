@@ -400,13 +400,13 @@ def test_make_clean_removes_containers_images_and_leftovers_keeps_data_and_clean
     assert project_volumes(project) == [] and not secrets.exists()
 
 
-# --- the README's API session can be run twice --------------------------------------------------------------------
+# --- the documented API session can be run twice --------------------------------------------------------------------
 
 
 def readme_session(port: str) -> str:
-    """The README's API session as a script: its commands (the lines before the first `$ ` prompt, and each
-    prompt's command with its continuation lines), not the outputs shown, and not `make up` (the test's own)."""
-    text = (ROOT / "README.md").read_text()
+    """The API session of docs/default-app.md as a script: its commands (the lines before the first `$ ` prompt, and
+    each prompt's command with its continuation lines), not the outputs shown, and not `make up` (the test's own)."""
+    text = (ROOT / "docs" / "default-app.md").read_text()
     start = text.index("```sh\nmake up\nTOKEN=")
     block = text[start + len("```sh\n") : text.index("```", start + 5)]
     commands: list[str] = []

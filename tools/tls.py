@@ -1,5 +1,5 @@
 """A self-signed certificate (openssl): for `make cert` (trying TLS locally), `make lint`'s TLS rendering and the TLS
-tests. Never for production: operators mount their own certificate (README "Security", "Turning TLS on").
+tests. Never for production: operators mount their own certificate (docs/security.md, "Turning TLS on").
 
 `python -m tools.tls` (make cert) writes one for SERVER_NAMES (else ALLOWED_HOSTS) into TLS_CERTS_DIR.
 """

@@ -5,7 +5,7 @@
   of that request; counts each request and times it, by view (the URL pattern's name, never the raw path, so the
   label values stay few), method and status.
 - RequestIdFilter puts the request ID on every log record (`-` outside a request); JsonFormatter writes a record
-  as one JSON line in the schema of the README's "Logs" section.
+  as one JSON line in the schema of docs/observability.md's "Logs" section.
 
 The metrics use prometheus-client. When PROMETHEUS_MULTIPROC_DIR is set (the container's entrypoint sets it),
 every worker process writes its values to a file there, and whoever exposes them sums them up: the counts are

@@ -261,8 +261,8 @@ LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "text"))
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
 
 # Every record on stderr, with the request's ID: JSON lines in the schema nginx's and the app server's request logs
-# share (README: Logs), or plain text. Django's own loggers (django.request: 4xx warnings, 5xx errors with their
-# traceback) go through the same handler, not Django's default ones.
+# share (docs/observability.md: Logs), or plain text. Django's own loggers (django.request: 4xx warnings, 5xx errors
+# with their traceback) go through the same handler, not Django's default ones.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -20,7 +20,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. Touches nothing else, so a slow database never gets it restarted.
 
-    Public, so it names no version (README: Versions): that is in the image labels and `make versions`."""
+    Public, so it names no version (docs/operations.md: Versions): that is in the image labels and `make versions`."""
     return JsonResponse({"status": "ok", "app": APP_NAME})
 
 

@@ -1,4 +1,4 @@
-# Access limits (README: Security): map and geo entries for conf.d/login-limit.conf and conf.d/admin-allow.conf.
+# Access limits (docs/security.md): map and geo entries for conf.d/login-limit.conf and conf.d/admin-allow.conf.
 #   LOGIN_PATHS  comma-separated paths rate limited per client address (default /admin/login/,/api-auth/login/)
 #   ADMIN_PATHS  comma-separated paths only ADMIN_ALLOW's networks reach (default /admin/)
 #   ADMIN_ALLOW  comma-separated addresses/CIDRs allowed on ADMIN_PATHS (default: none listed, everyone allowed)

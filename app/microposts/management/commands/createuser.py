@@ -1,7 +1,8 @@
 """`manage.py createuser USERNAME`: create a user and print their API token (the token alone, on stdout).
 
 Run again for a user that exists, it prints that user's token again and changes nothing, so that a script (or the
-README's session) can be run twice; asked to set a password or make an admin of an existing user, it refuses."""
+API session in docs/default-app.md) can be run twice; asked to set a password or make an admin of an existing user,
+it refuses."""
 
 import sys
 
