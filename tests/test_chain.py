@@ -57,8 +57,10 @@ def test_nginx_master_and_workers_run_as_an_unprivileged_user(nginx_host, deploy
 def test_uwsgi_runs_one_master_plus_exactly_the_configured_number_of_workers(app_host):
     configured = int(container_env(app_host, "UWSGI_WORKERS") or 2)
     rows = processes(app_host)
-    masters = [p for p in rows if p[3].endswith("uWSGI master")]
-    workers = [p for p in rows if re.search(r"uWSGI worker \d+$", p[3])]
+    # The app server's processes by their titles (uwsgi.ini: procname-prefix-spaced): in the single container the
+    # socket listener is a uWSGI master too, titled "wsgi-chain-listener uWSGI master".
+    masters = [p for p in rows if p[3] == "wsgi-chain uWSGI master"]
+    workers = [p for p in rows if re.fullmatch(r"wsgi-chain uWSGI worker \d+", p[3])]
     assert len(masters) == 1, rows
     assert len(workers) == configured, rows
     assert all(w[2] == masters[0][1] for w in workers), "every worker is forked by the master"
