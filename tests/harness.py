@@ -229,11 +229,18 @@ def busy_workers(container: str) -> int:
     return sum(1 for worker in uwsgi_stats(container)["workers"] if worker["status"] == "busy")
 
 
+# What a make that runs the tests (make test) tells the makes it starts: dropped, so that a target runs as an
+# operator's own `make <target>` does (a top-level make, printing "make: ***", not "make[1]: ***").
+NESTED_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+
+
 def make(target: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """`make <target>` as an operator runs it, with `env` over this process's environment."""
+    outer = {key: value for key, value in os.environ.items() if key not in NESTED_MAKE}
     return subprocess.run(
         ["make", "--no-print-directory", target],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**outer, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
