@@ -16,7 +16,7 @@ TLS_CERTS_DIR ?= $(CURDIR)/.secrets/tls
 # Host names nginx serves (others get 421); empty: ALLOWED_HOSTS. Proxies whose X-Forwarded-For is believed.
 SERVER_NAMES ?=
 TRUSTED_PROXIES ?=
-# Access limits at nginx (README: Security); empty: /admin/login/,/api-auth/login/ rate limited; /admin/ open to all.
+# Access limits at nginx (docs/security.md); empty: /admin/login/,/api-auth/login/ rate limited; /admin/ open to all.
 LOGIN_PATHS ?=
 ADMIN_PATHS ?=
 ADMIN_ALLOW ?=
@@ -40,11 +40,11 @@ LOG_LEVEL ?= info
 # Every container's log on disk: rotated at LOG_MAX_SIZE, LOG_MAX_FILES files kept (docker's json-file driver).
 LOG_MAX_SIZE ?= 20m
 LOG_MAX_FILES ?= 5
-# make soak: how long, how often it samples (seconds), and the steady request rate (README: Soak).
+# make soak: how long, how often it samples (seconds), and the steady request rate (docs/operations.md: Soak).
 SOAK_DURATION ?= 300
 SOAK_INTERVAL ?= 60
 SOAK_RATE ?= 100
-# make backup writes to BACKUP_DIR; make restore BACKUP=<file> brings one back (README: Backups).
+# make backup writes to BACKUP_DIR; make restore BACKUP=<file> brings one back (docs/operations.md: Backups).
 BACKUP_DIR ?= $(CURDIR)/backups
 BACKUP ?=
 # Docker Swarm (make swarm-up): the stack's name and the app's replicas.
@@ -127,11 +127,15 @@ backup: ## Back up the app's data (SQLite or PostgreSQL) into BACKUP_DIR while t
 restore: ## Bring the app's data back from BACKUP=<file> (refuses anything that is not a backup)
 	@$(PYTHON) -m tools.backup restore "$(BACKUP)"
 
+# Whether APP_IMAGE/NGINX_IMAGE were asked for (command line, environment) or are this file's defaults: a running
+# swarm stack keeps its images unless a new one is asked for (tools/swarm.py).
+SWARM_ORIGINS = APP_IMAGE_ORIGIN=$(origin APP_IMAGE) NGINX_IMAGE_ORIGIN=$(origin NGINX_IMAGE)
+
 swarm-up: build ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
-	@$(PYTHON) -m tools.swarm up
+	@$(SWARM_ORIGINS) $(PYTHON) -m tools.swarm up
 
 swarm-update: ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<new tag>), one replica at a time
-	@$(PYTHON) -m tools.swarm update
+	@$(SWARM_ORIGINS) $(PYTHON) -m tools.swarm update
 
 swarm-down: ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
 	@$(PYTHON) -m tools.swarm down

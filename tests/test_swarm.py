@@ -188,6 +188,22 @@ def test_rolling_out_a_new_app_version_under_load_fails_no_request(stack, new_ap
     assert seen == after
 
 
+def test_scaling_after_an_update_keeps_the_running_image_and_make_versions_reports_the_swarm_stack(
+    stack, new_app_image
+):
+    """`make swarm-up APP_REPLICAS=3` after `swarm-update APP_IMAGE=<new>` keeps the new version: it used to roll it
+    back to the Makefile's default tag."""
+    result = stack.make("swarm-up", APP_REPLICAS=str(SCALED))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"keeps its running image {new_app_image}" in result.stdout, result.stdout
+    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
+    assert images == {new_app_image}
+    versions = stack.make("versions")
+    assert versions.returncode == 0, versions.stderr
+    app_line = next(line for line in versions.stdout.splitlines() if line.startswith("app "))
+    assert "(app (swarm))" in app_line and "not running" not in app_line, versions.stdout
+
+
 def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_keep_serving(
     stack, new_app_image, load_report
 ):

@@ -446,7 +446,7 @@ def check_tls_files() -> None:
     if missing:
         raise StackError(
             f"TLS=on needs {' and '.join(missing)} in {certs} (`make cert` writes a self-signed pair to try TLS with; "
-            f"README: Turning TLS on); {unchanged()}"
+            f"docs/security.md: Turning TLS on); {unchanged()}"
         )
 
 
@@ -594,9 +594,33 @@ def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
     return found
 
 
+def swarm_versions(stack: str) -> dict[str, dict[str, str]]:
+    """piece -> {service (swarm): version} from the labels of the images a swarm stack's services run; empty when no
+    such stack runs (or this engine is in no swarm)."""
+    namespace = f"label=com.docker.stack.namespace={stack}"
+    out = subprocess.run(
+        ["docker", "service", "ls", "--filter", namespace, "--format", "{{.Name}} {{.Image}}"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    found: dict[str, dict[str, str]] = {}
+    for line in out.splitlines():
+        name, image = line.split()
+        labels = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", image.split("@")[0]],
+            capture_output=True,
+            text=True,
+        ).stdout
+        for label, value in (json.loads(labels or "null") or {}).items():
+            if label in LABELS:
+                found.setdefault(LABELS[label], {})[f"{name.removeprefix(stack + '_')} (swarm)"] = value
+    return found
+
+
 def versions() -> int:
     checked_out = piece_versions()
-    running = running_versions(running_stack() or compose())
+    # The compose stack that runs, else the swarm stack (make swarm-up) when that is the one running.
+    running = running_versions(running_stack() or compose()) or swarm_versions(env("SWARM_STACK", "wsgi-chain"))
     print(f"{'piece':<14}{'checked out':<14}running")
     for piece, version in checked_out.items():
         live = ", ".join(f"{v} ({s})" for s, v in sorted(running.get(piece, {}).items())) or "not running"

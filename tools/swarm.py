@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -221,7 +222,7 @@ def wait(stack: str, timeout: float) -> None:
 
 
 def check_database(stack_file: dict[str, Any]) -> None:
-    """The database choice a swarm of several nodes needs (README "Scaling out"), met or refused before deploying.
+    """The database choice a swarm of several nodes needs (docs/scaling-out.md), met or refused before deploying.
 
     SQLite is one file on one node's volume: replicas on other nodes would each get an empty database of their own
     (migrations run on one node only, so their /readyz fails). So on more than one node the app needs DATABASE_URL
@@ -233,7 +234,7 @@ def check_database(stack_file: dict[str, Any]) -> None:
         raise SwarmError(
             f"this swarm has {len(nodes)} nodes and DATABASE_URL is empty: SQLite is one file on one node, so "
             "replicas elsewhere would each have an empty database of their own. Set DATABASE_URL to PostgreSQL "
-            "(COMPOSE_PROFILES=postgres runs one in the stack; README: Scaling out)"
+            "(COMPOSE_PROFILES=postgres runs one in the stack; docs/scaling-out.md)"
         )
     if "postgres" in stack_file["services"]:
         labels = [
@@ -248,7 +249,27 @@ def check_database(stack_file: dict[str, Any]) -> None:
             )
 
 
+# The image settings, by the service that runs them: a running stack keeps its images unless a new one is asked for.
+IMAGE_SETTINGS = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx"}
+
+
+def keep_running_images(stack: str) -> None:
+    """For each image setting not asked for (the Makefile's default: <NAME>_ORIGIN=file, or unset), the image the
+    stack's service runs now, so that `make swarm-up APP_REPLICAS=3` after a `swarm-update APP_IMAGE=<new>` scales
+    the new version instead of rolling it back to the default tag."""
+    running = services(stack)
+    for setting, service in IMAGE_SETTINGS.items():
+        asked = os.environ.get(f"{setting}_ORIGIN", "environment" if setting in os.environ else "file") != "file"
+        if asked or service not in running:
+            continue
+        image = inspect_service(stack, service)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+        if image != os.environ.get(setting):
+            os.environ[setting] = image
+            print(f"swarm: {service} keeps its running image {image} (set {setting} to change it)")
+
+
 def deploy(stack: str) -> None:
+    keep_running_images(stack)
     check_database(render(stack))
     path = write_stack_file(stack)
     # No registry: the images are this engine's own (--resolve-image never keeps swarm from asking one).
