@@ -133,3 +133,20 @@ class HostPostgres:
                 server_bin_dir() / "pg_ctl", "--pgdata", self.data, "--mode", "fast", "--wait", "stop", timeout=60
             )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# Where the stack's containers see the host server's socket directory (tests/compose.host-postgres.yaml).
+SOCKET_IN_CONTAINERS = "/run/postgresql"
+
+
+def stack_on(server: HostPostgres, workdir: Path, prefix: str):
+    """A split stack of the tests' own whose app uses the host's PostgreSQL server through its unix socket."""
+    from tests.harness import OwnStack
+
+    stack = OwnStack(
+        workdir,
+        prefix=prefix,
+        env={"DATABASE_URL": server.url(SOCKET_IN_CONTAINERS), "PG_SOCKET_DIR": str(server.socket_dir)},
+    )
+    stack.compose.files = ("compose.yaml", "tests/compose.host-postgres.yaml")
+    return stack

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.harness import OwnStack, docker, make, poll
-from tests.host_postgres import HostPostgres
+from tests.host_postgres import HostPostgres, stack_on
 from tests.microposts_api import create_user, listed_texts, post_concurrently, unique
 
 pytestmark = pytest.mark.lifecycle
@@ -202,8 +202,6 @@ def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_n
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 
-SOCKET_IN_CONTAINERS = "/run/postgresql"
-
 
 @pytest.fixture(scope="module")
 def postgres() -> HostPostgres:
@@ -216,12 +214,7 @@ def postgres() -> HostPostgres:
 
 @pytest.fixture(scope="module")
 def pg_stack(postgres, tmp_path_factory):
-    stack = OwnStack(
-        tmp_path_factory.mktemp("backup-pg"),
-        prefix="wct-backup-pg",
-        env={"DATABASE_URL": postgres.url(SOCKET_IN_CONTAINERS), "PG_SOCKET_DIR": str(postgres.socket_dir)},
-    )
-    stack.compose.files = ("compose.yaml", "tests/compose.host-postgres.yaml")
+    stack = stack_on(postgres, tmp_path_factory.mktemp("backup-pg"), prefix="wct-backup-pg")
     try:
         yield stack.start()
     finally:

@@ -14,14 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack
-from tests.host_postgres import HostPostgres
+from tests.harness import ROOT
+from tests.host_postgres import HostPostgres, stack_on
 from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, listed_texts, post_concurrently, unique
 from tools.compose import Compose
 
 pytestmark = pytest.mark.lifecycle
-
-SOCKET_IN_CONTAINERS = "/run/postgresql"
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +33,7 @@ def postgres() -> HostPostgres:
 
 @pytest.fixture(scope="module")
 def pg_stack(postgres, tmp_path_factory):
-    stack = OwnStack(
-        tmp_path_factory.mktemp("pg-stack"),
-        prefix="wct-pg",
-        env={"DATABASE_URL": postgres.url(SOCKET_IN_CONTAINERS), "PG_SOCKET_DIR": str(postgres.socket_dir)},
-    )
-    stack.compose.files = ("compose.yaml", "tests/compose.host-postgres.yaml")
+    stack = stack_on(postgres, tmp_path_factory.mktemp("pg-stack"), prefix="wct-pg")
     try:
         yield stack.start()
     finally:
