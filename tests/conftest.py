@@ -13,6 +13,7 @@ import requests
 import testinfra
 
 from tests.harness import ECHO_APP, ROOT, Deployment, OwnStack, free_port
+from tests.host_postgres import HostPostgres
 from tools.compose import write_secret_key
 
 
@@ -116,6 +117,16 @@ def echo(request, tmp_path_factory) -> Iterator[Deployment]:
     stack = OwnStack(tmp_path_factory.mktemp(f"echo-{topology}"), topology=topology, prefix="wct-echo", env=ECHO_APP)
     with stack.running() as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[HostPostgres]:
+    """A throwaway PostgreSQL server on this host (tests/host_postgres.py), for one module's stacks."""
+    server = HostPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 LOAD_REPORT: list[str] = []

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.harness import OwnStack, docker, make, poll
-from tests.host_postgres import HostPostgres, stack_on
+from tests.host_postgres import stack_on
 from tests.microposts_api import create_user, listed_texts, post_concurrently, unique
 
 pytestmark = pytest.mark.lifecycle
@@ -201,15 +201,6 @@ def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_n
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> HostPostgres:
-    server = HostPostgres()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

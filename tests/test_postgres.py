@@ -15,20 +15,11 @@ import pytest
 import requests
 
 from tests.harness import ROOT
-from tests.host_postgres import HostPostgres, stack_on
+from tests.host_postgres import stack_on
 from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, listed_texts, post_concurrently, unique
 from tools.compose import Compose
 
 pytestmark = pytest.mark.lifecycle
-
-
-@pytest.fixture(scope="module")
-def postgres() -> HostPostgres:
-    server = HostPostgres()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
