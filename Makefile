@@ -171,7 +171,7 @@ lint: build venv ## Run every linter, all must be clean: hadolint, gixy, compose
 
 test: build venv lint ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
 	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(SWARM_ORIGINS) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and granian (results/bench/; BENCH_ARGS=--sweep)
 	$(VENV)/bin/python -m tools.bench $(BENCH_ARGS)

@@ -232,15 +232,27 @@ def busy_workers(container: str) -> int:
 # What a make that runs the tests (make test) tells the makes it starts: dropped, so that a target runs as an
 # operator's own `make <target>` does (a top-level make, printing "make: ***", not "make[1]: ***").
 NESTED_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+# The image settings make test exports with its own defaults (it says which, as <NAME>_ORIGIN=file): dropped too, so
+# that a target sees them as an operator's make does, not asked for (tools/swarm.py keeps running images then).
+MAKEFILE_DEFAULTS = ("APP_IMAGE", "NGINX_IMAGE")
 
 
-def make(target: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    """`make <target>` as an operator runs it, with `env` over this process's environment."""
-    outer = {key: value for key, value in os.environ.items() if key not in NESTED_MAKE}
+def operator_env() -> dict[str, str]:
+    """This process's environment as an operator's shell would hold it: without what an outer make added."""
+    dropped = set(NESTED_MAKE)
+    for setting in MAKEFILE_DEFAULTS:
+        dropped.add(f"{setting}_ORIGIN")
+        if os.environ.get(f"{setting}_ORIGIN") == "file":
+            dropped.add(setting)
+    return {key: value for key, value in os.environ.items() if key not in dropped}
+
+
+def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) -> subprocess.CompletedProcess:
+    """`make <target>` as an operator runs it, with `env` over the operator's environment."""
     return subprocess.run(
-        ["make", "--no-print-directory", target],
+        ["make", "--no-print-directory", *flags, target],
         cwd=ROOT,
-        env={**outer, **env},
+        env={**operator_env(), **env},
         capture_output=True,
         text=True,
         timeout=timeout,

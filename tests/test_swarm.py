@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.harness import ECHO_APP, ROOT, free_port, poll
+from tests.harness import make as harness_make
 from tests.load import Load
 from tools import swarm
 from tools.compose import write_secret_key
@@ -45,14 +46,7 @@ class SwarmStack:
         return tag
 
     def make(self, target: str, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["make", "-s", target],
-            cwd=ROOT,
-            env={**os.environ, **self.env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return harness_make(target, {**self.env, **extra}, 600, "-s")
 
     def replica_of(self, response: requests.Response) -> str:
         assert response.status_code == 200, response.text[:200]
