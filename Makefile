@@ -4,8 +4,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Tool versions and the base image, from versions.env (one place), each overridable.
-$(foreach kv,$(shell grep -E '^[A-Z_]+=' versions.env),$(eval $(firstword $(subst =, ,$(kv))) ?= $(patsubst $(firstword $(subst =, ,$(kv)))=%,%,$(kv))))
+# Every setting's default, from defaults.env (one place), each overridable.
+$(foreach kv,$(shell grep -E '^[A-Z_]+=' defaults.env),$(eval $(firstword $(subst =, ,$(kv))) ?= $(patsubst $(firstword $(subst =, ,$(kv)))=%,%,$(kv))))
 
 HTTP_BIND ?= 127.0.0.1
 HTTP_PORT ?= 8080

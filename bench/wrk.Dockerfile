@@ -3,7 +3,7 @@
 ARG BASE_IMAGE=debian:trixie-slim
 FROM ${BASE_IMAGE}
 
-# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# Packages come from the base image's Debian suite (defaults.env), which is the pin;
 # exact versions would break the build at every Debian point release.
 # hadolint ignore=DL3008
 RUN set -eux; \

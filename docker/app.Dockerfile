@@ -6,7 +6,7 @@ ARG BASE_IMAGE=debian:trixie-slim
 # ---- builder: the only stage with a compiler -------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS builder
 
-# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# Packages come from the base image's Debian suite (defaults.env), which is the pin;
 # exact versions would break the build at every Debian point release.
 # hadolint ignore=DL3008
 RUN set -eux; \
@@ -35,7 +35,7 @@ FROM ${BASE_IMAGE}
 
 # python3 runs the app and libpython (the suite's version) is what uWSGI embeds; libpcre2 serves uWSGI's
 # routing; procps gives ops (and the tests) ps and top.
-# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# Packages come from the base image's Debian suite (defaults.env), which is the pin;
 # exact versions would break the build at every Debian point release.
 # hadolint ignore=DL3008
 RUN set -eux; \

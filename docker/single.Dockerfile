@@ -12,7 +12,7 @@ FROM ${APP_IMAGE}
 # Root only for the apt install below; the last USER is the app user.
 # hadolint ignore=DL3066
 USER root
-# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# Packages come from the base image's Debian suite (defaults.env), which is the pin;
 # exact versions would break the build at every Debian point release.
 # hadolint ignore=DL3008
 RUN set -eux; \

@@ -211,15 +211,6 @@ def pinned(requirements: Path, package: str) -> str | None:
     return None
 
 
-def versions_env() -> dict[str, str]:
-    values = {}
-    for line in (ROOT / "versions.env").read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
 def uwsgi_stats(container: str) -> dict:
     """uWSGI's stats (JSON), read with the image's own `uwsgi-ctl stats` from the loopback-only stats server."""
     return json.loads(docker("exec", container, "uwsgi-ctl", "stats"))

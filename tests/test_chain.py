@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from tests.harness import ROOT, docker, listening_tcp, pinned, poll, versions_env
+from tests.harness import ROOT, docker, listening_tcp, pinned, poll
+from tools import settings
 
 pytestmark = pytest.mark.chain
 
@@ -150,7 +151,7 @@ def test_config_and_code_are_root_owned_and_not_writable_by_the_services(side, p
 
 
 def test_installed_versions_are_the_pinned_ones(nginx_host, app_host):
-    pins = versions_env()
+    pins = settings.defaults()
     nginx_version = nginx_host.run("nginx -v").stderr
     assert f"nginx/{pins['NGINX_SERIES']}." in nginx_version
     python_version = app_host.check_output("python3 --version")

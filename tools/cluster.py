@@ -137,7 +137,7 @@ class Cluster:
 
 
 def build_images() -> None:
-    """The node image and the PostgreSQL one, from the base image (versions.env), in parallel."""
+    """The node image and the PostgreSQL one, from the base image (defaults.env), in parallel."""
     base = env("BASE_IMAGE", "debian:trixie-slim")
     if not host_docker("image", "ls", "-q", base):
         raise ClusterError(f"base image {base} missing: run `make build` (its bootstrap builds it)")

@@ -6,7 +6,7 @@ FROM ${BASE_IMAGE}
 
 # Debian's engine and CLI (trixie: 26.1) and the iptables it programs for its networks. ca-certificates and
 # e2fsprogs/xz are what the engine's package recommends for pulling and layer storage; procps for `ps` in a node.
-# Packages come from the base image's Debian suite (versions.env), which is the pin;
+# Packages come from the base image's Debian suite (defaults.env), which is the pin;
 # exact versions would break the build at every Debian point release.
 # hadolint ignore=DL3008
 RUN set -eux; \

@@ -1,0 +1,70 @@
+"""The stack's settings, read once: defaults.env's defaults under the environment, and the tables every tool shares.
+
+Standard library only: the bootstrap runs it with the host's python3 before any virtualenv exists.
+
+- get(name): the environment's value, else defaults.env's (an unknown name is a programming error: KeyError).
+- path(name): a path setting, relative ones taken from the project's root.
+- TOPOLOGIES: each topology's compose file, TLS overlay and the service that runs uWSGI. Adding a topology is one
+  entry here plus its compose files (README: "Where to change what").
+- IMAGES: the image settings `make build` tags.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = ROOT / "defaults.env"
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    compose_file: str
+    # TLS=on adds this overlay (compose can't share one: each names its own service, and an overlay that names a
+    # service its base lacks would add a half-defined one).
+    tls_overlay: str
+    # The service whose container runs the uWSGI master (reload, restart, shell, top go there).
+    server: str
+    # What `make dev` adds over compose_file (docs/development.md).
+    dev_overlay: str
+
+
+TOPOLOGIES = {
+    "split": Topology("split", "compose.yaml", "compose.tls.yaml", "app", "compose.dev.yaml"),
+    "single": Topology("single", "compose.single.yaml", "compose.single.tls.yaml", "single", "compose.single.dev.yaml"),
+}
+IMAGES = ("APP_IMAGE", "NGINX_IMAGE", "SINGLE_IMAGE")
+
+
+@functools.cache
+def defaults() -> dict[str, str]:
+    """defaults.env as written: NAME=value lines; comments and blank lines skipped."""
+    values = {}
+    for line in DEFAULTS_FILE.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def get(name: str) -> str:
+    """The setting's value: the environment's when set and not empty, else its default from defaults.env."""
+    return os.environ.get(name) or defaults()[name]
+
+
+def path(name: str) -> Path:
+    """A path setting; a relative one is taken from the project's root, as compose takes it."""
+    value = Path(get(name)).expanduser()
+    return value if value.is_absolute() else ROOT / value
+
+
+def topology(name: str | None = None) -> Topology:
+    """The named topology (else TOPOLOGY's); an unknown one is the operator's to fix, so the error says the choices."""
+    name = name or get("TOPOLOGY")
+    if name not in TOPOLOGIES:
+        raise ValueError(f"TOPOLOGY={name!r}: use one of {', '.join(TOPOLOGIES)}")
+    return TOPOLOGIES[name]
