@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from tools import settings
 from tools.compose import ROOT, Compose, free_port, write_secret_key
-from tools.stack import TOPOLOGIES
 
 T = TypeVar("T")
 
@@ -131,7 +131,7 @@ class OwnStack:
         secret = write_secret_key(workdir / "secret_key")
         self.compose = Compose(
             project=self.project,
-            files=(TOPOLOGIES[topology],),
+            files=(settings.TOPOLOGIES[topology].compose_file,),
             env={
                 "HTTP_BIND": "127.0.0.1",
                 "HTTP_PORT": str(self.port),
@@ -223,19 +223,11 @@ def busy_workers(container: str) -> int:
 # What a make that runs the tests (make test) tells the makes it starts: dropped, so that a target runs as an
 # operator's own `make <target>` does (a top-level make, printing "make: ***", not "make[1]: ***").
 NESTED_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
-# The image settings make test exports with its own defaults (it says which, as <NAME>_ORIGIN=file): dropped too, so
-# that a target sees them as an operator's make does, not asked for (tools/swarm.py keeps running images then).
-MAKEFILE_DEFAULTS = ("APP_IMAGE", "NGINX_IMAGE")
 
 
 def operator_env() -> dict[str, str]:
     """This process's environment as an operator's shell would hold it: without what an outer make added."""
-    dropped = set(NESTED_MAKE)
-    for setting in MAKEFILE_DEFAULTS:
-        dropped.add(f"{setting}_ORIGIN")
-        if os.environ.get(f"{setting}_ORIGIN") == "file":
-            dropped.add(setting)
-    return {key: value for key, value in os.environ.items() if key not in dropped}
+    return {key: value for key, value in os.environ.items() if key not in NESTED_MAKE}
 
 
 def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) -> subprocess.CompletedProcess:

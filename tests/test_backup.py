@@ -16,6 +16,7 @@ import requests
 from tests.harness import OwnStack, docker, make, poll
 from tests.host_postgres import stack_on
 from tests.microposts_api import create_user, listed_texts, post_concurrently, unique
+from tools import settings
 
 pytestmark = pytest.mark.lifecycle
 
@@ -86,7 +87,7 @@ def round_trip(deployment, container: str, env: dict[str, str]) -> Path:
 # --- SQLite ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["split", "single"])
+@pytest.fixture(scope="module", params=list(settings.TOPOLOGIES))
 def sqlite_stack(request, tmp_path_factory):
     topology = request.param
     stack = OwnStack(tmp_path_factory.mktemp(f"backup-{topology}"), topology=topology, prefix="wct-backup")

@@ -26,7 +26,7 @@ import requests
 from tests.harness import ROOT, free_port, poll
 from tests.load import Load
 from tools import cluster as cluster_tool
-from tools import swarm
+from tools import settings, swarm
 from tools.compose import write_secret_key
 
 pytestmark = pytest.mark.lifecycle
@@ -256,7 +256,7 @@ def test_draining_a_worker_under_mixed_load_fails_no_request_and_moves_its_repli
 
 
 def test_a_rolling_update_across_the_nodes_under_mixed_load_fails_no_request(stack, load_report):
-    base = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
+    base = settings.get("APP_IMAGE")
     token = secrets.token_hex(4)
     image = f"{base.rsplit(':', 1)[0]}:cluster-rollout-{token}"
     dockerfile = f"FROM {base}\nLABEL io.wsgi-chain.rollout={token}\n"

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.harness import OwnStack, docker, poll, send_raw
+from tools import settings
 
 EXAMPLES = {
     "flask": {
@@ -45,7 +46,7 @@ def example_env(name: str) -> dict[str, str]:
 
 @pytest.fixture(
     scope="module",
-    params=[(name, topology) for name in EXAMPLES for topology in ("split", "single")],
+    params=[(name, topology) for name in EXAMPLES for topology in settings.TOPOLOGIES],
     ids=lambda param: f"{param[0]}-{param[1]}",
 )
 def example(request, tmp_path_factory):

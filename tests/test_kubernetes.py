@@ -21,7 +21,7 @@ from tools import k8s
 from tools.compose import ROOT
 from tools.k8s import KUBE, KUBERNETES_VERSIONS, KUSTOMIZE_PACKAGE, TARGETS
 
-# Where each image keeps the repo's config (docker/*.Dockerfile COPY lines) -> the repo path copied there.
+# Where each image keeps the repo's config (docker/*/Dockerfile COPY lines) -> the repo path copied there.
 IMAGE_CONFIG = {
     ("nginx", "/etc/nginx/nginx.conf"): "nginx/nginx.conf",
     ("nginx", "/etc/nginx/conf.d"): "nginx/conf.d",
@@ -169,7 +169,7 @@ def test_kubectls_own_kustomize_renders_the_same_documents(rendered_text, tree):
 
 def test_the_configmaps_cover_every_config_file_the_dockerfiles_copy():
     copies = set()
-    for dockerfile in ("docker/app.Dockerfile", "docker/nginx.Dockerfile"):
+    for dockerfile in ("docker/app/Dockerfile", "docker/nginx/Dockerfile"):
         for line in (ROOT / dockerfile).read_text().splitlines():
             match = re.match(r"COPY\s+((?:nginx|uwsgi)/\S*)\s+(/etc/\S+)$", line.strip())
             if match:

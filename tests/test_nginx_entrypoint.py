@@ -4,15 +4,15 @@ make a wrong or broken config."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 
 import pytest
 
+from tools import settings
 from tools.compose import ROOT
 
-IMAGE = os.environ.get("NGINX_IMAGE", "wsgi-chain/nginx:latest")
+IMAGE = settings.get("NGINX_IMAGE")
 
 
 def rendered(*env: str, command: tuple[str, ...] = ("nginx", "-T")) -> subprocess.CompletedProcess:
@@ -122,8 +122,8 @@ def test_static_url_renders_the_static_location_from_the_environment_and_bad_one
 
 def test_no_script_writes_nginx_syntax_only_the_templates_hold_directives():
     """The entrypoint's steps validate, choose and substitute: no directive is spelled out in them."""
-    steps = sorted((ROOT / "docker").glob("nginx-entrypoint*"))
-    steps += sorted((ROOT / "docker" / "nginx-entrypoint.d").glob("*.sh"))
+    steps = sorted((ROOT / "docker" / "nginx").glob("nginx-entrypoint*"))
+    steps += sorted((ROOT / "docker" / "nginx" / "nginx-entrypoint.d").glob("*.sh"))
     directive = re.compile(
         r"\b(listen \d|server_name |set_real_ip_from |location [~^=]|return 30\d|include /|server \{)"
     )

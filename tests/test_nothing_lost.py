@@ -31,6 +31,7 @@ import requests
 from tests.harness import ROOT, OwnStack, busy_workers, docker, poll, project_containers
 from tests.load import Load
 from tests.test_examples import example_env
+from tools import settings
 
 # --- bounded logs ------------------------------------------------------------------------------------------------
 
@@ -358,7 +359,7 @@ def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_wi
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.2.3", "10s"])
 def test_a_queue_timeout_that_is_not_a_number_of_seconds_stops_the_app_container_at_start(value):
-    image = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
+    image = settings.get("APP_IMAGE")
     result = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "-e", f"QUEUE_TIMEOUT={value}", image, "serve"],
         capture_output=True,

@@ -21,7 +21,7 @@ import requests
 from tests.harness import ECHO_APP, ROOT, free_port, poll
 from tests.harness import make as harness_make
 from tests.load import Load
-from tools import swarm
+from tools import settings, swarm
 from tools.compose import write_secret_key
 
 pytestmark = pytest.mark.lifecycle
@@ -92,7 +92,7 @@ def stack(tmp_path_factory) -> Iterator[SwarmStack]:
 @pytest.fixture(scope="module")
 def new_app_image(stack: SwarmStack) -> str:
     """A new app version to roll out: the app image plus a unique label, so the image (and the task spec) differs."""
-    base = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
+    base = settings.get("APP_IMAGE")
     token = secrets.token_hex(4)
     dockerfile = f"FROM {base}\nLABEL io.wsgi-chain.rollout={token}\n"
     return stack.build_image(f"{base.rsplit(':', 1)[0]}:rollout-{token}", dockerfile)

@@ -16,8 +16,7 @@ import pytest
 import requests
 
 from tests.harness import Deployment, OwnStack, free_port
-from tools import hostdeps
-from tools.stack import TLS_OVERLAYS
+from tools import hostdeps, settings
 from tools.tls import self_signed
 
 
@@ -32,7 +31,7 @@ class TlsStack:
         return f"https://127.0.0.1:{self.https_port}"
 
 
-@pytest.fixture(scope="module", params=["split", "single"])
+@pytest.fixture(scope="module", params=list(settings.TOPOLOGIES))
 def tls(request, tmp_path_factory) -> Iterator[TlsStack]:
     topology = request.param
     workdir = tmp_path_factory.mktemp(f"tls-{topology}")
@@ -44,7 +43,7 @@ def tls(request, tmp_path_factory) -> Iterator[TlsStack]:
         prefix="wct-tls",
         env={"HTTPS_PORT": str(https_port), "TLS_CERTS_DIR": str(cert.parent)},
     )
-    stack.compose.files += (TLS_OVERLAYS[topology],)
+    stack.compose.files += (settings.TOPOLOGIES[topology].tls_overlay,)
     # The split images are `make test`'s; the single one is built (as `make build TOPOLOGY=single` would).
     with stack.running(build=topology == "single") as deployment:
         yield TlsStack(deployment, https_port, cert)

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from tests.harness import ROOT, docker
+from tools import settings
 
 PIECES = {"app": "app", "uwsgi-config": "uwsgi", "nginx-config": "nginx"}
 SEMVER = r"\d+\.\d+\.\d+"
@@ -34,8 +35,8 @@ def test_each_piece_has_a_semver_version_with_a_changelog_entry(piece):
 
 
 def test_the_images_carry_oci_labels_and_one_label_per_piece_they_hold():
-    app = labels(os.environ.get("APP_IMAGE", "wsgi-chain/app:latest"))
-    nginx = labels(os.environ.get("NGINX_IMAGE", "wsgi-chain/nginx:latest"))
+    app = labels(settings.get("APP_IMAGE"))
+    nginx = labels(settings.get("NGINX_IMAGE"))
     assert app["io.wsgi-chain.app.version"] == version("app")
     assert app["io.wsgi-chain.uwsgi-config.version"] == version("uwsgi")
     assert nginx["io.wsgi-chain.nginx-config.version"] == version("nginx")
@@ -49,11 +50,11 @@ def test_the_images_carry_oci_labels_and_one_label_per_piece_they_hold():
 
 
 def test_the_images_are_tagged_with_the_versions_they_hold():
-    app_id = docker("image", "inspect", "-f", "{{.Id}}", "wsgi-chain/app:latest")
-    app_tag = f"wsgi-chain/app:{version('app')}-uwsgi{version('uwsgi')}"
+    app_id = docker("image", "inspect", "-f", "{{.Id}}", settings.get("APP_IMAGE"))
+    app_tag = f"{settings.get('APP_IMAGE').rsplit(':', 1)[0]}:{version('app')}-uwsgi{version('uwsgi')}"
     assert docker("image", "inspect", "-f", "{{.Id}}", app_tag) == app_id
-    nginx_id = docker("image", "inspect", "-f", "{{.Id}}", "wsgi-chain/nginx:latest")
-    nginx_tag = f"wsgi-chain/nginx:{version('nginx')}-app{version('app')}"
+    nginx_id = docker("image", "inspect", "-f", "{{.Id}}", settings.get("NGINX_IMAGE"))
+    nginx_tag = f"{settings.get('NGINX_IMAGE').rsplit(':', 1)[0]}:{version('nginx')}-app{version('app')}"
     assert docker("image", "inspect", "-f", "{{.Id}}", nginx_tag) == nginx_id
 
 

@@ -20,8 +20,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import settings
 from tools.compose import ROOT
-from tools.stack import IMAGES, project_name
+from tools.stack import project_name
 
 
 @dataclass
@@ -55,7 +56,7 @@ def docker_lines(*args: str) -> list[str]:
 def image_refs() -> list[str]:
     """Every tag of the project's image repositories and of the tests' images, each once (removing an image by each
     of its tags, never by an ID shared by several tags, is what keeps `docker rmi` from "No such image")."""
-    repositories = [env(name, default).rsplit(":", 1)[0] for name, default in IMAGES.items()]
+    repositories = [settings.get(name).rsplit(":", 1)[0] for name in settings.IMAGES]
     patterns = [*repositories, *env("TEST_IMAGES", "wsgi-chain-test/*").split()]
     refs: dict[str, None] = {}
     for pattern in patterns:

@@ -35,9 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools import swarm
+from tools import settings, swarm
 from tools.compose import ROOT
-from tools.stack import DEFAULT_SECRET_FILE, ensure_secret_key, env
+from tools.stack import ensure_secret_key, env
 
 STATE_DIR = ROOT / ".build" / "cluster"
 NODE_DIR = ROOT / "deploy" / "cluster"
@@ -138,7 +138,7 @@ class Cluster:
 
 def build_images() -> None:
     """The node image and the PostgreSQL one, from the base image (defaults.env), in parallel."""
-    base = env("BASE_IMAGE", "debian:trixie-slim")
+    base = settings.get("BASE_IMAGE")
     if not host_docker("image", "ls", "-q", base):
         raise ClusterError(f"base image {base} missing: run `make build` (its bootstrap builds it)")
 
@@ -272,9 +272,9 @@ def deploy(cluster: Cluster, stack: str, timeout: float, first: bool = False, **
 def up(cluster: Cluster, stack: str, timeout: float) -> None:
     if cluster.exists():
         raise ClusterError(f"cluster {cluster.name} already exists: make cluster-down first (or CLUSTER_NAME=...)")
-    ensure_secret_key(Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE))
-    http_bind, http_port = env("HTTP_BIND", "127.0.0.1"), env("HTTP_PORT", "8080")
-    images = [env("APP_IMAGE", "wsgi-chain/app:latest"), env("NGINX_IMAGE", "wsgi-chain/nginx:latest")]
+    ensure_secret_key(settings.path("SECRET_KEY_FILE"))
+    http_bind, http_port = settings.get("HTTP_BIND"), settings.get("HTTP_PORT")
+    images = [settings.get("APP_IMAGE"), settings.get("NGINX_IMAGE")]
     started = time.monotonic()
     # The stack's name, for `down` to remove the stack file tools/swarm.py writes.
     cluster.state_dir.mkdir(parents=True, exist_ok=True)
@@ -352,9 +352,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args()
-    cluster = Cluster(env("CLUSTER_NAME", "wsgi-chain-cluster"))
-    stack = env("SWARM_STACK", "wsgi-chain")
-    timeout = float(env("UP_TIMEOUT", "120"))
+    cluster = Cluster(settings.get("CLUSTER_NAME"))
+    stack = settings.get("SWARM_STACK")
+    timeout = float(settings.get("UP_TIMEOUT"))
     try:
         if args.command == "up":
             up(cluster, stack, max(timeout, 240))

@@ -16,13 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import settings
 from tools import stack as stk
 from tools.compose import ROOT, Compose
 from tools.progress import phase, verbose
 
-DEV_OVERLAYS = {"split": "compose.dev.yaml", "single": "compose.single.dev.yaml"}
-# The service nginx runs in, per topology: where the static mounts go.
-NGINX_SERVICE = {"split": "nginx", "single": "single"}
 DEV_DIR = ROOT / ".build" / "dev"
 STATIC_SNIPPET = ROOT / "nginx" / "dev" / "static.conf"
 # Where the nginx image keeps the static location's template, rendered at container start with STATIC_URL.
@@ -47,12 +45,12 @@ class StaticMount:
 
 def refuse_production_settings() -> None:
     """Settings that belong to a production stack, not to one serving a working copy."""
-    if stk.env("TLS", "off") != "off":
+    if settings.get("TLS") != "off":
         raise stk.StackError(
             f"TLS={stk.env('TLS')}: make dev serves plain HTTP on the loopback; TLS is for `make up` (production). "
             "Run `make dev` without TLS"
         )
-    bind = stk.env("HTTP_BIND", "127.0.0.1")
+    bind = settings.get("HTTP_BIND")
     if bind not in LOOPBACK:
         raise stk.StackError(
             f"HTTP_BIND={bind}: make dev serves the working copy (and with DEBUG=true its tracebacks) on the loopback "
@@ -62,7 +60,7 @@ def refuse_production_settings() -> None:
 
 def is_django(app: Path) -> bool:
     """As the build decides (tools/stack.py app_settings): the default app, or an app naming its settings module."""
-    default = app.resolve() == (ROOT / stk.DEFAULT_APP_SRC).resolve()
+    default = app.resolve() == stk.DEFAULT_APP.resolve()
     return default or bool(stk.env("DJANGO_SETTINGS_MODULE"))
 
 
@@ -115,13 +113,13 @@ def write_overlay(project: str, topology: str, mounts: list[StaticMount]) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "compose.static.yaml"
     # JSON is YAML: compose reads it as any other file.
-    overlay = {"name": "wsgi-chain", "services": {NGINX_SERVICE[topology]: {"volumes": volumes}}}
+    overlay = {"name": "wsgi-chain", "services": {settings.TOPOLOGIES[topology].front: {"volumes": volumes}}}
     path.write_text("# Written by `make dev` (tools/dev.py) for this project.\n" + json.dumps(overlay, indent=2))
     return path
 
 
 def banner(url: str, app: Path, mounts: list[StaticMount], topology: str) -> None:
-    server = "app" if topology == "split" else "single"
+    server = settings.TOPOLOGIES[topology].server
     print(f"dev: DEVELOPMENT stack up at {url} (the working copy, served through nginx and uWSGI; not for production)")
     print(f"dev: live: {app} -> /srv/app in the {server} container, read-only; an edit chain-reloads the workers")
     if mounts:
@@ -135,7 +133,7 @@ def banner(url: str, app: Path, mounts: list[StaticMount], topology: str) -> Non
 
 def dev(timeout: int) -> int:
     refuse_production_settings()
-    topology = stk.env("TOPOLOGY", "split")
+    topology = settings.get("TOPOLOGY")
     base = stk.compose()
     app = stk.app_source().resolve()
     stk.app_settings()  # the same checks as make up, before anything starts
@@ -143,14 +141,14 @@ def dev(timeout: int) -> int:
     project = stk.project_name()
     overlay = write_overlay(project, topology, mounts)
     stk.bootstrap()
-    secret_file = Path(stk.env("SECRET_KEY_FILE") or stk.DEFAULT_SECRET_FILE)
+    secret_file = settings.path("SECRET_KEY_FILE")
     stk.ensure_secret_key(secret_file)
     base.env["SECRET_KEY_FILE"] = str(secret_file)
     started = time.monotonic()
     stk.build(base, quiet=not verbose())
     phase("build", f"images up to date ({time.monotonic() - started:.0f} s)")
     stack = Compose(
-        files=(*base.files, DEV_OVERLAYS[topology], str(overlay)),
+        files=(*base.files, settings.TOPOLOGIES[topology].dev_overlay, str(overlay)),
         env={
             **base.env,
             "DEV_APP_SRC": str(app),
@@ -169,7 +167,7 @@ def dev(timeout: int) -> int:
 
 def main() -> int:
     try:
-        return dev(int(stk.env("UP_TIMEOUT", "120")))
+        return dev(int(settings.get("UP_TIMEOUT")))
     except stk.StackError as exc:
         print(f"dev: error: {exc}", file=sys.stderr)
         return 1

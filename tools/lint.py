@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tools import settings
 from tools.compose import ROOT, write_secret_key
 from tools.tls import self_signed
 
@@ -29,12 +30,9 @@ CONTAINER_TMPFS = ["--read-only", "--tmpfs", "/tmp"]  # noqa: S108 - a mount poi
 # Compose files, each with the files it is used together with and the variables its tools set (placeholders here:
 # only the file's validity is checked).
 COMPOSE_SETS: list[tuple[tuple[str, ...], dict[str, str]]] = [
-    (("compose.yaml",), {}),
-    (("compose.single.yaml",), {}),
-    (("compose.yaml", "compose.tls.yaml"), {"TLS_CERTS_DIR": "/nonexistent"}),
-    (("compose.single.yaml", "compose.single.tls.yaml"), {"TLS_CERTS_DIR": "/nonexistent"}),
-    (("compose.yaml", "compose.dev.yaml"), {"DEV_APP_SRC": "/nonexistent"}),
-    (("compose.single.yaml", "compose.single.dev.yaml"), {"DEV_APP_SRC": "/nonexistent"}),
+    *(((t.compose_file,), {}) for t in settings.TOPOLOGIES.values()),
+    *(((t.compose_file, t.tls_overlay), {"TLS_CERTS_DIR": "/nonexistent"}) for t in settings.TOPOLOGIES.values()),
+    *(((t.compose_file, t.dev_overlay), {"DEV_APP_SRC": "/nonexistent"}) for t in settings.TOPOLOGIES.values()),
     (("compose.yaml", "tests/compose.host-postgres.yaml"), {"PG_SOCKET_DIR": "/nonexistent"}),
     (("compose.yaml", "tests/compose.writable-app.yaml"), {}),
     (
@@ -67,7 +65,7 @@ def hadolint() -> list[str]:
 
 def gixy() -> list[str]:
     """Both renderings: plain HTTP (the default) and TLS=on, with a throwaway certificate."""
-    image = os.environ.get("NGINX_IMAGE", "wsgi-chain/nginx:latest")
+    image = settings.get("NGINX_IMAGE")
     certs = ROOT / ".build" / "lint-tls"
     self_signed(certs)
     problems = []
@@ -110,8 +108,8 @@ def ruff() -> list[str]:
 
 
 def django_deploy_check() -> list[str]:
-    image = os.environ.get("APP_IMAGE", "wsgi-chain/app:latest")
-    if os.environ.get("APP_SRC", "app") != "app":
+    image = settings.get("APP_IMAGE")
+    if settings.get("APP_SRC") != "app":
         print("lint: django check --deploy: skipped (APP_SRC is not the default Django app)")
         return []
     # The production settings: DEBUG off, a real key, secure cookies (TLS on), the default hosts.

@@ -24,18 +24,23 @@ DEFAULTS_FILE = ROOT / "defaults.env"
 class Topology:
     name: str
     compose_file: str
-    # TLS=on adds this overlay (compose can't share one: each names its own service, and an overlay that names a
-    # service its base lacks would add a half-defined one).
+    # TLS=on adds this overlay. One file per topology, because an overlay names its services and one naming a service
+    # its base lacks would add a half-defined one; the settings are written once (compose.single.tls.yaml `extends`
+    # compose.tls.yaml's nginx).
     tls_overlay: str
     # The service whose container runs the uWSGI master (reload, restart, shell, top go there).
     server: str
+    # The service whose container runs nginx (published ports, static files).
+    front: str
     # What `make dev` adds over compose_file (docs/development.md).
     dev_overlay: str
 
 
 TOPOLOGIES = {
-    "split": Topology("split", "compose.yaml", "compose.tls.yaml", "app", "compose.dev.yaml"),
-    "single": Topology("single", "compose.single.yaml", "compose.single.tls.yaml", "single", "compose.single.dev.yaml"),
+    "split": Topology("split", "compose.yaml", "compose.tls.yaml", "app", "nginx", "compose.dev.yaml"),
+    "single": Topology(
+        "single", "compose.single.yaml", "compose.single.tls.yaml", "single", "single", "compose.single.dev.yaml"
+    ),
 }
 IMAGES = ("APP_IMAGE", "NGINX_IMAGE", "SINGLE_IMAGE")
 

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import requests
 
+from tools import settings
 from tools.compose import ROOT
-from tools.stack import StackError, env, project_name, running_stack, server_service
+from tools.stack import StackError, project_name, running_stack, server_service
 
 CLIENTS = 10
 # kind -> (share of the requests, the statuses that answer it correctly)
@@ -228,7 +229,7 @@ def soak(duration: float, interval: float, rate: float) -> int:
     server = containers.get(server_service(stack))
     if server is None:
         raise StackError("the app server is not running: `make up` first")
-    port = int(env("HTTP_PORT", "8080"))
+    port = int(settings.get("HTTP_PORT"))
     base = f"http://127.0.0.1:{port}"
     watched = [name for service, name in containers.items() if service in ("nginx", server_service(stack))]
     users = make_users(server)
@@ -285,9 +286,9 @@ def soak(duration: float, interval: float, rate: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.soak")
-    parser.add_argument("--duration", type=float, default=float(env("SOAK_DURATION", "300")), help="seconds")
-    parser.add_argument("--interval", type=float, default=float(env("SOAK_INTERVAL", "60")), help="seconds")
-    parser.add_argument("--rate", type=float, default=float(env("SOAK_RATE", "100")), help="requests a second")
+    parser.add_argument("--duration", type=float, default=float(settings.get("SOAK_DURATION")), help="seconds")
+    parser.add_argument("--interval", type=float, default=float(settings.get("SOAK_INTERVAL")), help="seconds")
+    parser.add_argument("--rate", type=float, default=float(settings.get("SOAK_RATE")), help="requests a second")
     args = parser.parse_args(argv)
     if not (0 < args.interval <= args.duration <= 3600 and 0 < args.rate <= 2000):
         print("soak: error: need 0 < interval <= duration <= 3600 s and 0 < rate <= 2000 req/s", file=sys.stderr)

@@ -27,24 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tools import settings
 from tools.compose import ROOT, Compose, write_secret_key
 from tools.progress import phase, run_step, verbose
 
-DEFAULT_APP_SRC = "app"
 # The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
-# liveness accepts any answer below 500 (docker/uwsgi_health.py).
+# liveness accepts any answer below 500 (docker/app/uwsgi_health.py).
 DEFAULT_APP_PROBES = {"HEALTHCHECK_PATH": "/healthz", "READINESS_PATH": "/readyz"}
-DEFAULT_SECRET_FILE = ROOT / ".secrets" / "secret_key"
 STAGE_DIR = ROOT / ".build" / "apps"
-TOPOLOGIES = {"split": "compose.yaml", "single": "compose.single.yaml"}
-# TLS=on: the overlay that turns TLS on at nginx, per topology.
-TLS_OVERLAYS = {"split": "compose.tls.yaml", "single": "compose.single.tls.yaml"}
-# The images `make up` builds, with their defaults (SINGLE_IMAGE for TOPOLOGY=single only).
-IMAGES = {
-    "APP_IMAGE": "wsgi-chain/app:latest",
-    "NGINX_IMAGE": "wsgi-chain/nginx:latest",
-    "SINGLE_IMAGE": "wsgi-chain/single:latest",
-}
+# The default app's source, and the compose file every image is built from (the split topology's: it has them all).
+DEFAULT_APP = ROOT / settings.defaults()["APP_SRC"]
+SPLIT = settings.TOPOLOGIES["split"].compose_file
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
 # Image label -> piece, for reading versions off running containers.
 LABELS = {
@@ -63,13 +56,14 @@ def env(name: str, default: str = "") -> str:
 
 
 def compose() -> Compose:
-    topology = env("TOPOLOGY", "split")
-    if topology not in TOPOLOGIES:
-        raise StackError(f"TOPOLOGY={topology!r}: use one of {', '.join(TOPOLOGIES)}")
-    tls = env("TLS", "off")
+    try:
+        topology = settings.topology()
+    except ValueError as error:
+        raise StackError(str(error)) from None
+    tls = settings.get("TLS")
     if tls not in {"on", "off"}:
         raise StackError(f"TLS={tls!r}: use on or off")
-    return Compose(files=(TOPOLOGIES[topology],) + ((TLS_OVERLAYS[topology],) if tls == "on" else ()))
+    return Compose(files=(topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()))
 
 
 # --- the app source ----------------------------------------------------------------------------------------------
@@ -90,8 +84,8 @@ def stage_app(source: Path) -> str:
 
 
 def app_settings() -> dict[str, str]:
-    """Build settings for the app image, with clear errors for an app source that cannot work."""
-    raw = env("APP_SRC", DEFAULT_APP_SRC)
+    """Build values for the app image, with clear errors for an app source that cannot work."""
+    raw = settings.get("APP_SRC")
     source = app_source()
     if not source.is_dir():
         raise StackError(f"APP_SRC={raw}: no such directory")
@@ -99,33 +93,32 @@ def app_settings() -> dict[str, str]:
         raise StackError(
             f"APP_SRC={raw} has no requirements.txt; add one (it may be empty for an app without dependencies)"
         )
-    custom = source.resolve() != (ROOT / DEFAULT_APP_SRC).resolve()
+    custom = source.resolve() != DEFAULT_APP.resolve()
     wsgi_module = env("WSGI_MODULE")
     if custom and not wsgi_module:
         raise StackError(f"APP_SRC={raw} needs WSGI_MODULE=package.module:callable")
     if wsgi_module and not re.fullmatch(r"[\w.]+(:[\w.]+)?", wsgi_module):
         raise StackError(f"WSGI_MODULE={wsgi_module!r} is not of the form package.module:callable")
-    static_url = env("STATIC_URL", "/static/")
+    static_url = settings.get("STATIC_URL")
     if not re.fullmatch(r"/([\w.-]+/)+", static_url):
         raise StackError(f"STATIC_URL={static_url!r} must be a path like /static/ (leading and trailing slash)")
-    settings = {"APP_SRC": stage_app(source), "STATIC_URL": static_url}
+    values = {"APP_SRC": stage_app(source), "STATIC_URL": static_url}
     # The app's health routes go into its image: the ones set, else the default app's own (DEFAULT_APP_PROBES).
     for name, default in DEFAULT_APP_PROBES.items():
         if value := env(name, "" if custom else default):
-            settings[name] = value
+            values[name] = value
     if wsgi_module:
-        settings["WSGI_MODULE"] = wsgi_module
+        values["WSGI_MODULE"] = wsgi_module
     # Django-only steps (collectstatic) run only when a settings module is named; another app gets none.
     if custom or "DJANGO_SETTINGS_MODULE" in os.environ:
-        settings["DJANGO_SETTINGS_MODULE"] = env("DJANGO_SETTINGS_MODULE")
+        values["DJANGO_SETTINGS_MODULE"] = env("DJANGO_SETTINGS_MODULE")
     if env("STATIC_DIR"):
-        settings["STATIC_DIR"] = env("STATIC_DIR")
-    return settings
+        values["STATIC_DIR"] = env("STATIC_DIR")
+    return values
 
 
 def app_source() -> Path:
-    raw = env("APP_SRC", DEFAULT_APP_SRC)
-    return Path(raw) if Path(raw).is_absolute() else ROOT / raw
+    return settings.path("APP_SRC")
 
 
 def read_version(file: Path) -> str:
@@ -144,10 +137,18 @@ def piece_versions() -> dict[str, str]:
     }
 
 
+def git(*args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def build_env() -> dict[str, str]:
+    """The images' build arguments: the app's settings, the piece versions, and provenance (from git, unless set)."""
     versions = piece_versions()
     return {
         **app_settings(),
+        "VCS_REF": env("VCS_REF") or git("rev-parse", "--short", "HEAD") or "unknown",
+        "SOURCE_URL": env("SOURCE_URL") or git("config", "--get", "remote.origin.url") or "unknown",
         "APP_VERSION": versions["app"],
         "UWSGI_CONFIG_VERSION": versions["uwsgi-config"],
         "NGINX_CONFIG_VERSION": versions["nginx-config"],
@@ -156,18 +157,14 @@ def build_env() -> dict[str, str]:
 
 def version_tags(values: dict[str, str]) -> dict[str, str]:
     """Tags derived from the piece versions each image holds."""
-    app_image = env("APP_IMAGE", "wsgi-chain/app:latest").rsplit(":", 1)[0]
-    nginx_image = env("NGINX_IMAGE", "wsgi-chain/nginx:latest").rsplit(":", 1)[0]
-    single_image = env("SINGLE_IMAGE", "wsgi-chain/single:latest").rsplit(":", 1)[0]
+    app_image = settings.get("APP_IMAGE").rsplit(":", 1)[0]
+    nginx_image = settings.get("NGINX_IMAGE").rsplit(":", 1)[0]
+    single_image = settings.get("SINGLE_IMAGE").rsplit(":", 1)[0]
     app_tag = f"{values['APP_VERSION']}-uwsgi{values['UWSGI_CONFIG_VERSION']}"
     return {
-        env("APP_IMAGE", "wsgi-chain/app:latest"): f"{app_image}:{app_tag}",
-        env(
-            "NGINX_IMAGE", "wsgi-chain/nginx:latest"
-        ): f"{nginx_image}:{values['NGINX_CONFIG_VERSION']}-app{values['APP_VERSION']}",
-        env(
-            "SINGLE_IMAGE", "wsgi-chain/single:latest"
-        ): f"{single_image}:{app_tag}-nginx{values['NGINX_CONFIG_VERSION']}",
+        settings.get("APP_IMAGE"): f"{app_image}:{app_tag}",
+        settings.get("NGINX_IMAGE"): f"{nginx_image}:{values['NGINX_CONFIG_VERSION']}-app{values['APP_VERSION']}",
+        settings.get("SINGLE_IMAGE"): f"{single_image}:{app_tag}-nginx{values['NGINX_CONFIG_VERSION']}",
     }
 
 
@@ -178,8 +175,8 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
     """
     values = build_env()
     stack.env.update(values)
-    builds = [Compose(project=stack.project, env=stack.env, files=(TOPOLOGIES["split"],))]
-    if stack.files != (TOPOLOGIES["split"],):
+    builds = [Compose(project=stack.project, env=stack.env, files=(SPLIT,))]
+    if stack.files != (SPLIT,):
         builds.append(stack)
     if not quiet and subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
         print("build: compose's warning that Bake needs buildx is harmless: it builds with the engine's BuildKit")
@@ -217,7 +214,7 @@ def ensure_secret_key(path: Path) -> None:
 CLEAR_STREAK = 3
 # How often `up` looks at the containers while compose waits for them.
 WATCH_INTERVAL = 2.0
-# The settings that change what the app's health probe asks (docker/uwsgi_health.py).
+# The settings that change what the app's health probe asks (docker/app/uwsgi_health.py).
 PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
 ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
 TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -421,13 +418,12 @@ def bootstrap() -> None:
 
 
 def single(stack: Compose) -> bool:
-    return TOPOLOGIES["single"] in stack.files
+    return server_service(stack) == settings.TOPOLOGIES["single"].server
 
 
 def tls_certs_dir() -> Path:
-    """TLS_CERTS_DIR as compose reads it (a relative path from the repo root), by default .secrets/tls."""
-    raw = env("TLS_CERTS_DIR")
-    return (ROOT / raw if not Path(raw).is_absolute() else Path(raw)) if raw else ROOT / ".secrets" / "tls"
+    """TLS_CERTS_DIR as compose reads it (a relative path from the repo root)."""
+    return settings.path("TLS_CERTS_DIR")
 
 
 def unchanged() -> str:
@@ -439,7 +435,7 @@ def unchanged() -> str:
 
 def check_tls_files() -> None:
     """TLS=on: the certificate and key are there, before anything is built or replaced."""
-    if env("TLS", "off") != "on":
+    if settings.get("TLS") != "on":
         return
     certs = tls_certs_dir()
     missing = [name for name in ("tls.crt", "tls.key") if not (certs / name).is_file()]
@@ -454,9 +450,9 @@ def check_tls_config(stack: Compose) -> None:
     """TLS=on: `nginx -t` on the config the new nginx would render, with the certificate mounted as it will be and
     as nginx's own uid, so an unreadable key or a mismatched pair fails here, before any running container is
     replaced."""
-    if env("TLS", "off") != "on":
+    if settings.get("TLS") != "on":
         return
-    image = env("SINGLE_IMAGE", IMAGES["SINGLE_IMAGE"]) if single(stack) else env("NGINX_IMAGE", IMAGES["NGINX_IMAGE"])
+    image = settings.get("SINGLE_IMAGE") if single(stack) else settings.get("NGINX_IMAGE")
     # The image carries its compose project's label: cleared, so this check never counts as one of its containers.
     cmd = ["docker", "run", "--rm", "--network", "none", "--label", "com.docker.compose.project=", "-e", "TLS=on"]
     cmd += ["-e", f"HTTPS_PORT={env('HTTPS_PORT', '8443')}", "-v", f"{tls_certs_dir()}:/etc/nginx/tls:ro"]
@@ -471,13 +467,13 @@ def check_tls_config(stack: Compose) -> None:
 def up(timeout: int) -> int:
     bootstrap()
     check_tls_files()
-    secret_file = Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE)
+    secret_file = settings.path("SECRET_KEY_FILE")
     ensure_secret_key(secret_file)
     stack = compose()
     stack.env["SECRET_KEY_FILE"] = str(secret_file)
     started = time.monotonic()
     build(stack, quiet=not verbose())
-    images = [env(name, default) for name, default in IMAGES.items() if name != "SINGLE_IMAGE" or single(stack)]
+    images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
     phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
     check_tls_config(stack)
     phase("start", f"starting {stack.project or env('COMPOSE_PROJECT_NAME', 'wsgi-chain')}, waiting until healthy")
@@ -487,9 +483,9 @@ def up(timeout: int) -> int:
         return 1
     services = sorted({state.service for state in project_states(stack) if state.status == "running"})
     phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s")
-    bind = env("HTTP_BIND", "127.0.0.1")
+    bind = settings.get("HTTP_BIND")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
-    if env("TLS", "off") == "on":
+    if settings.get("TLS") == "on":
         print(f"up: wsgi-chain is up at https://{host}:{env('HTTPS_PORT', '8443')}/")
     else:
         print(f"up: wsgi-chain is up at http://{host}:{env('HTTP_PORT', '8080')}/")
@@ -507,9 +503,10 @@ RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "top": ("live uWSGI worker state (uwsgitop)", ("exec", SERVER, "uwsgitop", "127.0.0.1:1717")),
     "reload": ("chain reload of the app's code, worker by worker", ("exec", "-T", SERVER, "uwsgi-ctl", "reload")),
     "restart": ("full restart of the app server", ("restart", SERVER)),
+    "down": ("stop the stack and remove its containers (volumes are kept)", ("down", "--remove-orphans")),
 }
 # The single container restarts its uWSGI program, not itself: supervisord's listener keeps nginx's socket and its
-# queue meanwhile (docker/supervisord.conf), as the listener service does for the split topology's app container.
+# queue meanwhile (docker/single/supervisord.conf), as the listener service does for the split topology's app container.
 SINGLE_TARGETS = {"restart": ("exec", "-T", "single", "supervisorctl", "restart", "uwsgi")}
 # These need a stack that runs; logs and ps also answer for one that does not.
 NEEDS_RUNNING = {"shell", "top", "reload", "restart"}
@@ -542,13 +539,14 @@ def running_stack() -> Compose | None:
     return Compose(files=tuple(files))
 
 
-def server_service(stack: Compose) -> str:
-    single_file = str(ROOT / TOPOLOGIES["single"])
-    return "single" if any(f in (TOPOLOGIES["single"], single_file) for f in stack.files) else "app"
-
-
 def topology_of(stack: Compose) -> str:
-    return "single" if server_service(stack) == "single" else "split"
+    """The topology whose compose file the stack was started with (a name, or the absolute path compose records)."""
+    files = {Path(file).name for file in stack.files}
+    return next((t.name for t in settings.TOPOLOGIES.values() if t.compose_file in files), "split")
+
+
+def server_service(stack: Compose) -> str:
+    return settings.TOPOLOGIES[topology_of(stack)].server
 
 
 def on_running(target: str) -> int:
@@ -620,7 +618,7 @@ def swarm_versions(stack: str) -> dict[str, dict[str, str]]:
 def versions() -> int:
     checked_out = piece_versions()
     # The compose stack that runs, else the swarm stack (make swarm-up) when that is the one running.
-    running = running_versions(running_stack() or compose()) or swarm_versions(env("SWARM_STACK", "wsgi-chain"))
+    running = running_versions(running_stack() or compose()) or swarm_versions(settings.get("SWARM_STACK"))
     print(f"{'piece':<14}{'checked out':<14}running")
     for piece, version in checked_out.items():
         live = ", ".join(f"{v} ({s})" for s, v in sorted(running.get(piece, {}).items())) or "not running"
@@ -645,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
             build(compose())
             return 0
         if args.command == "up":
-            return up(int(env("UP_TIMEOUT", "120")))
+            return up(int(settings.get("UP_TIMEOUT")))
         if args.command == "dev":
             from tools.dev import main as dev_main  # its errors are its own (this module runs as __main__)
 

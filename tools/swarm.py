@@ -26,8 +26,9 @@ from typing import Any
 
 import yaml
 
+from tools import settings
 from tools.compose import ROOT, Compose
-from tools.stack import DEFAULT_SECRET_FILE, ensure_secret_key, env
+from tools.stack import ensure_secret_key
 
 BUILD_DIR = ROOT / ".build" / "swarm"
 # Written by `up` when it started the swarm, naming the stack: only `down` of that stack leaves the swarm again.
@@ -254,16 +255,15 @@ IMAGE_SETTINGS = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx"}
 
 
 def keep_running_images(stack: str) -> None:
-    """For each image setting not asked for (the Makefile's default: <NAME>_ORIGIN=file, or unset), the image the
+    """For each image setting not asked for (not in the environment: defaults.env's default), the image the
     stack's service runs now, so that `make swarm-up APP_REPLICAS=3` after a `swarm-update APP_IMAGE=<new>` scales
     the new version instead of rolling it back to the default tag."""
     running = services(stack)
     for setting, service in IMAGE_SETTINGS.items():
-        asked = os.environ.get(f"{setting}_ORIGIN", "environment" if setting in os.environ else "file") != "file"
-        if asked or service not in running:
+        if setting in os.environ or service not in running:
             continue
         image = inspect_service(stack, service)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
-        if image != os.environ.get(setting):
+        if image != settings.get(setting):
             os.environ[setting] = image
             print(f"swarm: {service} keeps its running image {image} (set {setting} to change it)")
 
@@ -277,13 +277,13 @@ def deploy(stack: str) -> None:
 
 
 def up(stack: str, timeout: float) -> None:
-    ensure_secret_key(Path(env("SECRET_KEY_FILE") or DEFAULT_SECRET_FILE))
+    ensure_secret_key(settings.path("SECRET_KEY_FILE"))
     if ensure_swarm():
         BUILD_DIR.mkdir(parents=True, exist_ok=True)
         STARTED_MARKER.write_text(stack + "\n")
     deploy(stack)
     wait(stack, timeout)
-    port = env("HTTP_PORT", "8080")
+    port = settings.get("HTTP_PORT")
     print(f"swarm: stack {stack} is up on http://127.0.0.1:{port}/ (published on every address of the node)")
 
 
@@ -337,8 +337,8 @@ def main() -> int:
     parser.add_argument("command", choices=["up", "update", "down", "render"])
     parser.add_argument("--volumes", action="store_true", help="down: also remove the stack's volumes")
     args = parser.parse_args()
-    stack = env("SWARM_STACK", "wsgi-chain")
-    timeout = float(env("UP_TIMEOUT", "120"))
+    stack = settings.get("SWARM_STACK")
+    timeout = float(settings.get("UP_TIMEOUT"))
     try:
         if args.command == "up":
             up(stack, timeout)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.compose import ROOT
+from tools import settings
 
 
 def self_signed(directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 1) -> Path:
@@ -37,14 +37,14 @@ def self_signed(directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0
 # --- make cert -------------------------------------------------------------------------------------------------------
 
 # The group that can read the key in either topology: nginx (uid 10101) joins gid 10001 in the split topology, and
-# the single container runs as uid/gid 10001 (docker/nginx.Dockerfile, docker/app.Dockerfile).
+# the single container runs as uid/gid 10001 (docker/nginx/Dockerfile, docker/app/Dockerfile).
 KEY_GROUP = 10001
 CERT_DAYS = 30
 
 
 def server_names() -> tuple[str, ...]:
     """The names nginx serves (SERVER_NAMES, else ALLOWED_HOSTS), as the certificate's subject alternative names."""
-    raw = os.environ.get("SERVER_NAMES") or os.environ.get("ALLOWED_HOSTS") or "localhost,127.0.0.1"
+    raw = os.environ.get("SERVER_NAMES") or settings.get("ALLOWED_HOSTS")
     names = [name.strip() for name in raw.replace(" ", ",").split(",") if name.strip()]
     # Django's ".example.com" (the domain and its subdomains) is a wildcard in a certificate.
     return tuple(dict.fromkeys(f"*{name}" if name.startswith(".") else name for name in names))
@@ -82,7 +82,7 @@ def make_cert(directory: Path) -> str:
 
 
 def main() -> int:
-    directory = Path(os.environ.get("TLS_CERTS_DIR") or ROOT / ".secrets" / "tls")
+    directory = settings.path("TLS_CERTS_DIR")
     try:
         print(make_cert(directory))
     except (OSError, subprocess.CalledProcessError) as exc:

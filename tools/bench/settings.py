@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tools import settings as stack_settings
 from tools.compose import ROOT
 from tools.stack import env
 
@@ -45,8 +46,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        app_image = env("APP_IMAGE", "wsgi-chain/app:latest")
-        base_image = env("BASE_IMAGE", "debian:trixie-slim")
+        app_image = stack_settings.get("APP_IMAGE")
+        base_image = stack_settings.get("BASE_IMAGE")
         cores = os.cpu_count() or 1
         return cls(
             # Short runs, several of them (BENCH_REPEATS, interleaved): the spread says how far a figure can be trusted.
@@ -64,7 +65,7 @@ class Settings:
             memory_warmup=float(env("BENCH_MEMORY_WARMUP", "5")),
             out_dir=Path(env("BENCH_OUT", str(ROOT / "results" / "bench"))),
             app_image=app_image,
-            nginx_image=env("NGINX_IMAGE", "wsgi-chain/nginx:latest"),
+            nginx_image=stack_settings.get("NGINX_IMAGE"),
             base_image=base_image,
             # One tag per app image, so runs against different app images never share a bench image.
             alt_image=env("BENCH_ALT_IMAGE", f"wsgi-chain-bench/alt:{_tag(app_image)}"),

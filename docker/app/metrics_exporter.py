@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-# Installed beside this module (docker/app.Dockerfile): the stats server's address and client, in one place.
+# Installed beside this module (docker/app/Dockerfile): the stats server's address and client, in one place.
 import uwsgi_ctl
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
