@@ -10,8 +10,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# make test: the stack's suite runs its work groups (a module in one topology; tests/conftest.py) on this many pytest
+# workers at once. Most of a stack test's time is waiting on containers, so more workers than cores pay off; 1 runs
+# them one after another (docs/testing.md: where the time goes).
+TEST_WORKERS ?= 4
 
-.PHONY: help bootstrap build up dev down logs ps shell top reload restart versions lint test verify bench venv clean \
+.PHONY: help bootstrap build up dev down logs ps shell top reload restart versions lint test test-quick verify bench venv \
+        clean \
         swarm-up swarm-down swarm-update cert clean-data
 
 help: ## Show this help
@@ -109,7 +114,11 @@ lint: build venv ## Run every linter, all must be clean: hadolint, gixy, compose
 
 test: build venv lint ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
 	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
-	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+
+test-quick: build venv lint ## The edit loop's subset (under 2 min warm): lint, the app's unit tests, the chain checks on one stack
+	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
+	@$(VENV)/bin/pytest tests/test_chain.py -k split -q
 
 bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and granian (results/bench/; BENCH_ARGS=--sweep)
 	$(VENV)/bin/python -m tools.bench $(BENCH_ARGS)

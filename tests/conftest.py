@@ -35,12 +35,66 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Against a given deployment only the chain checks run: nothing else may start a stack of its own."""
+    """Against a given deployment only the chain checks run: nothing else may start a stack of its own. Otherwise,
+    each test joins its work group (make test's workers take a group at a time), the longest groups first."""
     if verifying(config):
         skip = pytest.mark.skip(reason="starts stacks of its own; not run against an existing deployment")
         for item in items:
             if "lifecycle" in item.keywords or "chain" not in item.keywords:
                 item.add_marker(skip)
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(work_group(item)))
+    # A stable sort: within a group, tests keep their order (module fixtures are set up once per group).
+    items.sort(key=lambda item: LONGEST_FIRST.index(group_module(item)) if group_module(item) in LONGEST_FIRST else 99)
+
+
+# make test runs the stack's suite on TEST_WORKERS workers (pytest-xdist, --dist loadgroup): a work group is one
+# module's tests in one topology, so that a worker brings up only the stacks its group needs. Every test that uses the
+# host's own swarm joins one group: the host has one swarm, and those tests take turns on it.
+TOPOLOGY_IDS = ("split", "single", "swarm")
+HOST_SWARM = "host-swarm"
+# The groups that take longest (docs/testing.md: where the time goes), started first so that none is left running
+# alone at the end; the others follow in collection order.
+LONGEST_FIRST = [
+    HOST_SWARM,
+    "test_cluster",
+    "test_nothing_lost",
+    "test_dev",
+    "test_operations",
+    "test_operator",
+    "test_examples",
+    "test_access_limits",
+    "test_backup",
+    "test_soak",
+    "test_bench_smoke",
+    "test_tls",
+    "test_any_app",
+]
+
+
+def item_topology(item: pytest.Item) -> str | None:
+    """The topology a test runs in, when it is parametrized by one (also inside a tuple of parameters)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    values: list[object] = []
+    for value in callspec.params.values():
+        values.extend(value if isinstance(value, tuple) else (value,))
+    return next((value for value in values if isinstance(value, str) and value in TOPOLOGY_IDS), None)
+
+
+def work_group(item: pytest.Item) -> str:
+    module = item.path.stem
+    topology = item_topology(item)
+    if module == "test_swarm" or topology == "swarm":
+        return HOST_SWARM
+    return f"{module}.{topology}" if topology else module
+
+
+def group_module(item: pytest.Item) -> str:
+    group = work_group(item)
+    return group if group == HOST_SWARM else group.split(".")[0]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -136,6 +190,19 @@ LOAD_REPORT: list[str] = []
 def load_report() -> list[str]:
     """Lines for the summary at the end of the run: what each load test sent and what failed."""
     return LOAD_REPORT
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a worker, its load report goes back to the controller with the worker's output."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["load_report"] = list(LOAD_REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """On the controller: a worker's load report joins the summary."""
+    LOAD_REPORT.extend(getattr(node, "workeroutput", {}).get("load_report", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -125,7 +125,9 @@ class OwnStack:
     """
 
     def __init__(self, workdir: Path, topology: str = "split", prefix: str = "wct", env: dict[str, str] | None = None):
-        self.project = f"{prefix}-{secrets.token_hex(3)}"
+        # STACK_TAG (empty by default) marks a run's own stacks: a test that runs pytest inside pytest tells its stacks
+        # from those other workers start meanwhile.
+        self.project = f"{os.environ.get('STACK_TAG', '')}{prefix}-{secrets.token_hex(3)}"
         self.port = free_port()
         self.topology = topology
         secret = write_secret_key(workdir / "secret_key")
