@@ -13,7 +13,7 @@ from tools.stack import env
 
 
 def _tag(image: str) -> str:
-    """An image name as a tag: wsgi-chain/app:latest -> wsgi-chain-app-latest."""
+    """An image name as a tag: owner/app:1.0 -> owner-app-1.0."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", image).strip("-.")[:120]
 
 

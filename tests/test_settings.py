@@ -1,0 +1,78 @@
+"""Each default is written once, in defaults.env: the compose files, the Makefile and the tools read it
+(tools/settings.py), and the README's configuration table agrees with it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tools import settings
+from tools.compose import ROOT
+
+DEFAULTS = settings.defaults()
+COMPOSE_FILES = sorted(ROOT.glob("compose*.yaml")) + sorted((ROOT / "bench").glob("compose*.yaml"))
+# `${NAME:-fallback}` where NAME has a default in defaults.env: a second copy of it (a fallback to another setting,
+# `${SERVER_NAMES:-${ALLOWED_HOSTS}}`, is no copy).
+RESTATED = re.compile(r"\$\{([A-Z_]+):?-(?!\$\{)")
+README_ROW = re.compile(r"^\| (`[A-Z_]+`(?:(?:, | / )`[A-Z_]+`)*) \| ([^|]+) \|")
+
+
+def same_path(value: str) -> str:
+    """`./backups` and `backups/` are one path."""
+    return value.removeprefix("./").rstrip("/")
+
+
+def readme_defaults() -> dict[str, str | None]:
+    """The configuration table's default for each variable, as written (the first code span; rows may list several
+    variables with as many values, separated the same way); None where the row points to another section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str | None] = {}
+    for line in section.splitlines():
+        match = README_ROW.match(line)
+        if not match:
+            continue
+        names = re.findall(r"`([A-Z_]+)`", match.group(1))
+        values = re.findall(r"`([^`]*)`", match.group(2))
+        if len(names) == len(values):
+            found.update(zip(names, values, strict=True))
+        else:
+            found.update((name, values[0] if values else None) for name in names)
+    return found
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambda path: path.name)
+def test_no_compose_file_restates_a_default_of_defaults_env(compose_file):
+    restated = {name for name in RESTATED.findall(compose_file.read_text()) if name in DEFAULTS}
+    assert not restated, f"{compose_file.name} restates the default of {sorted(restated)}: defaults.env has it"
+
+
+def test_the_makefile_defines_no_setting_of_defaults_env():
+    makefile = (ROOT / "Makefile").read_text()
+    defined = {name for name in re.findall(r"^([A-Z_]+)\s*[:?]?=", makefile, re.MULTILINE) if name in DEFAULTS}
+    assert not defined, f"the Makefile defines {sorted(defined)}: their defaults are defaults.env's"
+
+
+def test_no_tool_or_test_spells_out_an_image_default():
+    images = {DEFAULTS[name] for name in settings.IMAGES}
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("tools", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        if any(image in path.read_text() for image in images)
+    ]
+    assert not offenders, f"{offenders} spell out an image default: read it with tools.settings.get()"
+
+
+def test_the_readme_configuration_table_gives_the_defaults_of_defaults_env():
+    documented = readme_defaults()
+    differing = {
+        name: (documented[name], value)
+        for name, value in DEFAULTS.items()
+        # An empty default means "the app's, or another setting's": the table says which.
+        if value and documented.get(name) is not None and same_path(documented[name]) != same_path(value)
+    }
+    assert not differing, f"README default != defaults.env: {differing}"
+    missing = sorted(set(DEFAULTS) - set(documented))
+    assert not missing, f"the README's configuration table does not document {missing}"
