@@ -23,7 +23,7 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 bootstrap: ## Install what this machine lacks: Docker engine, compose v2, the base image (no-op when present)
-	@$(PYTHON) docker/bootstrap.py
+	@$(PYTHON) -m tools.bootstrap
 
 build: bootstrap ## Build the images (app, nginx; and single with TOPOLOGY=single)
 	@$(PYTHON) -m tools.stack build

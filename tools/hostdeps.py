@@ -1,16 +1,16 @@
 """Host tools the tests and the benchmark need, installed from the host's Debian packages when missing.
 
 `python -m tools.hostdeps NAME...` makes sure each named tool exists; with none named, all of them. Nothing happens
-for a tool already on the PATH. Installing needs root on Debian/Ubuntu; elsewhere the message says what to install.
+for a tool already on the PATH. Installing (tools/debian.py) needs root on Debian/Ubuntu; elsewhere the message says
+what to install.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
+
+from tools import debian
 
 # tool -> (command that proves it is installed, Debian packages that provide it)
 TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -31,20 +31,6 @@ def missing(names: list[str]) -> dict[str, tuple[str, ...]]:
     return {name: TOOLS[name][1] for name in names if shutil.which(TOOLS[name][0]) is None}
 
 
-def install(packages: list[str]) -> None:
-    is_debian = Path("/etc/debian_version").exists()
-    if os.geteuid() != 0 or not is_debian:
-        raise SystemExit(f"hostdeps: install these Debian packages first: {' '.join(packages)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-
-
 def main(argv: list[str]) -> int:
     unknown = [name for name in argv if name not in TOOLS]
     if unknown:
@@ -55,7 +41,14 @@ def main(argv: list[str]) -> int:
         return 0
     packages = sorted({package for group in needed.values() for package in group})
     print(f"hostdeps: installing {' '.join(packages)} for {', '.join(sorted(needed))}", flush=True)
-    install(packages)
+    try:
+        debian.install(packages)
+    except debian.AptError as error:
+        raise SystemExit(f"hostdeps: {error}") from None
+    still = missing(sorted(needed))
+    if still:
+        commands = ", ".join(TOOLS[name][0] for name in still)
+        raise SystemExit(f"hostdeps: {commands} still not on the PATH after installing {' '.join(packages)}")
     return 0
 
 

@@ -403,11 +403,12 @@ def ok(state: ContainerState) -> bool:
 
 
 def bootstrap() -> None:
-    """docker/bootstrap.py, its three "nothing to do" lines folded into one; whatever it installs is shown."""
+    """tools/bootstrap.py, its three "nothing to do" lines folded into one; whatever it installs is shown."""
+    argv = [sys.executable, "-m", "tools.bootstrap"]
     if verbose():
-        subprocess.run([sys.executable, "docker/bootstrap.py"], cwd=ROOT, check=True)
+        subprocess.run(argv, cwd=ROOT, check=True)
         return
-    code, lines, _ = run_step("bootstrap", [sys.executable, "docker/bootstrap.py"], dict(os.environ), cwd=str(ROOT))
+    code, lines, _ = run_step("bootstrap", argv, dict(os.environ), cwd=str(ROOT))
     done = [line for line in lines if line.strip() and not line.rstrip().endswith("nothing to do")]
     if done:
         print("\n".join(done), file=sys.stderr if code else sys.stdout)
