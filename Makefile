@@ -74,14 +74,14 @@ backup: ## Back up the app's data (SQLite or PostgreSQL) into BACKUP_DIR while t
 restore: ## Bring the app's data back from BACKUP=<file> (refuses anything that is not a backup)
 	@$(PYTHON) -m tools.backup restore "$(BACKUP)"
 
-swarm-up: build ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
-	@$(PYTHON) -m tools.swarm up
+swarm-up: build $(VENV)/.installed ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
+	@$(VENV)/bin/python -m tools.swarm up
 
-swarm-update: ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<new tag>), one replica at a time
-	@$(PYTHON) -m tools.swarm update
+swarm-update: $(VENV)/.installed ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<new tag>), one replica at a time
+	@$(VENV)/bin/python -m tools.swarm update
 
-swarm-down: ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
-	@$(PYTHON) -m tools.swarm down
+swarm-down: $(VENV)/.installed ## Remove the Swarm stack (volumes are kept); leave the swarm if swarm-up started it
+	@$(VENV)/bin/python -m tools.swarm down
 
 .PHONY: k8s-render k8s-validate
 K8S_TARGET ?= base
@@ -92,14 +92,14 @@ k8s-validate: venv ## Validate every Kubernetes target against the schemas of Ku
 	@$(VENV)/bin/python -m tools.k8s validate
 
 .PHONY: cluster-up cluster-down cluster-status
-cluster-up: build ## A local 3-node Swarm (a test rig: containers as nodes) running the stack on HTTP_BIND:HTTP_PORT
-	@$(PYTHON) -m tools.cluster up
+cluster-up: build $(VENV)/.installed ## A local 3-node Swarm (a test rig: containers as nodes) running the stack on HTTP_BIND:HTTP_PORT
+	@$(VENV)/bin/python -m tools.cluster up
 
-cluster-status: ## The local cluster's nodes and the stack's services on it
-	@$(PYTHON) -m tools.cluster status
+cluster-status: $(VENV)/.installed ## The local cluster's nodes and the stack's services on it
+	@$(VENV)/bin/python -m tools.cluster status
 
-cluster-down: ## Remove the local cluster and all cluster-up made: nodes, their volumes, network, images
-	@$(PYTHON) -m tools.cluster down
+cluster-down: $(VENV)/.installed ## Remove the local cluster and all cluster-up made: nodes, their volumes, network, images
+	@$(VENV)/bin/python -m tools.cluster down
 
 $(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
