@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from tests.harness import ROOT, OwnStack, busy_workers, docker, poll, project_co
 from tests.load import Load
 from tests.test_examples import example_env
 from tools import settings
+from tools.compose import Compose
 
 # --- bounded logs ------------------------------------------------------------------------------------------------
 
@@ -50,15 +50,8 @@ COMPOSE_FILES = {
 
 @pytest.mark.parametrize("topology", list(COMPOSE_FILES))
 def test_every_service_of_every_topology_rotates_its_log_by_the_documented_knobs(topology):
-    files = [arg for name in COMPOSE_FILES[topology] for arg in ("-f", name)]
     env = {"LOG_MAX_SIZE": "7m", "LOG_MAX_FILES": "3", "POSTGRES_PASSWORD": "x", "COMPOSE_PROFILES": "postgres"}
-    out = subprocess.run(
-        ["docker", "compose", "--project-directory", str(ROOT), *files, "config", "--format", "json"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = Compose(files=COMPOSE_FILES[topology], env=env).run("config", "--format", "json", capture=True).stdout
     services = json.loads(out)["services"]
     assert services
     logging = {name: service.get("logging") for name, service in services.items()}
@@ -75,13 +68,7 @@ def listen_default(ini: str) -> int:
 
 @pytest.mark.parametrize("topology", list(COMPOSE_FILES))
 def test_the_queue_owners_kernel_cap_on_backlogs_is_above_the_listen_backlog_in_every_topology(topology):
-    files = [arg for name in COMPOSE_FILES[topology] for arg in ("-f", name)]
-    out = subprocess.run(
-        ["docker", "compose", "--project-directory", str(ROOT), *files, "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = Compose(files=COMPOSE_FILES[topology]).run("config", "--format", "json", capture=True).stdout
     services = json.loads(out)["services"]
     backlog = listen_default("uwsgi/uwsgi.ini")
     assert backlog == listen_default("uwsgi/listener.ini") >= 1024

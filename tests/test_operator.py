@@ -326,7 +326,7 @@ def test_the_tls_overlays_run_by_hand_default_to_the_makefiles_certificate_folde
     base = "compose.single.yaml" if "single" in overlay else "compose.yaml"
     env = {key: value for key, value in os.environ.items() if key != "TLS_CERTS_DIR"}
     result = subprocess.run(
-        ["docker", "compose", "-f", base, "-f", overlay, "config", "--format", "json"],
+        ["docker", "compose", "--env-file", "defaults.env", "-f", base, "-f", overlay, "config", "--format", "json"],
         cwd=ROOT,
         env={**env, "SECRET_KEY_FILE": str(ROOT / "tests/requirements.txt")},
         capture_output=True,

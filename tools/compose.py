@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,17 +38,24 @@ class Compose:
     files: tuple[str, ...] = ()
 
     def command(self, *args: str) -> list[str]:
-        cmd = ["docker", "compose", "--project-directory", str(ROOT)]
+        # defaults.env gives every ${NAME} in the compose files its default; the environment overrides it.
+        cmd = ["docker", "compose", "--project-directory", str(ROOT), "--env-file", str(settings.DEFAULTS_FILE)]
         for file in self.files:
             cmd += ["-f", file]
         if self.project:
             cmd += ["-p", self.project]
         return [*cmd, *args]
 
+    def environment(self) -> dict[str, str]:
+        """What compose runs with: the environment and this project's settings over defaults.env. A setting set empty
+        takes its default, as settings.get has it (compose would take the empty value over the env file's)."""
+        env = {**os.environ, **self.env}
+        return {name: value for name, value in env.items() if value or name not in settings.defaults()}
+
     def run(self, *args: str, check: bool = True, capture: bool = False, timeout: float | None = None):
         return subprocess.run(
             self.command(*args),
-            env={**os.environ, **self.env},
+            env=self.environment(),
             check=check,
             text=True,
             capture_output=capture,

@@ -12,7 +12,6 @@ The tools are the virtualenv's (pinned in tests/requirements.txt); the images ar
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tools import settings
-from tools.compose import ROOT, write_secret_key
+from tools.compose import ROOT, Compose, write_secret_key
 from tools.tls import self_signed
 
 BIN = Path(sys.executable).parent
@@ -41,8 +40,14 @@ COMPOSE_SETS: list[tuple[tuple[str, ...], dict[str, str]]] = [
             "BENCH_STATIC_DIR": "/nonexistent",
             "BENCH_LAZY_INI": "/nonexistent",
             "BENCH_PREFORK_INI": "/nonexistent",
+            "BENCH_ALT_IMAGE": "placeholder",
+            "BENCH_WRK_IMAGE": "placeholder",
+            "BENCH_WORKERS": "1",
+            "BENCH_GUNICORN_REC_WORKERS": "1",
+            "UWSGI_WORKERS": "1",
         },
     ),
+    (("compose.yaml", "compose.swarm.yaml"), {}),
 ]
 
 
@@ -89,10 +94,9 @@ def compose() -> list[str]:
     secret.parent.mkdir(exist_ok=True)
     write_secret_key(secret)
     for files, env in COMPOSE_SETS:
-        argv = ["docker", "compose", "--project-directory", str(ROOT)]
-        for file in files:
-            argv += ["-f", file]
-        result = run([*argv, "config", "-q"], env={**os.environ, "SECRET_KEY_FILE": str(secret), **env})
+        # As the tools run it: defaults.env under the environment.
+        stack = Compose(files=files, env={"SECRET_KEY_FILE": str(secret), **env})
+        result = run(stack.command("config", "-q"), env=stack.environment())
         if result.returncode != 0:
             problems.append(f"{' + '.join(files)}: {result.stderr}")
     return problems
