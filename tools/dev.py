@@ -22,9 +22,6 @@ from tools.compose import ROOT, Compose
 from tools.progress import phase, verbose
 
 DEV_DIR = ROOT / ".build" / "dev"
-STATIC_SNIPPET = ROOT / "nginx" / "dev" / "static.conf"
-# Where the nginx image keeps the static location's template, rendered at container start with STATIC_URL.
-NGINX_STATIC_TEMPLATE = "/etc/nginx/templates/static.conf"
 STATIC_ROOT = "/srv/static"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Where a Django app keeps its static files by convention (<app>/static/<app>/...), searched this deep under APP_SRC.
@@ -102,13 +99,12 @@ def static_mounts(app: Path) -> list[StaticMount]:
 
 
 def write_overlay(project: str, topology: str, mounts: list[StaticMount]) -> Path:
-    """The static files' overlay of this project: the working copy's static directories mounted into nginx, and
-    nginx's dev static location (nothing cached) over the image's template, rendered at STATIC_URL as it is."""
+    """The static files' overlay of this project: the working copy's static directories mounted into nginx (its dev
+    static location, nothing cached, is compose.dev.yaml's: nginx/dev/static.conf)."""
     volumes = [
         {"type": "bind", "source": str(m.source), "target": m.target, "read_only": True}
         for m in sorted(mounts, key=lambda m: m.target)
     ]
-    volumes.append({"type": "bind", "source": str(STATIC_SNIPPET), "target": NGINX_STATIC_TEMPLATE, "read_only": True})
     folder = DEV_DIR / project
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "compose.static.yaml"
