@@ -93,7 +93,8 @@ def within_max_size(content: bytes) -> bool:
 
 @pytest.fixture(scope="module")
 def small_logs(tmp_path_factory):
-    env = {"LOG_MAX_SIZE": LOG_MAX_SIZE, "LOG_MAX_FILES": str(LOG_MAX_FILES)}
+    # uWSGI logs every request here (by default only 4xx, 5xx and slow ones), so that both containers' logs overflow.
+    env = {"LOG_MAX_SIZE": LOG_MAX_SIZE, "LOG_MAX_FILES": str(LOG_MAX_FILES), "UWSGI_DISABLE_LOGGING": "false"}
     stack = OwnStack(tmp_path_factory.mktemp("small-logs"), prefix="wct-logs", env=env)
     with stack.running(build=False) as deployment:
         yield deployment
@@ -280,9 +281,9 @@ def test_past_a_tiny_queue_the_overflow_gets_a_quick_503_with_retry_after_and_th
 
 @pytest.fixture(scope="module")
 def one_worker_deadline_2s(tmp_path_factory):
-    """The plain example (it has /slow) with one worker and a queue deadline of 2 s; uWSGI's request log keeps only
-    5xx and slow requests (UWSGI_DISABLE_LOGGING)."""
-    env = {**example_env("plain"), "UWSGI_WORKERS": "1", "QUEUE_TIMEOUT": "2", "UWSGI_DISABLE_LOGGING": "true"}
+    """The plain example (it has /slow) with one worker and a queue deadline of 2 s; uWSGI's request log as it is by
+    default (4xx, 5xx and slow requests only)."""
+    env = {**example_env("plain"), "UWSGI_WORKERS": "1", "QUEUE_TIMEOUT": "2"}
     stack = OwnStack(tmp_path_factory.mktemp("deadline"), prefix="wct-deadline", env=env)
     with stack.running() as deployment:
         yield deployment
@@ -360,10 +361,16 @@ def test_a_queue_timeout_that_is_not_a_number_of_seconds_stops_the_app_container
 
 
 @pytest.mark.lifecycle
-def test_with_uwsgi_request_logging_off_only_5xx_and_slow_requests_are_logged_twice(one_worker_deadline_2s):
+def test_uwsgi_logs_only_4xx_5xx_and_slow_requests_by_default_and_nginx_logs_every_request(one_worker_deadline_2s):
     stack, marker = one_worker_deadline_2s, uuid.uuid4().hex
-    paths = {"fast": f"/?quiet={marker}", "slow": f"/slow?seconds=1.5&quiet={marker}", "5xx": f"/?late={marker}"}
+    paths = {
+        "fast": f"/?quiet={marker}",
+        "slow": f"/slow?seconds=1.5&quiet={marker}",
+        "5xx": f"/?late={marker}",
+        "4xx": f"/no-such-page?quiet={marker}",
+    }
     assert requests.get(stack.base_url + paths["fast"], timeout=10).status_code == 200
+    assert requests.get(stack.base_url + paths["4xx"], timeout=10).status_code == 404
     # A 503: the request waits over 3 s in the queue behind a slow one (QUEUE_TIMEOUT is 2 s).
     [(late, _)] = behind_a_slow_request(stack, 5, [paths["5xx"]])
     assert late.status_code == 503
@@ -372,10 +379,12 @@ def test_with_uwsgi_request_logging_off_only_5xx_and_slow_requests_are_logged_tw
     def logged(container: str, source: str) -> list[dict]:
         return [r for r in stack.records(container, source) if marker in r.get("path", "")]
 
-    # nginx's access log has every request; uWSGI's, where the fast request came first, only the other two.
-    poll(lambda: len(logged(stack.nginx_container, "nginx")) == 3, what="nginx's log of every request")
+    # nginx's access log has every request; uWSGI's, where the fast request came first, only the other three.
+    poll(lambda: len(logged(stack.nginx_container, "nginx")) == 4, what="nginx's log of every request")
     uwsgi = poll(
-        lambda: len(logged(stack.app_container, "uwsgi")) >= 2 and logged(stack.app_container, "uwsgi"),
-        what="uWSGI's log of the 503 and the slow request",
+        lambda: len(logged(stack.app_container, "uwsgi")) >= 3 and logged(stack.app_container, "uwsgi"),
+        what="uWSGI's log of the 404, the 503 and the slow request",
     )
-    assert sorted((r["path"], r["status"]) for r in uwsgi) == sorted([(paths["5xx"], 503), (paths["slow"], 200)])
+    expected = [(paths["4xx"], 404), (paths["5xx"], 503), (paths["slow"], 200)]
+    assert sorted((r["path"], r["status"]) for r in uwsgi) == sorted(expected)
+    assert all(r["request_id"] not in ("", "-") for r in uwsgi), uwsgi

@@ -111,8 +111,9 @@ def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(h
     needs_docker_hosts(deployment)
     marker = uuid.uuid4().hex
     incoming = bad(marker)
-    response = http.get(f"/healthz?m={marker}", headers={"X-Request-ID": incoming})
-    assert response.status_code == 200
+    # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
+    response = http.get(f"/no-such-page?m={marker}", headers={"X-Request-ID": incoming})
+    assert response.status_code == 404
     request_id = response.headers["X-Request-ID"]
     assert request_id != incoming
     assert GENERATED_ID.fullmatch(request_id)
@@ -165,8 +166,10 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
 
 @pytest.fixture(scope="module")
 def text_logs(tmp_path_factory) -> Deployment:
-    """A stack of its own with LOG_FORMAT=text (and LOG_LEVEL=debug)."""
-    stack = OwnStack(tmp_path_factory.mktemp("text-logs"), prefix="wct-text", env={"LOG_FORMAT": "text"})
+    """A stack of its own with LOG_FORMAT=text (and LOG_LEVEL=debug), whose uWSGI logs every request
+    (UWSGI_DISABLE_LOGGING=false; by default it logs only 4xx, 5xx and slow requests)."""
+    env = {"LOG_FORMAT": "text", "UWSGI_DISABLE_LOGGING": "false"}
+    stack = OwnStack(tmp_path_factory.mktemp("text-logs"), prefix="wct-text", env=env)
     stack.compose.env["LOG_LEVEL"] = "debug"
     with stack.running(build=False) as running:
         yield running
@@ -184,6 +187,18 @@ def test_log_format_text_gives_plain_lines_that_still_carry_the_request_id(text_
     assert not any(line.startswith("{") for line in found), found
     assert any(" uwsgi worker=" in line and f"request_id={request_id}" in line for line in found), found
     assert any("WARNING django.request" in line and f"request_id={request_id}" in line for line in found), found
+
+
+def test_uwsgi_disable_logging_false_logs_every_request_that_reaches_the_app(text_logs):
+    marker = uuid.uuid4().hex
+    assert requests.get(f"{text_logs.base_url}/healthz?m={marker}", timeout=10).status_code == 200
+
+    def logged() -> list[str]:
+        lines = text_logs.logs(text_logs.app_container).splitlines()
+        return [line for line in lines if " uwsgi worker=" in line and marker in line]
+
+    [line] = poll(lambda: logged(), what="uWSGI's line for a 200")
+    assert " 200 " in line and "request_id=" in line, line
 
 
 # --- metrics ----------------------------------------------------------------------------------------------------

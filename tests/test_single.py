@@ -40,7 +40,8 @@ def test_supervisorctl_status_shows_the_listener_nginx_and_uwsgi_running(single)
 
 def test_both_programs_log_to_the_containers_output(single):
     marker = uuid.uuid4().hex
-    assert requests.get(f"{single.base_url}/healthz?m={marker}", timeout=10).status_code == 200
+    # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
+    assert requests.get(f"{single.base_url}/no-such-page?m={marker}", timeout=10).status_code == 404
 
     def both_logged() -> bool:
         sources = {r["source"] for r in json_lines(single.logs(single.app_container)) if marker in r.get("path", "")}
