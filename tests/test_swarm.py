@@ -116,6 +116,16 @@ def test_the_stack_file_drops_what_swarm_cannot_do_and_reaches_the_replicas_over
     assert "tasks.app:3031" in (ROOT / "nginx/swarm/upstream.conf").read_text()
 
 
+def test_the_stack_file_gives_nginx_the_apps_static_url_to_render_its_static_location_from(monkeypatch):
+    """As in compose and Kubernetes: one STATIC_URL, read at start by the app and by nginx's entrypoint."""
+    for static_url in ("/assets/v2/", settings.defaults()["STATIC_URL"]):
+        monkeypatch.setenv("STATIC_URL", static_url)
+        services = swarm.render("wct-render")["services"]
+        assert services["nginx"]["environment"]["STATIC_URL"] == static_url
+        assert services["app"]["environment"]["STATIC_URL"] == static_url
+    assert "${STATIC_URL}" in (ROOT / "nginx/templates/static.conf").read_text()
+
+
 def test_a_services_tmpfs_list_becomes_tmpfs_mounts_swarm_honours():
     service = {"image": "x", "read_only": True, "tmpfs": ["/run/a", "/run/x:size=64m,mode=1777"], "restart": "no"}
     swarm.adapt_service(service)
