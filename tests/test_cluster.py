@@ -3,7 +3,7 @@ their own, 1 manager and 2 workers (tools/cluster.py, docs/cluster.md).
 
 One cluster for the module, under its own name and a free port, with 2 app replicas on two different nodes and
 PostgreSQL on the manager. Under a mixed load through the published port (GETs of a user's posts, and one POST in
-three), the tests drain a worker, roll out a new app image across the nodes, and kill a worker outright; then
+three), the tests drain a worker, roll out a new app image across the nodes, stop a worker, and kill one outright; then
 `make cluster-down` removes it all. The tests run in file order: each builds on the one before. The fixture tears the
 cluster down whatever happens.
 """
@@ -282,6 +282,35 @@ def test_a_rolling_update_across_the_nodes_under_mixed_load_fails_no_request(sta
     assert covered < load.max_requests
     assert load.result.failed == 0, load.summary()
     assert stack.post_count() == posts_before + load.posts_created
+
+
+def test_stopping_a_worker_node_under_mixed_load_fails_no_request_and_its_replicas_move(stack, load_report):
+    """A node shut down as a machine is (docker stop: its engine gets SIGTERM and stops its containers, uWSGI
+    finishing the requests in flight) loses nothing: its replicas leave the service's DNS, are rescheduled on the
+    others, and every request is served. The node then comes back for the next test."""
+    counts = stack.replica_nodes()
+    victim = max(stack.cluster.workers, key=lambda node: counts[node])
+    assert counts[victim] >= 1, counts
+    posts_before = stack.post_count()
+    with MixedLoad(stack, duration=100, max_requests=30_000) as load:
+        load.wait_for_requests(30)
+        # Longer than the app's stop_grace_period (35 s): the engine's own shutdown is never cut short.
+        cluster_tool.host_docker("stop", "--time", "60", victim)
+        recovered = stack.wait_for(REPLICAS, avoiding=victim)
+        load.wait_for_requests(load.result.ok + 30)
+    load_report.append(
+        f"cluster: stop a worker running {counts[victim]} of {REPLICAS} replicas (rescheduled and served in "
+        f"{recovered:.1f} s): {load.summary()}"
+    )
+    cluster_tool.host_docker("start", victim)
+
+    def ready() -> bool:
+        with stack.cli():
+            return swarm.docker("node", "inspect", "--format", "{{.Status.State}}", victim).strip() == "ready"
+
+    poll(ready, timeout=90, interval=1, what=f"{victim} back in the swarm")
+    assert load.result.failed == 0, load.summary()
+    assert stack.post_count() == posts_before + load.posts_created, "each POST created exactly one post"
 
 
 def test_killing_a_worker_node_under_mixed_load_loses_only_requests_in_flight_there_and_no_post_twice(

@@ -36,7 +36,26 @@ serve)
             waited=$((waited + 1))
         done
     fi
-    exec uwsgi --ini /etc/uwsgi/uwsgi.ini "$@"
+    # STOP_DRAIN (seconds; unset or 0: none): keep serving that long after the stop signal, before uWSGI's graceful
+    # stop, so that a replica that leaves a service's DNS (Swarm: compose.swarm.yaml) gets no connection after its
+    # socket closes. Kubernetes does the same with a preStop sleep. Without it, uWSGI becomes the process itself.
+    case "${STOP_DRAIN:-0}" in
+    *[!0-9]*) echo "app-entrypoint: STOP_DRAIN=$STOP_DRAIN: use whole seconds, e.g. 3 (0: none)" >&2; exit 78 ;;
+    0) exec uwsgi --ini /etc/uwsgi/uwsgi.ini "$@" ;;
+    esac
+    uwsgi --ini /etc/uwsgi/uwsgi.ini "$@" &
+    server=$!
+    trap 'stopping=1' TERM
+    status=0
+    wait "$server" || status=$?
+    if [ -n "${stopping:-}" ]; then
+        echo "app-entrypoint: stopping in ${STOP_DRAIN} s (serving meanwhile), then gracefully" >&2
+        sleep "$STOP_DRAIN"
+        kill -TERM "$server"
+        status=0
+        wait "$server" || status=$?
+    fi
+    exit "$status"
     ;;
 listen)
     shift || true
