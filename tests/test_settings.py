@@ -76,3 +76,8 @@ def test_the_readme_configuration_table_gives_the_defaults_of_defaults_env():
     assert not differing, f"README default != defaults.env: {differing}"
     missing = sorted(set(DEFAULTS) - set(documented))
     assert not missing, f"the README's configuration table does not document {missing}"
+
+
+def test_compose_typed_by_hand_reads_the_same_defaults_through_the_env_link():
+    env_file = ROOT / ".env"
+    assert env_file.is_symlink() and env_file.resolve() == settings.DEFAULTS_FILE, ".env must link to defaults.env"

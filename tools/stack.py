@@ -185,7 +185,7 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
             each.run("build")
             continue
         code, tail, _ = run_step(
-            "build", each.command("build"), {**os.environ, "BUILDKIT_PROGRESS": "plain", **each.env}
+            "build", each.command("build"), {**each.environment(), "BUILDKIT_PROGRESS": "plain"}
         )
         if code != 0:
             print("\n".join(tail), file=sys.stderr)
