@@ -184,9 +184,7 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
         if not quiet:
             each.run("build")
             continue
-        code, tail, _ = run_step(
-            "build", each.command("build"), {**each.environment(), "BUILDKIT_PROGRESS": "plain"}
-        )
+        code, tail, _ = run_step("build", each.command("build"), {**each.environment(), "BUILDKIT_PROGRESS": "plain"})
         if code != 0:
             print("\n".join(tail), file=sys.stderr)
             raise StackError(f"the build failed (exit {code}); its last lines are above, VERBOSE=1 shows all of it")
