@@ -36,22 +36,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Against a given deployment only the chain checks run: nothing else may start a stack of its own. Otherwise,
-    each test joins its work group (make test's workers take a group at a time), the longest groups first."""
+    the longest work groups go first (make test's workers take a group at a time)."""
     if verifying(config):
         skip = pytest.mark.skip(reason="starts stacks of its own; not run against an existing deployment")
         for item in items:
             if "lifecycle" in item.keywords or "chain" not in item.keywords:
                 item.add_marker(skip)
         return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(work_group(item)))
     # A stable sort: within a group, tests keep their order (module fixtures are set up once per group).
-    items.sort(key=lambda item: LONGEST_FIRST.index(group_module(item)) if group_module(item) in LONGEST_FIRST else 99)
+    rank = {module: position for position, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group_module(item.nodeid), len(rank)))
 
 
-# make test runs the stack's suite on TEST_WORKERS workers (pytest-xdist, --dist loadgroup): a work group is one
-# module's tests in one topology, so that a worker brings up only the stacks its group needs. Every test that uses the
-# host's own swarm joins one group: the host has one swarm, and those tests take turns on it.
+# make test runs the stack's suite on TEST_WORKERS workers (pytest-xdist): a worker takes a work group at a time, one
+# module's tests in one topology, so that it brings up only the stacks its group needs. Every test that uses the host's
+# own swarm joins one group: the host has one swarm, and those tests take turns on it.
 TOPOLOGY_IDS = ("split", "single", "swarm")
 HOST_SWARM = "host-swarm"
 # The groups that take longest (docs/testing.md: where the time goes), started first so that none is left running
@@ -73,28 +72,30 @@ LONGEST_FIRST = [
 ]
 
 
-def item_topology(item: pytest.Item) -> str | None:
-    """The topology a test runs in, when it is parametrized by one (also inside a tuple of parameters)."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None
-    values: list[object] = []
-    for value in callspec.params.values():
-        values.extend(value if isinstance(value, tuple) else (value,))
-    return next((value for value in values if isinstance(value, str) and value in TOPOLOGY_IDS), None)
-
-
-def work_group(item: pytest.Item) -> str:
-    module = item.path.stem
-    topology = item_topology(item)
+def work_group(nodeid: str) -> str:
+    """tests/test_x.py::test_y[django-split] -> test_x.split: the module, and the topology among the parameters."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    params = nodeid.rsplit("[", 1)[1].rstrip("]").split("-") if nodeid.endswith("]") else []
+    topology = next((param for param in params if param in TOPOLOGY_IDS), None)
     if module == "test_swarm" or topology == "swarm":
         return HOST_SWARM
     return f"{module}.{topology}" if topology else module
 
 
-def group_module(item: pytest.Item) -> str:
-    group = work_group(item)
+def group_module(nodeid: str) -> str:
+    group = work_group(nodeid)
     return group if group == HOST_SWARM else group.split(".")[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist's scope scheduling, with the work groups above as its scopes."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_group(nodeid)
+
+    return WorkGroupScheduling(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
