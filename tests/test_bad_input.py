@@ -149,7 +149,13 @@ def parse(raw: bytes) -> Answer:
 
 
 def reached_app(deployment: Deployment, marker: str) -> bool:
-    return any(marker in line for line in deployment.uwsgi_log())
+    """Whether a request carrying the marker was passed to uWSGI: nginx's access log names an upstream status for
+    it, or uWSGI's request log has it (it keeps 4xx, and a marked path is no route of the app: a 404)."""
+    passed = any(
+        marker in record.get("path", "") and record.get("upstream_status") not in ("", "-")
+        for record in deployment.records(deployment.nginx_container, "nginx")
+    )
+    return passed or any(marker in line for line in deployment.uwsgi_log())
 
 
 @pytest.fixture(scope="module")
