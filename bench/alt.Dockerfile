@@ -1,7 +1,8 @@
 # The benchmark's app-server image: the project's app image (the Django app, uWSGI, the same uwsgi.ini) plus the
 # plain-WSGI hello app and the alternatives it is compared with (gunicorn, granian). One image serves every
 # app-server variant of the benchmark, so they all run the same Python, the same app and the same virtualenv.
-ARG APP_IMAGE=wsgi-chain/app:latest
+# Image names from defaults.env, which compose and tools/ pass as build arguments (no second default here).
+ARG APP_IMAGE
 FROM ${APP_IMAGE}
 
 # Root only for the install below; the last USER is the app user.

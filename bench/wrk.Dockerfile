@@ -1,6 +1,7 @@
 # The benchmark's load generator: Debian's wrk on the project's base image, on the stack's own network, so the
 # load never goes through docker's userland proxy. It idles until the harness runs wrk in it with docker exec.
-ARG BASE_IMAGE=debian:trixie-slim
+# Image names from defaults.env, which compose and tools/ pass as build arguments (no second default here).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages come from the base image's Debian suite (defaults.env), which is the pin;

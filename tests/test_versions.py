@@ -78,7 +78,17 @@ def test_make_versions_shows_each_piece_as_checked_out_and_as_running(deployment
 
 # --- rebuilds -----------------------------------------------------------------------------------------------------
 
-COPIED = ["app", "uwsgi", "nginx", "docker", "tools", "compose.yaml", "compose.shared.yaml", "defaults.env", ".dockerignore"]
+COPIED = [
+    "app",
+    "uwsgi",
+    "nginx",
+    "docker",
+    "tools",
+    "compose.yaml",
+    "compose.shared.yaml",
+    "defaults.env",
+    ".dockerignore",
+]
 
 
 def build_copy(copy, env) -> tuple[dict[str, list[str]], str]:

@@ -157,7 +157,7 @@ def dev(timeout: int) -> int:
         print("\ndev: the stack did not get healthy", file=sys.stderr)
         return 1
     phase("healthy", f"healthy after {time.monotonic() - started:.0f} s")
-    banner(f"http://127.0.0.1:{stk.env('HTTP_PORT', '8080')}/", app, mounts, topology)
+    banner(f"http://127.0.0.1:{settings.get('HTTP_PORT')}/", app, mounts, topology)
     return 0
 
 

@@ -487,7 +487,7 @@ def up(timeout: int) -> int:
     if settings.get("TLS") == "on":
         print(f"up: wsgi-chain is up at https://{host}:{env('HTTPS_PORT', '8443')}/")
     else:
-        print(f"up: wsgi-chain is up at http://{host}:{env('HTTP_PORT', '8080')}/")
+        print(f"up: wsgi-chain is up at http://{host}:{settings.get('HTTP_PORT')}/")
     return 0
 
 

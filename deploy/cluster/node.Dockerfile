@@ -1,7 +1,8 @@
 # A node of the local test cluster (tools/cluster.py, `make cluster-up`): the project's base image running a Docker
 # engine of its own, so that a few containers make a multi-node Swarm on one machine. A test rig, not a way to run
 # production: every node shares this host's kernel, cores and disk (docs/cluster.md).
-ARG BASE_IMAGE=debian:trixie-slim
+# Image names from defaults.env, which compose and tools/ pass as build arguments (no second default here).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Debian's engine and CLI (trixie: 26.1) and the iptables it programs for its networks. ca-certificates and

@@ -2,7 +2,8 @@
 # registry to pull the official image from. It follows the official image's contract as compose.yaml's `postgres`
 # service uses it (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD; data in /var/lib/postgresql/data; pg_isready), so
 # the stack file is the same whichever image runs. A real deployment uses the official image or a managed server.
-ARG BASE_IMAGE=debian:trixie-slim
+# Image names from defaults.env, which compose and tools/ pass as build arguments (no second default here).
+ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 # Packages come from the base image's Debian suite (defaults.env), which is the pin (trixie: PostgreSQL 17);
