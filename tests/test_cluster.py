@@ -156,7 +156,9 @@ def stack(tmp_path_factory) -> Iterator[ClusterStack]:
     deployed = ClusterStack(cluster_tool.Cluster(name), env["SWARM_STACK"], env, f"http://127.0.0.1:{port}")
     saved = {key: os.environ.get(key) for key in [*env, "DOCKER_HOST"]}
     try:
-        # What `make cluster-up` runs once `make build` is done (`make test` has built the images).
+        # What `make cluster-up` runs: `make build` (cached: it puts back an image tag another test moved), then up.
+        built = subprocess.run([sys.executable, "-m", "tools.stack", "build"], cwd=ROOT, capture_output=True, text=True)
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
         result = subprocess.run(
             [sys.executable, "-m", "tools.cluster", "up"],
             cwd=ROOT,

@@ -223,7 +223,8 @@ def value(samples: dict, name: str, **labels: str) -> float:
 def metrics_stack(own: Deployment) -> Deployment:
     if not own.app_container:
         pytest.skip("needs a docker:// app host")
-    poll(lambda: value(scrape(own), "nginx_up") == 1, what="the exporter reads nginx's stub_status")
+    # Its first scrapes may come before nginx answers; a busy engine (its DNS resolves "nginx") can take a while.
+    poll(lambda: value(scrape(own), "nginx_up") == 1, timeout=60, what="the exporter reads nginx's stub_status")
     return own
 
 
