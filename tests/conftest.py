@@ -14,6 +14,7 @@ import testinfra
 
 from tests.harness import ECHO_APP, ROOT, Deployment, OwnStack, free_port
 from tests.host_postgres import HostPostgres
+from tools import settings
 from tools.compose import write_secret_key
 
 
@@ -51,7 +52,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # make test runs the stack's suite on TEST_WORKERS workers (pytest-xdist): a worker takes a work group at a time, one
 # module's tests in one topology, so that it brings up only the stacks its group needs. Every test that uses the host's
 # own swarm joins one group: the host has one swarm, and those tests take turns on it.
-TOPOLOGY_IDS = ("split", "single", "swarm")
+TOPOLOGY_IDS = (*settings.TOPOLOGIES, "swarm")
 HOST_SWARM = "host-swarm"
 # The groups that take longest (docs/testing.md: where the time goes), started first so that none is left running
 # alone at the end; the others follow in collection order.
@@ -105,7 +106,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if verifying(metafunc.config):
         topologies = ["given"]
     elif metafunc.definition.get_closest_marker("chain"):
-        topologies = ["split", "single"]
+        topologies = list(settings.TOPOLOGIES)
     else:
         topologies = ["split"]
     metafunc.parametrize("topology", topologies, scope="session")
@@ -162,7 +163,7 @@ def make_env(tmp_path) -> Iterator[dict[str, str]]:
     )
 
 
-@pytest.fixture(scope="session", params=["split", "single"])
+@pytest.fixture(scope="session", params=list(settings.TOPOLOGIES))
 def echo(request, tmp_path_factory) -> Iterator[Deployment]:
     """A stack serving the echo apps (harness.ECHO_APP), in each topology, shared by the body and conformance tests;
     skipped against a given deployment (it is not ours)."""

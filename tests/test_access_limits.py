@@ -19,6 +19,7 @@ import requests
 
 from tests.harness import Deployment, OwnStack, poll
 from tests.microposts_api import create_user, unique
+from tools import settings
 
 pytestmark = pytest.mark.lifecycle
 
@@ -29,7 +30,7 @@ BURST = 10
 GUESSES = 30
 
 
-@pytest.fixture(scope="module", params=["split", "single"])
+@pytest.fixture(scope="module", params=list(settings.TOPOLOGIES))
 def limited(request, tmp_path_factory) -> Iterator[Deployment]:
     topology = request.param
     stack = OwnStack(tmp_path_factory.mktemp(f"limits-{topology}"), topology=topology, prefix="wct-lim", env=LIMITED)

@@ -14,6 +14,7 @@ import requests
 
 from tests.harness import Deployment, docker, make
 from tests.http_wire import NOT_FORWARDED, exchange
+from tools import settings
 
 FRAMEWORKS = ["plain", "flask", "django", "falcon", "bottle"]
 SIZES = {"0": 0, "1": 1, "64KiB": 64 * 1024, "8MiB": 8 * 1024 * 1024}
@@ -70,7 +71,7 @@ STOCK_APP = {
 
 
 @pytest.mark.lifecycle
-@pytest.mark.parametrize("topology", ["split", "single"], ids=["stock-split", "stock-single"])
+@pytest.mark.parametrize("topology", list(settings.TOPOLOGIES), ids=[f"stock-{name}" for name in settings.TOPOLOGIES])
 def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_env, topology: str):
     env = {**make_env, **STOCK_APP, "TOPOLOGY": topology}
     up = make("up", env, timeout=600)
