@@ -37,6 +37,9 @@ DEFAULT_APP_PROBES = {"HEALTHCHECK_PATH": "/healthz", "READINESS_PATH": "/readyz
 STAGE_DIR = ROOT / ".build" / "apps"
 # The default app's source, and the compose file every image is built from (the split topology's: it has them all).
 DEFAULT_APP = ROOT / settings.defaults()["APP_SRC"]
+# The compose project a stack runs under when COMPOSE_PROJECT_NAME is not set (compose.yaml's `name:`); every image
+# is built under it.
+DEFAULT_PROJECT = BUILD_PROJECT = "wsgi-chain"
 SPLIT = settings.TOPOLOGIES["split"].compose_file
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
 # Image label -> piece, for reading versions off running containers.
@@ -175,9 +178,11 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
     """
     values = build_env()
     stack.env.update(values)
-    builds = [Compose(project=stack.project, env=stack.env, files=(SPLIT,))]
+    # Built under one project name, whichever stack asks: compose labels each image with the project that built it,
+    # so a build per project would make a new image of the same content and move its tag under every other stack.
+    builds = [Compose(project=BUILD_PROJECT, env=stack.env, files=(SPLIT,))]
     if stack.files != (SPLIT,):
-        builds.append(stack)
+        builds.append(Compose(project=BUILD_PROJECT, env=stack.env, files=stack.files))
     if not quiet and subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
         print("build: compose's warning that Bake needs buildx is harmless: it builds with the engine's BuildKit")
     for each in builds:
@@ -514,7 +519,7 @@ CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 
 def project_name() -> str:
     """The compose project `make up` used: COMPOSE_PROJECT_NAME, else the compose files' own name."""
-    return env("COMPOSE_PROJECT_NAME", "wsgi-chain")
+    return env("COMPOSE_PROJECT_NAME", DEFAULT_PROJECT)
 
 
 def running_stack() -> Compose | None:
