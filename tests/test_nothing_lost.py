@@ -173,6 +173,7 @@ def wrk(url: str, connections: int, seconds: int) -> Burst:
     )
 
 
+@pytest.mark.serial  # a throughput (every client answered twice in 10 s): measured with the cores to itself
 @pytest.mark.parametrize(
     ("connections", "path"),
     [(256, "/healthz"), (1024, "/healthz"), (1024, "/")],
@@ -191,6 +192,7 @@ def test_a_burst_of_concurrent_clients_is_queued_and_served_with_no_error_at_the
     assert burst.requests >= 2 * connections, str(burst)
 
 
+@pytest.mark.serial  # a latency under a burst: measured with the cores to itself
 def test_the_health_probe_answers_in_time_while_a_burst_fills_the_queue(deployment, load_report):
     """The probe has a socket of its own (uwsgi.ini): it never waits behind the 1,024 connections queued on nginx's,
     so an orchestrator never restarts an app server for being busy."""
