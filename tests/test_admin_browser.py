@@ -79,10 +79,17 @@ def marked_post(own) -> str:
     return text
 
 
+def loaded(page) -> None:
+    """Wait until the current document and every script and sheet it names have loaded. Navigating on before then
+    aborts the old page's loads (net::ERR_ABORTED), and Playwright's own load-state wait can still see the load of
+    the page before: readyState is asked of the new document itself."""
+    page.wait_for_function("document.readyState === 'complete'")
+
+
 def test_an_admin_logs_in_and_sees_the_posts_with_the_admins_styles_and_scripts(own, page, admin, marked_post):
     static, failed = [], []
     page.on("response", lambda response: static.append(response) if "/static/" in response.url else None)
-    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on("requestfailed", lambda request: failed.append(f"{request.url}: {request.failure}"))
 
     page.goto(f"{own.base_url}/admin/microposts/micropost/")
     assert "/admin/login/" in page.url, "the admin asks for a login first"
@@ -90,6 +97,7 @@ def test_an_admin_logs_in_and_sees_the_posts_with_the_admins_styles_and_scripts(
     page.fill("#id_password", admin[1])
     with page.expect_navigation():
         page.click("input[type=submit]")
+    loaded(page)
     landed = urlsplit(page.url)
     assert (landed.path, landed.query) == ("/admin/microposts/micropost/", ""), (
         f"the login ended at {page.url}: {page.inner_text('body')[:300]}"
@@ -98,6 +106,7 @@ def test_an_admin_logs_in_and_sees_the_posts_with_the_admins_styles_and_scripts(
     page.fill("#searchbar", marked_post)
     page.press("#searchbar", "Enter")
     page.wait_for_url(lambda url: urlsplit(url).path == "/admin/microposts/micropost/" and "q=" in urlsplit(url).query)
+    loaded(page)
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     assert marked_post in rows.first.inner_text()
