@@ -188,6 +188,55 @@ def test_a_malformed_json_body_is_400(as_alice):
     assert response.status_code == 400
 
 
+# --- creating with an Idempotency-Key ------------------------------------------------------------------------------
+
+
+def test_a_post_sent_again_with_the_same_idempotency_key_creates_one_post_and_answers_it_again(as_alice, alice):
+    key = {"HTTP_IDEMPOTENCY_KEY": "2f1b6c1e-3b8a-4c1e-9d2f-7a1e5c9b0d11"}
+    first = as_alice.post(collection("alice"), {"text": "once", "referenced": None}, format="json", **key)
+    again = as_alice.post(collection("alice"), {"text": "once"}, format="json", **key)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert ("Idempotent-Replayed" in first.headers, again.headers["Idempotent-Replayed"]) == (False, "true")
+    assert Micropost.objects.filter(user=alice).count() == 1
+
+
+def test_the_same_idempotency_key_from_another_user_or_without_one_creates_another_post(as_alice, as_bob, alice, bob):
+    key = {"HTTP_IDEMPOTENCY_KEY": "shared"}
+    assert as_alice.post(collection("alice"), {"text": "a"}, format="json", **key).status_code == 201
+    assert as_bob.post(collection("bob"), {"text": "a"}, format="json", **key).status_code == 201
+    for _ in range(2):
+        assert as_alice.post(collection("alice"), {"text": "a"}, format="json").status_code == 201
+    assert (Micropost.objects.filter(user=alice).count(), Micropost.objects.filter(user=bob).count()) == (3, 1)
+
+
+def test_an_idempotency_key_reused_for_a_different_post_is_422_and_changes_nothing(as_alice, alice, bob):
+    key = {"HTTP_IDEMPOTENCY_KEY": "k1"}
+    assert as_alice.post(collection("alice"), {"text": "first"}, format="json", **key).status_code == 201
+    for changed in ({"text": "second"}, {"text": "first", "referenced": "bob"}):
+        response = as_alice.post(collection("alice"), changed, format="json", **key)
+        assert response.status_code == 422, changed
+        assert "Idempotency-Key" in response.json()
+    assert list(Micropost.objects.filter(user=alice).values_list("text", flat=True)) == ["first"]
+
+
+@pytest.mark.parametrize(
+    "key", ["", "x" * 256, "tab\there", "caf\u00e9"], ids=["empty", "too long", "control", "non-ascii"]
+)
+def test_a_malformed_idempotency_key_is_400_and_creates_nothing(as_alice, alice, key):
+    response = as_alice.post(collection("alice"), {"text": "no"}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()
+    assert not Micropost.objects.filter(user=alice).exists()
+
+
+def test_an_invalid_post_with_an_idempotency_key_is_400_and_leaves_the_key_unused(as_alice, alice):
+    key = {"HTTP_IDEMPOTENCY_KEY": "k2"}
+    assert as_alice.post(collection("alice"), {"text": ""}, format="json", **key).status_code == 400
+    assert as_alice.post(collection("alice"), {"text": "now valid"}, format="json", **key).status_code == 201
+    assert "Idempotent-Replayed" not in as_alice.post(collection("alice"), {"text": "other"}, format="json").headers
+
+
 # --- one post -----------------------------------------------------------------------------------------------------
 
 
