@@ -128,6 +128,20 @@ VALID = [
     Case("put-body", post("/plain/put", "Content-Length: 3", body=b"put", method="PUT")),
     # RFC 5789 2: PATCH with a chunked body.
     Case("patch-chunked", post("/plain/pat", "Transfer-Encoding: chunked", body=chunked(b"patch"), method="PATCH")),
+    # draft-ietf-httpapi-idempotency-key-header: a POST or PATCH with an Idempotency-Key takes nginx's retrying
+    # route (nginx/conf.d/idempotency.conf); its body, query and headers arrive exactly as through the plain one.
+    Case(
+        "post-idempotency-key-binary",
+        post("/plain/ik?a=1", 'Idempotency-Key: "8e03978e-40d5"', f"Content-Length: {len(BINARY)}", body=BINARY),
+    ),
+    Case(
+        "post-idempotency-key-chunked",
+        post("/plain/ikc", "Idempotency-Key: k1", "Transfer-Encoding: chunked", body=chunked(BINARY, b"x" * 9000)),
+    ),
+    Case(
+        "patch-idempotency-key",
+        post("/plain/ikp", "Idempotency-Key: k2", "Content-Length: 5", body=b"patch", method="PATCH"),
+    ),
     # RFC 9110 9.3.5: DELETE.
     Case("delete", wire("DELETE /plain/del HTTP/1.1", HOST)),
     # RFC 9110 9.3.7: OPTIONS for a path.
