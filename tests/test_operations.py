@@ -154,11 +154,28 @@ def test_a_worker_stuck_past_harakiri_is_killed_and_the_client_quickly_gets_a_cl
     poll(lambda: len(workers(ops.app_container)) == WORKERS, timeout=15, what="the master respawns the worker")
 
 
-def test_nginx_never_retries_a_post(ops):
+def test_nginx_sends_a_post_again_only_when_it_carries_an_idempotency_key(ops):
+    """Read from the running config (nginx -T): every retry rule leaves POSTs out, but the one in @uwsgi_keyed,
+    which only a POST or PATCH with an Idempotency-Key reaches. That such a POST is retried, and created once, is
+    the cluster's node-kill test (tests/test_cluster.py)."""
     config = docker("exec", ops.nginx_container, "nginx", "-e", "stderr", "-T")
-    rules = [line.strip() for line in config.splitlines() if line.strip().startswith("uwsgi_next_upstream ")]
+    files = dict(part.split(":\n", 1) for part in config.split("# configuration file ")[1:])
+    rules = {
+        name: rule.strip()
+        for name, text in files.items()
+        for rule in text.splitlines()
+        if rule.strip().startswith("uwsgi_next_upstream ")
+    }
     assert rules, "uwsgi_next_upstream is set deliberately"
-    assert all("non_idempotent" not in rule for rule in rules), rules
+    assert [name for name, rule in rules.items() if "non_idempotent" in rule] == [
+        "/etc/nginx/snippets/uwsgi-retry-keyed.conf"
+    ], rules
+    public = files["/etc/nginx/sites/public.conf"]
+    keyed = public.split("location @uwsgi_keyed {", 1)[1].split("}", 1)[0]
+    assert "include /etc/nginx/snippets/uwsgi-retry-keyed.conf;" in keyed
+    assert public.count("uwsgi-retry-keyed.conf") == 1, "included in @uwsgi_keyed only"
+    assert "if ($uwsgi_retry_keyed) {" in public and "error_page 418 = @uwsgi_keyed;" in public
+    assert '"~^(POST|PATCH|LOCK) ." 1;' in files["/etc/nginx/conf.d/idempotency.conf"]
 
 
 def test_an_app_container_restart_under_load_fails_no_request_and_leaves_nginx_alone(ops, load_report):
