@@ -60,6 +60,44 @@ def test_an_app_without_health_routes_is_healthy_in_both_topologies(echo: Deploy
     assert probe.strip() == "healthy: GET / -> below 500", probe
 
 
+RETRIES = [
+    # (method, an Idempotency-Key or None, the answer): what nginx does when the worker that took a request dies
+    # before answering (the echo app's /crash-once/: its first request for a token kills the worker).
+    ("GET", None, 200),
+    ("HEAD", None, 200),
+    ("POST", None, 502),
+    ("POST", "key-1", 200),
+    ("PATCH", None, 502),
+    ("PATCH", "key-2", 200),
+    # Idempotent by HTTP (RFC 9110 9.2.2), as nginx counts them: sent again without a key.
+    ("PUT", None, 200),
+    ("DELETE", None, 200),
+]
+
+
+@pytest.mark.parametrize(
+    "method, key, status", RETRIES, ids=[f"{m}-{'keyed' if k else 'plain'}" for m, k, _ in RETRIES]
+)
+def test_a_request_whose_worker_dies_unanswered_is_sent_again_only_if_it_may_be(echo, method, key, status):
+    """An idempotent request (GET, HEAD, PUT, DELETE), or a POST or PATCH the client marked with an Idempotency-Key,
+    goes once more to the app server (a worker that is up answers); any other POST or PATCH that was sent is never
+    sent twice: a JSON 502, since the app may have acted on it."""
+    token = os.urandom(8).hex()
+    headers = {"Idempotency-Key": key} if key else {}
+    response = requests.request(
+        method,
+        f"{echo.base_url}/crash-once/{token}",
+        data=None if method in ("GET", "HEAD") else b"x" * 100,
+        headers=headers,
+        timeout=30,
+    )
+    assert response.status_code == status, response.text[:300]
+    if status == 200 and method != "HEAD":
+        assert response.text == "answered on a retry"
+    if status == 502:
+        assert response.json()["error"] == "app server unavailable"
+
+
 # A stock Flask app from PyPI (httpbin), in a folder holding only its requirements.txt.
 STOCK_APP = {
     "APP_SRC": "tests/apps/stock",

@@ -1,7 +1,7 @@
 """Operations under load and faults: reload, worker crashes, recycling, harakiri, backpressure, restarts, shutdown.
 
 Each test puts a bounded load on 127.0.0.1 during one event and counts what failed. The stack is the plain example
-(it has a /slow endpoint) with small limits, so that faults are quick to provoke: 3 workers, harakiri 5 s,
+(it has a /slow endpoint) with small limits, so that faults are quick to provoke: 3 workers, harakiri 11 s,
 max-requests 30, a listen queue of 8. Backpressure runs first, on a steady pool of fresh workers; tests that stop
 containers come last.
 """
@@ -21,7 +21,8 @@ from tests.test_examples import example_env
 pytestmark = pytest.mark.lifecycle
 
 # harakiri counts whole seconds (a request may be killed after harakiri - 1 s): 5 s leaves the 3 s requests alone.
-WORKERS, HARAKIRI, MAX_REQUESTS, LISTEN = 3, 5, 30, 8
+# Harakiri as short as it may be: above nginx's retry window (10 s, nginx/conf.d/upstream.conf), as the default 30 s.
+WORKERS, HARAKIRI, MAX_REQUESTS, LISTEN = 3, 11, 30, 8
 
 
 @pytest.fixture(scope="module")

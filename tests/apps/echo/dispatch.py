@@ -1,8 +1,12 @@
 """One WSGI app that mounts the echo apps by path prefix (/plain/, /flask/, /django/, /falcon/, /bottle/), so one
 image and one stack serve every framework. `/` answers 200 and everything else 404: there is no health route.
+`/crash-once/<token>` is the fault the retry tests need (crash_once).
 
 WSGI_MODULE=dispatch:application
 """
+
+import os
+import tempfile
 
 import bottle_echo
 import django_echo
@@ -19,8 +23,30 @@ MOUNTS = {
 }
 
 
+# Shared by the workers of one app server: its temporary directory (the container's tmpfs /tmp).
+CRASHED = os.path.join(tempfile.gettempdir(), "echo-crashed-")
+
+
+def crash_once(environ, start_response):
+    """The first request for a token kills its worker before it answers (the connection closes unanswered, as when
+    a worker stops under a request); every later one answers 200 "answered on a retry". A POST's body is read
+    first, so the request counts as received."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
+    token = "".join(c for c in environ.get("PATH_INFO", "").rsplit("/", 1)[-1] if c.isalnum())[:64]
+    try:
+        os.close(os.open(CRASHED + token, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "19")])
+        return [b"answered on a retry"]
+    os._exit(1)
+
+
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
+    if path.startswith("/crash-once/"):
+        return crash_once(environ, start_response)
     if path == "/":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"echo\n"]
