@@ -98,6 +98,16 @@ def test_a_request_whose_worker_dies_unanswered_is_sent_again_only_if_it_may_be(
         assert response.json()["error"] == "app server unavailable"
 
 
+@pytest.mark.parametrize("key", [None, "key-3"], ids=["plain", "keyed"])
+def test_a_post_whose_worker_dies_every_time_gets_the_json_502_keyed_or_not(echo, key):
+    """Sent again or not, a POST that never got an answer ends in nginx's JSON error, never its built-in page."""
+    headers = {"Idempotency-Key": key} if key else {}
+    response = requests.post(f"{echo.base_url}/crash", data=b"x", headers=headers, timeout=30)
+    assert response.status_code == 502, response.text[:300]
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"] == "app server unavailable"
+
+
 # A stock Flask app from PyPI (httpbin), in a folder holding only its requirements.txt.
 STOCK_APP = {
     "APP_SRC": "tests/apps/stock",

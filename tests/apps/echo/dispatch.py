@@ -1,6 +1,7 @@
 """One WSGI app that mounts the echo apps by path prefix (/plain/, /flask/, /django/, /falcon/, /bottle/), so one
 image and one stack serve every framework. `/` answers 200 and everything else 404: there is no health route.
-`/crash-once/<token>` is the fault the retry tests need (crash_once).
+`/crash-once/<token>` and `/crash` are the faults the retry tests need (crash_once; every request to /crash kills its
+worker).
 
 WSGI_MODULE=dispatch:application
 """
@@ -47,6 +48,9 @@ def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
+    if path == "/crash":
+        # Every request kills its worker unanswered: a retry fails too.
+        os._exit(1)
     if path == "/":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"echo\n"]
