@@ -24,16 +24,17 @@ serve)
     mkdir -p -m 0700 "$PROMETHEUS_MULTIPROC_DIR"
     check-app
     # On a lent socket (UWSGI_ZERG), wait for the listener's private socket: started beside it (the single
-    # container's supervisord), the listener may not have made it yet. compose starts the split app only after.
+    # container's supervisord, or compose, which starts the split app once the listener has started), the listener
+    # may not have made it yet. Looked for every 0.1 s, for up to ZERG_WAIT seconds.
     if [ -n "${UWSGI_ZERG:-}" ]; then
-        waited=0
+        tries=0
         while [ ! -S "$UWSGI_ZERG" ]; do
-            if [ "$waited" -ge "${ZERG_WAIT:-30}" ]; then
+            if [ "$tries" -ge "$((${ZERG_WAIT:-30} * 10))" ]; then
                 echo "app-entrypoint: no listener socket at UWSGI_ZERG=$UWSGI_ZERG after ${ZERG_WAIT:-30} s" >&2
                 exit 78
             fi
-            sleep 1
-            waited=$((waited + 1))
+            sleep 0.1
+            tries=$((tries + 1))
         done
     fi
     # STOP_DRAIN (seconds; unset or 0: none): keep serving that long after the stop signal, before uWSGI's graceful
