@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -106,6 +107,18 @@ def test_a_post_whose_worker_dies_every_time_gets_the_json_502_keyed_or_not(echo
     assert response.status_code == 502, response.text[:300]
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"] == "app server unavailable"
+
+
+# A name and text beyond ASCII, as an upload's may be: the app's Python must take both with its defaults.
+TEXT_FILE_NAME = "café-😀.txt"
+
+
+def test_the_app_writes_and_reads_a_non_ascii_file_name_and_text_with_pythons_defaults(echo):
+    """uWSGI's embedded Python does not switch the C locale to UTF-8 as the python3 command does (PEP 538, 540): the
+    image sets LANG=C.UTF-8, else file names and open()'s default encoding are ASCII and this is a 500."""
+    response = requests.get(f"{echo.base_url}/text-file/{quote(TEXT_FILE_NAME)}", timeout=10)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json() == {"listed": [TEXT_FILE_NAME], "read": TEXT_FILE_NAME}
 
 
 # A stock Flask app from PyPI (httpbin), in a folder holding only its requirements.txt.

@@ -1,6 +1,6 @@
 """The app image's uWSGI embeds the base image's Python linked in statically: Debian's optimised build, the one
 /usr/bin/python3 runs (docker/app/build_uwsgi.py; docs/benchmark.md: The Python uWSGI embeds), with every standard
-module an app may import."""
+module an app may import, and UTF-8 for file names and text (the image sets LANG=C.UTF-8)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ CHECKS = {
     "decimal (_decimal)": "str(decimal.Decimal('0.1') + decimal.Decimal('0.2')) == '0.3'",
     "ctypes": "ctypes.sizeof(ctypes.c_int) == 4",
     "lzma and bz2": "lzma.decompress(lzma.compress(b'x')) == bz2.decompress(bz2.compress(b'x')) == b'x'",
+    "UTF-8 file names and text": "sys.getfilesystemencoding() == 'utf-8' == locale.getencoding().lower()",
     "the virtualenv's packages": "sys.prefix == '/opt/venv' and bool(importlib.util.find_spec('prometheus_client'))",
 }
 SCRIPT = """
-import bz2, ctypes, decimal, hashlib, importlib.util, json, lzma, sqlite3, ssl, sys, xml.etree.ElementTree, zlib
+import bz2, ctypes, decimal, hashlib, importlib.util, json, locale, lzma, sqlite3, ssl, sys, xml.etree.ElementTree, zlib
 import _sha2
 checks = {checks}
 # uWSGI ends the process without flushing the output.

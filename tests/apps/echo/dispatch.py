@@ -1,11 +1,12 @@
 """One WSGI app that mounts the echo apps by path prefix (/plain/, /flask/, /django/, /falcon/, /bottle/), so one
 image and one stack serve every framework. `/` answers 200 and everything else 404: there is no health route.
 `/crash-once/<token>` and `/crash` are the faults the retry tests need (crash_once; every request to /crash kills its
-worker).
+worker); `/text-file/<name>` writes and reads back a file as an app does, with Python's default encodings.
 
 WSGI_MODULE=dispatch:application
 """
 
+import json
 import os
 import tempfile
 
@@ -44,8 +45,24 @@ def crash_once(environ, start_response):
     os._exit(1)
 
 
+def text_file(environ, start_response):
+    """Write a file named by the path's last part, holding that name as text, with open()'s default encoding, then
+    list the directory and read the file back: what an app storing an upload does. Answers {"listed", "read"}."""
+    # PATH_INFO carries the path's bytes as latin-1 characters (PEP 3333); the name is their UTF-8.
+    name = environ["PATH_INFO"].rsplit("/", 1)[-1].encode("latin-1").decode("utf-8")
+    folder = tempfile.mkdtemp(prefix="echo-files-")
+    with open(os.path.join(folder, name), "w") as f:
+        f.write(name)
+    with open(os.path.join(folder, name)) as f:
+        body = json.dumps({"listed": os.listdir(folder), "read": f.read()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
+    if path.startswith("/text-file/"):
+        return text_file(environ, start_response)
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
