@@ -12,7 +12,7 @@ import pytest
 import requests
 import testinfra
 
-from tests.harness import ECHO_APP, ROOT, Deployment, OwnStack, free_port
+from tests.harness import ECHO_APP, ECHO_APP_ENV, ROOT, Deployment, OwnStack, free_port
 from tests.host_postgres import HostPostgres
 from tools import settings
 from tools.compose import write_secret_key
@@ -170,7 +170,11 @@ def echo(request, tmp_path_factory) -> Iterator[Deployment]:
     if verifying(request.config):
         pytest.skip("serves the suite's echo apps: runs only on the suite's own stacks")
     topology = request.param
-    stack = OwnStack(tmp_path_factory.mktemp(f"echo-{topology}"), topology=topology, prefix="wct-echo", env=ECHO_APP)
+    workdir = tmp_path_factory.mktemp(f"echo-{topology}")
+    app_env = workdir / "app.env"
+    app_env.write_text("".join(f"{name}={value}\n" for name, value in ECHO_APP_ENV.items()), encoding="utf-8")
+    env = {**ECHO_APP, "APP_ENV_FILE": str(app_env)}
+    stack = OwnStack(workdir, topology=topology, prefix="wct-echo", env=env)
     with stack.running() as running:
         yield running
 

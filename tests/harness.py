@@ -29,6 +29,9 @@ ECHO_APP = {
     "NGINX_IMAGE": "wsgi-chain-test/echo-nginx:dev",
     "SINGLE_IMAGE": "wsgi-chain-test/echo-single:dev",
 }
+# The echo stack's APP_ENV_FILE (tests/conftest.py: echo): a setting of the app's own, beyond ASCII, and one the stack
+# sets itself (DEBUG), which the stack's value must win.
+ECHO_APP_ENV = {"ECHO_SETTING": "héllo, wörld = 1", "DEBUG": "true"}
 
 
 def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.harness import Deployment, docker, make
+from tests.harness import ECHO_APP_ENV, Deployment, docker, make
 from tests.http_wire import NOT_FORWARDED, exchange
 from tools import settings
 
@@ -119,6 +119,13 @@ def test_the_app_writes_and_reads_a_non_ascii_file_name_and_text_with_pythons_de
     response = requests.get(f"{echo.base_url}/text-file/{quote(TEXT_FILE_NAME)}", timeout=10)
     assert response.status_code == 200, response.text[:300]
     assert response.json() == {"listed": [TEXT_FILE_NAME], "read": TEXT_FILE_NAME}
+
+
+def test_the_app_gets_its_own_settings_from_app_env_file_and_the_stacks_own_keep_their_values(echo):
+    """APP_ENV_FILE's lines reach the app as they are written; a name the stack sets keeps the stack's value."""
+    own = requests.get(f"{echo.base_url}/env/ECHO_SETTING", timeout=10).json()
+    assert own == {"ECHO_SETTING": ECHO_APP_ENV["ECHO_SETTING"]}
+    assert requests.get(f"{echo.base_url}/env/DEBUG", timeout=10).json() == {"DEBUG": "false"}
 
 
 # A stock Flask app from PyPI (httpbin), in a folder holding only its requirements.txt.

@@ -63,6 +63,14 @@ def test_make_up_with_a_broken_app_fails_within_60_s_naming_the_problem(case, tm
     assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
 
 
+def test_make_up_with_a_missing_app_env_file_says_so_before_it_builds_or_starts_anything(make_env):
+    missing = "/nonexistent/app.env"
+    result = make("up", {**make_env, "APP_ENV_FILE": missing}, timeout=60)
+    assert result.returncode != 0
+    assert f"APP_ENV_FILE={missing}: no such file" in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}") == {}
+
+
 SERVER_ERROR_APP = (
     "def application(environ, start_response):\n"
     "    start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])\n"

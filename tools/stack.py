@@ -105,6 +105,10 @@ def app_settings() -> dict[str, str]:
     static_url = settings.get("STATIC_URL")
     if not re.fullmatch(r"/([\w.-]+/)+", static_url):
         raise StackError(f"STATIC_URL={static_url!r} must be a path like /static/ (leading and trailing slash)")
+    app_env_file = settings.path("APP_ENV_FILE")
+    if not app_env_file.exists() or app_env_file.is_dir():
+        name = settings.get("APP_ENV_FILE")
+        raise StackError(f"APP_ENV_FILE={name}: no such file (a file of KEY=VALUE lines for the app; /dev/null: none)")
     values = {"APP_SRC": stage_app(source), "STATIC_URL": static_url}
     # The app's health routes go into its image: the ones set, else the default app's own (DEFAULT_APP_PROBES).
     for name, default in DEFAULT_APP_PROBES.items():

@@ -1,7 +1,8 @@
 """One WSGI app that mounts the echo apps by path prefix (/plain/, /flask/, /django/, /falcon/, /bottle/), so one
 image and one stack serve every framework. `/` answers 200 and everything else 404: there is no health route.
 `/crash-once/<token>` and `/crash` are the faults the retry tests need (crash_once; every request to /crash kills its
-worker); `/text-file/<name>` writes and reads back a file as an app does, with Python's default encodings.
+worker); `/text-file/<name>` writes and reads back a file as an app does, with Python's default encodings;
+`/env/<NAME>` answers {NAME: its value in the app's environment, or null}.
 
 WSGI_MODULE=dispatch:application
 """
@@ -63,6 +64,11 @@ def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
     if path.startswith("/text-file/"):
         return text_file(environ, start_response)
+    if path.startswith("/env/"):
+        name = path.removeprefix("/env/")
+        body = json.dumps({name: os.environ.get(name)}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
