@@ -55,7 +55,11 @@ def text_file(environ, start_response):
     with open(os.path.join(folder, name), "w") as f:
         f.write(name)
     with open(os.path.join(folder, name)) as f:
-        body = json.dumps({"listed": os.listdir(folder), "read": f.read()}).encode()
+        return json_answer(start_response, {"listed": os.listdir(folder), "read": f.read()})
+
+
+def json_answer(start_response, value) -> list[bytes]:
+    body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -66,9 +70,7 @@ def application(environ, start_response):
         return text_file(environ, start_response)
     if path.startswith("/env/"):
         name = path.removeprefix("/env/")
-        body = json.dumps({name: os.environ.get(name)}).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return json_answer(start_response, {name: os.environ.get(name)})
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
