@@ -3,14 +3,15 @@ statically.
 
 Debian builds its Python twice: the static library (libpython3.X.a, the one /usr/bin/python3 is linked from) with
 profile-guided and link-time optimisation, and the shared one (libpython3.X.so, what uWSGI links by default) without.
-Python code in a worker runs about 1.6x faster on the static one (docs/benchmark.md: "The Python uWSGI embeds"), as
+Python code in a worker runs faster on the static one (by how much: docs/benchmark.md, "The Python uWSGI embeds"), as
 fast as under /usr/bin/python3, which gunicorn and granian run on. Like /usr/bin/python3, the binary is then not
 position-independent (the library is not).
 
-Debian's static library leaves out the HACL* objects (Python's own SHA-2, for the built-in _sha2 module) that its
-MODLIBS names; they are compiled here from the same Python's Debian source package.
+The static library needs the module archives its MODLIBS names beside it. Debian ships none of the HACL* ones
+(Python's own SHA-2, for the built-in _sha2 module): those it leaves out are compiled here from the same Python's
+Debian source package.
 
-Usage: build_uwsgi.py REQUIREMENTS [PIP_ARGS...]
+Usage: build_uwsgi.py REQUIREMENTS
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ def run(*argv: str, **kwargs) -> None:
     subprocess.run(argv, check=True, **kwargs)
 
 
-def missing_archives(libpl: Path) -> list[str]:
-    """The Modules/... archives MODLIBS links into the static interpreter that the package does not ship."""
+def module_archives(libpl: Path) -> tuple[list[str], list[str]]:
+    """The Modules/... archives MODLIBS links into the static interpreter: (those the package ships, as paths to
+    link; those it leaves out, as MODLIBS names them)."""
     named = [word for word in sysconfig.get_config_var("MODLIBS").split() if word.endswith(".a")]
-    return [name for name in named if not (libpl / Path(name).name).exists()]
+    beside = {name: libpl / Path(name).name for name in named}
+    shipped = [str(path) for path in beside.values() if path.exists()]
+    return shipped, [name for name, path in beside.items() if not path.exists()]
 
 
 def compile_hacl(archives: list[str], version: str, workdir: Path) -> list[str]:
     """Objects for Modules/_hacl/libHacl_X.a: Modules/_hacl/Hacl_X.c of this Python's source package."""
+    if not archives:
+        return []
     unknown = [name for name in archives if not Path(name).name.startswith("libHacl_")]
     if unknown:
         sys.exit(f"build_uwsgi: the static libpython needs {unknown}, which this script cannot build")
@@ -60,14 +66,15 @@ def compile_hacl(archives: list[str], version: str, workdir: Path) -> list[str]:
     return objects
 
 
-def main(requirements: str, *pip_args: str) -> None:
+def main(requirements: str) -> None:
     version = sysconfig.get_config_var("VERSION")
     libpl = Path(sysconfig.get_config_var("LIBPL"))
     static = libpl / sysconfig.get_config_var("LIBRARY")
     if not static.exists():
         sys.exit(f"build_uwsgi: {static} is missing: install libpython{version}-dev (python3-dev brings it)")
     with tempfile.TemporaryDirectory() as tmp:
-        extra = compile_hacl(missing_archives(libpl), version, Path(tmp))
+        shipped, missing = module_archives(libpl)
+        extra = [*shipped, *compile_hacl(missing, version, Path(tmp))]
         system_libs = dict.fromkeys(
             word
             for var in ("LIBS", "SYSLIBS", "MODLIBS")
@@ -83,7 +90,7 @@ def main(requirements: str, *pip_args: str) -> None:
             ),
         }
         # No wheel cache: a uWSGI wheel built before (linked the default way) would be taken as it is.
-        run(PIP, "install", "--no-cache-dir", "-r", requirements, *pip_args, env=env)
+        run(PIP, "install", "--no-cache-dir", "-r", requirements, env=env)
     # The proof: the interpreter in the binary is the static one, not libpython3.X.so.
     linked = subprocess.run(["ldd", "/opt/venv/bin/uwsgi"], capture_output=True, text=True, check=True).stdout
     if "libpython" in linked:
@@ -91,6 +98,6 @@ def main(requirements: str, *pip_args: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) != 2:
         sys.exit(__doc__)
-    main(*sys.argv[1:])
+    main(sys.argv[1])
