@@ -12,7 +12,7 @@ import pytest
 import requests
 import testinfra
 
-from tests.harness import ECHO_APP, ECHO_APP_ENV, ROOT, Deployment, OwnStack, free_port
+from tests.harness import ECHO_APP, ECHO_APP_ENV, ECHO_MAX_RSS_MB, ROOT, Deployment, OwnStack, free_port
 from tests.host_postgres import HostPostgres
 from tools import settings
 from tools.compose import write_secret_key
@@ -173,7 +173,7 @@ def echo(request, tmp_path_factory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp(f"echo-{topology}")
     app_env = workdir / "app.env"
     app_env.write_text("".join(f"{name}={value}\n" for name, value in ECHO_APP_ENV.items()), encoding="utf-8")
-    env = {**ECHO_APP, "APP_ENV_FILE": str(app_env)}
+    env = {**ECHO_APP, "APP_ENV_FILE": str(app_env), "WORKER_MAX_RSS_MB": str(ECHO_MAX_RSS_MB)}
     stack = OwnStack(workdir, topology=topology, prefix="wct-echo", env=env)
     with stack.running() as running:
         yield running

@@ -32,6 +32,9 @@ ECHO_APP = {
 # The echo stack's APP_ENV_FILE (tests/conftest.py: echo): a setting of the app's own, beyond ASCII, and one the stack
 # sets itself (DEBUG), which the stack's value must win.
 ECHO_APP_ENV = {"ECHO_SETTING": "héllo, wörld = 1", "DEBUG": "true"}
+# The echo stack's memory limit per worker (WORKER_MAX_RSS_MB): above what an echo worker uses (every framework
+# imported, about 60 MB), below what the memory test makes one hold.
+ECHO_MAX_RSS_MB = 160
 
 
 def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:

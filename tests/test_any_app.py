@@ -13,8 +13,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.harness import ECHO_APP_ENV, Deployment, docker, make
+from tests.harness import ECHO_APP_ENV, ECHO_MAX_RSS_MB, Deployment, docker, json_lines, make, poll, uwsgi_stats
 from tests.http_wire import NOT_FORWARDED, exchange
+from tests.load import Load
 from tools import settings
 
 FRAMEWORKS = ["plain", "flask", "django", "falcon", "bottle"]
@@ -153,3 +154,34 @@ def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_
     echoed = requests.post(base + "/anything", data=iter([body[:50_000], body[50_000:]]), timeout=30).json()
     assert "Transfer-Encoding" not in echoed["headers"]
     assert echoed["headers"]["Content-Length"] == str(len(body))
+
+
+def running_workers(container: str) -> dict[int, int]:
+    """worker id -> pid, for the workers that are up, each with its memory read from /proc (uwsgi-ctl stats)."""
+    return {w["id"]: w["pid"] for w in uwsgi_stats(container)["workers"] if w["pid"] > 0 and w["rss"] > 0}
+
+
+def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_request_and_no_request_fails(
+    echo, load_report
+):
+    """WORKER_MAX_RSS_MB (the echo stack's is ECHO_MAX_RSS_MB): the worker that grew answers its request, is replaced
+    within seconds, and says why in the log; requests meanwhile are all served."""
+    container = echo.app_container
+    assert container
+    count = len(poll(lambda: running_workers(container), what="workers up"))
+    with Load(f"{echo.base_url}/", clients=2, duration=30, max_requests=5_000) as load:
+        grown = requests.get(f"{echo.base_url}/grow/{ECHO_MAX_RSS_MB + 40}", timeout=30)
+        assert grown.status_code == 200, grown.text[:300]
+        pid = grown.json()["pid"]
+
+        def replaced() -> bool:
+            pids = running_workers(container)
+            return pid not in pids.values() and len(pids) == count
+
+        poll(replaced, timeout=15, what=f"worker pid {pid} replaced by a fresh one")
+    load_report.append(f"memory recycling ({echo.nginx_container}): {load.result}")
+    assert load.result.sent and load.result.failed == 0, load.result
+    warnings = [r for r in json_lines(echo.logs(container)) if r.get("level") == "warning" and r.get("pid") == pid]
+    assert len(warnings) == 1, warnings
+    assert warnings[0]["source"] == "uwsgi" and warnings[0]["request_id"] == "-"
+    assert f"over WORKER_MAX_RSS_MB={ECHO_MAX_RSS_MB}" in warnings[0]["message"]

@@ -362,19 +362,24 @@ def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_wi
     assert requests.get(stack.base_url + "/", timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "1.2.3", "10s"])
-def test_a_queue_timeout_that_is_not_a_number_of_seconds_stops_the_app_container_at_start(value):
+UNREADABLE = [
+    # (setting, value, what the entrypoint says after "NAME=value: ")
+    *[("QUEUE_TIMEOUT", value, "use seconds, e.g. 10 (0: no deadline)") for value in ("abc", "-1", "1.2.3", "10s")],
+    *[("WORKER_MAX_RSS_MB", value, "use whole megabytes, e.g. 512 (0: never)") for value in ("x", "-1", "1.5", "9M")],
+]
+
+
+@pytest.mark.parametrize("name, value, advice", UNREADABLE, ids=[f"{name}={value}" for name, value, _ in UNREADABLE])
+def test_a_queue_timeout_or_memory_limit_that_is_not_a_number_stops_the_app_container_at_start(name, value, advice):
     image = settings.get("APP_IMAGE")
     result = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-e", f"QUEUE_TIMEOUT={value}", image, "serve"],
+        ["docker", "run", "--rm", "--network", "none", "-e", f"{name}={value}", image, "serve"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 78, result.stdout + result.stderr
-    assert result.stderr.strip().splitlines() == [
-        f"app-entrypoint: QUEUE_TIMEOUT={value}: use seconds, e.g. 10 (0: no deadline)"
-    ]
+    assert result.stderr.strip().splitlines() == [f"app-entrypoint: {name}={value}: {advice}"]
 
 
 @pytest.mark.lifecycle

@@ -18,12 +18,25 @@ STATS = ("127.0.0.1", 1717)
 
 
 def stats(timeout: float = 3) -> dict:
-    """The stats server's JSON (uwsgi-ctl stats, the metrics exporter)."""
+    """The stats server's JSON (uwsgi-ctl stats, the metrics exporter), each worker's `rss` read as it is now."""
     with socket.create_connection(STATS, timeout=timeout) as conn:
         chunks = []
         while data := conn.recv(65536):
             chunks.append(data)
-    return json.loads(b"".join(chunks))
+    answer = json.loads(b"".join(chunks))
+    for worker in answer.get("workers", []):
+        worker["rss"] = rss(worker.get("pid", 0))
+    return answer
+
+
+def rss(pid: int) -> int:
+    """A worker's resident memory in bytes (0 when it is not running). uWSGI's stats carry it only with memory-report,
+    which reads it after every request (uwsgi.ini: WORKER_MAX_RSS_MB); here it is read when asked for."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def workers() -> dict[int, tuple[int, str]]:

@@ -4,13 +4,17 @@ value sent as "\tx\t" would otherwise reach the app with its tabs. Nothing else 
 
 One thing is answered without the app: a request that waited in the app server's queue for longer than
 QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: Bursts).
+
+And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the request in hand (below).
 """
 
 import functools
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 # The app's own directory first, as check-app imports it.
@@ -76,3 +80,62 @@ def application(environ, start_response):
     for key in padded:
         environ[key] = environ[key].strip(WHITESPACE)
     return app(environ, start_response)
+
+
+# --- memory recycling -------------------------------------------------------------------------------------------
+# uWSGI's reload-on-rss reads the worker's memory from /proc after every request, which cost about a quarter of the
+# hello app's CPU per request (docs/benchmark.md: Where the time goes). Here a thread in each worker reads it once a
+# second instead, and past the limit asks the worker to stop as a chain reload does (SIGHUP to its main thread):
+# it finishes the request in hand, exits, and the master starts a fresh one. Nothing is added to a request's path.
+RSS_CHECK_EVERY = 1.0  # seconds
+
+
+def _rss_limit_mb() -> int:
+    raw = os.environ.get("WORKER_MAX_RSS_MB") or "0"
+    try:
+        megabytes = int(raw)
+    except ValueError:
+        megabytes = -1
+    if megabytes < 0:
+        raise ValueError(f"WORKER_MAX_RSS_MB={raw!r}: use a whole number of megabytes, e.g. 512 (0: never)")
+    return megabytes
+
+
+def rss_bytes(statm: int) -> int:
+    """The worker's resident memory, from /proc/self/statm (opened once: `statm`), as uWSGI's reload-on-rss reads it."""
+    return int(os.pread(statm, 64, 0).split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def watch_memory(limit_mb: int, main_thread: int, worker: int) -> None:
+    statm = os.open("/proc/self/statm", os.O_RDONLY)
+    while True:
+        time.sleep(RSS_CHECK_EVERY)
+        rss = rss_bytes(statm)
+        if rss > limit_mb * 2**20:
+            break
+    message = f"{rss / 2**20:.0f} MB of memory, over WORKER_MAX_RSS_MB={limit_mb}: recycled after the request in hand"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if os.environ.get("LOG_FORMAT", "json") == "text":
+        line = f"{stamp} uwsgi worker={worker} pid={os.getpid()} warning: {message}"
+    else:
+        # uWSGI's event records (docs/observability.md: Logs): no request, so request_id is "-".
+        record = {"time": stamp, "source": "uwsgi", "level": "warning", "request_id": "-"}
+        line = json.dumps({**record, "worker": worker, "pid": os.getpid(), "message": message})
+    print(line, file=sys.stderr, flush=True)
+    signal.pthread_kill(main_thread, signal.SIGHUP)
+
+
+def start_memory_watch() -> None:
+    """In a uWSGI worker only (where the `uwsgi` module exists), when a limit is set."""
+    limit_mb = _rss_limit_mb()
+    try:
+        import uwsgi  # there only in a uWSGI worker
+    except ImportError:
+        return
+    if not limit_mb:
+        return
+    args = (limit_mb, threading.main_thread().ident, uwsgi.worker_id())
+    threading.Thread(target=watch_memory, args=args, name="rss-watch", daemon=True).start()
+
+
+start_memory_watch()

@@ -2,7 +2,8 @@
 image and one stack serve every framework. `/` answers 200 and everything else 404: there is no health route.
 `/crash-once/<token>` and `/crash` are the faults the retry tests need (crash_once; every request to /crash kills its
 worker); `/text-file/<name>` writes and reads back a file as an app does, with Python's default encodings;
-`/env/<NAME>` answers {NAME: its value in the app's environment, or null}.
+`/env/<NAME>` answers {NAME: its value in the app's environment, or null}; `/grow/<MB>` makes its worker hold that
+much more memory, as a leaking app does, and answers {"pid", "held_mb"}.
 
 WSGI_MODULE=dispatch:application
 """
@@ -58,6 +59,18 @@ def text_file(environ, start_response):
         return json_answer(start_response, {"listed": os.listdir(folder), "read": f.read()})
 
 
+# What /grow/ holds on to, for as long as the worker lives.
+HELD: list[bytearray] = []
+GROW_AT_MOST_MB = 1024
+
+
+def grow(environ, start_response):
+    digits = "".join(c for c in environ["PATH_INFO"].rsplit("/", 1)[-1] if c.isdigit())
+    megabytes = min(int(digits or 0), GROW_AT_MOST_MB)
+    HELD.append(bytearray(megabytes * 2**20))  # zero-filled: every page written, so resident
+    return json_answer(start_response, {"pid": os.getpid(), "held_mb": sum(map(len, HELD)) // 2**20})
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -71,6 +84,8 @@ def application(environ, start_response):
     if path.startswith("/env/"):
         name = path.removeprefix("/env/")
         return json_answer(start_response, {name: os.environ.get(name)})
+    if path.startswith("/grow/"):
+        return grow(environ, start_response)
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
