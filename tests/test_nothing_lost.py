@@ -365,7 +365,7 @@ def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_wi
 UNREADABLE = [
     # (setting, value, what the entrypoint says after "NAME=value: ")
     *[("QUEUE_TIMEOUT", value, "use seconds, e.g. 10 (0: no deadline)") for value in ("abc", "-1", "1.2.3", "10s")],
-    *[("WORKER_MAX_RSS_MB", value, "use whole megabytes, e.g. 512 (0: never)") for value in ("x", "-1", "1.5", "9M")],
+    *[("WORKER_MAX_RSS_MB", value, "use whole megabytes, e.g. 512 (0: never)") for value in ("", "x", "-1", "9M")],
 ]
 
 

@@ -17,8 +17,9 @@ serve)
     case "${QUEUE_TIMEOUT:-10}" in
     *[!0-9.]* | *.*.* | .) echo "app-entrypoint: QUEUE_TIMEOUT=$QUEUE_TIMEOUT: use seconds, e.g. 10 (0: no deadline)" >&2; exit 78 ;;
     esac
-    # A worker past this many MB of memory is recycled after its request (uwsgi/uwsgi.ini holds the default); 0: never.
-    case "${WORKER_MAX_RSS_MB:-512}" in
+    # A worker past this many MB of memory is recycled after its request (uwsgi/uwsgi.ini holds the default, for
+    # when it is unset); 0: never.
+    case "${WORKER_MAX_RSS_MB-512}" in
     '' | *[!0-9]*) echo "app-entrypoint: WORKER_MAX_RSS_MB=$WORKER_MAX_RSS_MB: use whole megabytes, e.g. 512 (0: never)" >&2; exit 78 ;;
     esac
     # The app's metrics, one file per worker process (prometheus-client's multiprocess mode), read by

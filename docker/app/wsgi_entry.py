@@ -24,15 +24,17 @@ app = functools.reduce(getattr, (_name or "application").split("."), importlib.i
 WHITESPACE = " \t"
 
 
-def _queue_timeout() -> float:
-    raw = os.environ.get("QUEUE_TIMEOUT") or "10"
+def number_setting(name: str, default: str, kind: type[int] | type[float], advice: str) -> float:
+    """A setting that is a number, 0 or more, from the environment (`default` when unset or empty); otherwise an
+    error naming the setting and what to write (the container's entrypoint refuses the same values first)."""
+    raw = os.environ.get(name) or default
     try:
-        seconds = float(raw)
+        value = kind(raw)
     except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise ValueError(f"QUEUE_TIMEOUT={raw!r}: use a number of seconds, e.g. 10 (0: no deadline)")
-    return seconds
+        value = -1
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name}={raw!r}: {advice}")
+    return value
 
 
 # The queue's deadline. nginx stamps each request with QUEUE_START, its clock when it hands the request over
@@ -41,7 +43,7 @@ def _queue_timeout() -> float:
 # the app, so that the workers catch up with the queue instead of serving answers that may come too late, and the
 # client knows when to come back. Default 10 s, under nginx's uwsgi_read_timeout (35 s); 0 turns it off. A request
 # without the stamp (no nginx in front) is never shed.
-QUEUE_TIMEOUT = _queue_timeout()
+QUEUE_TIMEOUT = number_setting("QUEUE_TIMEOUT", "10", float, "use a number of seconds, e.g. 10 (0: no deadline)")
 RETRY_AFTER = "5"
 
 
@@ -90,17 +92,6 @@ def application(environ, start_response):
 RSS_CHECK_EVERY = 1.0  # seconds
 
 
-def _rss_limit_mb() -> int:
-    raw = os.environ.get("WORKER_MAX_RSS_MB") or "0"
-    try:
-        megabytes = int(raw)
-    except ValueError:
-        megabytes = -1
-    if megabytes < 0:
-        raise ValueError(f"WORKER_MAX_RSS_MB={raw!r}: use a whole number of megabytes, e.g. 512 (0: never)")
-    return megabytes
-
-
 def rss_bytes(statm: int) -> int:
     """The worker's resident memory, from /proc/self/statm (opened once: `statm`), as uWSGI's reload-on-rss reads it."""
     return int(os.pread(statm, 64, 0).split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -127,7 +118,8 @@ def watch_memory(limit_mb: int, main_thread: int, worker: int) -> None:
 
 def start_memory_watch() -> None:
     """In a uWSGI worker only (where the `uwsgi` module exists), when a limit is set."""
-    limit_mb = _rss_limit_mb()
+    # Set by uwsgi.ini unless the environment has it; unset only outside it (0: no limit).
+    limit_mb = int(number_setting("WORKER_MAX_RSS_MB", "0", int, "use whole megabytes, e.g. 512 (0: never)"))
     try:
         import uwsgi  # there only in a uWSGI worker
     except ImportError:
