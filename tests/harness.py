@@ -224,6 +224,11 @@ def uwsgi_stats(container: str) -> dict:
     return json.loads(docker("exec", container, "uwsgi-ctl", "stats"))
 
 
+def running_workers(container: str) -> dict[int, int]:
+    """worker id -> pid, for workers that are up (not being respawned)."""
+    return {w["id"]: w["pid"] for w in uwsgi_stats(container)["workers"] if w["pid"] > 0}
+
+
 def busy_workers(container: str) -> int:
     return sum(1 for worker in uwsgi_stats(container)["workers"] if worker["status"] == "busy")
 

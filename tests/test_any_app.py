@@ -13,7 +13,17 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.harness import ECHO_APP_ENV, ECHO_MAX_RSS_MB, Deployment, docker, json_lines, make, poll, uwsgi_stats
+from tests.harness import (
+    ECHO_APP_ENV,
+    ECHO_MAX_RSS_MB,
+    Deployment,
+    docker,
+    json_lines,
+    make,
+    poll,
+    running_workers,
+    uwsgi_stats,
+)
 from tests.http_wire import NOT_FORWARDED, exchange
 from tests.load import Load
 from tools import settings
@@ -156,11 +166,6 @@ def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_
     assert echoed["headers"]["Content-Length"] == str(len(body))
 
 
-def running_workers(container: str) -> dict[int, int]:
-    """worker id -> pid, for the workers that are up, each with its memory read from /proc (uwsgi-ctl stats)."""
-    return {w["id"]: w["pid"] for w in uwsgi_stats(container)["workers"] if w["pid"] > 0 and w["rss"] > 0}
-
-
 def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_request_and_no_request_fails(
     echo, load_report
 ):
@@ -179,6 +184,8 @@ def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_reques
             return pid not in pids.values() and len(pids) == count
 
         poll(replaced, timeout=15, what=f"worker pid {pid} replaced by a fresh one")
+    # Each worker's memory, read from /proc when asked (uWSGI's stats carry it only with memory-report).
+    assert all(w["rss"] > 0 for w in uwsgi_stats(container)["workers"] if w["pid"] > 0)
     load_report.append(f"memory recycling ({echo.nginx_container}): {load.result}")
     assert load.result.sent and load.result.failed == 0, load.result
     warnings = [r for r in json_lines(echo.logs(container)) if r.get("level") == "warning" and r.get("pid") == pid]

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.harness import OwnStack, busy_workers, docker, make, poll, stats_answer, uwsgi_stats
+from tests.harness import OwnStack, busy_workers, docker, make, poll, running_workers, stats_answer, uwsgi_stats
 from tests.load import Load
 from tests.test_examples import example_env
 
@@ -42,11 +42,6 @@ def ops(tmp_path_factory):
         yield deployment
 
 
-def workers(container: str) -> dict[int, int]:
-    """worker id -> pid, for workers that are up (not being respawned)."""
-    return {w["id"]: w["pid"] for w in uwsgi_stats(container)["workers"] if w["pid"] > 0}
-
-
 def timed_get(url: str, timeout: float = 30) -> tuple[int | None, float, str]:
     started = time.monotonic()
     try:
@@ -57,7 +52,7 @@ def timed_get(url: str, timeout: float = 30) -> tuple[int | None, float, str]:
 
 
 def test_worker_count_and_limits_come_from_the_environment(ops):
-    assert len(workers(ops.app_container)) == WORKERS
+    assert len(running_workers(ops.app_container)) == WORKERS
 
 
 def test_with_every_worker_busy_and_the_queue_full_excess_requests_get_a_fast_json_error(ops, load_report):
@@ -94,7 +89,7 @@ def test_with_every_worker_busy_and_the_queue_full_excess_requests_get_a_fast_js
 
 def test_make_reload_under_load_fails_no_request_and_serves_the_new_code(ops, load_report):
     container = ops.app_container
-    before = workers(container)
+    before = running_workers(container)
     docker(
         "exec",
         "-u",
@@ -113,18 +108,18 @@ def test_make_reload_under_load_fails_no_request_and_serves_the_new_code(ops, lo
         load.wait_for_requests(served + 100)
     load_report.append(f"reload (chain, under load): {load.result}")
     assert load.result.failed == 0, str(load.result)
-    assert set(workers(container).values()).isdisjoint(before.values()), "every worker was replaced"
+    assert set(running_workers(container).values()).isdisjoint(before.values()), "every worker was replaced"
     assert "plain WSGI example, reloaded" in requests.get(f"{ops.base_url}/", timeout=10).text
 
 
 def test_a_worker_killed_with_sigkill_is_respawned_and_at_most_its_request_fails(ops, load_report):
     container = ops.app_container
-    victim_id, victim_pid = sorted(workers(container).items())[0]
+    victim_id, victim_pid = sorted(running_workers(container).items())[0]
     with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
         load.wait_for_requests(50)
         docker("exec", container, "kill", "-KILL", str(victim_pid))
         poll(
-            lambda: workers(container).get(victim_id, victim_pid) != victim_pid,
+            lambda: running_workers(container).get(victim_id, victim_pid) != victim_pid,
             timeout=15,
             what="the master respawns the killed worker",
         )
@@ -132,7 +127,7 @@ def test_a_worker_killed_with_sigkill_is_respawned_and_at_most_its_request_fails
     load_report.append(f"worker SIGKILL (under load): {load.result}")
     # One thread per worker: at most the one request it was serving is lost.
     assert load.result.failed <= 1, str(load.result)
-    assert len(workers(container)) == WORKERS
+    assert len(running_workers(container)) == WORKERS
 
 
 def test_recycled_workers_drop_no_requests(ops, load_report):
@@ -152,7 +147,7 @@ def test_a_worker_stuck_past_harakiri_is_killed_and_the_client_quickly_gets_a_cl
     assert status in (502, 504), body
     assert elapsed < HARAKIRI + 3, f"the client waited {elapsed:.1f} s"
     assert '"error": "app server unavailable"' in body or '"error": "app server timed out"' in body
-    poll(lambda: len(workers(ops.app_container)) == WORKERS, timeout=15, what="the master respawns the worker")
+    poll(lambda: len(running_workers(ops.app_container)) == WORKERS, timeout=15, what="the master respawns the worker")
 
 
 def test_nginx_sends_a_post_again_only_when_it_carries_an_idempotency_key(ops):
