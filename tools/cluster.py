@@ -6,8 +6,9 @@ database the multi-node stack needs: PostgreSQL (compose.yaml's `postgres` profi
 wsgi-chain.database=true, here the manager. See docs/cluster.md.
 
 - up: build the node and PostgreSQL images, start the nodes, form the swarm, load the app and nginx images into
-  every node (docker save | docker load: no registry), deploy the stack, wait until every replica is healthy.
-  nginx runs on the manager, whose HTTP_PORT the host reaches on HTTP_BIND:HTTP_PORT, as with `make up`.
+  every node (docker save into the state directory the nodes mount, docker load -i there: no registry), deploy the
+  stack, wait until every replica is healthy. nginx runs on the manager, whose HTTP_PORT the host reaches on
+  HTTP_BIND:HTTP_PORT, as with `make up`.
 - down: remove the nodes and everything `up` created: containers, volumes, the network, the images, the state
   directory, and the cgroups a killed node's engine leaves behind on this host.
 - status: the nodes and the stack's services.
@@ -36,11 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools import settings, swarm
-from tools.compose import ROOT
+from tools.compose import ROOT, Compose
 from tools.stack import ensure_secret_key, env
 
 STATE_DIR = ROOT / ".build" / "cluster"
-NODE_DIR = ROOT / "deploy" / "cluster"
+# The node and PostgreSQL images' build (compose: BuildKit's cache).
+IMAGES_FILE = ROOT / "deploy" / "cluster" / "images.yaml"
 NODE_IMAGE = "wsgi-chain-cluster/node:latest"
 POSTGRES_IMAGE = "wsgi-chain-cluster/postgres:17"
 # Marks every container, volume and network a cluster is made of, by cluster name: `down` removes by it.
@@ -60,6 +62,9 @@ NODE_FLAGS = (
 )
 # Where the manager's engine puts its second API socket (a bind-mounted host directory, only root reads it).
 API_DIR_IN_NODE = "/run/node-api"
+# Where every node reads the image archives `up` hands it (the cluster's state directory, bind-mounted read-only):
+# a node's `docker load -i` reads the file, instead of the archive being streamed through `docker exec` stdin.
+ARCHIVES_IN_NODE = "/run/cluster-images"
 
 
 class ClusterError(RuntimeError):
@@ -105,6 +110,10 @@ class Cluster:
         return f"unix://{self.api_dir}/docker.sock"
 
     @property
+    def archives_dir(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
     def password_file(self) -> Path:
         return self.state_dir / "postgres_password"
 
@@ -137,40 +146,33 @@ class Cluster:
 
 
 def build_images() -> None:
-    """The node image and the PostgreSQL one, from the base image (defaults.env), in parallel."""
+    """The node image and the PostgreSQL one, from the base image (defaults.env), built together by compose
+    (deploy/cluster/images.yaml: BuildKit's cache, which `down` removing the images leaves in place)."""
     base = settings.get("BASE_IMAGE")
     if not host_docker("image", "ls", "-q", base):
         raise ClusterError(f"base image {base} missing: run `make build` (its bootstrap builds it)")
-
-    def build(tag: str, dockerfile: str) -> str:
-        host_docker(
-            "build",
-            "-q",
-            "--build-arg",
-            f"BASE_IMAGE={base}",
-            "-t",
-            tag,
-            "-f",
-            str(NODE_DIR / dockerfile),
-            str(NODE_DIR),
-        )
-        return tag
-
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(build, (NODE_IMAGE, POSTGRES_IMAGE), ("node.Dockerfile", "postgres.Dockerfile")))
+    images = Compose(
+        files=(str(IMAGES_FILE.relative_to(ROOT)),),
+        env={"BASE_IMAGE": base, "CLUSTER_NODE_IMAGE": NODE_IMAGE, "CLUSTER_POSTGRES_IMAGE": POSTGRES_IMAGE},
+    )
+    environ = {k: v for k, v in images.environment().items() if k != "DOCKER_HOST"}
+    built = subprocess.run(images.command("build"), env=environ, capture_output=True, text=True, timeout=900)
+    if built.returncode != 0:
+        raise ClusterError(f"building the cluster's images failed ({IMAGES_FILE}): {built.stderr.strip()[-2000:]}")
 
 
 def start_nodes(cluster: Cluster, http_bind: str, http_port: str) -> None:
     label = f"{LABEL}={cluster.name}"
     host_docker("network", "create", "--label", label, cluster.name)
-    cluster.api_dir.mkdir(parents=True, exist_ok=True)
-    cluster.api_dir.chmod(0o700)
+    for directory in (cluster.api_dir, cluster.archives_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
     for node in cluster.nodes:
         host_docker("volume", "create", "--label", label, node)
-        extra: list[str] = []
+        extra = ["-v", f"{cluster.archives_dir}:{ARCHIVES_IN_NODE}:ro"]
         if node == cluster.manager:
             # The manager runs nginx (compose.swarm.yaml), published on the node: the host's port maps to it.
-            extra = ["-v", f"{cluster.api_dir}:{API_DIR_IN_NODE}", "-e", f"NODE_API_DIR={API_DIR_IN_NODE}"]
+            extra += ["-v", f"{cluster.api_dir}:{API_DIR_IN_NODE}", "-e", f"NODE_API_DIR={API_DIR_IN_NODE}"]
             extra += ["-p", f"{http_bind}:{http_port}:{http_port}"]
         host_docker(
             *("run", "-d", "--name", node, "--hostname", node, "--label", label, "--network", cluster.name),
@@ -205,28 +207,33 @@ def form_swarm(cluster: Cluster) -> None:
 
 
 def distribute_images(cluster: Cluster, images: list[str], database_node_images: list[str]) -> None:
-    """Every node gets the stack's images (docker save | docker load); the database node the PostgreSQL image too."""
+    """Every node gets the stack's images, the database node the PostgreSQL image too: `docker save` into the state
+    directory, which every node mounts, and `docker load -i` there in each node at once (no registry)."""
     for image in images + database_node_images:
         if not host_docker("image", "ls", "-q", image):
             raise ClusterError(f"image {image} missing on this host: run `make build`")
-    archive = host_docker_save(images)
-    extra = host_docker_save(database_node_images) if database_node_images else b""
+    with ThreadPoolExecutor(2 + len(cluster.nodes)) as pool:
+        stack = pool.submit(save_archive, cluster, images)
+        database = pool.submit(save_archive, cluster, database_node_images) if database_node_images else None
 
-    def load(node: str) -> None:
-        cluster.node_docker(node, "load", "-q", input=archive, timeout=600)
-        if extra and node == cluster.manager:
-            cluster.node_docker(node, "load", "-q", input=extra, timeout=600)
+        def load(node: str) -> None:
+            for archive in [stack, database] if database and node == cluster.manager else [stack]:
+                in_node = f"{ARCHIVES_IN_NODE}/{archive.result().name}"
+                cluster.node_docker(node, "load", "-q", "-i", in_node, timeout=600)
 
-    with ThreadPoolExecutor(len(cluster.nodes)) as pool:
-        list(pool.map(load, cluster.nodes))
+        try:
+            list(pool.map(load, cluster.nodes))
+        finally:
+            for archive in filter(None, (stack, database)):
+                if not archive.exception():
+                    archive.result().unlink(missing_ok=True)
 
 
-def host_docker_save(images: list[str]) -> bytes:
-    environ = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    result = subprocess.run(["docker", "save", *images], capture_output=True, env=environ, timeout=600)
-    if result.returncode != 0:
-        raise ClusterError(f"docker save {' '.join(images)} failed: {result.stderr.decode().strip()}")
-    return result.stdout
+def save_archive(cluster: Cluster, images: list[str]) -> Path:
+    """`docker save` of `images` into a file of its own in the directory the nodes mount."""
+    archive = cluster.archives_dir / f"{secrets.token_hex(4)}.tar"
+    host_docker("save", "-o", str(archive), *images, timeout=600)
+    return archive
 
 
 def database_settings(cluster: Cluster) -> dict[str, str]:

@@ -48,6 +48,7 @@ COMPOSE_SETS: list[tuple[tuple[str, ...], dict[str, str]]] = [
         },
     ),
     (("compose.yaml", "compose.swarm.yaml"), {}),
+    (("deploy/cluster/images.yaml",), {"CLUSTER_NODE_IMAGE": "placeholder", "CLUSTER_POSTGRES_IMAGE": "placeholder"}),
 ]
 
 
