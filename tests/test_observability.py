@@ -17,8 +17,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import Deployment, OwnStack, docker, poll, send_raw
+from tests.harness import Deployment, OwnStack, docker, free_port, poll, send_raw
 from tests.load import Load
+from tools import settings
 
 METRICS_PORT = 9117
 INDEX = {"view": "index", "method": "GET", "status": "200"}
@@ -135,6 +136,8 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
     request_id = headers["X-Request-ID"]
     poll(lambda: with_id(deployment, deployment.app_container, "app", request_id), what="the app's warning")
     poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI's request log")
+    # nginx writes its access log a buffer at a time (at least once a second).
+    poll(lambda: with_id(deployment, deployment.nginx_container, "nginx", request_id), what="nginx's access log")
 
     nginx_out = subprocess.run(["docker", "logs", deployment.nginx_container], capture_output=True, text=True).stdout
     if not deployment.single:
@@ -199,6 +202,49 @@ def test_uwsgi_disable_logging_false_logs_every_request_that_reaches_the_app(tex
 
     [line] = poll(lambda: logged(), what="uWSGI's line for a 200")
     assert " 200 " in line and "request_id=" in line, line
+
+
+class HostMismatchLoad(Load):
+    """Requests nginx answers itself (421: a Host none of its server names), each with a path of its own."""
+
+    def __init__(self, port: int, marker: str, **kwargs):
+        super().__init__(f"http://127.0.0.1:{port}/{marker}", **kwargs)
+
+    def request(self, session: requests.Session, number: int) -> requests.Response:
+        return session.get(f"{self.url}/{number}", headers={"Host": "other.example"}, timeout=self.timeout)
+
+    @property
+    def answered(self) -> int:
+        return sum(self.result.statuses.values())
+
+
+def test_nginx_writes_its_buffered_access_log_in_whole_lines_and_a_stop_under_load_loses_none(tmp_path):
+    """nginx buffers its access log per worker (nginx/conf.d/logging.conf). On the nginx image alone, under 8 clients:
+    every line on stdout is one whole JSON record, though the workers write into one pipe, and `docker stop` in the
+    middle of the load (nginx's graceful stop) writes out what each worker still held: every answered request has its
+    line."""
+    image = settings.get("NGINX_IMAGE")
+    name, port, marker = f"wct-accesslog-{uuid.uuid4().hex[:6]}", free_port(), uuid.uuid4().hex
+    docker("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "-p", f"127.0.0.1:{port}:8080", image)  # noqa: S108 - in the container
+    try:
+        poll(
+            lambda: docker("inspect", "-f", "{{.State.Health.Status}}", name).strip() == "healthy",
+            timeout=60,
+            what="the nginx container healthy",
+        )
+        workers = docker("exec", name, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").count("worker process")
+        with HostMismatchLoad(port, marker, clients=8, duration=60, max_requests=20_000, timeout=5) as load:
+            poll(lambda: load.answered >= 2000, timeout=30, interval=0.05, what="2000 answers")
+            docker("stop", "--time", "20", name)
+        assert set(load.result.statuses) == {421}, str(load.result)
+        stdout = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=True).stdout
+    finally:
+        docker("rm", "-f", name, check=False)
+    lines = stdout.splitlines()
+    records = [json.loads(line) for line in lines]  # each line whole: one JSON object
+    logged = [r["path"] for r in records if r["path"].startswith(f"/{marker}/")]
+    assert workers >= 2, "one worker: nothing to interleave"
+    assert len(logged) == len(set(logged)) >= load.answered, f"{len(logged)} lines for {load.result}"
 
 
 # --- metrics ----------------------------------------------------------------------------------------------------

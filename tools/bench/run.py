@@ -17,8 +17,8 @@ from tools.bench import cpu, load, machine, memory, plan, report, seed, stats, s
 from tools.bench.settings import Settings
 from tools.bench.stack import BenchStack
 
-# nginx's "chain" log format: ... "GET /path HTTP/1.1" 200 57 ...
-STATUS = re.compile(r'" (\d{3}) \d+ "')
+# The status in nginx's access log, a JSON line per request (nginx/conf.d/logging.conf: `"status":200`).
+STATUS = re.compile(r'"source":"nginx".*?"status":(\d{3})')
 FAILURES = (load.LoadError, RuntimeError, OSError, LookupError, ValueError, subprocess.SubprocessError)
 
 
@@ -27,7 +27,8 @@ def now(timespec: str = "seconds") -> str:
 
 
 def statuses(container: str, since: str) -> dict[str, int]:
-    """Responses by HTTP status in nginx's access log since a time: what wrk's "status errors" were."""
+    """Responses by HTTP status in nginx's access log since a time: what wrk's "status errors" were (read right
+    after the run: the last second's lines may still be in nginx's log buffer)."""
     logs = subprocess.run(
         ["docker", "logs", "--since", since, container], capture_output=True, text=True, timeout=60, check=False
     ).stdout
