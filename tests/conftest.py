@@ -12,7 +12,16 @@ import pytest
 import requests
 import testinfra
 
-from tests.harness import ECHO_APP, ECHO_APP_ENV, ECHO_MAX_RSS_MB, ROOT, Deployment, OwnStack, free_port
+from tests.harness import (
+    ECHO_APP,
+    ECHO_APP_ENV,
+    ECHO_MAX_RSS_MB,
+    ROOT,
+    Deployment,
+    OwnStack,
+    forget_builds,
+    free_port,
+)
 from tests.host_postgres import HostPostgres
 from tools import settings
 from tools.compose import write_secret_key
@@ -33,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """A deployment given on the command line is given whole: one line of usage, not an error per test."""
     if verifying(config) and not (config.getoption("--nginx-host") and config.getoption("--app-host")):
         raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
+    # make test's parallel run (its controller, before any worker builds): the images are built once per run.
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        forget_builds()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

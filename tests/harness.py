@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import yaml
 
 from tools import settings
 from tools.compose import ROOT, Compose, free_port, write_secret_key
@@ -123,6 +128,70 @@ def json_lines(text: str) -> list[dict]:
     return records
 
 
+# make test builds a stack's images once per run (pytest-xdist's workers share the run's id): a later build of the
+# same inputs, on any worker, finds a marker here and the images still tagged, and skips. The controller empties the
+# folder of earlier runs when a run starts (tests/conftest.py).
+BUILT_MARKERS = ROOT / ".build" / "test-builds"
+IMAGE_SETTINGS = ("APP_IMAGE", "NGINX_IMAGE", "SINGLE_IMAGE")
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as compose reads it, far enough for build_inputs: its merge tags (!override, !reset) are plain values."""
+
+
+def _untagged(loader: ComposeLoader, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+for _tag in ("!override", "!reset"):
+    ComposeLoader.add_constructor(_tag, _untagged)
+
+
+def build_inputs(files: tuple[str, ...]) -> list[str]:
+    """The settings a build of these compose files reads: every build argument the files name, and the image tags."""
+    names = set(IMAGE_SETTINGS)
+    for file in {settings.TOPOLOGIES["split"].compose_file, *files}:
+        for service in (yaml.load((ROOT / file).read_text(), ComposeLoader).get("services") or {}).values():  # noqa: S506
+            args = (service.get("build") or {}).get("args") or []
+            names |= {arg.split("=", 1)[0] for arg in args} if isinstance(args, list) else set(args)
+    return sorted(names)
+
+
+def built_once(
+    compose: Compose, images: list[str], build: Callable[[], subprocess.CompletedProcess]
+) -> subprocess.CompletedProcess:
+    """build() unless this run built the same inputs already and their images are still there; outside a pytest-xdist
+    run, always. A lock per inputs keeps two workers from building the same images at once."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        return build()
+    environment = compose.environment()
+    inputs = {name: environment.get(name) or settings.defaults().get(name, "") for name in build_inputs(compose.files)}
+    key = hashlib.sha256(json.dumps([compose.files, inputs], sort_keys=True).encode()).hexdigest()[:16]
+    folder = BUILT_MARKERS / run
+    folder.mkdir(parents=True, exist_ok=True)
+    tags = [inputs[name] for name in images]
+    with open(folder / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = folder / f"{key}.built"
+        present = subprocess.run(["docker", "image", "inspect", *tags], capture_output=True).returncode == 0
+        if marker.exists() and present:
+            return subprocess.CompletedProcess(["build"], 0, f"built earlier in this run: {', '.join(tags)}\n", "")
+        result = build()
+        if result.returncode == 0:
+            marker.touch()
+        return result
+
+
+def forget_builds() -> None:
+    """At the start of a run: earlier runs' markers go."""
+    shutil.rmtree(BUILT_MARKERS, ignore_errors=True)
+
+
 class OwnStack:
     """A stack under its own compose project name, on a free loopback port; always torn down.
 
@@ -150,6 +219,11 @@ class OwnStack:
         )
 
     def build(self) -> subprocess.CompletedProcess:
+        """As `make build` does; once per `make test` run for the same build inputs (built_once)."""
+        images = [*IMAGE_SETTINGS[:2], *(["SINGLE_IMAGE"] if self.topology == "single" else [])]
+        return built_once(self.compose, images, self._build)
+
+    def _build(self) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "tools.stack", "build"],
             cwd=ROOT,

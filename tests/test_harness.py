@@ -1,0 +1,73 @@
+"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests import harness
+from tools import settings
+from tools.compose import Compose
+
+SPLIT = (settings.TOPOLOGIES["split"].compose_file,)
+IMAGES = ["APP_IMAGE", "NGINX_IMAGE"]
+
+
+class Builds:
+    """A stand-in for the build: counts the calls, answers as a build does."""
+
+    def __init__(self, returncode: int = 0):
+        self.calls, self.returncode = 0, returncode
+
+    def __call__(self) -> subprocess.CompletedProcess:
+        self.calls += 1
+        return subprocess.CompletedProcess(["build"], self.returncode, "", "")
+
+
+@pytest.fixture
+def run(monkeypatch, tmp_path) -> str:
+    """A run of its own: markers in a folder of the test's, under a run id of its own."""
+    monkeypatch.setattr(harness, "BUILT_MARKERS", tmp_path / "markers")
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "a-run")
+    return "a-run"
+
+
+def test_the_same_build_inputs_are_built_once_per_run_and_other_inputs_again(run):
+    builds = Builds()
+    stack = Compose(project="wct-a", env={"HTTP_PORT": "1", "SECRET_KEY_FILE": "/a"}, files=SPLIT)
+    other_port = Compose(project="wct-b", env={"HTTP_PORT": "2", "SECRET_KEY_FILE": "/b"}, files=SPLIT)
+    other_app = Compose(
+        project="wct-c", env={"APP_SRC": "examples/plain", "WSGI_MODULE": "app:application"}, files=SPLIT
+    )
+    for compose in (stack, other_port, stack):
+        assert harness.built_once(compose, IMAGES, builds).returncode == 0
+    assert builds.calls == 1, "a port, a project or a secret is no build input"
+    harness.built_once(other_app, IMAGES, builds)
+    assert builds.calls == 2, "another app is"
+
+
+def test_a_failed_build_a_missing_image_or_a_new_run_builds_again(run, monkeypatch):
+    failing, builds = Builds(returncode=1), Builds()
+    stack = Compose(project="wct-a", env={}, files=SPLIT)
+    assert harness.built_once(stack, IMAGES, failing).returncode == 1
+    harness.built_once(stack, IMAGES, builds)
+    assert builds.calls == 1, "a failed build leaves no marker"
+    gone = Compose(project="wct-a", env={"APP_IMAGE": "wsgi-chain-test/no-such-image:none"}, files=SPLIT)
+    harness.built_once(gone, IMAGES, builds)
+    harness.built_once(gone, IMAGES, builds)
+    assert builds.calls == 3, "an image not there is built, whatever the marker says"
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "another-run")
+    harness.built_once(stack, IMAGES, builds)
+    assert builds.calls == 4
+    monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID")
+    harness.built_once(stack, IMAGES, builds)
+    assert builds.calls == 5, "outside a pytest-xdist run, every build runs"
+
+
+def test_the_build_inputs_are_every_build_argument_of_the_compose_files_and_the_image_tags():
+    split = harness.build_inputs(SPLIT)
+    assert {"APP_SRC", "WSGI_MODULE", "BASE_IMAGE", "STATIC_URL", "APP_IMAGE", "NGINX_IMAGE"} <= set(split)
+    assert not {"HTTP_PORT", "SECRET_KEY_FILE", "APP_ENV_FILE"} & set(split)
+    single = harness.build_inputs((settings.TOPOLOGIES["single"].compose_file,))
+    assert set(split) <= set(single) and "SINGLE_IMAGE" in single
