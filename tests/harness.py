@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -108,6 +109,10 @@ class Deployment:
         """The JSON log records of one source ("nginx", "uwsgi" or "app") in a container's output."""
         return [record for record in json_lines(self.logs(container)) if record.get("source") == source]
 
+    def with_request_id(self, container: str, source: str, request_id: str) -> list[dict]:
+        """The records of one source that carry a request ID."""
+        return [record for record in self.records(container, source) if record.get("request_id") == request_id]
+
     def uwsgi_log(self) -> list[str]:
         """uWSGI's request log lines (JSON, "source": "uwsgi"), whatever else shares the container's log."""
         assert self.app_container
@@ -151,6 +156,7 @@ for _tag in ("!override", "!reset"):
     ComposeLoader.add_constructor(_tag, _untagged)
 
 
+@functools.cache
 def build_inputs(files: tuple[str, ...]) -> list[str]:
     """The settings a build of these compose files reads: every build argument the files name, and the image tags."""
     names = set(IMAGE_SETTINGS)

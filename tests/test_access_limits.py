@@ -91,11 +91,9 @@ def test_password_guessing_gets_429_after_the_burst_while_the_same_client_is_ser
 
     request_id = refused.headers["X-Request-ID"]
     record = poll(
-        lambda: next(
-            (r for r in limited.records(limited.nginx_container, "nginx") if r.get("request_id") == request_id), None
-        ),
+        lambda: limited.with_request_id(limited.nginx_container, "nginx", request_id),
         what="nginx logs the refused guess with its request ID",
-    )
+    )[0]
     # (Its "method" says GET: nginx turns a request it answers with an error page into a GET before logging it.)
     assert (record["status"], record["path"]) == (429, "/api-auth/login/")
 

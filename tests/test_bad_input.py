@@ -154,9 +154,7 @@ def reached_app(deployment: Deployment, marker: str, request_id: str | None = No
     request ID nginx answered with, its access line is waited for first (nginx writes the log a buffer at a time)."""
     if request_id:
         poll(
-            lambda: any(
-                r.get("request_id") == request_id for r in deployment.records(deployment.nginx_container, "nginx")
-            ),
+            lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id),
             what=f"nginx's access line for request {request_id}",
         )
     passed = any(

@@ -44,10 +44,6 @@ def all_logs(deployment: Deployment) -> str:
     return "\n".join(deployment.logs(container) for container in containers if container)
 
 
-def with_id(deployment: Deployment, container: str, source: str, request_id: str) -> list[dict]:
-    return [record for record in deployment.records(container, source) if record.get("request_id") == request_id]
-
-
 def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
     """A GET with the request target sent byte for byte (requests would percent-encode quotes and backslashes)."""
     url = urlsplit(base_url)
@@ -71,9 +67,9 @@ def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi
     assert response.status_code == 404
     assert response.headers["X-Request-ID"] == request_id
 
-    nginx = poll(lambda: with_id(deployment, deployment.nginx_container, "nginx", request_id), what="nginx log")
-    uwsgi = poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI log")
-    app = poll(lambda: with_id(deployment, deployment.app_container, "app", request_id), what="app log")
+    nginx = poll(lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id), what="nginx log")
+    uwsgi = poll(lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id), what="uWSGI log")
+    app = poll(lambda: deployment.with_request_id(deployment.app_container, "app", request_id), what="app log")
     assert [r["status"] for r in nginx] == [404]
     assert [r["status"] for r in uwsgi] == [404]
     assert [(r["level"], r["logger"], r["status"]) for r in app] == [("warning", "django.request", 404)]
@@ -93,7 +89,7 @@ def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, de
         (deployment.app_container, "uwsgi"),
         (deployment.app_container, "app"),
     ):
-        records = poll(lambda c=container, s=source: with_id(deployment, c, s, request_id), what=f"{source} log")
+        records = poll(lambda c=container, s=source: deployment.with_request_id(c, s, request_id), what=f"{source} log")
         assert all(marker in record.get("path", record.get("message", "")) for record in records), records
 
 
@@ -118,8 +114,13 @@ def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(h
     request_id = response.headers["X-Request-ID"]
     assert request_id != incoming
     assert GENERATED_ID.fullmatch(request_id)
-    poll(lambda: with_id(deployment, deployment.nginx_container, "nginx", request_id), what="nginx logs the new ID")
-    poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI logs the new ID")
+    poll(
+        lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id),
+        what="nginx logs the new ID",
+    )
+    poll(
+        lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id), what="uWSGI logs the new ID"
+    )
     assert incoming not in all_logs(deployment)
 
 
@@ -134,10 +135,10 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
     status, headers = raw_get(deployment.base_url, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
     assert " 404 " in status
     request_id = headers["X-Request-ID"]
-    poll(lambda: with_id(deployment, deployment.app_container, "app", request_id), what="the app's warning")
-    poll(lambda: with_id(deployment, deployment.app_container, "uwsgi", request_id), what="uWSGI's request log")
+    poll(lambda: deployment.with_request_id(deployment.app_container, "app", request_id), what="the app's warning")
+    poll(lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id), what="uWSGI's request log")
     # nginx writes its access log a buffer at a time (at least once a second).
-    poll(lambda: with_id(deployment, deployment.nginx_container, "nginx", request_id), what="nginx's access log")
+    poll(lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id), what="nginx's access log")
 
     nginx_out = subprocess.run(["docker", "logs", deployment.nginx_container], capture_output=True, text=True).stdout
     if not deployment.single:
@@ -218,7 +219,7 @@ class HostMismatchLoad(Load):
         return sum(self.result.statuses.values())
 
 
-def test_nginx_writes_its_buffered_access_log_in_whole_lines_and_a_stop_under_load_loses_none(tmp_path):
+def test_nginx_writes_its_buffered_access_log_in_whole_lines_and_a_stop_under_load_loses_none():
     """nginx buffers its access log per worker (nginx/conf.d/logging.conf). On the nginx image alone, under 8 clients:
     every line on stdout is one whole JSON record, though the workers write into one pipe, and `docker stop` in the
     middle of the load (nginx's graceful stop) writes out what each worker still held: every answered request has its

@@ -71,9 +71,14 @@ class ClusterError(RuntimeError):
     """Something the operator must fix; the message says what."""
 
 
+def host_environ(environ: dict[str, str]) -> dict[str, str]:
+    """An environment whose docker commands reach this host's own engine (never the cluster's): no DOCKER_HOST."""
+    return {k: v for k, v in environ.items() if k != "DOCKER_HOST"}
+
+
 def host_docker(*args: str, check: bool = True, timeout: float = 300, input: bytes | None = None) -> str:
     """This host's own engine (never the cluster's, whatever DOCKER_HOST says)."""
-    environ = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    environ = host_environ(dict(os.environ))
     result = subprocess.run(["docker", *args], capture_output=True, timeout=timeout, env=environ, input=input)
     if check and result.returncode != 0:
         stderr = result.stderr.decode(errors="replace").strip()
@@ -155,7 +160,7 @@ def build_images() -> None:
         files=(str(IMAGES_FILE.relative_to(ROOT)),),
         env={"BASE_IMAGE": base, "CLUSTER_NODE_IMAGE": NODE_IMAGE, "CLUSTER_POSTGRES_IMAGE": POSTGRES_IMAGE},
     )
-    environ = {k: v for k, v in images.environment().items() if k != "DOCKER_HOST"}
+    environ = host_environ(images.environment())
     built = subprocess.run(images.command("build"), env=environ, capture_output=True, text=True, timeout=900)
     if built.returncode != 0:
         raise ClusterError(f"building the cluster's images failed ({IMAGES_FILE}): {built.stderr.strip()[-2000:]}")
