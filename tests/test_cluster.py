@@ -39,6 +39,8 @@ USER = "loadtester"
 # The load: 4 clients, one request in three a POST; bounded in time and count like every load here.
 CLIENTS = 4
 POST_EVERY = 3
+# The advisory lock the node-kill test holds on the node it kills.
+LOCK_KEY = 4242
 
 
 @dataclass
@@ -65,16 +67,36 @@ class ClusterStack:
     def replica_nodes(self) -> Counter:
         return Counter(task["Node"] for task in self.app_tasks())
 
-    def nginx_retries(self, since: float) -> Counter:
-        """Requests nginx sent on to a second replica since `since` (seconds since the epoch), by method: its access
-        log has an upstream status for each attempt ("502, 201")."""
+    def nginx_log(self, since: float, request_ids: list[str]) -> list[str]:
+        """nginx's log lines since `since` (seconds since the epoch): its access log's JSON records (stdout) and its
+        error log's lines (stderr); read again until the records of `request_ids` are in (the access log is written
+        out each second, nginx/conf.d/logging.conf)."""
         manager = self.cluster.manager
         label = f"label=com.docker.swarm.service.name={self.stack}_nginx"
         ids = self.cluster.node_docker(manager, "ps", "-q", "--filter", label).split()
         assert ids, f"no nginx container on {manager}"
-        lines = self.cluster.node_docker(manager, "logs", "--since", f"{since:.0f}", ids[0]).splitlines()
+        logs = f"docker logs --since {since:.0f} {ids[0]} 2>&1"
+
+        def read() -> list[str] | None:
+            lines = cluster_tool.host_docker("exec", manager, "sh", "-c", logs).splitlines()
+            return lines if all(any(rid in line for line in lines) for rid in request_ids) else None
+
+        return poll(read, timeout=10, interval=0.5, what=f"nginx's records of {request_ids}")
+
+    @staticmethod
+    def retries(lines: list[str]) -> Counter:
+        """Requests nginx sent on to another replica, by method and the upstream status of each attempt, as its access
+        log has them ("POST 502, 201": the first replica broke off, the second created the post)."""
         records = [json.loads(line) for line in lines if line.startswith("{")]
-        return Counter(r["method"] for r in records if "," in r.get("upstream_status", ""))
+        return Counter(f"{r['method']} {r['upstream_status']}" for r in records if "," in r.get("upstream_status", ""))
+
+    @staticmethod
+    def failures(lines: list[str]) -> str:
+        """What nginx logged about the requests it did not answer with a 2xx: their access records and its error
+        log's lines, for a failure's message."""
+        failed = [line for line in lines if line.startswith("{") and not 200 <= json.loads(line)["status"] < 300]
+        errors = [line for line in lines if not line.startswith("{")]
+        return "\n".join(["nginx's access records of failed requests:", *failed, "nginx's error log:", *errors[-40:]])
 
     def busiest_worker(self) -> tuple[str, int]:
         """The worker node running the most app replicas (at least one), and how many."""
@@ -96,6 +118,28 @@ class ClusterStack:
 
     def manage(self, node: str, *args: str) -> str:
         return self.cluster.node_docker(node, "exec", "-i", self.app_container(node), "python", "manage.py", *args)
+
+    def hold_lock(self, node: str) -> None:
+        """An open transaction from the app replica on `node` that holds LOCK_KEY and then waits (bounded: 10
+        minutes), begun in the background; returns once PostgreSQL shows the lock."""
+        code = (
+            "import time; from django.db import connection, transaction\n"
+            "with transaction.atomic(), connection.cursor() as cursor:\n"
+            f"    cursor.execute('SELECT pg_advisory_xact_lock({LOCK_KEY})'); time.sleep(600)"
+        )
+        app = self.app_container(node)
+        self.cluster.node_docker(node, "exec", "-d", app, "python", "manage.py", "shell", "-c", code)
+        poll(self.lock_held, timeout=30, interval=0.5, what=f"the lock taken on {node}")
+
+    def lock_held(self) -> bool:
+        manager = self.cluster.manager
+        label = f"label=com.docker.swarm.service.name={self.stack}_postgres"
+        ids = self.cluster.node_docker(manager, "ps", "-q", "--filter", label).split()
+        assert ids, f"no postgres container on {manager}"
+        query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"
+        psql = ["psql", "-U", "microposts", "-d", "microposts", "-tA", "-v", f"key={LOCK_KEY}"]
+        held = self.cluster.node_docker(manager, "exec", "-i", ids[0], *psql, input=query.encode())
+        return held.strip() != "0"
 
     def post_count(self) -> int:
         """The user's posts as the database has them (the API's count, through any replica)."""
@@ -132,8 +176,17 @@ class MixedLoad(Load):
         self.post_url = f"{stack.base_url}/api/users/{USER}/collection"
         self.headers = {"Authorization": f"Token {stack.token}"}
         self.posts: Counter = Counter()
+        # The X-Request-ID of each answer that was not a 2xx, to find nginx's log lines for it.
+        self.failed_ids: list[str] = []
 
     def request(self, session: requests.Session, number: int) -> requests.Response:
+        response = self.send(session, number)
+        if not 200 <= response.status_code < 300:
+            with self._lock:
+                self.failed_ids.append(response.headers.get("X-Request-ID", "-"))
+        return response
+
+    def send(self, session: requests.Session, number: int) -> requests.Response:
         if number % POST_EVERY:
             return super().request(session, number)
         try:
@@ -227,7 +280,8 @@ def test_make_cluster_up_spreads_the_replicas_over_a_manager_and_two_workers(sta
 
 
 def test_a_post_through_one_node_is_read_back_through_the_replicas_on_the_others(stack):
-    stack.token = stack.manage(stack.cluster.workers[0], "createuser", USER).strip()
+    # On a node that runs a replica: spread puts the 2 on any 2 of the 3 nodes.
+    stack.token = stack.manage(min(stack.replica_nodes()), "createuser", USER).strip()
     assert len(stack.token) == 40
     text = f"written once, read anywhere {secrets.token_hex(4)}"
     created = requests.post(
@@ -328,26 +382,38 @@ def test_stopping_a_worker_node_under_mixed_load_fails_no_request_and_its_replic
 
 
 def test_killing_a_worker_node_under_mixed_load_fails_no_request_and_creates_each_post_once(stack, load_report):
-    """A node that dies (docker kill: no engine shutdown, no goodbye to the swarm) never answers the requests its
+    """A node that dies (unplugged, then docker kill: no engine shutdown, no goodbye) never answers the requests its
     replicas were serving. nginx's keepalive probes find that within about 5 s (compose.swarm.yaml), and it sends
     them again on a live replica: a GET always, a POST because it carries an Idempotency-Key, which the app honours
     (a POST the dead replica had already stored is answered, not stored again). New requests move to the live
-    replicas once DNS drops the dead ones."""
+    replicas once DNS drops the dead ones. PostgreSQL drops the dead node's sessions within seconds, so a transaction
+    it left open holds its locks no longer (compose.yaml)."""
     victim, replicas = stack.busiest_worker()
     posts_before = stack.post_count()
+    # An open transaction on the dead node, holding a lock, as a request cut off between its INSERT and its COMMIT
+    # would: PostgreSQL must drop the session (compose.yaml: its keepalive settings) so the lock goes.
+    stack.hold_lock(victim)
     with MixedLoad(stack, duration=115, max_requests=40_000, timeout=60) as load:
         load.wait_for_requests(30)
         killed = time.time()
+        # Its cable first, then its power: with `docker kill` alone, the node's kernel may still send a FIN for the
+        # sockets of the processes it kills, which nginx and PostgreSQL would hear. A node that dies sends nothing.
+        cluster_tool.host_docker("network", "disconnect", "--force", stack.cluster.name, victim)
         cluster_tool.host_docker("kill", victim)
-        recovered = stack.wait_for(REPLICAS, avoiding=victim, timeout=100)
+        poll(lambda: not stack.lock_held(), timeout=30, interval=0.5, what="the dead node's lock released")
+        released = time.time() - killed
+        stack.wait_for(REPLICAS, avoiding=victim, timeout=100)
+        recovered = time.time() - killed
         load.wait_for_requests(load.result.ok + 60, timeout=30)
-    retried = stack.nginx_retries(since=killed - 1)
+    logged = stack.nginx_log(since=killed - 1, request_ids=load.failed_ids)
+    retried = stack.retries(logged)
     load_report.append(
         f"cluster: kill a worker running {replicas} of {REPLICAS} replicas (rescheduled and served in "
-        f"{recovered:.1f} s): {load.summary()}; sent again on a live replica by nginx: {dict(retried) or 'none'}"
+        f"{recovered:.1f} s; its open transaction's lock released in {released:.1f} s): {load.summary()}; "
+        f"sent again on a live replica by nginx: {dict(retried) or 'none'}"
     )
     assert stack.replica_nodes().keys() <= {stack.cluster.manager, *stack.cluster.workers} - {victim}
-    assert load.result.failed == 0, load.summary()
+    assert load.result.failed == 0, f"{load.summary()}\n{stack.failures(logged)}"
     assert stack.post_count() == posts_before + load.posts_created, "each POST created exactly one post"
     # The requests in flight on the dead node waited for the probes, not for uwsgi_read_timeout (35 s).
     assert load.result.slowest < 20, load.summary()

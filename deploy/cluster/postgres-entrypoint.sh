@@ -1,7 +1,8 @@
 #!/bin/sh
 # PostgreSQL's start (deploy/cluster/postgres.Dockerfile): as root, hand the data directory to the postgres user and
 # drop to it; on an empty data directory, create the cluster, the role and the database from POSTGRES_USER,
-# POSTGRES_DB and POSTGRES_PASSWORD; then run the server, listening on every address (the stack's internal network).
+# POSTGRES_DB and POSTGRES_PASSWORD; then run the server, listening on every address (the stack's internal network),
+# with the command's settings.
 set -eu
 user="${POSTGRES_USER:-postgres}"
 db="${POSTGRES_DB:-$user}"
@@ -29,4 +30,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     fi
     echo "postgres-entrypoint: created database $db for $user"
 fi
-exec postgres -c listen_addresses='*'
+# The command's settings follow, as the official image takes them (compose.yaml: `postgres -c name=value ...`).
+if [ "${1:-}" = postgres ]; then
+    shift
+fi
+exec postgres -c listen_addresses='*' "$@"
