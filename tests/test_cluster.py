@@ -72,10 +72,7 @@ class ClusterStack:
         error log's lines (stderr); read again until the records of `request_ids` are in (the access log is written
         out each second, nginx/conf.d/logging.conf), or for 10 s: a failure's message shows what there is."""
         manager = self.cluster.manager
-        label = f"label=com.docker.swarm.service.name={self.stack}_nginx"
-        ids = self.cluster.node_docker(manager, "ps", "-q", "--filter", label).split()
-        assert ids, f"no nginx container on {manager}"
-        logs = f"docker logs --since {since:.0f} {ids[0]} 2>&1"
+        logs = f"docker logs --since {since:.0f} {self.container(manager, 'nginx')} 2>&1"
 
         deadline = time.monotonic() + 10
         while True:
@@ -110,15 +107,16 @@ class ClusterStack:
         """As X-Replica names them: <service>.<slot>.<task id>."""
         return {f"{task['Name']}.{task['ID']}" for task in self.app_tasks()}
 
-    def app_container(self, node: str) -> str:
+    def container(self, node: str, service: str) -> str:
+        """The container of one of the stack's services ("app", "nginx", "postgres") running on `node`."""
         ids = self.cluster.node_docker(
-            node, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.stack}_app"
+            node, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.stack}_{service}"
         )
-        assert ids, f"no app container on {node}"
+        assert ids, f"no {service} container on {node}"
         return ids.split()[0]
 
     def manage(self, node: str, *args: str) -> str:
-        return self.cluster.node_docker(node, "exec", "-i", self.app_container(node), "python", "manage.py", *args)
+        return self.cluster.node_docker(node, "exec", "-i", self.container(node, "app"), "python", "manage.py", *args)
 
     def hold_lock(self, node: str) -> None:
         """An open transaction from the app replica on `node` that holds LOCK_KEY and then waits (bounded: 10
@@ -128,18 +126,16 @@ class ClusterStack:
             "with transaction.atomic(), connection.cursor() as cursor:\n"
             f"    cursor.execute('SELECT pg_advisory_xact_lock({LOCK_KEY})'); time.sleep(600)"
         )
-        app = self.app_container(node)
+        app = self.container(node, "app")
         self.cluster.node_docker(node, "exec", "-d", app, "python", "manage.py", "shell", "-c", code)
         poll(self.lock_held, timeout=30, interval=0.5, what=f"the lock taken on {node}")
 
     def lock_held(self) -> bool:
         manager = self.cluster.manager
-        label = f"label=com.docker.swarm.service.name={self.stack}_postgres"
-        ids = self.cluster.node_docker(manager, "ps", "-q", "--filter", label).split()
-        assert ids, f"no postgres container on {manager}"
         query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"
         psql = ["psql", "-U", "microposts", "-d", "microposts", "-tA", "-v", f"key={LOCK_KEY}"]
-        held = self.cluster.node_docker(manager, "exec", "-i", ids[0], *psql, input=query.encode())
+        postgres = self.container(manager, "postgres")
+        held = self.cluster.node_docker(manager, "exec", "-i", postgres, *psql, input=query.encode())
         return held.strip() != "0"
 
     def post_count(self) -> int:
