@@ -108,8 +108,9 @@ def is_worker(master: Proc, child: Proc) -> bool:
     return True
 
 
-def sample(container: str, timeout: float = 10) -> ServerMemory:
-    """The server's processes; polls (with a deadline) while a worker is being respawned (max-requests)."""
+def sample(container: str, workers: int | None = None, timeout: float = 10) -> ServerMemory:
+    """The server's processes once all `workers` run (unknown: once any does); polls, with a deadline, while a worker
+    is being respawned (max-requests: the hello app's workers reach theirs within a full run)."""
     deadline = time.monotonic() + timeout
     while True:
         result = subprocess.run(
@@ -117,7 +118,7 @@ def sample(container: str, timeout: float = 10) -> ServerMemory:
         )
         procs = parse(result.stdout)
         master = find_master(procs)
-        workers = [p for p in procs if master and p.ppid == master.pid and is_worker(master, p)]
-        if workers or time.monotonic() > deadline:
-            return ServerMemory(container=container, master=master, workers=workers)
+        found = [p for p in procs if master and p.ppid == master.pid and is_worker(master, p)]
+        if (len(found) >= (workers or 1)) or time.monotonic() > deadline:
+            return ServerMemory(container=container, master=master, workers=found)
         time.sleep(0.2)

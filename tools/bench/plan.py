@@ -49,6 +49,7 @@ class Target:
     path: str
     server: str  # the service whose workers' memory is sampled after the run
     method: str = "GET"  # POST: bench/wrk/post.lua, with the writer's token
+    workers: int | None = None  # the server's worker processes when all are up (none for nginx alone)
 
     @property
     def url(self) -> str:
@@ -63,6 +64,16 @@ def stack_labels(settings: Settings) -> dict[str, str]:
         "gunicorn-rec": f"nginx → gunicorn sync x{settings.gunicorn_rec_workers} (2·cores+1)",
         "granian": f"nginx → granian WSGI x{settings.workers}",
         "nginx": "nginx alone",
+    }
+
+
+def stack_workers(settings: Settings) -> dict[str, int | None]:
+    """The worker processes each stack's server runs, as configured (the report checks the memory samples against
+    them)."""
+    return {
+        **{stack: settings.workers for stack in stack_labels(settings)},
+        "gunicorn-rec": settings.gunicorn_rec_workers,
+        "nginx": None,
     }
 
 
@@ -93,7 +104,7 @@ def targets(settings: Settings) -> list[Target]:
         # The ceiling of the front: the chain's own nginx answering `return 200` on its internal port.
         ("const", "nginx", "nginx", 8081, "/healthz", "nginx"),
     ]
-    labels = stack_labels(settings)
+    labels, workers = stack_labels(settings), stack_workers(settings)
     chosen = [
         Target(
             f"{stack}.{endpoint}",
@@ -105,6 +116,7 @@ def targets(settings: Settings) -> list[Target]:
             path,
             server,
             "POST" if endpoint == "write" else "GET",
+            workers[stack],
         )
         for endpoint, stack, service, port, path, server in rows
     ]

@@ -139,11 +139,11 @@ class Runner:
             parts.append(f"{name}: {c.state} {c.health} exit {c.exit_code}" if c else f"{name}: no container")
         return "\n(" + "; ".join(parts) + ")"
 
-    def sample_memory(self, entry: dict, server: str | None) -> None:
+    def sample_memory(self, entry: dict, server: str | None, workers: int | None = None) -> None:
         if not server or "rps" not in entry:
             return
         try:
-            entry["memory"] = memory.sample(self.container(server)).to_json()
+            entry["memory"] = memory.sample(self.container(server), workers).to_json()
         except FAILURES as exc:
             entry["memory_error"] = str(exc)[-500:]
 
@@ -160,7 +160,7 @@ class Runner:
                     key, target.url, target.server, request, connections, duration, warm_up=round_no == 1
                 )
                 if with_memory and round_no == repeats:
-                    self.sample_memory(sample, target.server)
+                    self.sample_memory(sample, target.server, target.workers)
                 samples[key].append(sample)
                 log(f"{key:<28} {round_no}/{repeats} {describe(sample)}")
         entries = []
@@ -229,7 +229,7 @@ class Runner:
         for mode, service in (("prefork", "mem-prefork"), ("lazy-apps", "mem-lazy")):
             for path in ("/healthz", plan.READ_PATH):
                 self.wrk(f"http://{service}:8000{path}", self.settings.memory_warmup, self.settings.connections)
-            found[mode] = memory.sample(self.container(service)).to_json()
+            found[mode] = memory.sample(self.container(service), self.settings.workers).to_json()
             log(f"memory {mode:<10} total PSS {found[mode]['total_pss_mib']} MiB")
         return found
 
@@ -323,7 +323,7 @@ def run(settings: Settings) -> dict:
         if settings.memory:
             data["lazy_vs_prefork"] = runner.lazy_vs_prefork()
         if "app" in services:
-            data["chain_memory"] = memory.sample(runner.container("app")).to_json()
+            data["chain_memory"] = memory.sample(runner.container("app"), settings.workers).to_json()
         if settings.sweep:
             data["sweep"] = runner.sweep()
     data["finished"] = now()
