@@ -39,6 +39,8 @@ def make_backup(env: dict[str, str]) -> Path:
     [backup] = set(Path(env["BACKUP_DIR"]).glob("*")) - before
     assert backup.name.startswith(env["COMPOSE_PROJECT_NAME"] + "-"), backup.name
     assert f"backup: {backup} (" in result.stdout, result.stdout
+    # The default app keeps nothing in its data volume but its database: nothing is left out, nothing to warn of.
+    assert "warning" not in result.stderr, result.stderr
     assert backup.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
     return backup
 
@@ -147,6 +149,31 @@ def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert sql(container, "PRAGMA integrity_check") == "ok"
     assert post_count(container) == in_backup
+
+
+def test_a_backup_names_the_files_beside_the_database_that_it_does_not_hold(sqlite_stack, tmp_path):
+    """An app's uploads or media in its data volume are not in a backup of its database: the backup says so (stderr,
+    still exit 0: the database's backup is whole), naming each top entry with its files and size."""
+    _, deployment = sqlite_stack
+    container, env = deployment.app_container, backup_env(deployment, tmp_path)
+    files = {"media/avatars/a.png": 2_000_000, "media/b.pdf": 500_000, "index.json": 10}
+    script = (
+        "import os, sys\n"
+        "for path, size in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    path = os.path.join('/var/lib/app', path); os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+        "    open(path, 'wb').write(bytes(int(size)))"
+    )
+    docker("exec", container, "python", "-c", script, *(str(x) for item in files.items() for x in item))
+    try:
+        result = make("backup", env)
+    finally:
+        docker("exec", container, "rm", "-rf", "/var/lib/app/media", "/var/lib/app/index.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith("backup: warning: the backup holds the app's database only, not "), warning
+    assert "index.json (1 file, 0.0 MB), media/ (2 files, 2.5 MB) in /var/lib/app" in warning, warning
+    assert "db.sqlite3" not in warning
+    make_backup(env)  # the files gone, no warning
 
 
 def not_the_apps_database(path: Path) -> Path:

@@ -7,6 +7,9 @@
   `postgres` service when it has one (the compose profile: the server's own version), else on this host against
   BACKUP_DATABASE_URL, the database as this host reaches it (default: the app's DATABASE_URL).
 
+Files an app keeps beside the database in its data volume (uploads, media) are not in a backup: `backup` names them
+in a warning on stderr.
+
 A backup lands in BACKUP_DIR (default backups/) as <project>-<UTC time>.sqlite3 or .pgdump, under a temporary name
 until it is complete and checked. A restore checks the file before anything else (a SQLite database of the app that
 passes integrity_check, or a pg_dump archive with the app's tables, of the kind the stack runs on) and refuses
@@ -21,6 +24,7 @@ the environment: COMPOSE_PROJECT_NAME, BACKUP_DIR, BACKUP_DATABASE_URL.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -86,6 +90,28 @@ finally:
     for name in (incoming, incoming + "-journal"):
         if os.path.exists(name):
             os.unlink(name)
+"""
+
+
+# Run by the app's Python in its container: the files of the app's data volume (the directory of SQLITE_PATH) other
+# than what the backup holds (the SQLite database and its journals, on SQLite; nothing, on PostgreSQL), as JSON
+# [path, bytes] pairs. An app's uploads or media kept there are not in a backup: the backup says so.
+UNCOVERED = r"""
+import json, os, sys
+path = os.path.abspath(os.environ.get("SQLITE_PATH") or "db.sqlite3")
+root, name = os.path.split(path)
+covered = {name, name + "-wal", name + "-shm", name + "-journal"} if sys.argv[1] == "sqlite" else set()
+found = []
+for directory, _, files in os.walk(root):
+    for file in files:
+        relative = os.path.relpath(os.path.join(directory, file), root)
+        if relative in covered or relative.startswith((".backup-", ".restore-")):
+            continue
+        try:
+            found.append([relative, os.lstat(os.path.join(directory, file)).st_size])
+        except OSError:
+            pass
+print(json.dumps({"root": root, "files": found}))
 """
 
 
@@ -208,7 +234,8 @@ def new_name(directory: Path, kind: str) -> Path:
     raise StackError(f"100 backups named {project}-{stamp}* already in {directory}")
 
 
-def backup() -> Path:
+def backup() -> tuple[Path, str]:
+    """The backup's path, and what of the app's data volume it leaves out (uncovered())."""
     database = locate()
     directory = backup_dir()
     if database.kind == "sqlite":
@@ -232,7 +259,25 @@ def backup() -> Path:
         partial_path.rename(target)
     finally:
         partial_path.unlink(missing_ok=True)
-    return target
+    return target, uncovered(database)
+
+
+def uncovered(database: Database) -> str:
+    """What of the app's data volume the backup leaves out, summed up by top entry ("media/ (3 files, 1.2 MB)"); empty
+    when nothing is."""
+    command = database.stack.command("exec", "-T", database.service, "python", "-c", UNCOVERED, database.kind)
+    listing = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    entries: dict[str, list[int]] = {}
+    for relative, size in listing["files"]:
+        top, _, rest = relative.partition("/")
+        counted = entries.setdefault(f"{top}/" if rest else top, [0, 0])
+        counted[0], counted[1] = counted[0] + 1, counted[1] + size
+    if not entries:
+        return ""
+    parts = [
+        f"{name} ({n} file{'s' if n != 1 else ''}, {size / 1e6:.1f} MB)" for name, (n, size) in sorted(entries.items())
+    ]
+    return ", ".join(parts) + f" in {listing['root']} (the {database.service} service's data volume)"
 
 
 # --- restore -----------------------------------------------------------------------------------------------------
@@ -282,8 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "backup":
-            target = backup()
+            target, left_out = backup()
             print(f"backup: {target} ({target.stat().st_size} bytes, checked)")
+            if left_out:
+                print(
+                    f"backup: warning: the backup holds the app's database only, not {left_out}: back those up as "
+                    "well (docs/operations.md: Backups)",
+                    file=sys.stderr,
+                )
         else:
             kind = restore(args.file)
             print(f"restore: the app's {kind} data is now that of {args.file}")
