@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from urllib.parse import quote
+import secrets
+import socket
+import subprocess
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -192,3 +195,101 @@ def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_reques
     assert len(warnings) == 1, warnings
     assert warnings[0]["source"] == "uwsgi" and warnings[0]["request_id"] == "-"
     assert f"over WORKER_MAX_RSS_MB={ECHO_MAX_RSS_MB}" in warnings[0]["message"]
+
+
+# --- nginx's buffers: what a slow client or many uploads make it hold -------------------------------------------
+
+MB = 2**20
+UPLOAD = 9 * MB  # under nginx's client_max_body_size (10m)
+
+
+def buffer_room(container: str) -> int:
+    """What a tmpfs /tmp could hold for nginx before the kernel steps in: the smaller of its container's memory limit
+    and its /tmp's size (compose.yaml's limits and hardening)."""
+    config = json.loads(docker("inspect", "-f", "{{json .HostConfig}}", container))
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    bounds = [config["Memory"]] if config["Memory"] else []
+    for option in (config.get("Tmpfs") or {}).get("/tmp", "").split(","):  # noqa: S108 - a mount point inspected
+        if option.startswith("size="):
+            size = option.removeprefix("size=")
+            bounds.append(int(size[:-1]) * units[size[-1].lower()] if size[-1].isalpha() else int(size))
+    assert bounds, f"{container} has neither a memory limit nor a sized /tmp"
+    return min(bounds)
+
+
+def nginx_state(container: str) -> str:
+    return docker("inspect", "-f", "started {{.State.StartedAt}}, OOM-killed {{.State.OOMKilled}}", container).strip()
+
+
+def sent_whole(app: str, token: str) -> bool:
+    """The echo app has handed its whole /bytes/ answer to the server (dispatch.SENT)."""
+    marker = f"/tmp/echo-sent-{token}"  # noqa: S108 - a path inside the app's container
+    return subprocess.run(["docker", "exec", app, "test", "-e", marker], capture_output=True).returncode == 0
+
+
+def test_a_response_larger_than_nginxs_memory_reaches_a_slow_client_whole_and_nginx_keeps_running(echo: Deployment):
+    """nginx takes a large answer off the app at once and holds it until the client reads it (a sync worker is not
+    kept waiting on a slow client): past its memory buffers on disk. In a tmpfs, as before nginx config 0.6.0, a
+    response bigger than the container's memory limit got nginx OOM-killed, every connection it held with it."""
+    nginx, app = echo.nginx_container, echo.app_container
+    assert nginx and app
+    before = nginx_state(nginx)
+    megabytes, token = buffer_room(nginx) // MB + 64, secrets.token_hex(8)
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        client.settimeout(60)
+        client.connect(("127.0.0.1", urlsplit(echo.base_url).port))
+        client.sendall(
+            f"GET /bytes/{megabytes}/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        # Not a byte read until the app has handed nginx the whole answer: nginx holds nearly all of it meanwhile.
+        poll(lambda: sent_whole(app, token), timeout=120, interval=0.5, what=f"the app's {megabytes} MB handed over")
+        received = client.makefile("rb")
+        status = received.readline()
+        headers = dict(line.decode().rstrip("\r\n").split(": ", 1) for line in iter(received.readline, b"\r\n"))
+        first, size, same = received.read(MB), 0, True
+        size += len(first)
+        while block := received.read(MB):
+            size, same = size + len(block), same and block == first[: len(block)]
+    assert status.startswith(b"HTTP/1.1 200"), status
+    assert int(headers["Content-Length"]) == size == megabytes * MB, (headers, size)
+    assert same and first[:256] == bytes(range(256)), "the answer's bytes differ from the app's pattern"
+    assert nginx_state(nginx) == before
+
+
+def test_uploads_adding_up_past_nginxs_memory_are_all_served_whole_and_nginx_keeps_running(echo: Deployment):
+    """nginx reads a request's whole body before it passes it on (bodies past its buffers go to disk), so bodies
+    arriving at once add up in nginx: more of them than its container's memory limit (or its /tmp) holds. Before
+    nginx config 0.6.0 they got nginx OOM-killed (split) or ran its tmpfs /tmp full (single)."""
+    nginx = echo.nginx_container
+    assert nginx
+    before = nginx_state(nginx)
+    body = os.urandom(UPLOAD)
+    count = buffer_room(nginx) // UPLOAD + 4
+    port = urlsplit(echo.base_url).port
+    head = (
+        f"POST /plain/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {UPLOAD}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)]
+    try:
+        for client in clients:
+            client.sendall(head)
+        # A megabyte to each in turn, so that no client waits on the others past nginx's client_body_timeout; all but
+        # the last byte: every body is then in nginx at once.
+        for start in range(0, UPLOAD - 1, MB):
+            for client in clients:
+                client.sendall(body[start : min(start + MB, UPLOAD - 1)])
+        answers = []
+        for client in clients:
+            client.sendall(body[-1:])
+            answers.append(b"".join(iter(lambda client=client: client.recv(65536), b"")))
+    finally:
+        for client in clients:
+            client.close()
+    expected = hashlib.sha256(body).hexdigest()
+    statuses = [answer.split(b"\r\n", 1)[0] for answer in answers]
+    assert statuses == [b"HTTP/1.1 200 OK"] * count, statuses
+    reports = [json.loads(answer.split(b"\r\n\r\n", 1)[1]) for answer in answers]
+    assert all(r["size"] == UPLOAD and r["sha256"] == expected for r in reports)
+    assert nginx_state(nginx) == before

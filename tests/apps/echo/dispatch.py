@@ -3,7 +3,9 @@ image and one stack serve every framework. `/` answers 200 and everything else 4
 `/crash-once/<token>` and `/crash` are the faults the retry tests need (crash_once; every request to /crash kills its
 worker); `/text-file/<name>` writes and reads back a file as an app does, with Python's default encodings;
 `/env/<NAME>` answers {NAME: its value in the app's environment, or null}; `/grow/<MB>` makes its worker hold that
-much more memory, as a leaking app does, and answers {"pid", "held_mb"}.
+much more memory, as a leaking app does, and answers {"pid", "held_mb"}; `/bytes/<MB>/<token>` answers that many MB
+of BYTES_PATTERN and, once it has handed over the last, leaves a file named for the token in its /tmp (SENT), so a
+test knows the whole answer has left the app.
 
 WSGI_MODULE=dispatch:application
 """
@@ -71,6 +73,26 @@ def grow(environ, start_response):
     return json_answer(start_response, {"pid": os.getpid(), "held_mb": sum(map(len, HELD)) // 2**20})
 
 
+# /bytes/: a megabyte of this pattern, repeated; the marker left once the last one has been handed to the server.
+BYTES_PATTERN = bytes(range(256)) * 4096
+SENT = os.path.join(tempfile.gettempdir(), "echo-sent-")
+BYTES_AT_MOST_MB = 2048
+
+
+def many_bytes(environ, start_response):
+    size, _, token = environ["PATH_INFO"].removeprefix("/bytes/").partition("/")
+    megabytes = min(int("".join(c for c in size if c.isdigit()) or 0), BYTES_AT_MOST_MB)
+    token = "".join(c for c in token if c.isalnum())[:64]
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(megabytes * 2**20))])
+
+    def chunks():
+        yield from (BYTES_PATTERN for _ in range(megabytes))
+        if token:
+            os.close(os.open(SENT + token, os.O_CREAT | os.O_WRONLY))
+
+    return chunks()
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -86,6 +108,8 @@ def application(environ, start_response):
         return json_answer(start_response, {name: os.environ.get(name)})
     if path.startswith("/grow/"):
         return grow(environ, start_response)
+    if path.startswith("/bytes/"):
+        return many_bytes(environ, start_response)
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
