@@ -15,6 +15,7 @@ import testinfra
 from tests.harness import (
     ECHO_APP,
     ECHO_APP_ENV,
+    ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     ROOT,
     Deployment,
@@ -185,7 +186,12 @@ def echo(request, tmp_path_factory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp(f"echo-{topology}")
     app_env = workdir / "app.env"
     app_env.write_text("".join(f"{name}={value}\n" for name, value in ECHO_APP_ENV.items()), encoding="utf-8")
-    env = {**ECHO_APP, "APP_ENV_FILE": str(app_env), "WORKER_MAX_RSS_MB": str(ECHO_MAX_RSS_MB)}
+    env = {
+        **ECHO_APP,
+        "APP_ENV_FILE": str(app_env),
+        "WORKER_MAX_RSS_MB": str(ECHO_MAX_RSS_MB),
+        "MAX_BODY_SIZE": f"{ECHO_MAX_BODY_MB}m",
+    }
     stack = OwnStack(workdir, topology=topology, prefix="wct-echo", env=env)
     with stack.running() as running:
         yield running

@@ -18,6 +18,7 @@ import requests
 
 from tests.harness import (
     ECHO_APP_ENV,
+    ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     Deployment,
     docker,
@@ -200,7 +201,7 @@ def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_reques
 # --- nginx's buffers: what a slow client or many uploads make it hold -------------------------------------------
 
 MB = 2**20
-UPLOAD = 9 * MB  # under nginx's client_max_body_size (10m)
+UPLOAD = 9 * MB  # under MAX_BODY_SIZE's default (10m)
 
 
 def buffer_room(container: str) -> int:
@@ -293,3 +294,17 @@ def test_uploads_adding_up_past_nginxs_memory_are_all_served_whole_and_nginx_kee
     reports = [json.loads(answer.split(b"\r\n\r\n", 1)[1]) for answer in answers]
     assert all(r["size"] == UPLOAD and r["sha256"] == expected for r in reports)
     assert nginx_state(nginx) == before
+
+
+@pytest.mark.parametrize("megabytes, status", [(ECHO_MAX_BODY_MB - 1, 200), (ECHO_MAX_BODY_MB + 1, 413)])
+def test_max_body_size_lets_an_app_take_bodies_past_the_default_10m_and_no_larger(echo: Deployment, megabytes, status):
+    """The echo stack runs with MAX_BODY_SIZE=<ECHO_MAX_BODY_MB>m: a body over the default reaches the app whole, one
+    over the setting gets nginx's 413."""
+    body = os.urandom(megabytes * MB)
+    answer = requests.post(f"{echo.base_url}/plain/upload", data=body, timeout=60)
+    assert answer.status_code == status, answer.text[:300]
+    if status == 200:
+        assert answer.json()["size"] == len(body)
+        assert answer.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    else:
+        assert answer.json()["error"] == "request body too large"

@@ -1,6 +1,6 @@
 """The nginx image's entrypoint, the one templating step: its steps render the server names, trusted proxies, access
-limits, TLS switch and static URL from nginx/templates/ into /tmp, from the environment, and refuse values that would
-make a wrong or broken config."""
+limits, TLS switch, static URL and largest body from nginx/templates/ into /tmp, from the environment, and refuse
+values that would make a wrong or broken config."""
 
 from __future__ import annotations
 
@@ -109,6 +109,21 @@ def test_an_access_limit_setting_that_is_not_valid_stops_the_container_with_one_
     assert result.returncode == 64, result.stdout[-500:] + result.stderr
     name = setting.split("=", 1)[0]
     assert result.stderr.startswith(f"nginx-entrypoint: {name}"), result.stderr
+    assert result.stderr.count("\n") == 1, f"one line: {result.stderr!r}"
+
+
+def test_the_largest_body_is_10m_unless_max_body_size_says_otherwise():
+    assert rendered_file("body-size.conf") == ["client_max_body_size 10m;"]
+    assert rendered_file("body-size.conf", "MAX_BODY_SIZE=64m") == ["client_max_body_size 64m;"]
+    assert rendered_file("body-size.conf", "MAX_BODY_SIZE=2G") == ["client_max_body_size 2G;"]
+    assert "client_max_body_size 1500000;" in rendered("MAX_BODY_SIZE=1500000").stdout
+
+
+@pytest.mark.parametrize("size", ["0", "0m", "010m", "ten", "10 m", "10mb", "m", "10m;", "-1", "1.5m"])
+def test_a_max_body_size_that_is_not_a_bounded_size_stops_the_container_with_one_line(size):
+    result = rendered(f"MAX_BODY_SIZE={size}")
+    assert result.returncode == 64, result.stdout[-500:] + result.stderr
+    assert result.stderr.startswith(f"nginx-entrypoint: MAX_BODY_SIZE='{size}'"), result.stderr
     assert result.stderr.count("\n") == 1, f"one line: {result.stderr!r}"
 
 

@@ -9,6 +9,7 @@
 #   30-access-limits LOGIN_PATHS, ADMIN_PATHS, ADMIN_ALLOW (docs/security.md)
 #   40-listen        TLS (off|on), HTTPS_PORT (default 8443)
 #   50-static        STATIC_URL (default: the image's, from its build; /static/)
+#   60-body-size     MAX_BODY_SIZE (default 10m)
 set -eu
 # No globbing: the lists are split on commas, and a "*" must stay a "*" (and be refused).
 set -f
