@@ -41,8 +41,9 @@ ECHO_APP_ENV = {"ECHO_SETTING": "héllo, wörld = 1", "DEBUG": "true"}
 # The echo stack's memory limit per worker (WORKER_MAX_RSS_MB): above what an echo worker uses (every framework
 # imported, about 60 MB), below what the memory test makes one hold.
 ECHO_MAX_RSS_MB = 160
-# The echo stack's largest request body (MAX_BODY_SIZE), above the default 10m: an app that takes larger uploads.
-ECHO_MAX_BODY_MB = 16
+# The echo stack's largest request body (MAX_BODY_SIZE): an app that takes large uploads, above the default 10m and
+# above what the app container's tmpfs /tmp holds (256m, compose.yaml), where a framework spooling one would fail.
+ECHO_MAX_BODY_MB = 320
 
 
 def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:

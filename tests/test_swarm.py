@@ -252,4 +252,4 @@ def test_make_swarm_down_removes_the_stack_and_leaves_the_swarm_as_it_was_found(
         requests.get(stack.base_url + "/healthz", timeout=5)
     # Volumes are kept, as with make down (the fixture removes them).
     kept = swarm.docker("volume", "ls", "-q", "--filter", label).split()
-    assert sorted(kept) == [f"{stack.name}_app-data", f"{stack.name}_nginx-temp"], kept
+    assert sorted(kept) == [f"{stack.name}_{volume}" for volume in ("app-data", "app-temp", "nginx-temp")], kept

@@ -5,11 +5,13 @@ worker); `/text-file/<name>` writes and reads back a file as an app does, with P
 `/env/<NAME>` answers {NAME: its value in the app's environment, or null}; `/grow/<MB>` makes its worker hold that
 much more memory, as a leaking app does, and answers {"pid", "held_mb"}; `/bytes/<MB>/<token>` answers that many MB
 of BYTES_PATTERN and, once it has handed over the last, leaves a file named for the token in its /tmp (SENT), so a
-test knows the whole answer has left the app.
+test knows the whole answer has left the app; `/spool/` copies the body into a temporary file, as a framework spools
+a large upload (tempfile's directory), and answers its {"size", "sha256"} read back from there, and {"dir"}.
 
 WSGI_MODULE=dispatch:application
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -93,6 +95,19 @@ def many_bytes(environ, start_response):
     return chunks()
 
 
+def spool(environ, start_response):
+    left, digest, size = int(environ.get("CONTENT_LENGTH") or 0), hashlib.sha256(), 0
+    with tempfile.TemporaryFile() as spooled:
+        while left and (chunk := environ["wsgi.input"].read(min(left, 2**20))):
+            spooled.write(chunk)
+            left -= len(chunk)
+        spooled.seek(0)
+        while chunk := spooled.read(2**20):
+            digest.update(chunk)
+            size += len(chunk)
+    return json_answer(start_response, {"size": size, "sha256": digest.hexdigest(), "dir": tempfile.gettempdir()})
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -110,6 +125,8 @@ def application(environ, start_response):
         return grow(environ, start_response)
     if path.startswith("/bytes/"):
         return many_bytes(environ, start_response)
+    if path == "/spool/":
+        return spool(environ, start_response)
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
