@@ -205,8 +205,8 @@ UPLOAD = 9 * MB  # under MAX_BODY_SIZE's default (10m)
 
 
 def buffer_room(container: str) -> int:
-    """What a tmpfs /tmp could hold for nginx before the kernel steps in: the smaller of its container's memory limit
-    and its /tmp's size (compose.yaml's limits and hardening)."""
+    """What a tmpfs /tmp could hold for a container's processes before the kernel steps in: the smaller of its memory
+    limit and its /tmp's size (compose.yaml's limits and hardening)."""
     config = json.loads(docker("inspect", "-f", "{{json .HostConfig}}", container))
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
     bounds = [config["Memory"]] if config["Memory"] else []
