@@ -31,6 +31,7 @@ from tests.harness import (
 from tests.http_wire import NOT_FORWARDED, exchange
 from tests.load import Load
 from tools import settings
+from tools.swarm import byte_count
 
 FRAMEWORKS = ["plain", "flask", "django", "falcon", "bottle"]
 SIZES = {"0": 0, "1": 1, "64KiB": 64 * 1024, "8MiB": 8 * 1024 * 1024}
@@ -208,12 +209,10 @@ def buffer_room(container: str) -> int:
     """What a tmpfs /tmp could hold for a container's processes before the kernel steps in: the smaller of its memory
     limit and its /tmp's size (compose.yaml's limits and hardening)."""
     config = json.loads(docker("inspect", "-f", "{{json .HostConfig}}", container))
-    units = {"k": 2**10, "m": 2**20, "g": 2**30}
     bounds = [config["Memory"]] if config["Memory"] else []
     for option in (config.get("Tmpfs") or {}).get("/tmp", "").split(","):  # noqa: S108 - a mount point inspected
         if option.startswith("size="):
-            size = option.removeprefix("size=")
-            bounds.append(int(size[:-1]) * units[size[-1].lower()] if size[-1].isalpha() else int(size))
+            bounds.append(byte_count(option.removeprefix("size=")))
     assert bounds, f"{container} has neither a memory limit nor a sized /tmp"
     return min(bounds)
 
@@ -311,6 +310,7 @@ def test_a_body_up_to_max_body_size_reaches_an_app_that_spools_it_whole_and_a_la
     assert answer.json()["size"] == size and answer.json()["sha256"] == hashlib.sha256(body).hexdigest()
 
     head = f"POST /spool/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {ECHO_MAX_BODY_MB * MB + 1}\r\n\r\n"
+    # The answer's first read, not send_raw's read to the close: nginx waits out its lingering close (5 s) first.
     with socket.create_connection(("127.0.0.1", urlsplit(echo.base_url).port), timeout=10) as client:
         client.sendall(head.encode())
         refused = client.recv(4096)
