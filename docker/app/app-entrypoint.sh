@@ -9,6 +9,10 @@ cmd="${1:-serve}"
 case "$cmd" in
 serve)
     shift || true
+    # A stop before uWSGI runs (during check-app, or the wait for the listener) ends the container at once. As the
+    # container's first process without an init (Kubernetes), the shell is sent the stop signal with no handler and
+    # the kernel drops it: the stop waited out its timeout. The trap runs once the command in hand has finished.
+    trap 'echo "app-entrypoint: stopped before uWSGI started" >&2; exit 0' TERM INT QUIT
     case "${LOG_FORMAT:-json}" in
     json|text) ;;
     *) echo "app-entrypoint: LOG_FORMAT=$LOG_FORMAT: use json or text" >&2; exit 78 ;;
@@ -49,6 +53,7 @@ serve)
     *[!0-9]*) echo "app-entrypoint: STOP_DRAIN=$STOP_DRAIN: use whole seconds, e.g. 3 (0: none)" >&2; exit 78 ;;
     0) exec uwsgi --ini /etc/uwsgi/uwsgi.ini "$@" ;;
     esac
+    trap - INT QUIT
     uwsgi --ini /etc/uwsgi/uwsgi.ini "$@" &
     server=$!
     trap 'stopping=1' TERM

@@ -1,0 +1,117 @@
+"""A stop that comes while a container is still starting ends it at once, instead of after the stop timeout's SIGKILL.
+
+Each case holds a container in one stage of its start (a slow entrypoint step, an app that is slow to import), stops
+it there with `docker stop`, and times the stop: before the fixes, the stop signal was dropped in that stage and the
+container ran until the timeout killed it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+
+import pytest
+
+from tests.harness import docker, poll
+from tools import settings
+
+pytestmark = pytest.mark.lifecycle
+
+# docker stop's timeout: a container still running after it is killed (exit 137). Each stage below holds the
+# container for longer than this, so a dropped stop can only end in the kill.
+STOP_TIMEOUT = 20
+# A stop that was heard ends the container well within the timeout: the stage in hand finishes first (nginx), or the
+# worker leaves at once and uWSGI stops gracefully (the app).
+HEARD_WITHIN = 10
+
+SLOW_STEP = """echo "slow step: running" >&2
+sleep 4
+"""
+
+SLOW_APP = """import os
+import sys
+import time
+
+# SLOW_STAGE: "check" holds check-app's import, which runs before uWSGI starts; "worker" holds a uWSGI worker's.
+if os.environ["SLOW_STAGE"] == ("worker" if "uwsgi" in sys.modules else "check"):
+    print("slow app: loading", file=sys.stderr, flush=True)
+    time.sleep(60 if "uwsgi" in sys.modules else 4)
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+def logs(name: str) -> str:
+    result = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+    return result.stdout + result.stderr
+
+
+def stopped(name: str, *ready: str) -> tuple[float, int, str]:
+    """Once each of `ready` is in the container's log: how long `docker stop` took, the exit code, and the log."""
+    try:
+        poll(lambda: all(line in logs(name) for line in ready), timeout=60, what=" and ".join(ready))
+        started = time.monotonic()
+        docker("stop", "-t", str(STOP_TIMEOUT), name)
+        took = time.monotonic() - started
+        state = json.loads(docker("inspect", "-f", "{{json .State}}", name))
+        return took, state["ExitCode"], logs(name)
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def test_nginx_stopped_while_its_entrypoint_renders_the_config_stops_at_once_even_as_pid_1(tmp_path):
+    # No init: the entrypoint's shell is PID 1, as in Kubernetes, where the kernel drops a signal it has no handler for.
+    step = tmp_path / "05-slow.sh"
+    step.write_text(SLOW_STEP)
+    step.chmod(0o644)
+    name = f"wct-stop-nginx-{secrets.token_hex(3)}"
+    docker(
+        *("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--network", "none"),  # noqa: S108 - in the container
+        *("-v", f"{step}:/usr/local/lib/nginx-entrypoint.d/05-slow.sh:ro"),
+        settings.get("NGINX_IMAGE"),
+    )
+    took, code, output = stopped(name, "slow step: running")
+    assert took < HEARD_WITHIN, f"docker stop took {took:.1f} s (exit {code}): the stop signal was dropped\n{output}"
+    assert code == 0, output
+    assert "nginx-entrypoint: QUIT before nginx started: stopping" in output
+
+
+# (stage the app is held in, docker run's init flag, what the log must show once stopped)
+APP_STAGES = {
+    # No init: the entrypoint's shell is PID 1 while check-app runs, as in Kubernetes.
+    "check-app, as pid 1": ("check", [], ["app-entrypoint: stopped before uWSGI started"]),
+    # With an init, as compose runs the app: it hands the stop (TERM) to the uWSGI master. The master has its graceful
+    # stop for TERM once it runs its master-start hook (uwsgi/uwsgi.ini).
+    "a worker loading the app": (
+        "worker",
+        ["--init"],
+        ['gracefully_kill_them_all" (master-start)', "graceful shutdown triggered", "goodbye to uWSGI"],
+    ),
+}
+
+
+@pytest.mark.parametrize("stage", APP_STAGES)
+def test_the_app_container_stopped_while_it_loads_the_app_stops_at_once(tmp_path, stage):
+    held, init, said = APP_STAGES[stage]
+    app = tmp_path / "app"
+    app.mkdir()
+    app.chmod(0o755)
+    (app / "slow.py").write_text(SLOW_APP)
+    (app / "slow.py").chmod(0o644)
+    name = f"wct-stop-app-{secrets.token_hex(3)}"
+    docker(
+        *("run", "-d", *init, "--name", name, "--network", "none", "-v", f"{app}:/srv/slow:ro"),
+        *("-e", "APP_DIR=/srv/slow", "-e", "WSGI_MODULE=slow:application", "-e", "DJANGO_SETTINGS_MODULE="),
+        *("-e", f"SLOW_STAGE={held}"),
+        settings.get("APP_IMAGE"),
+        "serve",
+    )
+    took, code, output = stopped(name, "slow app: loading", *said[:1] if held == "worker" else ())
+    assert took < HEARD_WITHIN, f"docker stop took {took:.1f} s (exit {code}): the stop was dropped\n{output}"
+    assert code == 0, output
+    assert all(line in output for line in said), output
