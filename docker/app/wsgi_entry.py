@@ -22,8 +22,9 @@ def _leave_while_loading(signum, frame):
     """A worker still loading the app leaves at once when the master stops or reloads the workers (SIGHUP).
 
     uWSGI gives a worker its own handler, which finishes the request in hand and exits, only once the app is loaded
-    (lazy-apps); until then the worker ignores SIGHUP, and a stop that came meanwhile was lost: the master waited for
-    the worker with no deadline, until the stop timeout's SIGKILL (35-40 s). A worker loading the app has no request
+    (lazy-apps); until then SIGHUP does nothing in the worker (ignored, or the master's handler run in the worker),
+    and a stop that came meanwhile was lost: the master waited for the worker with no deadline, until the stop
+    timeout's SIGKILL (35-40 s). A worker loading the app has no request
     in hand, so it exits as that handler would, with uWSGI's reload exit code; uWSGI's handler replaces this one."""
     os._exit(17)  # UWSGI_RELOAD_CODE
 

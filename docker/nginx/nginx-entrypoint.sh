@@ -55,8 +55,8 @@ entries() {
 }
 
 # A stop while the steps run ends the container at once. As the container's first process (PID 1, no init), the
-# shell is sent the stop signal (QUIT, the image's STOPSIGNAL; TERM from Kubernetes or supervisord) with no handler,
-# and the kernel drops it: the steps went on, nginx started and ran until the stop timeout's SIGKILL (35-40 s). The
+# shell is sent the stop signal (QUIT, the image's STOPSIGNAL; TERM from Kubernetes) with no handler, and the
+# kernel drops it: the steps went on, nginx started and ran until the stop timeout's SIGKILL (35-40 s). The
 # trap runs once the step in hand has finished; nginx replaces the shell (exec) with its own handlers.
 stopped() {
     echo "nginx-entrypoint: $1 before nginx started: stopping" >&2
