@@ -73,6 +73,12 @@ def docker(*args: str, check: bool = True) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
 
 
+def container_logs(container: str) -> str:
+    """A container's whole log, its stdout then its stderr."""
+    result = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
+    return result.stdout + result.stderr
+
+
 def container_of(host_url: str) -> str | None:
     """The container name in a testinfra docker:// URL, None for other backends."""
     return host_url.removeprefix("docker://") if host_url.startswith("docker://") else None
@@ -105,8 +111,7 @@ class Deployment:
         return "app" if self.single else "nginx"
 
     def logs(self, container: str) -> str:
-        result = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
-        return result.stdout + result.stderr
+        return container_logs(container)
 
     def records(self, container: str, source: str) -> list[dict]:
         """The JSON log records of one source ("nginx", "uwsgi" or "app") in a container's output."""

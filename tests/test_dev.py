@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ROOT, docker, make, poll, project_containers
+from tests.harness import ROOT, container_logs, docker, make, poll, project_containers
 from tests.load import Load
 from tools.compose import free_port, write_secret_key
 
@@ -125,8 +125,7 @@ class DevStack:
         return requests.get(self.base_url + path, timeout=10)
 
     def log(self) -> str:
-        result = subprocess.run(["docker", "logs", self.server], capture_output=True, text=True, check=True)
-        return result.stdout + result.stderr
+        return container_logs(self.server)
 
     def warm(self) -> None:
         """Every worker has answered the edited URL since it started: Django imports a view at a worker's first

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 
 import pytest
 
-from tests.harness import docker, poll
+from tests.harness import container_logs, docker, poll
 from tools import settings
 
 pytestmark = pytest.mark.lifecycle
@@ -46,20 +45,15 @@ def application(environ, start_response):
 """
 
 
-def logs(name: str) -> str:
-    result = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
-    return result.stdout + result.stderr
-
-
 def stopped(name: str, *ready: str) -> tuple[float, int, str]:
     """Once each of `ready` is in the container's log: how long `docker stop` took, the exit code, and the log."""
     try:
-        poll(lambda: all(line in logs(name) for line in ready), timeout=60, what=" and ".join(ready))
+        poll(lambda: all(line in container_logs(name) for line in ready), timeout=60, what=" and ".join(ready))
         started = time.monotonic()
         docker("stop", "-t", str(STOP_TIMEOUT), name)
         took = time.monotonic() - started
         state = json.loads(docker("inspect", "-f", "{{json .State}}", name))
-        return took, state["ExitCode"], logs(name)
+        return took, state["ExitCode"], container_logs(name)
     finally:
         docker("rm", "-f", name, check=False)
 
