@@ -1,20 +1,34 @@
-"""`manage.py wait_for_db`: wait until the database accepts connections, for a database that starts alongside."""
+"""`manage.py wait_for_db`: wait until the database accepts connections, for a database that starts alongside;
+with `--migrate`, then bring its schema up to date in the same process (the pre-start hook's whole work)."""
 
 import os
 import time
+from typing import ClassVar
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
 
 class Command(BaseCommand):
-    help = "Wait until the database accepts connections (DB_WAIT_TIMEOUT seconds, default 60), then exit 0."
+    help = (
+        "Wait until the database accepts connections (DB_WAIT_TIMEOUT seconds, default 60), then exit 0; "
+        "with --migrate, then apply the migrations."
+    )
+    # The system checks run once, in migrate (--migrate): a wait for the database has nothing to check, and they cost
+    # as much as Django's own start.
+    requires_system_checks: ClassVar[list[str]] = []
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--timeout", type=float, default=float(os.environ.get("DB_WAIT_TIMEOUT") or 60))
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--migrate",
+            action="store_true",
+            help="then run `migrate --noinput` (system checks included) here, sparing a second start of Django",
+        )
 
-    def handle(self, *args, timeout: float, database: str, **options) -> None:
+    def handle(self, *args, timeout: float, database: str, migrate: bool, **options) -> None:
         connection = connections[database]
         deadline = time.monotonic() + timeout
         reported = False
@@ -31,3 +45,15 @@ class Command(BaseCommand):
                     reported = True
                 time.sleep(1)
         self.stdout.write(f"wait_for_db: the database ({connection.vendor}) accepts connections")
+        if migrate:
+            # call_command skips the checks unless told; `manage.py migrate` would run them. Its output goes to this
+            # command's own streams (OutputWrapper's _out), which write migrate's " OK" on the same line.
+            call_command(
+                "migrate",
+                database=database,
+                interactive=False,
+                skip_checks=False,
+                verbosity=options["verbosity"],
+                stdout=self.stdout._out,
+                stderr=self.stderr._out,
+            )
