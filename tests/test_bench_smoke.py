@@ -19,6 +19,7 @@ import pytest
 
 from tests.harness import ROOT, docker, project_containers
 from tools.bench import cpu, stats
+from tools.compose import PROJECT_LABEL
 
 SMOKE_STACKS = ("chain", "bare")
 SMOKE_ENDPOINTS = ("json", "read", "write")
@@ -167,7 +168,7 @@ def test_the_report_shows_the_new_figures_and_the_chart_is_drawn(smoke):
 def test_the_bench_project_is_torn_down(smoke):
     data, _ = smoke
     assert project_containers(data["project"]) == {}
-    project = f"label=com.docker.compose.project={data['project']}"
+    project = f"label={PROJECT_LABEL}={data['project']}"
     assert docker("volume", "ls", "--filter", project, "--format", "{{.Name}}").strip() == ""
 
 

@@ -22,7 +22,7 @@ import requests
 
 from tests.harness import ROOT, container_logs, docker, make, poll, project_containers
 from tests.load import Load
-from tools.compose import free_port, write_secret_key
+from tools.compose import PROJECT_LABEL, SERVICE_LABEL, free_port, write_secret_key
 
 pytestmark = pytest.mark.lifecycle
 
@@ -114,9 +114,9 @@ class DevStack:
             "ps",
             "-q",
             "--filter",
-            f"label=com.docker.compose.project={self.project}",
+            f"label={PROJECT_LABEL}={self.project}",
             "--filter",
-            f"label=com.docker.compose.service={service}",
+            f"label={SERVICE_LABEL}={service}",
         ).split()
         assert names, f"no {service} container in {self.project}"
         return names[0]

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.harness import ROOT, docker, free_port, make, poll, project_containers, stats_answer, uwsgi_stats
-from tools.compose import write_secret_key
+from tools.compose import PROJECT_LABEL, write_secret_key
 from tools.tls import self_signed
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_make_verify_checks_the_given_deployment_and_says_so_first(deployment):
 
 def compose_projects() -> set[str]:
     """Compose projects with a container now, the tests' own (wct-...) ones included."""
-    out = docker("ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}')
+    out = docker("ps", "-a", "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}')
     return {line for line in out.splitlines() if line}
 
 
@@ -343,7 +343,7 @@ def test_the_tls_overlays_run_by_hand_default_to_the_makefiles_certificate_folde
 
 
 def project_volumes(project: str) -> list[str]:
-    return docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}").split()
+    return docker("volume", "ls", "-q", "--filter", f"label={PROJECT_LABEL}={project}").split()
 
 
 def image_exists(ref: str) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools import settings
-from tools.compose import ROOT
+from tools.compose import PROJECT_LABEL, ROOT
 from tools.stack import project_name
 
 
@@ -83,7 +83,7 @@ def plan(data: bool) -> list[Step]:
     if existing := tuple(path for path in files if path.exists()):
         steps.append(Step("the test virtualenv and build leftovers", paths=existing))
     if data:
-        if volumes := docker_lines("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"):
+        if volumes := docker_lines("volume", "ls", "-q", "--filter", f"label={PROJECT_LABEL}={project}"):
             steps.append(Step(f"the data volumes of {project}", ("docker", "volume", "rm", *volumes), data=True))
         secrets = local(env("SECRETS_DIR", ".secrets"))
         if secrets.exists():

@@ -13,6 +13,9 @@ from pathlib import Path
 from tools import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The labels compose puts on the containers it makes: which project and service each belongs to.
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
 
 
 @dataclass
@@ -62,21 +65,39 @@ class Compose:
             timeout=timeout,
         )
 
-    def containers(self) -> list[Container]:
-        out = self.run("ps", "-a", "--format", "json", capture=True).stdout.strip()
-        if not out:
+    def ids(self) -> list[str]:
+        """The project's containers, stopped and one-off ones included, as `compose ps -aq` lists them: by compose's
+        project label. Asked of the engine directly when the project's name is known, since every compose command
+        reads and interpolates the compose files first (about 0.2 s of CPU, against 0.04 for a docker call)."""
+        name = self.project or self.environment().get("COMPOSE_PROJECT_NAME")
+        if not name:
+            return self.run("ps", "-aq", check=False, capture=True).stdout.split()
+        listed = subprocess.run(
+            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={name}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return listed.stdout.split()
+
+    def inspect(self) -> list[dict]:
+        """`docker inspect` of the project's containers; a container removed meanwhile (recreated) is left out."""
+        ids = self.ids()
+        if not ids:
             return []
-        # Compose prints one JSON object per line (newer) or a JSON array (older).
-        rows = json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines()]
+        out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=False).stdout
+        return json.loads(out or "[]")
+
+    def containers(self) -> list[Container]:
         return [
             Container(
-                name=row["Name"],
-                service=row["Service"],
-                state=row.get("State", ""),
-                health=row.get("Health", ""),
-                exit_code=int(row.get("ExitCode", 0) or 0),
+                name=info["Name"].lstrip("/"),
+                service=(info["Config"].get("Labels") or {}).get(SERVICE_LABEL, ""),
+                state=info["State"]["Status"],
+                health=(info["State"].get("Health") or {}).get("Status", ""),
+                exit_code=int(info["State"].get("ExitCode") or 0),
             )
-            for row in rows
+            for info in self.inspect()
         ]
 
     def container(self, service: str) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tools import settings
-from tools.compose import ROOT, Compose, write_secret_key
+from tools.compose import PROJECT_LABEL, ROOT, SERVICE_LABEL, Compose, write_secret_key
 from tools.progress import phase, run_step, verbose
 
 # The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
@@ -262,7 +262,7 @@ class ContainerState:
         return cls(
             id=raw["Id"],
             name=raw["Name"].lstrip("/"),
-            service=(raw["Config"].get("Labels") or {}).get("com.docker.compose.service", ""),
+            service=(raw["Config"].get("Labels") or {}).get(SERVICE_LABEL, ""),
             status=state.get("Status", ""),
             exit_code=int(state.get("ExitCode") or 0),
             restarts=int(raw.get("RestartCount") or 0),
@@ -304,12 +304,7 @@ class ContainerState:
 
 
 def project_states(stack: Compose) -> list[ContainerState]:
-    ids = stack.run("ps", "-aq", check=False, capture=True).stdout.split()
-    if not ids:
-        return []
-    # A container removed meanwhile (recreated) is missing from the answer; the others are there.
-    out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=False).stdout
-    return [ContainerState.parse(raw) for raw in json.loads(out or "[]")]
+    return [ContainerState.parse(raw) for raw in stack.inspect()]
 
 
 def watch(
@@ -462,7 +457,7 @@ def check_tls_config(stack: Compose) -> None:
         return
     image = settings.get("SINGLE_IMAGE") if single(stack) else settings.get("NGINX_IMAGE")
     # The image carries its compose project's label: cleared, so this check never counts as one of its containers.
-    cmd = ["docker", "run", "--rm", "--network", "none", "--label", "com.docker.compose.project=", "-e", "TLS=on"]
+    cmd = ["docker", "run", "--rm", "--network", "none", "--label", f"{PROJECT_LABEL}=", "-e", "TLS=on"]
     cmd += ["-e", f"HTTPS_PORT={env('HTTPS_PORT', '8443')}", "-v", f"{tls_certs_dir()}:/etc/nginx/tls:ro"]
     if single(stack):
         cmd += ["--entrypoint", "nginx-entrypoint"]  # the single image's entrypoint is supervisord
@@ -531,7 +526,7 @@ def running_stack() -> Compose | None:
     when the project has no container."""
     found: dict[str, int] = {}
     for only_running in (True, False):
-        args = ["docker", "ps", "--filter", f"label=com.docker.compose.project={project_name()}"]
+        args = ["docker", "ps", "--filter", f"label={PROJECT_LABEL}={project_name()}"]
         args += ["--filter", "status=running"] if only_running else ["-a"]
         out = subprocess.run(
             [*args, "--format", f'{{{{.Label "{CONFIG_FILES_LABEL}"}}}}'], capture_output=True, text=True, check=True
