@@ -148,21 +148,22 @@ def parse(raw: bytes) -> Answer:
     return Answer(status, headers, body, raw)
 
 
-def reached_app(deployment: Deployment, marker: str, request_id: str | None = None) -> bool:
-    """Whether a request carrying the marker was passed to uWSGI: nginx's access log names an upstream status for
-    it, or uWSGI's request log has it (it keeps 4xx, and a marked path is no route of the app: a 404). With the
-    request ID nginx answered with, its access line is waited for first (nginx writes the log a buffer at a time)."""
+def reached_app(deployment: Deployment, marker: str, sent: float, request_id: str | None = None) -> bool:
+    """Whether a request carrying the marker, sent at `sent` (time.time()), was passed to uWSGI: nginx's access log
+    names an upstream status for it, or uWSGI's request log has it (it keeps 4xx, and a marked path is no route of the
+    app: a 404); the logs are read from `sent` on. With the request ID nginx answered with, its access line is waited
+    for first (nginx writes the log a buffer at a time)."""
     if request_id:
         poll(
-            lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id),
+            lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id, since=sent),
             what=f"nginx's access line for request {request_id}",
         )
     passed = any(
         (marker in record.get("path", "") or record.get("request_id") == request_id)
         and record.get("upstream_status") not in ("", "-")
-        for record in deployment.records(deployment.nginx_container, "nginx")
+        for record in deployment.records(deployment.nginx_container, "nginx", since=sent)
     )
-    return passed or any(marker in line for line in deployment.uwsgi_log())
+    return passed or any(marker in line for line in deployment.uwsgi_log(since=sent))
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +174,7 @@ def port(own: Deployment) -> int:
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_gets_a_clear_short_status_and_leaks_nothing(case: Case, own: Deployment, port: int):
     marker = unique("bad")
+    sent = time.time()
     answer = parse(send_raw(port, case.build(marker)))
     assert answer.status in case.statuses, answer.raw[:500]
     for leak in LEAKS:
@@ -183,7 +185,7 @@ def test_bad_input_gets_a_clear_short_status_and_leaks_nothing(case: Case, own: 
         error = json.loads(answer.body)
         assert error["status"] == answer.status
         assert error["error"] and error["request_id"] == answer.headers["x-request-id"]
-        assert not reached_app(own, marker, error["request_id"]), f"{case.name} reached the app server"
+        assert not reached_app(own, marker, sent, error["request_id"]), f"{case.name} reached the app server"
     else:
         assert len(answer.body) < 1000, answer.body
 
@@ -250,6 +252,7 @@ CLIENT_TIMEOUT = 15
 
 def test_slow_clients_are_cut_off_by_nginx_without_tying_up_a_worker(own: Deployment, port: int):
     marker = unique("slow")
+    sent = time.time()
     # Slowloris: a header line a byte every 2 s, never finished. The header timeout counts from the first byte.
     slowloris = SlowClient(port, f"GET /{marker}-headers HTTP/1.1\r\nHost: localhost\r\n".encode(), b"X" * 100, 2, 40)
     # A slow body: the headers at once, then nothing of the promised body: the body timeout runs between reads.
@@ -275,12 +278,12 @@ def test_slow_clients_are_cut_off_by_nginx_without_tying_up_a_worker(own: Deploy
 
     # nginx logs both, a 408 each, as it cuts them off (its access log is written a buffer at a time: waited for).
     def cut_off() -> list[tuple[str, int]]:
-        records = own.records(own.nginx_container, "nginx")
+        records = own.records(own.nginx_container, "nginx", since=sent)
         return sorted((r["path"], r["status"]) for r in records if marker in r.get("path", ""))
 
     expected = [(f"/{marker}-body", 408), (f"/{marker}-headers", 408)]
     poll(lambda: cut_off() == expected, what=f"nginx's access lines {expected}")
-    assert not reached_app(own, marker), "a slow client's request reached the app server"
+    assert not reached_app(own, marker, sent), "a slow client's request reached the app server"
 
 
 def test_after_the_bad_input_the_app_is_healthy_and_every_worker_is_idle(own: Deployment):

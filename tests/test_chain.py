@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 import uuid
 
 import pytest
@@ -179,26 +180,28 @@ def test_static_files_are_served_by_nginx_and_never_reach_uwsgi(http, deployment
     if not deployment.app_container:
         pytest.skip("needs a docker:// app host to read uWSGI's request log")
     static_marker, app_marker = uuid.uuid4().hex, uuid.uuid4().hex
+    sent = time.time()
     static = http.get(f"/static/admin/css/base.css?m={static_marker}")
     assert static.status_code == 200
     assert static.headers["Content-Type"].startswith("text/css")
     assert "Expires" in static.headers
     # Control: a request that does reach the app shows up in uWSGI's request log (a 404: the log keeps 4xx answers) ...
     assert http.get(f"/no-such-page?m={app_marker}").status_code == 404
-    poll(lambda: any(app_marker in line for line in deployment.uwsgi_log()), what="uWSGI logs the app request")
+    poll(lambda: any(app_marker in line for line in deployment.uwsgi_log(sent)), what="uWSGI logs the app request")
     # ... and by then the static request, sent earlier, would have been logged too if uWSGI had seen it.
-    assert not any(static_marker in line for line in deployment.uwsgi_log())
+    assert not any(static_marker in line for line in deployment.uwsgi_log(sent))
 
 
 def test_the_app_sees_the_clients_address_not_nginxs(http, deployment):
     if not (deployment.app_container and deployment.nginx_container):
         pytest.skip("needs docker:// hosts to read both logs")
     marker = uuid.uuid4().hex
+    sent = time.time()
     # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
     assert http.get(f"/no-such-page?addr={marker}").status_code == 404
 
     def logged(container: str, source: str) -> dict | None:
-        records = deployment.records(container, source)
+        records = deployment.records(container, source, since=sent)
         return next((record for record in records if marker in record.get("path", "")), None)
 
     nginx_record = poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx logs the request")

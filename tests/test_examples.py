@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 
 import pytest
@@ -68,13 +69,16 @@ def test_the_example_app_is_served_through_nginx_and_uwsgi(example):
 def test_the_example_static_files_are_served_by_nginx_from_static_dir_at_static_url(example):
     _, deployment = example
     marker = uuid.uuid4().hex
+    sent = time.time()
     response = requests.get(f"{deployment.base_url}/assets/site.css?m={marker}", timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/css")
     # A 404, so that uWSGI logs it (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
     assert requests.get(f"{deployment.base_url}/no-such-page?m={marker}-app", timeout=10).status_code == 404
-    poll(lambda: any(f"{marker}-app" in line for line in deployment.uwsgi_log()), what="uWSGI logs the app request")
-    assert not any(r["path"].endswith(f"m={marker}") for r in deployment.records(deployment.app_container, "uwsgi"))
+    poll(lambda: any(f"{marker}-app" in line for line in deployment.uwsgi_log(sent)), what="uWSGI logs the app request")
+    assert not any(
+        r["path"].endswith(f"m={marker}") for r in deployment.records(deployment.app_container, "uwsgi", sent)
+    )
 
 
 def test_a_streamed_response_arrives_chunked_and_whole(example):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -39,9 +40,9 @@ def needs_docker_hosts(deployment: Deployment) -> None:
         pytest.skip("needs docker:// hosts to read the containers' logs")
 
 
-def all_logs(deployment: Deployment) -> str:
+def all_logs(deployment: Deployment, since: float | None = None) -> str:
     containers = {deployment.nginx_container, deployment.app_container}
-    return "\n".join(deployment.logs(container) for container in containers if container)
+    return "\n".join(deployment.logs(container, since) for container in containers if container)
 
 
 def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
@@ -62,14 +63,18 @@ def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -
 def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi_and_app_logs(http, deployment):
     needs_docker_hosts(deployment)
     request_id = f"ops-{uuid.uuid4()}"
+    sent = time.time()
     # An unknown path: nginx logs it, uWSGI logs it, and the app logs a warning (Django's "Not Found") about it.
     response = http.get(f"/no-such-page-{uuid.uuid4().hex}", headers={"X-Request-ID": request_id})
     assert response.status_code == 404
     assert response.headers["X-Request-ID"] == request_id
 
-    nginx = poll(lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id), what="nginx log")
-    uwsgi = poll(lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id), what="uWSGI log")
-    app = poll(lambda: deployment.with_request_id(deployment.app_container, "app", request_id), what="app log")
+    def logged(container: str, source: str) -> list[dict]:
+        return deployment.with_request_id(container, source, request_id, since=sent)
+
+    nginx = poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx log")
+    uwsgi = poll(lambda: logged(deployment.app_container, "uwsgi"), what="uWSGI log")
+    app = poll(lambda: logged(deployment.app_container, "app"), what="app log")
     assert [r["status"] for r in nginx] == [404]
     assert [r["status"] for r in uwsgi] == [404]
     assert [(r["level"], r["logger"], r["status"]) for r in app] == [("warning", "django.request", 404)]
@@ -80,6 +85,7 @@ def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi
 def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, deployment):
     needs_docker_hosts(deployment)
     marker = uuid.uuid4().hex
+    sent = time.time()
     response = http.get(f"/no-such-page-{marker}")
     request_id = response.headers["X-Request-ID"]
     assert GENERATED_ID.fullmatch(request_id)
@@ -89,7 +95,9 @@ def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, de
         (deployment.app_container, "uwsgi"),
         (deployment.app_container, "app"),
     ):
-        records = poll(lambda c=container, s=source: deployment.with_request_id(c, s, request_id), what=f"{source} log")
+        records = poll(
+            lambda c=container, s=source: deployment.with_request_id(c, s, request_id, since=sent), what=f"{source} log"
+        )
         assert all(marker in record.get("path", record.get("message", "")) for record in records), records
 
 
@@ -108,6 +116,7 @@ def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(h
     needs_docker_hosts(deployment)
     marker = uuid.uuid4().hex
     incoming = bad(marker)
+    sent = time.time()
     # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
     response = http.get(f"/no-such-page?m={marker}", headers={"X-Request-ID": incoming})
     assert response.status_code == 404
@@ -115,13 +124,14 @@ def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(h
     assert request_id != incoming
     assert GENERATED_ID.fullmatch(request_id)
     poll(
-        lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id),
+        lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id, since=sent),
         what="nginx logs the new ID",
     )
     poll(
-        lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id), what="uWSGI logs the new ID"
+        lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id, since=sent),
+        what="uWSGI logs the new ID",
     )
-    assert incoming not in all_logs(deployment)
+    assert incoming not in all_logs(deployment, since=sent)
 
 
 # --- JSON logs in one schema ------------------------------------------------------------------------------------
@@ -132,13 +142,18 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
     needs_docker_hosts(deployment)
     marker = uuid.uuid4().hex
     # A path with a quote and a backslash (sent raw), and an app warning: what could break the JSON of a log line.
+    sent = time.time()
     status, headers = raw_get(deployment.base_url, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
     assert " 404 " in status
     request_id = headers["X-Request-ID"]
-    poll(lambda: deployment.with_request_id(deployment.app_container, "app", request_id), what="the app's warning")
-    poll(lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id), what="uWSGI's request log")
+
+    def logged(container: str, source: str) -> list[dict]:
+        return deployment.with_request_id(container, source, request_id, since=sent)
+
+    poll(lambda: logged(deployment.app_container, "app"), what="the app's warning")
+    poll(lambda: logged(deployment.app_container, "uwsgi"), what="uWSGI's request log")
     # nginx writes its access log a buffer at a time (at least once a second).
-    poll(lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id), what="nginx's access log")
+    poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx's access log")
 
     nginx_out = subprocess.run(["docker", "logs", deployment.nginx_container], capture_output=True, text=True).stdout
     if not deployment.single:
