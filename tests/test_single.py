@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,34 +18,45 @@ from tests.test_examples import example_env
 pytestmark = pytest.mark.lifecycle
 
 
-@pytest.fixture
-def single(tmp_path):
-    """A single-container stack of its own (the plain example, which has a /slow endpoint): tests here stop it."""
-    stack = OwnStack(tmp_path, topology="single", prefix="wct-single", env=example_env("plain"))
-    with stack.running() as deployment:
+def single_stack(workdir: Path) -> OwnStack:
+    """A single-container stack (the plain example, which has a /slow endpoint)."""
+    return OwnStack(workdir, topology="single", prefix="wct-single", env=example_env("plain"))
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """One stack for the tests that only look at it."""
+    with single_stack(tmp_path_factory.mktemp("single-watched")).running() as deployment:
         yield deployment
 
 
-def test_supervisorctl_status_shows_the_listener_nginx_and_uwsgi_running(single):
+@pytest.fixture
+def single(tmp_path):
+    """A stack of the test's own: the tests that take it stop it, or break it."""
+    with single_stack(tmp_path).running() as deployment:
+        yield deployment
+
+
+def test_supervisorctl_status_shows_the_listener_nginx_and_uwsgi_running(watched):
     def programs() -> dict[str, str]:
-        status = docker("exec", single.app_container, "supervisorctl", "status", check=False)
+        status = docker("exec", watched.app_container, "supervisorctl", "status", check=False)
         return {line.split()[0]: line.split()[1] for line in status.splitlines()}
 
     # Programs count as RUNNING once they have stayed up for startsecs (5 s).
     expected = {"listener": "RUNNING", "nginx": "RUNNING", "uwsgi": "RUNNING", "exit-on-fatal": "RUNNING"}
     poll(lambda: programs() == expected, timeout=20, what=f"supervisorctl status shows {expected}")
-    assert docker("exec", single.app_container, "id", "-un").strip() != "root"
-    supervisord = docker("exec", single.app_container, "ps", "-o", "user=,args=", "-p", "1").strip()
+    assert docker("exec", watched.app_container, "id", "-un").strip() != "root"
+    supervisord = docker("exec", watched.app_container, "ps", "-o", "user=,args=", "-p", "1").strip()
     assert supervisord.startswith("app ") and "supervisord" in supervisord, "supervisord is PID 1, not root"
 
 
-def test_both_programs_log_to_the_containers_output(single):
+def test_both_programs_log_to_the_containers_output(watched):
     marker = uuid.uuid4().hex
     # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
-    assert requests.get(f"{single.base_url}/no-such-page?m={marker}", timeout=10).status_code == 404
+    assert requests.get(f"{watched.base_url}/no-such-page?m={marker}", timeout=10).status_code == 404
 
     def both_logged() -> bool:
-        sources = {r["source"] for r in json_lines(single.logs(single.app_container)) if marker in r.get("path", "")}
+        sources = {r["source"] for r in json_lines(watched.logs(watched.app_container)) if marker in r.get("path", "")}
         return sources >= {"uwsgi", "nginx"}
 
     poll(both_logged, what="the uWSGI request log line and nginx's access log line")
