@@ -102,8 +102,7 @@ cluster-down: $(VENV)/.installed ## Remove the local cluster and all cluster-up 
 	@$(VENV)/bin/python -m tools.cluster down
 
 $(VENV)/.installed: tests/requirements.txt app/requirements.txt app/requirements-test.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r tests/requirements.txt -r app/requirements-test.txt
+	$(PYTHON) -m tools.venv $(VENV)
 	touch $@
 
 venv: $(VENV)/.installed ## Create the test virtualenv (host tools the tests drive, too)
