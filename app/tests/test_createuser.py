@@ -7,7 +7,8 @@ import secrets
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command
+from django.core import checks
+from django.core.management import CommandError, call_command, execute_from_command_line
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -90,6 +91,17 @@ def test_token_prints_an_existing_users_token_and_refuses_an_unknown_one():
     assert out.getvalue().strip() == created
     with pytest.raises(CommandError, match="no user 'nobody'"):
         call_command("token", "nobody", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("command", ["createuser", "token"])
+def test_from_the_command_line_neither_runs_the_system_checks(command, monkeypatch, capsys):
+    """As Django's own createsuperuser: the deploy's migrate ran them; here they would double the command's time."""
+    createuser("dave")
+    ran = []
+    monkeypatch.setattr(checks.registry.registry, "registered_checks", {lambda **kwargs: ran.append(kwargs) or []})
+    execute_from_command_line(["manage.py", command, "dave"])
+    assert len(capsys.readouterr().out.strip()) == 40
+    assert ran == []
 
 
 def test_an_invalid_username_is_refused():

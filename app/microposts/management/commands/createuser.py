@@ -5,6 +5,7 @@ API session in docs/default-app.md) can be run twice; asked to set a password or
 it refuses."""
 
 import sys
+from typing import ClassVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -18,6 +19,9 @@ class Command(BaseCommand):
     help = "Create a user and print their API token. Without --password-stdin the user can only use the token."
     # call_command(..., stdin=...) for tests; the command line reads sys.stdin.
     stealth_options = ("stdin",)
+    # No system checks, as Django's own createsuperuser: the deploy's migrate ran them, and they cost as much as the
+    # command (about 0.45 s of CPU).
+    requires_system_checks: ClassVar[list[str]] = []
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
