@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,23 +209,89 @@ def dev_env(kind: str, app: Path, secret: Path, topology: str) -> dict[str, str]
 STACKS = [("django", "split"), ("flask", "split"), ("plain", "split"), ("plain", "single")]
 
 
-@pytest.fixture(scope="module", params=STACKS, ids=[f"{kind}-{topology}" for kind, topology in STACKS])
-def dev(request, tmp_path_factory):
-    kind, topology = request.param
-    workdir = tmp_path_factory.mktemp(f"dev-{kind}-{topology}")
-    app = copy_app(KINDS[kind], workdir / "app")
-    env = dev_env(kind, app, write_secret_key(workdir / "secret_key"), topology)
-    try:
+class DevStacks:
+    """The development stacks of a module's run, each brought up by `make dev` and torn down once its tests are done.
+
+    The stacks a work group (tests/conftest.py: one topology) needs start together, each in a thread of its own, and
+    its first test waits until all are up: three `make dev`s at once instead of one after another, and no stack
+    starting while another's edit is timed (the serial phase).
+    """
+
+    def __init__(self, tmp_path_factory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.pool = ThreadPoolExecutor(max_workers=len(STACKS))
+        self.started: dict[tuple[str, str], Future] = {}
+        self.envs: dict[tuple[str, str], dict[str, str]] = {}
+
+    def start(self, stacks: list[tuple[str, str]]) -> None:
+        """Start those not started yet, and wait until every one of them is up (or has failed)."""
+        for stack in stacks:
+            if stack not in self.started:
+                # Here, not in the thread: pytest's temporary directories are not made for threads.
+                kind, topology = stack
+                workdir = self.tmp_path_factory.mktemp(f"dev-{kind}-{topology}")
+                app = copy_app(KINDS[kind], workdir / "app")
+                self.envs[stack] = dev_env(kind, app, write_secret_key(workdir / "secret_key"), topology)
+                self.started[stack] = self.pool.submit(self._up, kind, topology, app)
+        wait([self.started[stack] for stack in stacks])
+
+    def get(self, stack: tuple[str, str]) -> DevStack:
+        """The stack, started if it was not; its `make dev`'s failure, if it failed."""
+        self.start([stack])
+        return self.started[stack].result()
+
+    def _up(self, kind: str, topology: str, app: Path) -> DevStack:
+        env = self.envs[(kind, topology)]
         result = make("dev", env, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        yield DevStack(kind=kind, app=app, env=env, topology=topology, started_output=result.stdout)
-    finally:
+        return DevStack(kind=kind, app=app, env=env, topology=topology, started_output=result.stdout)
+
+    def stop(self, stack: tuple[str, str]) -> None:
+        if stack in self.started:
+            wait([self.started[stack]])
+        env = self.envs.pop(stack, None)
+        if env is None:
+            return
         subprocess.run(
             ["docker", "compose", "-p", env["COMPOSE_PROJECT_NAME"], "down", "-v", "--remove-orphans"],
             cwd=ROOT,
             capture_output=True,
         )
         shutil.rmtree(ROOT / ".build" / "dev" / env["COMPOSE_PROJECT_NAME"], ignore_errors=True)
+
+    def close(self) -> None:
+        for stack in list(self.started):
+            self.stop(stack)
+        self.pool.shutdown()
+
+
+def group_stacks(request) -> list[tuple[str, str]]:
+    """The stacks this run's tests of the module need in the requesting stack's topology (its work group)."""
+    topology = request.param[1]
+    needed = {
+        item.callspec.params["dev"]
+        for item in request.session.items
+        if item.module is request.module and "dev" in getattr(getattr(item, "callspec", None), "params", {})
+    }
+    return sorted(stack for stack in needed if stack[1] == topology)
+
+
+@pytest.fixture(scope="module")
+def dev_stacks(tmp_path_factory) -> Iterator[DevStacks]:
+    stacks = DevStacks(tmp_path_factory)
+    try:
+        yield stacks
+    finally:
+        stacks.close()
+
+
+@pytest.fixture(scope="module", params=STACKS, ids=[f"{kind}-{topology}" for kind, topology in STACKS])
+def dev(request, dev_stacks):
+    dev_stacks.start(group_stacks(request))
+    try:
+        yield dev_stacks.get(request.param)
+    finally:
+        dev_stacks.stop(request.param)
 
 
 def test_make_dev_starts_the_chain_with_a_banner_naming_the_live_paths_and_how_to_leave(dev):
