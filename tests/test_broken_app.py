@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.harness import docker, make, project_containers
-from tools.stack import timestamp
+from tools.compose import timestamp
 
 pytestmark = pytest.mark.lifecycle
 

@@ -232,7 +232,7 @@ class DevStacks:
                 workdir = self.tmp_path_factory.mktemp(f"dev-{kind}-{topology}")
                 app = copy_app(KINDS[kind], workdir / "app")
                 self.envs[stack] = dev_env(kind, app, write_secret_key(workdir / "secret_key"), topology)
-                self.started[stack] = self.pool.submit(self._up, kind, topology, app)
+                self.started[stack] = self.pool.submit(self._up, stack)
         wait([self.started[stack] for stack in stacks])
 
     def get(self, stack: tuple[str, str]) -> DevStack:
@@ -240,11 +240,11 @@ class DevStacks:
         self.start([stack])
         return self.started[stack].result()
 
-    def _up(self, kind: str, topology: str, app: Path) -> DevStack:
-        env = self.envs[(kind, topology)]
+    def _up(self, stack: tuple[str, str]) -> DevStack:
+        (kind, topology), env = stack, self.envs[stack]
         result = make("dev", env, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        return DevStack(kind=kind, app=app, env=env, topology=topology, started_output=result.stdout)
+        return DevStack(kind=kind, app=Path(env["APP_SRC"]), env=env, topology=topology, started_output=result.stdout)
 
     def stop(self, stack: tuple[str, str]) -> None:
         if stack in self.started:

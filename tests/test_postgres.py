@@ -35,7 +35,7 @@ def test_the_migrations_ran_once_against_postgresql(pg_stack, postgres):
     applied = postgres.psql("SELECT count(*) FROM django_migrations WHERE app = 'microposts'", database="microposts")
     assert int(applied) >= 1
     migrate = [c for c in pg_stack.compose.containers() if c.service == "migrate"]
-    assert [(c.state, c.exit_code) for c in migrate] == [("exited", 0)]
+    assert [(c.status, c.exit_code) for c in migrate] == [("exited", 0)]
     assert requests.get(f"{pg_stack.base_url}/readyz", timeout=10).json() == {"status": "ok"}
 
 

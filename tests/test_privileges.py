@@ -21,7 +21,7 @@ def running_services(deployment: Deployment) -> dict[str, str]:
     """service -> container, for every running container of the suite's own stack (none for a given deployment)."""
     if deployment.compose is None:
         return {}
-    return {c.service: c.name for c in deployment.compose.containers() if c.state == "running"}
+    return {c.service: c.name for c in deployment.compose.containers() if c.status == "running"}
 
 
 def hosts(deployment: Deployment) -> dict[str, object]:

@@ -156,7 +156,7 @@ def locate() -> Database:
     if stack is None:
         raise StackError(f"no stack runs in compose project {project_name()}: start one with `make up`")
     service = server_service(stack)
-    running = {c.service: c.name for c in stack.containers() if c.state == "running"}
+    running = {c.service: c.name for c in stack.containers() if c.status == "running"}
     if service not in running:
         raise StackError(f"the stack's {service} service is not running: start it with `make up` first")
     environment = subprocess.run(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from tools import settings
@@ -18,20 +20,69 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
 
+# Docker's RFC 3339 times: nanoseconds, and Z or an offset.
+TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def timestamp(text: str) -> float:
+    """Docker's RFC 3339 times (nanoseconds, Z) as a POSIX time; 0 for none."""
+    match = TIMESTAMP.match(text or "")
+    if not match:
+        return 0.0
+    base, fraction, zone = match.groups()
+    stamp = base + (fraction or "")[:7] + ("+00:00" if zone == "Z" else zone)
+    return datetime.fromisoformat(stamp).timestamp()
+
+
 @dataclass
 class Container:
+    """One container as `docker inspect` sees it: the one reading of its record that the tools and tests share."""
+
+    id: str
     name: str
     service: str
-    state: str
-    health: str
+    status: str  # created, running, restarting, exited, dead...
     exit_code: int
+    restarts: int
+    finished_at: float
+    health: str  # "" without a health check
+    # .State.Health.Log, oldest first: {"Start", "End", "ExitCode", "Output"}.
+    probes: list[dict]
+    env: dict[str, str]
+    labels: dict[str, str]
+    # restart: "no" (migrate): only its exit code counts, not its image's health check while it runs.
+    one_shot: bool = False
+
+    @classmethod
+    def parse(cls, raw: dict) -> Container:
+        state, config = raw["State"], raw["Config"]
+        health = state.get("Health") or {}
+        labels = config.get("Labels") or {}
+        return cls(
+            id=raw["Id"],
+            name=raw["Name"].lstrip("/"),
+            service=labels.get(SERVICE_LABEL, ""),
+            status=state.get("Status", ""),
+            exit_code=int(state.get("ExitCode") or 0),
+            restarts=int(raw.get("RestartCount") or 0),
+            finished_at=timestamp(state.get("FinishedAt", "")),
+            health=health.get("Status", ""),
+            probes=health.get("Log") or [],
+            env=dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item),
+            labels=labels,
+            one_shot=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "") in ("", "no"),
+        )
 
     @property
     def ok(self) -> bool:
         """Running (and healthy where it has a health check), or a one-shot that finished cleanly."""
-        if self.state == "exited":
+        if self.status == "exited":
             return self.exit_code == 0
-        return self.state == "running" and self.health in ("", "healthy")
+        return self.status == "running" and self.health in ("", "healthy")
+
+    @property
+    def last_probe(self) -> str:
+        return (self.probes[-1].get("Output") or "").strip() if self.probes else ""
 
 
 @dataclass
@@ -89,19 +140,10 @@ class Compose:
         return json.loads(out or "[]")
 
     def containers(self) -> list[Container]:
-        return [
-            Container(
-                name=info["Name"].lstrip("/"),
-                service=(info["Config"].get("Labels") or {}).get(SERVICE_LABEL, ""),
-                state=info["State"]["Status"],
-                health=(info["State"].get("Health") or {}).get("Status", ""),
-                exit_code=int(info["State"].get("ExitCode") or 0),
-            )
-            for info in self.inspect()
-        ]
+        return [Container.parse(raw) for raw in self.inspect()]
 
     def container(self, service: str) -> str:
-        names = [c.name for c in self.containers() if c.service == service and c.state == "running"]
+        names = [c.name for c in self.containers() if c.service == service and c.status == "running"]
         if not names:
             raise LookupError(f"no running container for service {service!r} in project {self.project!r}")
         return names[0]

@@ -225,7 +225,7 @@ def soak(duration: float, interval: float, rate: float) -> int:
     stack = running_stack()
     if stack is None:
         raise StackError(f"no stack runs in compose project {project_name()}: start one with `make up`")
-    containers = {c.service: c.name for c in stack.containers() if c.state == "running"}
+    containers = {c.service: c.name for c in stack.containers() if c.status == "running"}
     server = containers.get(server_service(stack))
     if server is None:
         raise StackError("the app server is not running: `make up` first")

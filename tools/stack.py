@@ -23,12 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from tools import settings
-from tools.compose import PROJECT_LABEL, ROOT, SERVICE_LABEL, Compose, write_secret_key
+from tools.compose import PROJECT_LABEL, ROOT, Compose, Container, timestamp, write_secret_key
 from tools.progress import phase, run_step, verbose
 
 # The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
@@ -224,92 +222,37 @@ WATCH_INTERVAL = 2.0
 # The settings that change what the app's health probe asks (docker/app/uwsgi_health.py).
 PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
 ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
-TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
-def timestamp(text: str) -> float:
-    """Docker's RFC 3339 times (nanoseconds, Z) as a POSIX time; 0 for none."""
-    match = TIMESTAMP.match(text or "")
-    if not match:
-        return 0.0
-    base, fraction, zone = match.groups()
-    stamp = base + (fraction or "")[:7] + ("+00:00" if zone == "Z" else zone)
-    return datetime.fromisoformat(stamp).timestamp()
-
-
-@dataclass
-class ContainerState:
-    """One container as `docker inspect` sees it: enough to tell a clear failure from one still starting."""
-
-    id: str
-    name: str
-    service: str
-    status: str
-    exit_code: int
-    restarts: int
-    finished_at: float
-    health: str
-    # .State.Health.Log, oldest first: {"Start", "End", "ExitCode", "Output"}.
-    probes: list[dict]
-    env: dict[str, str]
-    # restart: "no" (migrate): only its exit code counts, not its image's health check while it runs.
-    one_shot: bool = False
-
-    @classmethod
-    def parse(cls, raw: dict) -> ContainerState:
-        state = raw["State"]
-        health = state.get("Health") or {}
-        return cls(
-            id=raw["Id"],
-            name=raw["Name"].lstrip("/"),
-            service=(raw["Config"].get("Labels") or {}).get(SERVICE_LABEL, ""),
-            status=state.get("Status", ""),
-            exit_code=int(state.get("ExitCode") or 0),
-            restarts=int(raw.get("RestartCount") or 0),
-            finished_at=timestamp(state.get("FinishedAt", "")),
-            health=health.get("Status", ""),
-            probes=health.get("Log") or [],
-            env=dict(item.split("=", 1) for item in raw["Config"].get("Env") or [] if "=" in item),
-            one_shot=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "") in ("", "no"),
-        )
-
-    @property
-    def last_probe(self) -> str:
-        return (self.probes[-1].get("Output") or "").strip() if self.probes else ""
-
-    def failure(self, since: float, restarts_before: int = 0, existed: bool = False) -> str | None:
-        """Why this container has clearly failed since `since`, or None while it may still come up. One that
-        `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
-        health while its new dependencies start, says nothing about the new stack (compose's wait judges the rest)."""
-        if self.status == "restarting" or self.restarts > restarts_before:
-            return f"restarting: it stopped and was restarted {self.restarts - restarts_before} time(s) since up began"
-        if existed:
-            return None
-        if self.status in ("exited", "dead"):
-            # A one-shot (migrate) that finished cleanly is done, whatever its image's health check last said.
-            return f"exited with code {self.exit_code}" if self.exit_code != 0 and self.finished_at >= since else None
-        if self.one_shot:
-            return None
-        recent = [probe for probe in self.probes if timestamp(probe.get("Start", "")) >= since]
-        if self.health == "unhealthy" and recent:
-            return "unhealthy"
-        streak = recent[-CLEAR_STREAK:]
-        if (
-            len(streak) == CLEAR_STREAK
-            and all(p.get("ExitCode") != 0 for p in streak)
-            and ANSWERED.search(self.last_probe)
-        ):
-            return f"failing its health check ({CLEAR_STREAK} times in a row, the app answering)"
+def failure(state: Container, since: float, restarts_before: int = 0, existed: bool = False) -> str | None:
+    """Why the container has clearly failed since `since`, or None while it may still come up. One that
+    `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
+    health while its new dependencies start, says nothing about the new stack (compose's wait judges the rest)."""
+    if state.status == "restarting" or state.restarts > restarts_before:
+        return f"restarting: it stopped and was restarted {state.restarts - restarts_before} time(s) since up began"
+    if existed:
         return None
-
-
-def project_states(stack: Compose) -> list[ContainerState]:
-    return [ContainerState.parse(raw) for raw in stack.inspect()]
+    if state.status in ("exited", "dead"):
+        # A one-shot (migrate) that finished cleanly is done, whatever its image's health check last said.
+        return f"exited with code {state.exit_code}" if state.exit_code != 0 and state.finished_at >= since else None
+    if state.one_shot:
+        return None
+    recent = [probe for probe in state.probes if timestamp(probe.get("Start", "")) >= since]
+    if state.health == "unhealthy" and recent:
+        return "unhealthy"
+    streak = recent[-CLEAR_STREAK:]
+    if (
+        len(streak) == CLEAR_STREAK
+        and all(p.get("ExitCode") != 0 for p in streak)
+        and ANSWERED.search(state.last_probe)
+    ):
+        return f"failing its health check ({CLEAR_STREAK} times in a row, the app answering)"
+    return None
 
 
 def watch(
     stack: Compose, compose_up: subprocess.Popen, since: float, baseline: dict[str, int]
-) -> list[tuple[ContainerState, str]]:
+) -> list[tuple[Container, str]]:
     """The containers that have clearly failed, as soon as there is one; [] once compose is done by itself.
     `baseline`: the restart counts of the containers there before up began."""
     while True:
@@ -320,14 +263,14 @@ def watch(
             pass
         failing = [
             (state, why)
-            for state in project_states(stack)
-            if (why := state.failure(since, baseline.get(state.id, 0), existed=state.id in baseline))
+            for state in stack.containers()
+            if (why := failure(state, since, baseline.get(state.id, 0), existed=state.id in baseline))
         ]
         if failing:
             return failing
 
 
-def report_failures(stack: Compose, failing: list[tuple[ContainerState, str]], compose_output: str) -> None:
+def report_failures(stack: Compose, failing: list[tuple[Container, str]], compose_output: str) -> None:
     """The cause first (each failing service, its probe's last answer and the settings that change it), then
     compose's own last lines and each failing service's logs; then stop what would restart in a loop."""
     say = functools.partial(print, file=sys.stderr)
@@ -365,7 +308,7 @@ def start(stack: Compose, timeout: int) -> bool:
     names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
     since = time.time() - 1
     loud = verbose()
-    baseline = {state.id: state.restarts for state in project_states(stack)}
+    baseline = {state.id: state.restarts for state in stack.containers()}
     with tempfile.TemporaryFile("w+") as output:
         compose_up = subprocess.Popen(
             stack.command("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout)),
@@ -390,18 +333,11 @@ def start(stack: Compose, timeout: int) -> bool:
         output.seek(0)
         compose_output = "" if failing else output.read()
         if not failing:
-            failing = [(state, state.failure(0) or state.status) for state in project_states(stack)]
+            failing = [(state, failure(state, 0) or state.status) for state in stack.containers()]
             # A container still "created" waited for a dependency that failed: a consequence, not a cause.
-            failing = [(state, why) for state, why in failing if not ok(state) and state.status != "created"]
+            failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
         report_failures(stack, failing, compose_output)
     return False
-
-
-def ok(state: ContainerState) -> bool:
-    """Running (and healthy where it has a health check), or a one-shot that finished cleanly."""
-    if state.status == "exited":
-        return state.exit_code == 0
-    return state.status == "running" and state.health in ("", "healthy")
 
 
 def bootstrap() -> None:
@@ -484,7 +420,7 @@ def up(timeout: int) -> int:
     if not start(stack, timeout):
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
-    services = sorted({state.service for state in project_states(stack) if state.status == "running"})
+    services = sorted({state.service for state in stack.containers() if state.status == "running"})
     phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s")
     bind = settings.get("HTTP_BIND")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
@@ -581,15 +517,9 @@ def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
     """piece -> {service: version} read from the labels of the stack's running containers."""
     found: dict[str, dict[str, str]] = {}
     for container in stack.containers():
-        if container.state != "running":
+        if container.status != "running":
             continue
-        out = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .Config.Labels}}", container.name],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for label, value in (json.loads(out) or {}).items():
+        for label, value in container.labels.items():
             if label in LABELS:
                 found.setdefault(LABELS[label], {})[container.service] = value
     return found

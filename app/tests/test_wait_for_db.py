@@ -58,3 +58,12 @@ def test_with_migrate_the_system_checks_run_once_as_from_the_command_line_and_an
         execute_from_command_line(argv)
     assert "a check that speaks" in capsys.readouterr().err
     assert len(calls) == 1, "the checks run in migrate only, not in the wait before it"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_from_the_command_line_each_migration_it_applies_is_one_line_ending_in_ok(capsys):
+    call_command("migrate", "microposts", "zero", verbosity=0)
+    execute_from_command_line(["manage.py", "wait_for_db", "--timeout", "0", "--migrate"])
+    applied = [line for line in capsys.readouterr().out.splitlines() if "Applying" in line]
+    assert applied, "nothing was migrated"
+    assert all(line.strip().endswith("... OK") for line in applied), applied

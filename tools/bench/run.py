@@ -136,7 +136,7 @@ class Runner:
         parts = []
         for name in filter(None, services):
             c = found.get(name)
-            parts.append(f"{name}: {c.state} {c.health} exit {c.exit_code}" if c else f"{name}: no container")
+            parts.append(f"{name}: {c.status} {c.health} exit {c.exit_code}" if c else f"{name}: no container")
         return "\n(" + "; ".join(parts) + ")"
 
     def sample_memory(self, entry: dict, server: str | None, workers: int | None = None) -> None:

@@ -2,6 +2,7 @@
 with `--migrate`, then bring its schema up to date in the same process (the pre-start hook's whole work)."""
 
 import os
+import sys
 import time
 from typing import ClassVar
 
@@ -46,14 +47,15 @@ class Command(BaseCommand):
                 time.sleep(1)
         self.stdout.write(f"wait_for_db: the database ({connection.vendor}) accepts connections")
         if migrate:
-            # call_command skips the checks unless told; `manage.py migrate` would run them. Its output goes to this
-            # command's own streams (OutputWrapper's _out), which write migrate's " OK" on the same line.
+            # call_command skips the checks unless told; `manage.py migrate` would run them. Its output goes to the
+            # streams this command was given (the process's own from the command line), not to self.stdout, a wrapper
+            # that would end each of migrate's partial lines ("Applying x..." then " OK") with a newline.
             call_command(
                 "migrate",
                 database=database,
                 interactive=False,
                 skip_checks=False,
                 verbosity=options["verbosity"],
-                stdout=self.stdout._out,
-                stderr=self.stderr._out,
+                stdout=options.get("stdout") or sys.stdout,
+                stderr=options.get("stderr") or sys.stderr,
             )
