@@ -116,6 +116,8 @@ test: build venv lint ## Run the whole test suite: the app's unit tests, then th
 	@$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not serial" $(PYTEST_ARGS)
 	@# The latencies measured against the clock, alone on the machine (5: the selection has none of them).
 	@$(VENV)/bin/pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	@# The images the run's rebuilds left untagged (tools/clean.py).
+	@$(PYTHON) -m tools.clean --replaced
 
 test-quick: build venv lint ## The edit loop's subset (under 2 min warm): lint, the app's unit tests, the chain checks on one stack
 	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q

@@ -9,6 +9,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -401,6 +402,41 @@ def test_make_clean_removes_containers_images_and_leftovers_keeps_data_and_clean
     confirmed = make("clean-data", {**env, "CONFIRM": "yes"})
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert project_volumes(project) == [] and not secrets.exists()
+
+
+def build_image(tag: str, *lines: str) -> str:
+    """An image from the base with these Dockerfile lines (no RUN: nothing runs), tagged; its ID."""
+    dockerfile = "\n".join(["FROM debian:trixie-slim", *lines]) + "\n"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, capture_output=True, check=True
+    )
+    return docker("image", "inspect", "-f", "{{.Id}}", tag).strip()
+
+
+def test_the_replaced_images_step_removes_only_the_pieces_untagged_images_that_no_container_uses():
+    """`make test` ends with it: each rebuilt tag leaves its old image untagged."""
+    own = f"wsgi-chain-test/replaced-{uuid.uuid4().hex[:6]}"
+    piece = f"LABEL io.wsgi-chain.app.version=0.0.0-{own.rsplit('-', 1)[-1]}"
+    replaced = build_image(f"{own}:a", piece, "ENV BUILD=1")
+    build_image(f"{own}:a", piece, "ENV BUILD=2")  # the tag moves on: the first image is left untagged
+    in_use = build_image(f"{own}:b", piece, "ENV BUILD=3")
+    container = docker("create", "--name", f"{own.rsplit('/', 1)[-1]}", f"{own}:b", "true").strip()
+    build_image(f"{own}:b", piece, "ENV BUILD=4")
+    foreign = build_image(f"{own}:c", "LABEL org.example.other=1", "ENV BUILD=5")
+    build_image(f"{own}:c", "LABEL org.example.other=1", "ENV BUILD=6")
+    try:
+        clean = subprocess.run(
+            [sys.executable, "-m", "tools.clean", "--replaced"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert "removed untagged app images" in clean.stdout, clean.stdout
+        assert not image_exists(replaced), "a piece's untagged image is left"
+        assert image_exists(in_use), "an untagged image a container uses was removed"
+        assert image_exists(foreign), "an untagged image of something else was removed"
+        assert image_exists(f"{own}:a") and image_exists(f"{own}:b"), "a tagged image was removed"
+    finally:
+        docker("rm", "-f", container, check=False)
+        docker("rmi", "-f", in_use, foreign, f"{own}:a", f"{own}:b", f"{own}:c", check=False)
 
 
 # --- the documented API session can be run twice --------------------------------------------------------------------
