@@ -67,22 +67,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # own swarm joins one group: the host has one swarm, and those tests take turns on it.
 TOPOLOGY_IDS = (*settings.TOPOLOGIES, "swarm")
 HOST_SWARM = "host-swarm"
-# The groups that take longest (docs/testing.md: where the time goes), started first so that none is left running
-# alone at the end; the others follow in collection order.
+# The groups that take longest, started first so that none is left running alone at the end: every module whose
+# longest group took 15 s or more in a parallel run (2026-12-02, longest first; docs/testing.md: where the time goes).
+# The others follow in collection order and fill the workers' ends.
 LONGEST_FIRST = [
-    HOST_SWARM,
     "test_cluster",
-    "test_nothing_lost",
-    "test_dev",
-    "test_operations",
+    HOST_SWARM,
     "test_operator",
-    "test_examples",
-    "test_access_limits",
-    "test_backup",
+    "test_nothing_lost",
+    "test_operations",
+    "test_dev",
+    "test_bad_input",
+    "test_single",
+    "test_any_app",
     "test_soak",
     "test_bench_smoke",
-    "test_tls",
-    "test_any_app",
+    "test_broken_app",
+    "test_backup",
+    "test_lifecycle",
+    "test_examples",
+    "test_postgres",
+    "test_nginx_entrypoint",
+    "test_observability",
+    "test_stopping",
+    "test_access_limits",
 ]
 
 

@@ -71,3 +71,12 @@ def test_the_build_inputs_are_every_build_argument_of_the_compose_files_and_the_
     assert not {"HTTP_PORT", "SECRET_KEY_FILE", "APP_ENV_FILE"} & set(split)
     single = harness.build_inputs((settings.TOPOLOGIES["single"].compose_file,))
     assert set(split) <= set(single) and "SINGLE_IMAGE" in single
+
+
+def test_every_group_named_longest_first_is_a_module_of_the_suite():
+    """A renamed or removed module left in LONGEST_FIRST would silently lose its place at the front."""
+    from tests.conftest import HOST_SWARM, LONGEST_FIRST
+
+    modules = {path.stem for path in harness.ROOT.joinpath("tests").glob("test_*.py")}
+    assert [name for name in LONGEST_FIRST if name not in modules and name != HOST_SWARM] == []
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST), "a module named twice"
