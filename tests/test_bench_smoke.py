@@ -19,7 +19,9 @@ import pytest
 
 from tests.harness import ROOT, docker, project_containers
 from tools.bench import cpu, stats
+from tools.bench.settings import Settings
 from tools.compose import PROJECT_LABEL
+from tools.stack import BUILD_PROJECT
 
 SMOKE_STACKS = ("chain", "bare")
 SMOKE_ENDPOINTS = ("json", "read", "write")
@@ -170,6 +172,15 @@ def test_the_bench_project_is_torn_down(smoke):
     assert project_containers(data["project"]) == {}
     project = f"label={PROJECT_LABEL}={data['project']}"
     assert docker("volume", "ls", "--filter", project, "--format", "{{.Name}}").strip() == ""
+
+
+@pytest.mark.lifecycle
+def test_the_bench_images_are_built_under_the_one_build_project_so_the_next_run_reuses_them(smoke):
+    """Compose labels an image with the project that built it: built under each run's own project, the same content
+    made a new image every run, and the one before was left untagged."""
+    wrk_image = Settings.from_env().wrk_image
+    labels = json.loads(docker("image", "inspect", "--format", "{{json .Config.Labels}}", wrk_image))
+    assert labels[PROJECT_LABEL] == BUILD_PROJECT, labels
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from tools.bench.plan import STATIC_FILE, STATIC_SIZE
 from tools.bench.settings import Settings
 from tools.compose import ROOT, Compose, free_port, write_secret_key
+from tools.stack import BUILD_PROJECT
 
 FILES = ("compose.yaml", "bench/compose.bench.yaml")
 # Services that run the bench's app-server image (the app image plus hello, gunicorn and granian).
@@ -77,9 +79,11 @@ class BenchStack:
                 raise RuntimeError(f"image {image} not found: run `make build` first (there is no registry)")
 
     def build(self, services: list[str]) -> None:
-        """Build the bench's own images (FROM the app image and the base): cached after the first run."""
+        """Build the bench's own images (FROM the app image and the base): cached after the first run. Under the stack's
+        one build project, not this run's: compose labels an image with the project that built it, so a build per run
+        made a new image of the same content every run and left the last one untagged."""
         wanted = ["loadgen", *(["hello-app"] if ALT_SERVICES & set(services) else [])]
-        result = self.compose.run("build", *wanted, check=False, capture=True)
+        result = replace(self.compose, project=BUILD_PROJECT).run("build", *wanted, check=False, capture=True)
         if result.returncode != 0:
             raise RuntimeError(f"building the bench images failed:\n{result.stderr[-4000:]}")
 
