@@ -7,6 +7,7 @@ first: the tests edit the copy, never the repo's files. One development stack pe
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pytest
@@ -108,9 +110,9 @@ class DevStack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
 
-    @property
+    @cached_property
     def server(self) -> str:
-        """The app server's container: app (split) or single."""
+        """The app server's container: app (split) or single (the same one all along: edits reload its workers)."""
         service = "single" if self.topology == "single" else "app"
         names = docker(
             "ps",
@@ -213,8 +215,8 @@ class DevStacks:
     """The development stacks of a module's run, each brought up by `make dev` and torn down once its tests are done.
 
     The stacks a work group (tests/conftest.py: one topology) needs start together, each in a thread of its own, and
-    its first test waits until all are up: three `make dev`s at once instead of one after another, and no stack
-    starting while another's edit is timed (the serial phase).
+    its first test waits until all are up: three `make dev`s at once instead of one after another. The serial phase
+    starts all four at once, so that no stack starts while another's edit is timed.
     """
 
     def __init__(self, tmp_path_factory) -> None:
@@ -266,14 +268,16 @@ class DevStacks:
 
 
 def group_stacks(request) -> list[tuple[str, str]]:
-    """The stacks this run's tests of the module need in the requesting stack's topology (its work group)."""
-    topology = request.param[1]
+    """The stacks this run's tests of the module need: on an xdist worker, those in the requesting stack's topology
+    (its work group; the other topology's run on another worker); in one process (the serial phase), all of them."""
     needed = {
         item.callspec.params["dev"]
         for item in request.session.items
         if item.module is request.module and "dev" in getattr(getattr(item, "callspec", None), "params", {})
     }
-    return sorted(stack for stack in needed if stack[1] == topology)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return sorted(stack for stack in needed if stack[1] == request.param[1])
+    return sorted(needed)
 
 
 @pytest.fixture(scope="module")
