@@ -7,7 +7,6 @@ first: the tests edit the copy, never the repo's files. One development stack pe
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -275,7 +274,7 @@ def group_stacks(request) -> list[tuple[str, str]]:
         for item in request.session.items
         if item.module is request.module and "dev" in getattr(getattr(item, "callspec", None), "params", {})
     }
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if hasattr(request.config, "workerinput"):  # an xdist worker, as tests/conftest.py tells one
         return sorted(stack for stack in needed if stack[1] == request.param[1])
     return sorted(needed)
 
