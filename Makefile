@@ -15,7 +15,8 @@ BENCH_ARGS ?=
 # them one after another (docs/testing.md: where the time goes).
 TEST_WORKERS ?= 3
 
-.PHONY: help bootstrap build up dev down logs ps shell top reload restart versions lint test test-quick verify bench venv \
+.PHONY: help bootstrap build up dev down logs ps shell top reload restart versions lint test test-quick test-app verify \
+        bench venv \
         clean \
         swarm-up swarm-down swarm-update cert clean-data
 
@@ -111,17 +112,24 @@ venv: $(VENV)/.installed ## Create the test virtualenv (host tools the tests dri
 lint: build venv ## Run every linter, all must be clean: hadolint, gixy, compose config, ruff, Django check --deploy
 	$(VENV)/bin/python -m tools.lint
 
-test: build venv lint ## Run the whole test suite: the app's unit tests, then the stack's, on stacks of their own
-	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
+# make test and test-quick start with this: the images beside the virtualenv, then lint beside the app's unit tests
+# (none of them needs another's output but lint, which needs both). One job each; their outputs are kept apart.
+BEFORE_STACK_TESTS = $(MAKE) --no-print-directory -j3 --output-sync=target lint test-app
+
+test: bootstrap ## Run the whole test suite: lint and the app's unit tests, then the stack's, on stacks of their own
+	@$(BEFORE_STACK_TESTS)
 	@$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not serial" $(PYTEST_ARGS)
 	@# The latencies measured against the clock, alone on the machine (5: the selection has none of them).
 	@$(VENV)/bin/pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	@# The images the run's rebuilds left untagged (tools/clean.py).
 	@$(PYTHON) -m tools.clean --replaced
 
-test-quick: build venv lint ## The edit loop's subset (under 2 min warm): lint, the app's unit tests, the chain checks on one stack
-	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
+test-quick: bootstrap ## The edit loop's subset (under 2 min warm): lint, the app's unit tests, the chain checks on one stack
+	@$(BEFORE_STACK_TESTS)
 	@$(VENV)/bin/pytest tests/test_chain.py -k split -q
+
+test-app: venv ## The app's unit tests alone (app/tests, pytest-django; part of test and test-quick)
+	$(VENV)/bin/pytest -c app/pytest.ini app/tests -q
 
 bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and granian (results/bench/; BENCH_ARGS=--sweep)
 	$(VENV)/bin/python -m tools.bench $(BENCH_ARGS)
