@@ -33,6 +33,31 @@ def create_user(container: str, username: str, password: str | None = None, supe
     return token
 
 
+# Many users in one process: `manage.py createuser`'s own code once per name, after one Django start (each
+# `docker exec` of the command starts Django anew: about 0.5 s of CPU). One token per line, in the names' order.
+CREATE_USERS = (
+    "import sys, django\n"
+    "django.setup()\n"
+    "from django.core.management import call_command\n"
+    "for name in sys.argv[1:]:\n"
+    "    call_command('createuser', name)\n"
+)
+
+
+def create_users(container: str, usernames: list[str]) -> dict[str, str]:
+    """Create users (username -> API token) in the app container, with one Django start for all of them."""
+    result = subprocess.run(
+        ["docker", "exec", container, "python", "-c", CREATE_USERS, *usernames],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"createuser {usernames} failed: {result.stderr}"
+    tokens = result.stdout.split()
+    assert len(tokens) == len(usernames) and all(len(token) == 40 for token in tokens), result.stdout
+    return dict(zip(usernames, tokens, strict=True))
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 

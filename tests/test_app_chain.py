@@ -7,13 +7,12 @@ These write users and posts, so they run only against the suite's own stack, nev
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from tests.harness import docker
-from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, listed_texts, post_concurrently, unique
+from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, create_users, listed_texts, post_concurrently, unique
 
 SQLITE_PATH = "/var/lib/app/db.sqlite3"
 
@@ -85,9 +84,7 @@ def test_the_database_is_sqlite_on_the_volume_in_wal_mode(own):
 
 def test_concurrent_writers_through_the_chain_lose_no_post_and_get_no_5xx(own):
     usernames = [unique(f"writer{n}") for n in range(CLIENTS)]
-    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        tokens = list(pool.map(lambda name: create_user(own.app_container, name), usernames))
-    result = post_concurrently(own.base_url, dict(zip(usernames, tokens, strict=True)))
+    result = post_concurrently(own.base_url, create_users(own.app_container, usernames))
     assert result.errors == []
     assert result.statuses == {201: CLIENTS * POSTS_EACH}, f"statuses: {result.statuses} in {result.elapsed:.1f} s"
     assert len(set(result.created_ids)) == CLIENTS * POSTS_EACH

@@ -15,7 +15,7 @@ import requests
 
 from tests.harness import OwnStack, docker, make, poll
 from tests.host_postgres import stack_on
-from tests.microposts_api import create_user, listed_texts, post_concurrently, unique
+from tests.microposts_api import create_user, create_users, listed_texts, post_concurrently, unique
 from tools import settings
 
 pytestmark = pytest.mark.lifecycle
@@ -122,7 +122,7 @@ def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_
 ):
     topology, deployment = sqlite_stack
     container, env = deployment.app_container, backup_env(deployment, tmp_path)
-    writers = {name: create_user(container, name) for name in (unique("load-writer") for _ in range(4))}
+    writers = create_users(container, [unique("load-writer") for _ in range(4)])
     before = post_count(container)
     results: list = []
     load = threading.Thread(target=lambda: results.append(post_concurrently(deployment.base_url, writers, 100)))

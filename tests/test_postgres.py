@@ -9,14 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from tests.harness import ROOT
 from tests.host_postgres import stack_on
-from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, listed_texts, post_concurrently, unique
+from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, create_users, listed_texts, post_concurrently, unique
 from tools.compose import Compose
 
 pytestmark = pytest.mark.lifecycle
@@ -67,9 +66,7 @@ def test_a_post_goes_through_its_whole_life_on_postgresql(pg_stack, postgres):
 def test_concurrent_writers_on_postgresql_lose_no_post_and_get_no_5xx(pg_stack, postgres):
     run = unique("pg")
     usernames = [f"{run}-writer{n}" for n in range(CLIENTS)]
-    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        tokens = list(pool.map(lambda name: create_user(pg_stack.app_container, name), usernames))
-    result = post_concurrently(pg_stack.base_url, dict(zip(usernames, tokens, strict=True)))
+    result = post_concurrently(pg_stack.base_url, create_users(pg_stack.app_container, usernames))
     assert result.errors == []
     assert result.statuses == {201: CLIENTS * POSTS_EACH}, f"statuses: {result.statuses} in {result.elapsed:.1f} s"
     stored = postgres.psql(
