@@ -67,6 +67,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # own swarm joins one group: the host has one swarm, and those tests take turns on it.
 TOPOLOGY_IDS = (*settings.TOPOLOGIES, "swarm")
 HOST_SWARM = "host-swarm"
+# The single topology's tests of the modules not in LONGEST_FIRST (short ones: the chain, privileges, security, TLS and
+# conformance checks) form one group, so that one worker brings up the single-topology stacks they share (the session's
+# deployment and echo stacks) once. As groups of their own they came last, and each worker started its own (a session
+# fixture holds one topology at a time), 30 s each, at the end of the run.
+SINGLE_CHECKS = "single-checks"
 # The groups that take longest, started first so that none is left running alone at the end: every module whose
 # longest group took 15 s or more in a parallel run (2026-12-02, longest first; docs/testing.md: where the time goes).
 # The others follow in collection order and fill the workers' ends.
@@ -77,6 +82,7 @@ LONGEST_FIRST = [
     "test_nothing_lost",
     "test_operations",
     "test_dev",
+    SINGLE_CHECKS,  # 68 s alone (2026-12-03): the single topology's image and three stacks are built and started
     "test_bad_input",
     "test_single",
     "test_any_app",
@@ -101,12 +107,14 @@ def work_group(nodeid: str) -> str:
     topology = next((param for param in params if param in TOPOLOGY_IDS), None)
     if module == "test_swarm" or topology == "swarm":
         return HOST_SWARM
+    if topology == "single" and module not in LONGEST_FIRST:
+        return SINGLE_CHECKS
     return f"{module}.{topology}" if topology else module
 
 
 def group_module(nodeid: str) -> str:
     group = work_group(nodeid)
-    return group if group == HOST_SWARM else group.split(".")[0]
+    return group if group in (HOST_SWARM, SINGLE_CHECKS) else group.split(".")[0]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
