@@ -112,8 +112,8 @@ venv: $(VENV)/.installed ## Create the test virtualenv (host tools the tests dri
 lint: build venv ## Run every linter, all must be clean: hadolint, gixy, compose config, ruff, Django check --deploy
 	$(VENV)/bin/python -m tools.lint
 
-# make test and test-quick start with this: the images beside the virtualenv, then lint beside the app's unit tests
-# (none of them needs another's output but lint, which needs both). One job each; their outputs are kept apart.
+# make test and test-quick start with this: the images beside the virtualenv, then lint (which needs both) beside the
+# app's unit tests (which need the virtualenv). One job each; their outputs are kept apart.
 BEFORE_STACK_TESTS = $(MAKE) --no-print-directory -j3 --output-sync=target lint test-app
 
 test: bootstrap ## Run the whole test suite: lint and the app's unit tests, then the stack's, on stacks of their own
