@@ -23,8 +23,9 @@ TEST_WORKERS ?= 3
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
+# BOOTSTRAPPED=1: a make that bootstrapped already passes it to the make it starts (below), which skips the step.
 bootstrap: ## Install what this machine lacks: Docker engine, compose v2, the base image (no-op when present)
-	@$(PYTHON) -m tools.bootstrap
+	@$(if $(BOOTSTRAPPED),:,$(PYTHON) -m tools.bootstrap)
 
 build: bootstrap ## Build the images (app, nginx; and single with TOPOLOGY=single)
 	@$(PYTHON) -m tools.stack build
@@ -113,8 +114,9 @@ lint: build venv ## Run every linter, all must be clean: hadolint, gixy, compose
 	$(VENV)/bin/python -m tools.lint
 
 # make test and test-quick start with this: the images beside the virtualenv, then lint (which needs both) beside the
-# app's unit tests (which need the virtualenv). One job each; their outputs are kept apart.
-BEFORE_STACK_TESTS = $(MAKE) --no-print-directory -j3 --output-sync=target lint test-app
+# app's unit tests (which need the virtualenv). One job each; their outputs are kept apart. Bootstrap runs before, on
+# its own: it and the virtualenv's host tools may both install Debian packages, one apt at a time.
+BEFORE_STACK_TESTS = $(MAKE) --no-print-directory -j3 --output-sync=target BOOTSTRAPPED=1 lint test-app
 
 test: bootstrap ## Run the whole test suite: lint and the app's unit tests, then the stack's, on stacks of their own
 	@$(BEFORE_STACK_TESTS)
