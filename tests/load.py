@@ -1,9 +1,6 @@
 """A bounded load generator for fault tests: threads sending requests to 127.0.0.1 until a count or a deadline.
 
-It counts 2xx answers, other statuses and connection errors; it never targets anything but the loopback. Each client
-sends its next request as soon as its last is answered, or, with a `rate`, no sooner than the schedule allows: the
-clients together start at most `rate` requests a second, evenly spaced, so a test that only needs requests in flight
-all through a fault leaves the cores to the stacks of the other tests (the parallel phase is bound by the CPU).
+It counts 2xx answers, other statuses and connection errors; it never targets anything but the loopback.
 """
 
 from __future__ import annotations
@@ -18,10 +15,6 @@ import requests
 
 MAX_DURATION = 120.0
 MAX_REQUESTS = 100_000
-# The pace of the loads that keep requests in flight all through a fault (a reload, a rollout, a node lost): one
-# request every 25 ms, spread over the clients. As fast as answered, each such load took the cores from every other
-# test of the parallel phase for as long as its fault lasted (the cluster's, at 100-170 requests a second alone).
-FAULT_RATE = 40.0
 
 
 @dataclass
@@ -48,26 +41,15 @@ class LoadResult:
 class Load:
     """`with Load(url, clients=4) as load: ...` sends requests in the background while the block runs."""
 
-    def __init__(
-        self,
-        url: str,
-        clients: int = 4,
-        duration: float = 30.0,
-        max_requests: int = 20_000,
-        timeout=10,
-        rate: float | None = None,
-    ):
+    def __init__(self, url: str, clients: int = 4, duration: float = 30.0, max_requests: int = 20_000, timeout=10):
         if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
             raise ValueError(f"load tests target the loopback only, not {url}")
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate is requests a second, more than 0 (None: as fast as answered), not {rate}")
-        self.url, self.clients, self.timeout, self.rate = url, clients, timeout, rate
+        self.url, self.clients, self.timeout = url, clients, timeout
         self.duration, self.max_requests = min(duration, MAX_DURATION), min(max_requests, MAX_REQUESTS)
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._next_start = 0.0  # with a rate: the earliest the next request may start (monotonic seconds)
 
     def request(self, session: requests.Session, number: int) -> requests.Response:
         """The `number`-th request of the load (from 1): a GET of the URL; a subclass may send others."""
@@ -76,8 +58,6 @@ class Load:
     def _client(self, deadline: float) -> None:
         session = requests.Session()
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if self.rate and not self._wait_for_turn(deadline):
-                break
             with self._lock:
                 if self.result.sent >= self.max_requests:
                     return
@@ -98,17 +78,6 @@ class Load:
                 elif error:
                     self.result.errors[error] += 1
         session.close()
-
-    def _wait_for_turn(self, deadline: float) -> bool:
-        """With a rate: wait for this client's start on the schedule, one request every 1/rate s. A schedule the
-        answers fell behind of starts anew from now (no burst to catch up). False once stopped or past the deadline."""
-        with self._lock:
-            start = max(self._next_start, time.monotonic())
-            self._next_start = start + 1 / self.rate
-        delay = start - time.monotonic()
-        if delay > 0 and self._stop.wait(min(delay, max(deadline - time.monotonic(), 0))):
-            return False
-        return time.monotonic() < deadline
 
     def wait_for_requests(self, count: int, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout

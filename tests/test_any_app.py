@@ -29,7 +29,7 @@ from tests.harness import (
     uwsgi_stats,
 )
 from tests.http_wire import NOT_FORWARDED, exchange
-from tests.load import FAULT_RATE, Load
+from tests.load import Load
 from tools import settings
 from tools.swarm import byte_count
 
@@ -179,7 +179,7 @@ def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_reques
     container = echo.app_container
     assert container
     count = len(poll(lambda: running_workers(container), what="workers up"))
-    with Load(f"{echo.base_url}/", clients=2, duration=30, max_requests=5_000, rate=FAULT_RATE) as load:
+    with Load(f"{echo.base_url}/", clients=2, duration=30, max_requests=5_000) as load:
         grown = requests.get(f"{echo.base_url}/grow/{ECHO_MAX_RSS_MB + 40}", timeout=30)
         assert grown.status_code == 200, grown.text[:300]
         pid = grown.json()["pid"]

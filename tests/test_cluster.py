@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.harness import ROOT, free_port, poll
-from tests.load import FAULT_RATE, Load
+from tests.load import Load
 from tools import cluster as cluster_tool
 from tools import settings, swarm
 from tools.compose import write_secret_key
@@ -315,7 +315,7 @@ def test_sqlite_on_several_nodes_or_no_database_node_is_refused_before_anything_
 def test_draining_a_worker_under_mixed_load_fails_no_request_and_moves_its_replica(stack, load_report):
     worker, _ = stack.busiest_worker()
     posts_before = stack.post_count()
-    with MixedLoad(stack, duration=100, max_requests=30_000, rate=FAULT_RATE) as load:
+    with MixedLoad(stack, duration=100, max_requests=30_000) as load:
         load.wait_for_requests(30)
         with stack.cli():
             swarm.docker("node", "update", "--availability", "drain", worker)
@@ -339,7 +339,7 @@ def test_a_rolling_update_across_the_nodes_under_mixed_load_fails_no_request(sta
     cluster_tool.distribute_images(stack.cluster, [image], [])
     before = stack.running_tasks()
     posts_before = stack.post_count()
-    with MixedLoad(stack, duration=115, max_requests=40_000, rate=FAULT_RATE) as load:
+    with MixedLoad(stack, duration=115, max_requests=40_000) as load:
         load.wait_for_requests(30)
         started = time.monotonic()
         cluster_tool.deploy(stack.cluster, stack.stack, timeout=200, APP_IMAGE=image)
@@ -364,7 +364,7 @@ def test_stopping_a_worker_node_under_mixed_load_fails_no_request_and_its_replic
     others, and every request is served. The node stays down: the next test kills the other worker."""
     victim, replicas = stack.busiest_worker()
     posts_before = stack.post_count()
-    with MixedLoad(stack, duration=100, max_requests=30_000, rate=FAULT_RATE) as load:
+    with MixedLoad(stack, duration=100, max_requests=30_000) as load:
         load.wait_for_requests(30)
         # Longer than the app's stop_grace_period (35 s): the engine's own shutdown is never cut short.
         cluster_tool.host_docker("stop", "--time", "60", victim)
@@ -390,7 +390,7 @@ def test_killing_a_worker_node_under_mixed_load_fails_no_request_and_creates_eac
     # An open transaction on the dead node, holding a lock, as a request cut off between its INSERT and its COMMIT
     # would: PostgreSQL must drop the session (compose.yaml: its keepalive settings) so the lock goes.
     stack.hold_lock(victim)
-    with MixedLoad(stack, duration=115, max_requests=40_000, timeout=60, rate=FAULT_RATE) as load:
+    with MixedLoad(stack, duration=115, max_requests=40_000, timeout=60) as load:
         load.wait_for_requests(30)
         killed = time.time()
         # Its cable first, then its power: with `docker kill` alone, the node's kernel may still send a FIN for the

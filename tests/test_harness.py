@@ -1,19 +1,12 @@
-"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run, the
-work groups, and the fault tests' paced load."""
+"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run."""
 
 from __future__ import annotations
 
-import itertools
 import subprocess
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests import harness
-from tests.load import Load
 from tools import settings
 from tools.compose import Compose
 
@@ -107,46 +100,3 @@ def test_a_test_joins_the_work_group_of_its_module_and_topology_and_the_short_si
     from tests.conftest import work_group
 
     assert work_group(nodeid) == group
-
-
-class Answering(BaseHTTPRequestHandler):
-    """204 at once, noting when each request came (the server's `starts`)."""
-
-    def do_GET(self) -> None:
-        self.server.starts.append(time.monotonic())
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def answering() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
-    server.starts = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.mark.parametrize(("rate", "fewest", "most"), [(None, 100, None), (20, 15, 21), (40, 32, 41)])
-def test_a_load_with_a_rate_starts_that_many_requests_a_second_evenly_and_without_one_as_many_as_are_answered(
-    answering, rate, fewest, most
-):
-    with Load(f"http://127.0.0.1:{answering.server_port}/", clients=4, duration=1.0, rate=rate) as load:
-        load.run_out()
-    assert load.result.failed == 0, load.result
-    assert fewest <= load.result.sent == len(answering.starts), load.result
-    if most is not None:
-        assert load.result.sent <= most, f"{load.result.sent} started in 1 s at {rate} a second"
-        gaps = [later - earlier for earlier, later in itertools.pairwise(answering.starts)]
-        # Evenly: no two clients start together, nor does the schedule pause (loose bounds for a busy machine).
-        assert min(gaps) > 0.4 / rate and max(gaps) < 4 / rate, gaps
-
-
-def test_a_rate_below_or_at_zero_is_refused_naming_the_unit():
-    with pytest.raises(ValueError, match="requests a second"):
-        Load("http://127.0.0.1:1/", rate=0)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.harness import OwnStack, busy_workers, docker, make, poll, running_workers, stats_answer, uwsgi_stats
-from tests.load import FAULT_RATE, Load
+from tests.load import Load
 from tests.test_examples import example_env
 
 pytestmark = pytest.mark.lifecycle
@@ -100,7 +100,7 @@ def test_make_reload_under_load_fails_no_request_and_serves_the_new_code(ops, lo
         "s/plain WSGI example/plain WSGI example, reloaded/",
         "/srv/app/wsgi.py",
     )
-    with Load(f"{ops.base_url}/", clients=4, duration=60, rate=FAULT_RATE) as load:
+    with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
         load.wait_for_requests(50)
         result = make("reload", {"COMPOSE_PROJECT_NAME": ops.compose.project, **ops.compose.env}, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -115,7 +115,7 @@ def test_make_reload_under_load_fails_no_request_and_serves_the_new_code(ops, lo
 def test_a_worker_killed_with_sigkill_is_respawned_and_at_most_its_request_fails(ops, load_report):
     container = ops.app_container
     victim_id, victim_pid = sorted(running_workers(container).items())[0]
-    with Load(f"{ops.base_url}/", clients=4, duration=60, rate=FAULT_RATE) as load:
+    with Load(f"{ops.base_url}/", clients=4, duration=60) as load:
         load.wait_for_requests(50)
         docker("exec", container, "kill", "-KILL", str(victim_pid))
         poll(
@@ -134,7 +134,7 @@ def test_recycled_workers_drop_no_requests(ops, load_report):
     container = ops.app_container
     respawns = sum(w["respawn_count"] for w in uwsgi_stats(container)["workers"])
     # uWSGI recycles a worker only once it has lived min-worker-lifetime (10 s): keep the load on for longer.
-    with Load(f"{ops.base_url}/", clients=4, duration=14, max_requests=20_000, rate=FAULT_RATE) as load:
+    with Load(f"{ops.base_url}/", clients=4, duration=14, max_requests=20_000) as load:
         load.run_out()
     recycled = sum(w["respawn_count"] for w in uwsgi_stats(container)["workers"]) - respawns
     load_report.append(f"recycling (max-requests={MAX_REQUESTS}, {recycled} recycles): {load.result}")
@@ -178,7 +178,7 @@ def test_an_app_container_restart_under_load_fails_no_request_and_leaves_nginx_a
     """The listener keeps nginx's socket and its queue while the app server restarts: clients wait, none fail."""
     nginx_started = docker("inspect", "-f", "{{.State.StartedAt}}", ops.nginx_container)
     app_started = docker("inspect", "-f", "{{.State.StartedAt}}", ops.app_container)
-    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30, rate=FAULT_RATE) as load:
+    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
         began = time.monotonic()
         ops.compose.run("restart", "app", capture=True)
@@ -195,7 +195,7 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
     """A crashed listener is restarted with a new socket; the app server notices and restarts to take it."""
     listener = ops.compose.container("listener")
     app_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container))
-    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30, rate=FAULT_RATE) as load:
+    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
         master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
         docker("exec", listener, "kill", "-KILL", master, check=False)

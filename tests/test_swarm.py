@@ -20,7 +20,7 @@ import requests
 
 from tests.harness import ECHO_APP, ROOT, free_port, poll
 from tests.harness import make as harness_make
-from tests.load import FAULT_RATE, Load
+from tests.load import Load
 from tools import settings, swarm
 from tools.compose import write_secret_key
 
@@ -169,7 +169,7 @@ def test_nginx_notices_the_app_scaled_to_three_replicas_and_spreads_requests_ove
 
 def test_rolling_out_a_new_app_version_under_load_fails_no_request(stack, new_app_image, load_report):
     before = stack.running_tasks()
-    with Load(stack.base_url + "/healthz", clients=4, duration=110, max_requests=60_000, rate=FAULT_RATE) as load:
+    with Load(stack.base_url + "/healthz", clients=4, duration=110, max_requests=60_000) as load:
         load.wait_for_requests(50)
         result = stack.make("swarm-update", APP_IMAGE=new_app_image, APP_REPLICAS=str(SCALED))
     # Requests that reached a replica as it stopped (nginx's error log); nginx retries a GET on the next one.
@@ -215,7 +215,7 @@ def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_k
     dockerfile = f"FROM {new_app_image}\nENV WSGI_MODULE=no_such_module.wsgi:application\n"
     broken = stack.build_image(f"{new_app_image}-broken", dockerfile)
     before = stack.running_tasks()
-    with Load(stack.base_url + "/healthz", clients=2, duration=110, max_requests=40_000, rate=FAULT_RATE) as load:
+    with Load(stack.base_url + "/healthz", clients=2, duration=110, max_requests=40_000) as load:
         load.wait_for_requests(20)
         result = stack.make("swarm-update", APP_IMAGE=broken, APP_REPLICAS=str(SCALED))
     load_report.append(f"swarm update to an app that cannot start, rolled back: {load.result}")
