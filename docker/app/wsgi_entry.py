@@ -8,32 +8,14 @@ QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: B
 And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the request in hand (below).
 """
 
+import functools
+import importlib
+import json
 import os
 import signal
-
-
-def _leave_while_loading(signum, frame):
-    """A worker still loading the app leaves at once when the master stops or reloads the workers (SIGHUP).
-
-    uWSGI gives a worker its own handler, which finishes the request in hand and exits, only once the app is loaded
-    (lazy-apps); until then SIGHUP does nothing in the worker (ignored, or the master's handler run in the worker),
-    and a stop that came meanwhile was lost: the master waited for the worker with no deadline, until the stop
-    timeout's SIGKILL (35-40 s). A worker loading the app has no request
-    in hand, so it exits as that handler would, with uWSGI's reload exit code; uWSGI's handler replaces this one."""
-    os._exit(17)  # UWSGI_RELOAD_CODE
-
-
-# Before anything else is imported: a SIGHUP that comes before this line is still lost (uWSGI ignores it in a new
-# worker), so the line comes as soon after the worker's start as it can. With the imports below before it, a stop
-# that came a few milliseconds after a worker's start on a busy machine waited out the stop timeout.
-signal.signal(signal.SIGHUP, _leave_while_loading)
-
-import functools  # noqa: E402 - after the handler, on purpose (above)
-import importlib  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
+import sys
+import threading
+import time
 
 # The app's own directory first, as check-app imports it.
 sys.path.insert(0, os.environ.get("APP_DIR", "/srv/app"))
