@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 import requests
 import testinfra
 
+from tests import stack_times
 from tests.harness import (
     ECHO_APP,
     ECHO_APP_ENV,
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
-    ROOT,
     Deployment,
     OwnStack,
+    compose_down,
     forget_builds,
     free_port,
 )
@@ -187,9 +187,7 @@ def make_env(tmp_path) -> Iterator[dict[str, str]]:
     project = f"wct-make-{secrets.token_hex(3)}"
     env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
     yield env
-    subprocess.run(
-        ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
-    )
+    compose_down(project)
 
 
 @pytest.fixture(scope="session", params=list(settings.TOPOLOGIES))
@@ -233,22 +231,29 @@ def load_report() -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On a worker, its load report goes back to the controller with the worker's output."""
+    """On a worker, its load report and its stacks' times go back to the controller with the worker's output."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["load_report"] = list(LOAD_REPORT)
+        workeroutput["stack_times"] = stack_times.as_dicts(stack_times.STEPS)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
-    """On the controller: a worker's load report joins the summary."""
-    LOAD_REPORT.extend(getattr(node, "workeroutput", {}).get("load_report", []))
+    """On the controller: a worker's load report and stack times join the summary."""
+    output = getattr(node, "workeroutput", {})
+    LOAD_REPORT.extend(output.get("load_report", []))
+    stack_times.STEPS.extend(stack_times.from_dicts(output.get("stack_times", [])))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if LOAD_REPORT:
         terminalreporter.section("wsgi-chain: requests under load and faults")
         for line in LOAD_REPORT:
+            terminalreporter.write_line(line)
+    if stack_times.STEPS:
+        terminalreporter.section("wsgi-chain: stacks built, started and stopped (seconds)")
+        for line in stack_times.summary(stack_times.STEPS):
             terminalreporter.write_line(line)
 
 

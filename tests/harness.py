@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import yaml
 
+from tests.stack_times import timed
 from tools import settings
 from tools.compose import PROJECT_LABEL, ROOT, Compose, free_port, write_secret_key
 
@@ -204,7 +205,9 @@ def built_once(
         present = subprocess.run(["docker", "image", "inspect", *tags], capture_output=True).returncode == 0
         if marker.exists() and present:
             return subprocess.CompletedProcess(["build"], 0, f"built earlier in this run: {', '.join(tags)}\n", "")
-        result = build()
+        with timed(compose.project, "build") as outcome:
+            result = build()
+            outcome[0] = result.returncode == 0
         if result.returncode == 0:
             marker.touch()
         return result
@@ -256,7 +259,9 @@ class OwnStack:
         )
 
     def start(self, timeout: int = 120) -> Deployment:
-        result = self.compose.run("up", "-d", "--wait", "--wait-timeout", str(timeout), check=False, capture=True)
+        with timed(self.project, "up") as outcome:
+            result = self.compose.run("up", "-d", "--wait", "--wait-timeout", str(timeout), check=False, capture=True)
+            outcome[0] = result.returncode == 0
         if result.returncode != 0:
             logs = self.compose.run("logs", "--no-color", "--tail", "60", check=False, capture=True).stdout
             self.stop()
@@ -284,7 +289,9 @@ class OwnStack:
             self.stop()
 
     def stop(self) -> None:
-        result = self.compose.run("down", "-v", "--remove-orphans", "--timeout", "40", check=False, capture=True)
+        with timed(self.project, "down") as outcome:
+            result = self.compose.run("down", "-v", "--remove-orphans", "--timeout", "40", check=False, capture=True)
+            outcome[0] = result.returncode == 0
         if result.returncode != 0:
             print(f"teardown of {self.project} failed:\n{result.stderr}", file=sys.stderr)
 
@@ -340,8 +347,22 @@ def operator_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in NESTED_MAKE}
 
 
+# The targets that start or stop a stack: their times join the run's stack report (tests/stack_times.py).
+STACK_TARGETS = {"up", "dev", "down", "restart", "swarm-up", "swarm-down"}
+
+
 def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) -> subprocess.CompletedProcess:
     """`make <target>` as an operator runs it, with `env` over the operator's environment."""
+    if target not in STACK_TARGETS:
+        return _make(target, env, timeout, *flags)
+    project = env.get("SWARM_STACK" if target.startswith("swarm-") else "COMPOSE_PROJECT_NAME") or "(default)"
+    with timed(project, f"make {target}") as outcome:
+        result = _make(target, env, timeout, *flags)
+        outcome[0] = result.returncode == 0
+    return result
+
+
+def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "--no-print-directory", *flags, target],
         cwd=ROOT,
@@ -350,6 +371,15 @@ def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) ->
         text=True,
         timeout=timeout,
     )
+
+
+def compose_down(project: str) -> None:
+    """Remove a compose project's containers, networks and volumes (a test's own `make up` or `make dev`)."""
+    with timed(project, "down") as outcome:
+        result = subprocess.run(
+            ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
+        )
+        outcome[0] = result.returncode == 0
 
 
 def project_containers(project: str, field: str = "{{.Id}}@{{.State.StartedAt}}") -> dict[str, str]:

@@ -11,7 +11,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ROOT, container_logs, docker, make, poll, project_containers
+from tests.harness import ROOT, compose_down, container_logs, docker, make, poll, project_containers
 from tests.load import Load
 from tools.compose import PROJECT_LABEL, SERVICE_LABEL, free_port, write_secret_key
 
@@ -254,11 +253,7 @@ class DevStacks:
         env = self.envs.pop(stack, None)
         if env is None:
             return
-        subprocess.run(
-            ["docker", "compose", "-p", env["COMPOSE_PROJECT_NAME"], "down", "-v", "--remove-orphans"],
-            cwd=ROOT,
-            capture_output=True,
-        )
+        compose_down(env["COMPOSE_PROJECT_NAME"])
         shutil.rmtree(ROOT / ".build" / "dev" / env["COMPOSE_PROJECT_NAME"], ignore_errors=True)
 
     def close(self) -> None:

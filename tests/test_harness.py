@@ -1,4 +1,5 @@
-"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run."""
+"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run, and the
+run reports how long its stacks took to build, start and stop."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests import harness
+from tests import harness, stack_times
 from tools import settings
 from tools.compose import Compose
 
@@ -27,8 +28,10 @@ class Builds:
 
 @pytest.fixture
 def run(monkeypatch, tmp_path) -> str:
-    """A run of its own: markers in a folder of the test's, under a run id of its own."""
+    """A run of its own: markers in a folder of the test's, under a run id of its own; its stand-in builds stay out
+    of the run's stack report."""
     monkeypatch.setattr(harness, "BUILT_MARKERS", tmp_path / "markers")
+    monkeypatch.setattr(stack_times, "STEPS", [])
     monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "a-run")
     return "a-run"
 
@@ -100,3 +103,55 @@ def test_a_test_joins_the_work_group_of_its_module_and_topology_and_the_short_si
     from tests.conftest import work_group
 
     assert work_group(nodeid) == group
+
+
+def steps(*rows: tuple[str, str, float, bool]) -> list[stack_times.Step]:
+    return [stack_times.Step(project, step, seconds, 0.0, ok) for project, step, seconds, ok in rows]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "first_line", "table"),
+    [
+        (
+            steps(("wct-echo-0a1b2c", "up", 9.0, True), ("wct-echo-3d4e5f", "up", 7.0, True)),
+            "2 steps, 16 s in all: up 2x 16 s; 0 failed",
+            # One kind: the random part of the project name is not part of it.
+            [("wct-echo", "up", "2", "16.0", "8.0", "9.0")],
+        ),
+        (
+            steps(
+                ("wct-make-0a1b2c", "make up", 30.0, False),
+                ("wct-0a1b2c", "up", 6.0, True),
+                ("wct-0a1b2c", "down", 2.0, True),
+                ("wct-3d4e5f", "up", 10.0, True),
+            ),
+            "4 steps, 48 s in all: make up 1x 30 s, up 2x 16 s, down 1x 2 s; 1 failed",
+            # Most time first.
+            [
+                ("wct-make", "make up", "1", "30.0", "30.0", "30.0"),
+                ("wct", "up", "2", "16.0", "8.0", "10.0"),
+                ("wct", "down", "1", "2.0", "2.0", "2.0"),
+            ],
+        ),
+    ],
+    ids=["one kind", "most time first"],
+)
+def test_the_stack_report_totals_each_step_and_lists_the_kinds_by_time_spent(recorded, first_line, table):
+    lines = stack_times.summary(recorded)
+    assert lines[0] == first_line
+    assert [tuple(line.split()) for line in lines[2 : 2 + len(table)]] == [
+        (*kind.split(), *name.split(), *rest) for kind, name, *rest in table
+    ]
+    slowest = lines[lines.index(f"slowest {stack_times.SLOWEST}:") + 1 :]
+    assert [float(line.split()[0]) for line in slowest] == sorted((step.seconds for step in recorded), reverse=True)
+    assert sum(line.endswith(", failed") for line in slowest) == sum(not step.ok for step in recorded)
+
+
+def test_a_step_that_raises_is_recorded_as_failed_and_a_worker_passes_its_steps_on(monkeypatch):
+    monkeypatch.setattr(stack_times, "STEPS", [])
+    with stack_times.timed("wct-0a1b2c", "up"):
+        pass
+    with pytest.raises(RuntimeError), stack_times.timed("wct-0a1b2c", "down"):
+        raise RuntimeError("down failed")
+    assert [(step.step, step.ok) for step in stack_times.STEPS] == [("up", True), ("down", False)]
+    assert stack_times.from_dicts(stack_times.as_dicts(stack_times.STEPS)) == stack_times.STEPS

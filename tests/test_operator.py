@@ -19,7 +19,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ROOT, docker, free_port, make, poll, project_containers, stats_answer, uwsgi_stats
+from tests.harness import (
+    ROOT,
+    compose_down,
+    docker,
+    free_port,
+    make,
+    poll,
+    project_containers,
+    stats_answer,
+    uwsgi_stats,
+)
 from tools.compose import PROJECT_LABEL, write_secret_key
 from tools.tls import self_signed
 
@@ -249,11 +259,7 @@ def plain_up(tmp_path_factory) -> Iterator[dict[str, str]]:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         yield env
     finally:
-        subprocess.run(
-            ["docker", "compose", "-p", env["COMPOSE_PROJECT_NAME"], "down", "-v", "--remove-orphans"],
-            cwd=ROOT,
-            capture_output=True,
-        )
+        compose_down(env["COMPOSE_PROJECT_NAME"])
 
 
 def unreadable_key(directory: Path) -> None:
