@@ -20,8 +20,10 @@ from tests.harness import (
     Deployment,
     OwnStack,
     compose_down,
+    finish_teardowns,
     forget_builds,
     free_port,
+    in_background,
 )
 from tests.host_postgres import HostPostgres
 from tools import settings
@@ -187,7 +189,7 @@ def make_env(tmp_path) -> Iterator[dict[str, str]]:
     project = f"wct-make-{secrets.token_hex(3)}"
     env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
     yield env
-    compose_down(project)
+    in_background(lambda: compose_down(project))
 
 
 @pytest.fixture(scope="session", params=list(settings.TOPOLOGIES))
@@ -231,7 +233,9 @@ def load_report() -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On a worker, its load report and its stacks' times go back to the controller with the worker's output."""
+    """On a worker, its stacks' teardowns end first; then its load report and its stacks' times go back to the
+    controller with the worker's output."""
+    finish_teardowns()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["load_report"] = list(LOAD_REPORT)

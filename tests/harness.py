@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +219,32 @@ def forget_builds() -> None:
     shutil.rmtree(BUILT_MARKERS, ignore_errors=True)
 
 
+# Under pytest-xdist, a stack's teardown runs beside the worker's next tests instead of before them: a split stack
+# takes about 3 s to go down, most of it uWSGI's own one-second waits (docs/testing.md: Where the time goes). The
+# worker waits for every teardown before it ends (finish_teardowns, from tests/conftest.py). Outside pytest-xdist (the
+# serial phase, whose tests measure against the clock), teardowns run in place.
+TEARDOWN_THREADS = 4
+_teardowns: list[Future] = []
+_teardown_pool: list[ThreadPoolExecutor] = []
+
+
+def in_background(teardown: Callable[[], None]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        teardown()
+        return
+    if not _teardown_pool:
+        _teardown_pool.append(ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="teardown"))
+    _teardowns.append(_teardown_pool[0].submit(teardown))
+
+
+def finish_teardowns() -> None:
+    """Wait for the teardowns in_background started; one that raised is reported, and the others still waited for."""
+    while _teardowns:
+        error = _teardowns.pop(0).exception()
+        if error is not None:
+            print(f"a stack's teardown failed: {error!r}", file=sys.stderr)
+
+
 class OwnStack:
     """A stack under its own compose project name, on a free loopback port; always torn down.
 
@@ -279,14 +306,15 @@ class OwnStack:
 
     @contextmanager
     def running(self, build: bool = True) -> Iterator[Deployment]:
-        """Build (as `make build` does) and start the stack; tear it down afterwards, whatever happens."""
+        """Build (as `make build` does) and start the stack; tear it down afterwards (in_background), whatever
+        happens."""
         if build:
             built = self.build()
             assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
         try:
             yield self.start()
         finally:
-            self.stop()
+            in_background(self.stop)
 
     def stop(self) -> None:
         with timed(self.project, "down") as outcome:

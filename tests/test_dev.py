@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ROOT, compose_down, container_logs, docker, make, poll, project_containers
+from tests.harness import ROOT, compose_down, container_logs, docker, in_background, make, poll, project_containers
 from tests.load import Load
 from tools.compose import PROJECT_LABEL, SERVICE_LABEL, free_port, write_secret_key
 
@@ -281,7 +281,7 @@ def dev_stacks(tmp_path_factory) -> Iterator[DevStacks]:
     try:
         yield stacks
     finally:
-        stacks.close()
+        in_background(stacks.close)
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=[f"{kind}-{topology}" for kind, topology in STACKS])

@@ -4,6 +4,7 @@ run reports how long its stacks took to build, start and stop."""
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import pytest
 
@@ -155,3 +156,32 @@ def test_a_step_that_raises_is_recorded_as_failed_and_a_worker_passes_its_steps_
         raise RuntimeError("down failed")
     assert [(step.step, step.ok) for step in stack_times.STEPS] == [("up", True), ("down", False)]
     assert stack_times.from_dicts(stack_times.as_dicts(stack_times.STEPS)) == stack_times.STEPS
+
+
+def test_a_teardown_runs_in_place_outside_pytest_xdist_and_beside_the_tests_in_a_worker_that_waits_for_it(
+    monkeypatch, capsys
+):
+    monkeypatch.setattr(harness, "_teardowns", [])
+    done: list[str] = []
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    harness.in_background(lambda: done.append("in place"))
+    assert done == ["in place"]
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
+    gate = threading.Event()
+
+    def slow() -> None:
+        assert gate.wait(10)
+        done.append("beside")
+
+    def failing() -> None:
+        raise RuntimeError("compose down failed")
+
+    harness.in_background(slow)
+    harness.in_background(failing)
+    assert done == ["in place"], "the worker waited for the teardown"
+    gate.set()
+    harness.finish_teardowns()
+    assert done == ["in place", "beside"]
+    assert "compose down failed" in capsys.readouterr().err
+    assert harness._teardowns == []
