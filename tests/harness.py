@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import yaml
 
-from tests.stack_times import timed
+from tests.stack_times import timed_process
 from tools import settings
 from tools.compose import PROJECT_LABEL, ROOT, Compose, free_port, write_secret_key
 
@@ -206,9 +206,7 @@ def built_once(
         present = subprocess.run(["docker", "image", "inspect", *tags], capture_output=True).returncode == 0
         if marker.exists() and present:
             return subprocess.CompletedProcess(["build"], 0, f"built earlier in this run: {', '.join(tags)}\n", "")
-        with timed(compose.project, "build") as outcome:
-            result = build()
-            outcome[0] = result.returncode == 0
+        result = timed_process(compose.project, "build", build)
         if result.returncode == 0:
             marker.touch()
         return result
@@ -220,21 +218,24 @@ def forget_builds() -> None:
 
 
 # Under pytest-xdist, a stack's teardown runs beside the worker's next tests instead of before them: a split stack
-# takes about 3 s to go down, most of it uWSGI's own one-second waits (docs/testing.md: Where the time goes). The
-# worker waits for every teardown before it ends (finish_teardowns, from tests/conftest.py). Outside pytest-xdist (the
-# serial phase, whose tests measure against the clock), teardowns run in place.
+# takes about 3 s to go down, 2 of them uWSGI's own one-second waits (docs/testing.md: Teardowns off the workers'
+# path). The worker waits for every teardown before it ends (finish_teardowns, from tests/conftest.py). Outside
+# pytest-xdist (the serial phase, whose tests measure against the clock), teardowns run in place.
 TEARDOWN_THREADS = 4
 _teardowns: list[Future] = []
-_teardown_pool: list[ThreadPoolExecutor] = []
+
+
+@functools.cache
+def _teardown_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="teardown")
 
 
 def in_background(teardown: Callable[[], None]) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    """teardown() beside the worker's next tests under pytest-xdist, in place outside it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _teardowns.append(_teardown_pool().submit(teardown))
+    else:
         teardown()
-        return
-    if not _teardown_pool:
-        _teardown_pool.append(ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="teardown"))
-    _teardowns.append(_teardown_pool[0].submit(teardown))
 
 
 def finish_teardowns() -> None:
@@ -286,9 +287,8 @@ class OwnStack:
         )
 
     def start(self, timeout: int = 120) -> Deployment:
-        with timed(self.project, "up") as outcome:
-            result = self.compose.run("up", "-d", "--wait", "--wait-timeout", str(timeout), check=False, capture=True)
-            outcome[0] = result.returncode == 0
+        up = ("up", "-d", "--wait", "--wait-timeout", str(timeout))
+        result = timed_process(self.project, "up", lambda: self.compose.run(*up, check=False, capture=True))
         if result.returncode != 0:
             logs = self.compose.run("logs", "--no-color", "--tail", "60", check=False, capture=True).stdout
             self.stop()
@@ -317,9 +317,8 @@ class OwnStack:
             in_background(self.stop)
 
     def stop(self) -> None:
-        with timed(self.project, "down") as outcome:
-            result = self.compose.run("down", "-v", "--remove-orphans", "--timeout", "40", check=False, capture=True)
-            outcome[0] = result.returncode == 0
+        down = ("down", "-v", "--remove-orphans", "--timeout", "40")
+        result = timed_process(self.project, "down", lambda: self.compose.run(*down, check=False, capture=True))
         if result.returncode != 0:
             print(f"teardown of {self.project} failed:\n{result.stderr}", file=sys.stderr)
 
@@ -384,10 +383,7 @@ def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) ->
     if target not in STACK_TARGETS:
         return _make(target, env, timeout, *flags)
     project = env.get("SWARM_STACK" if target.startswith("swarm-") else "COMPOSE_PROJECT_NAME") or "(default)"
-    with timed(project, f"make {target}") as outcome:
-        result = _make(target, env, timeout, *flags)
-        outcome[0] = result.returncode == 0
-    return result
+    return timed_process(project, f"make {target}", lambda: _make(target, env, timeout, *flags))
 
 
 def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subprocess.CompletedProcess:
@@ -403,11 +399,8 @@ def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subp
 
 def compose_down(project: str) -> None:
     """Remove a compose project's containers, networks and volumes (a test's own `make up` or `make dev`)."""
-    with timed(project, "down") as outcome:
-        result = subprocess.run(
-            ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT, capture_output=True
-        )
-        outcome[0] = result.returncode == 0
+    down = ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"]
+    timed_process(project, "down", lambda: subprocess.run(down, cwd=ROOT, capture_output=True))
 
 
 def project_containers(project: str, field: str = "{{.Id}}@{{.State.StartedAt}}") -> dict[str, str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import statistics
+import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -32,6 +33,7 @@ class Step:
 
 
 STEPS: list[Step] = []
+Process = subprocess.CompletedProcess
 
 
 @contextmanager
@@ -46,6 +48,14 @@ def timed(project: str, step: str) -> Iterator[list[bool]]:
         raise
     finally:
         STEPS.append(Step(project, step, round(time.monotonic() - clock, 2), round(started, 2), outcome[0]))
+
+
+def timed_process(project: str, step: str, run: Callable[[], Process]) -> Process:
+    """run() as a step, which failed when its process exited other than 0."""
+    with timed(project, step) as outcome:
+        result = run()
+        outcome[0] = result.returncode == 0
+    return result
 
 
 def as_dicts(steps: Iterable[Step]) -> list[dict]:

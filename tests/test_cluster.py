@@ -27,7 +27,7 @@ import requests
 
 from tests.harness import ROOT, free_port, poll
 from tests.load import Load
-from tests.stack_times import timed
+from tests.stack_times import timed, timed_process
 from tools import cluster as cluster_tool
 from tools import settings, swarm
 from tools.compose import write_secret_key
@@ -233,16 +233,13 @@ def stack(tmp_path_factory) -> Iterator[ClusterStack]:
         # What `make cluster-up` runs: `make build` (cached: it puts back an image tag another test moved), then up.
         built = subprocess.run([sys.executable, "-m", "tools.stack", "build"], cwd=ROOT, capture_output=True, text=True)
         assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-        with timed(name, "cluster up") as outcome:
-            result = subprocess.run(
-                [sys.executable, "-m", "tools.cluster", "up"],
-                cwd=ROOT,
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            outcome[0] = result.returncode == 0
+        up = [sys.executable, "-m", "tools.cluster", "up"]
+        environment = {**os.environ, **env}
+        result = timed_process(
+            name,
+            "cluster up",
+            lambda: subprocess.run(up, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600),
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         # Later deploys (the rollout) get the same settings; this process reads the swarm through the manager. Set
         # once, before any load runs: the load's threads read the environment (requests' proxy settings).

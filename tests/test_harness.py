@@ -148,13 +148,15 @@ def test_the_stack_report_totals_each_step_and_lists_the_kinds_by_time_spent(rec
     assert sum(line.endswith(", failed") for line in slowest) == sum(not step.ok for step in recorded)
 
 
-def test_a_step_that_raises_is_recorded_as_failed_and_a_worker_passes_its_steps_on(monkeypatch):
+def test_a_step_that_raises_or_exits_other_than_0_is_recorded_as_failed_and_a_worker_passes_its_steps_on(monkeypatch):
     monkeypatch.setattr(stack_times, "STEPS", [])
     with stack_times.timed("wct-0a1b2c", "up"):
         pass
     with pytest.raises(RuntimeError), stack_times.timed("wct-0a1b2c", "down"):
         raise RuntimeError("down failed")
-    assert [(step.step, step.ok) for step in stack_times.STEPS] == [("up", True), ("down", False)]
+    exited = stack_times.timed_process("wct-0a1b2c", "make up", lambda: subprocess.CompletedProcess([], 2))
+    assert exited.returncode == 2
+    assert [(step.step, step.ok) for step in stack_times.STEPS] == [("up", True), ("down", False), ("make up", False)]
     assert stack_times.from_dicts(stack_times.as_dicts(stack_times.STEPS)) == stack_times.STEPS
 
 
