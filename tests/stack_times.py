@@ -33,28 +33,33 @@ class Step:
 
 
 STEPS: list[Step] = []
-Process = subprocess.CompletedProcess
+
+
+def _record(project: str, step: str, started: float, clock: float, ok: bool) -> None:
+    """started: time.time() at the step's start; clock: time.monotonic() then."""
+    STEPS.append(Step(project, step, round(time.monotonic() - clock, 2), round(started, 2), ok))
 
 
 @contextmanager
-def timed(project: str, step: str) -> Iterator[list[bool]]:
-    """Record the step's time; the caller sets outcome[0] to False when the step failed (an exception does too)."""
-    outcome = [True]
-    started, clock = time.time(), time.monotonic()
+def timed(project: str, step: str) -> Iterator[None]:
+    """Record the step's time; it failed if it raised."""
+    started, clock, ok = time.time(), time.monotonic(), False
     try:
-        yield outcome
-    except BaseException:
-        outcome[0] = False
-        raise
+        yield
+        ok = True
     finally:
-        STEPS.append(Step(project, step, round(time.monotonic() - clock, 2), round(started, 2), outcome[0]))
+        _record(project, step, started, clock, ok)
 
 
-def timed_process(project: str, step: str, run: Callable[[], Process]) -> Process:
-    """run() as a step, which failed when its process exited other than 0."""
-    with timed(project, step) as outcome:
+def timed_process(
+    project: str, step: str, run: Callable[[], subprocess.CompletedProcess]
+) -> subprocess.CompletedProcess:
+    """run() as a step, which failed if it raised or its process exited other than 0."""
+    started, clock, result = time.time(), time.monotonic(), None
+    try:
         result = run()
-        outcome[0] = result.returncode == 0
+    finally:
+        _record(project, step, started, clock, result is not None and result.returncode == 0)
     return result
 
 
