@@ -155,21 +155,34 @@ class DevStack:
         path.write_text(marked)
         return time.monotonic()
 
+    def changes(self) -> int:
+        """How many changes the watcher has seen so far (one line each, before its chain reload)."""
+        return self.log().count('"changed: ')
+
     def settled(self) -> bool:
         """Whether the watcher has finished every chain reload it started (none under way)."""
         log = self.log()
         return log.count('"changed: ') == log.count('"reloaded: ')
 
-    def settle(self) -> None:
-        """Until the watcher has finished its reloads and started none for a second: it has seen the last save (a
-        worker respawned late in one reload may already serve a save the watcher has yet to reload for)."""
+    def settle(self, seen: int | None = None) -> None:
+        """Until the watcher has seen the last save and finished its reloads (a worker respawned late in one reload
+        may already serve a save the watcher has yet to reload for). With `seen`, the count of changes before a save
+        of this test's own: a change past it is that save. Without, after saves it did not count: no new change for
+        a second."""
 
         def quiet() -> bool:
-            before = self.log().count('"changed: ')
+            before = self.changes()
             time.sleep(1)
-            return self.settled() and self.log().count('"changed: ') == before
+            return self.settled() and self.changes() == before
 
-        poll(quiet, timeout=30, interval=0, what="the watcher's chain reloads finished")
+        def seen_and_reloaded() -> bool:
+            log = self.log()
+            return seen < log.count('"changed: ') == log.count('"reloaded: ')
+
+        if seen is None:
+            poll(quiet, timeout=30, interval=0, what="the watcher's chain reloads finished")
+        else:
+            poll(seen_and_reloaded, timeout=30, interval=0.05, what="the watcher's reload of the save finished")
 
     def served_after(self, written: float, path: str, marker: str, deadline: float = 10) -> float:
         """Seconds from the write until `path` answers with the marker (polled every 20 ms)."""
@@ -318,14 +331,15 @@ def test_the_working_copy_is_mounted_read_only_and_the_hardening_stays(dev):
 def edit_and_time(dev: DevStack, edits: int) -> list[float]:
     """Seconds from each write until its answer is served; each edit after the previous one's reload is over."""
     kind, times = KINDS[dev.kind], []
+    dev.settle()
     for _ in range(edits):
-        dev.settle()
         dev.warm()
         marker = uuid.uuid4().hex[:12]
+        seen = dev.changes()
         written = dev.edit(marker)
         times.append(dev.served_after(written, kind.url, marker))
+        dev.settle(seen)
     # Every worker serves the last edit: 20 answers in a row carry it.
-    dev.settle()
     assert all(marker in dev.get(kind.url).text for _ in range(20))
     return times
 
