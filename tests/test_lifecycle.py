@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.harness import make, project_containers
+from tests.harness import make, poll, project_containers
 
 pytestmark = pytest.mark.lifecycle
 
@@ -45,3 +46,28 @@ def test_make_up_fails_fast_with_the_failing_services_logs(make_env):
     assert "DEBUG='maybe' is not a boolean" in result.stderr, result.stderr
     assert "service migrate is exited" in result.stderr
     assert elapsed < 60, f"make up took {elapsed:.0f} s to fail"
+
+
+def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_failure(make_env):
+    project = make_env["COMPOSE_PROJECT_NAME"]
+
+    def app_running() -> bool:
+        return any("-app-" in name and status == "running" for name, status in statuses().items())
+
+    def statuses() -> dict[str, str]:
+        return project_containers(project, "{{.State.Status}}")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        up = pool.submit(make, "up", make_env, 120)
+        # Down as soon as the app server runs: healthy takes its first health check, 5 s after its start.
+        poll(app_running, timeout=90, interval=0.2, what="the app server running")
+        started = time.monotonic()
+        down = make("down", make_env)
+        result = up.result(timeout=120)
+        ended = time.monotonic() - started
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert result.returncode != 0, result.stdout
+    assert "up: the stack's containers were removed while it started" in result.stderr, result.stderr
+    assert "no container has failed" not in result.stderr, result.stderr
+    assert ended < 30, f"make up went on for {ended:.0f} s after make down"
+    assert statuses() == {}, "make down left containers behind"

@@ -219,6 +219,8 @@ def ensure_secret_key(path: Path) -> None:
 CLEAR_STREAK = 3
 # How often `up` looks at the containers while compose waits for them.
 WATCH_INTERVAL = 2.0
+# What compose's wait says when a container it started was removed meanwhile (the engine's error).
+REMOVED = "No such container"
 # The settings that change what the app's health probe asks (docker/app/uwsgi_health.py).
 PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
 ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
@@ -303,6 +305,12 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
         say(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop")
 
 
+def removed_meanwhile(stack: Compose, compose_output: str) -> bool:
+    """Whether the stack's containers were removed while up waited (a `make down` from elsewhere): none is left, or
+    compose's wait lost one it had started (the engine's "No such container"; the rest may still be going)."""
+    return REMOVED in compose_output or not stack.containers()
+
+
 def start(stack: Compose, timeout: int) -> bool:
     """`compose up --wait`, watched: a container that has clearly failed ends the wait at once, and the report
     names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
@@ -333,6 +341,13 @@ def start(stack: Compose, timeout: int) -> bool:
         output.seek(0)
         compose_output = "" if failing else output.read()
         if not failing:
+            if removed_meanwhile(stack, compose_output):
+                print(
+                    "up: the stack's containers were removed while it started (a `make down` or `docker rm` from "
+                    "elsewhere): nothing failed; `make up` starts it again",
+                    file=sys.stderr,
+                )
+                return False
             failing = [(state, failure(state, 0) or state.status) for state in stack.containers()]
             # A container still "created" waited for a dependency that failed: a consequence, not a cause.
             failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
