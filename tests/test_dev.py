@@ -155,14 +155,14 @@ class DevStack:
         path.write_text(marked)
         return time.monotonic()
 
-    def changes(self) -> int:
-        """How many changes the watcher has seen so far (one line each, before its chain reload)."""
-        return self.log().count('"changed: ')
-
-    def settled(self) -> bool:
-        """Whether the watcher has finished every chain reload it started (none under way)."""
+    def reloads(self) -> tuple[int, int]:
+        """How many changes the watcher has seen (one line each, before its chain reload) and how many of those
+        reloads it has finished: equal when none is under way."""
         log = self.log()
-        return log.count('"changed: ') == log.count('"reloaded: ')
+        return log.count('"changed: '), log.count('"reloaded: ')
+
+    def changes(self) -> int:
+        return self.reloads()[0]
 
     def settle(self, seen: int | None = None) -> None:
         """Until the watcher has seen the last save and finished its reloads (a worker respawned late in one reload
@@ -173,11 +173,12 @@ class DevStack:
         def quiet() -> bool:
             before = self.changes()
             time.sleep(1)
-            return self.settled() and self.changes() == before
+            changed, reloaded = self.reloads()
+            return before == changed == reloaded
 
         def seen_and_reloaded() -> bool:
-            log = self.log()
-            return seen < log.count('"changed: ') == log.count('"reloaded: ')
+            changed, reloaded = self.reloads()
+            return seen < changed == reloaded
 
         if seen is None:
             poll(quiet, timeout=30, interval=0, what="the watcher's chain reloads finished")
