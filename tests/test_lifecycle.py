@@ -51,11 +51,11 @@ def test_make_up_fails_fast_with_the_failing_services_logs(make_env):
 def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_failure(make_env):
     project = make_env["COMPOSE_PROJECT_NAME"]
 
-    def app_running() -> bool:
-        return any("-app-" in name and status == "running" for name, status in statuses().items())
-
     def statuses() -> dict[str, str]:
         return project_containers(project, "{{.State.Status}}")
+
+    def app_running() -> bool:
+        return any("-app-" in name and status == "running" for name, status in statuses().items())
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         up = pool.submit(make, "up", make_env, 120)

@@ -305,12 +305,6 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
         say(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop")
 
 
-def removed_meanwhile(stack: Compose, compose_output: str) -> bool:
-    """Whether the stack's containers were removed while up waited (a `make down` from elsewhere): none is left, or
-    compose's wait lost one it had started (the engine's "No such container"; the rest may still be going)."""
-    return REMOVED in compose_output or not stack.containers()
-
-
 def start(stack: Compose, timeout: int) -> bool:
     """`compose up --wait`, watched: a container that has clearly failed ends the wait at once, and the report
     names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
@@ -341,14 +335,17 @@ def start(stack: Compose, timeout: int) -> bool:
         output.seek(0)
         compose_output = "" if failing else output.read()
         if not failing:
-            if removed_meanwhile(stack, compose_output):
+            remaining = stack.containers()
+            # Removed while up waited (a `make down` from elsewhere): none is left, or compose's wait lost one it had
+            # started (the rest may still be going).
+            if REMOVED in compose_output or not remaining:
                 print(
                     "up: the stack's containers were removed while it started (a `make down` or `docker rm` from "
                     "elsewhere): nothing failed; `make up` starts it again",
                     file=sys.stderr,
                 )
                 return False
-            failing = [(state, failure(state, 0) or state.status) for state in stack.containers()]
+            failing = [(state, failure(state, 0) or state.status) for state in remaining]
             # A container still "created" waited for a dependency that failed: a consequence, not a cause.
             failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
         report_failures(stack, failing, compose_output)
