@@ -24,6 +24,7 @@ from tests.harness import (
     forget_builds,
     free_port,
     in_background,
+    under_xdist,
 )
 from tests.host_postgres import HostPostgres
 from tools import settings
@@ -230,6 +231,14 @@ LOAD_REPORT: list[str] = []
 def load_report() -> list[str]:
     """Lines for the summary at the end of the run: what each load test sent and what failed."""
     return LOAD_REPORT
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Outside pytest-xdist (the serial phase measures against the clock), a test runs once the stacks torn down
+    before it are gone: their teardowns ran beside its setup, never beside its measurement."""
+    if not under_xdist():
+        finish_teardowns()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -217,10 +217,11 @@ def forget_builds() -> None:
     shutil.rmtree(BUILT_MARKERS, ignore_errors=True)
 
 
-# Under pytest-xdist, a stack's teardown runs beside the worker's next tests instead of before them: a split stack
-# takes about 3 s to go down, 2 of them uWSGI's own one-second waits (docs/testing.md: Teardowns off the workers'
-# path). The worker waits for every teardown before it ends (finish_teardowns, from tests/conftest.py). Outside
-# pytest-xdist (the serial phase, whose tests measure against the clock), teardowns run in place.
+# A stack's teardown runs beside what follows instead of before it: a split stack takes about 3 s to go down, 2 of
+# them uWSGI's own one-second waits (docs/testing.md: Teardowns off the workers' path). Under pytest-xdist, beside the
+# worker's next tests; outside it (the serial phase, whose tests measure against the clock), beside the next test's
+# setup only: a test's call waits for every teardown before it (pytest_runtest_call in tests/conftest.py). The run
+# waits for them all before it ends (finish_teardowns, from tests/conftest.py).
 TEARDOWN_THREADS = 4
 _teardowns: list[Future] = []
 
@@ -231,11 +232,12 @@ def _teardown_pool() -> ThreadPoolExecutor:
 
 
 def in_background(teardown: Callable[[], None]) -> None:
-    """teardown() beside the worker's next tests under pytest-xdist, in place outside it."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        _teardowns.append(_teardown_pool().submit(teardown))
-    else:
-        teardown()
+    """teardown() beside what follows: the worker's next tests under pytest-xdist, the next test's setup outside it."""
+    _teardowns.append(_teardown_pool().submit(teardown))
+
+
+def under_xdist() -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
 def finish_teardowns() -> None:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests import harness, stack_times
+from tests import conftest, harness, stack_times
 from tools import settings
 from tools.compose import Compose
 
@@ -160,16 +160,11 @@ def test_a_step_that_raises_or_exits_other_than_0_is_recorded_as_failed_and_a_wo
     assert stack_times.from_dicts(stack_times.as_dicts(stack_times.STEPS)) == stack_times.STEPS
 
 
-def test_a_teardown_runs_in_place_outside_pytest_xdist_and_beside_the_tests_in_a_worker_that_waits_for_it(
+def test_a_teardown_runs_beside_what_follows_and_outside_pytest_xdist_a_test_runs_only_once_it_is_over(
     monkeypatch, capsys
 ):
     monkeypatch.setattr(harness, "_teardowns", [])
     done: list[str] = []
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    harness.in_background(lambda: done.append("in place"))
-    assert done == ["in place"]
-
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
     gate = threading.Event()
 
     def slow() -> None:
@@ -179,11 +174,17 @@ def test_a_teardown_runs_in_place_outside_pytest_xdist_and_beside_the_tests_in_a
     def failing() -> None:
         raise RuntimeError("compose down failed")
 
+    # In a worker, the next tests run beside the teardowns, all the way.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
     harness.in_background(slow)
     harness.in_background(failing)
-    assert done == ["in place"], "the worker waited for the teardown"
-    gate.set()
-    harness.finish_teardowns()
-    assert done == ["in place", "beside"]
+    conftest.pytest_runtest_call(None)
+    assert done == [], "the worker waited for the teardown"
+    # Outside a worker (the serial phase), a test's call waits for them: set free a moment later, it ran after.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    threading.Timer(0.2, gate.set).start()
+    conftest.pytest_runtest_call(None)
+    done.append("the test")
+    assert done == ["beside", "the test"]
     assert "compose down failed" in capsys.readouterr().err
     assert harness._teardowns == []
