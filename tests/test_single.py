@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -11,11 +12,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import OwnStack, busy_workers, docker, json_lines, make, poll
+from tests.harness import ROOT, OwnStack, busy_workers, docker, json_lines, make, poll
 from tests.load import Load
 from tests.test_examples import example_env
 
 pytestmark = pytest.mark.lifecycle
+
+# supervisord's line once its signal handlers are set; it starts its programs about a second later.
+SUPERVISORD_STARTED = "supervisord started with pid"
+# A stop heard by every program takes a few seconds (uWSGI's graceful stop looks for its workers once a second).
+STOPPED_WITHIN = 15
 
 
 def single_stack(workdir: Path) -> OwnStack:
@@ -43,7 +49,11 @@ def test_supervisorctl_status_shows_the_listener_nginx_and_uwsgi_running(watched
         return {line.split()[0]: line.split()[1] for line in status.splitlines()}
 
     # Programs count as RUNNING once they have stayed up for startsecs (5 s).
-    expected = {"listener": "RUNNING", "nginx": "RUNNING", "uwsgi": "RUNNING", "exit-on-fatal": "RUNNING"}
+    expected = {
+        **{name: "RUNNING" for name in ("listener", "nginx", "uwsgi")},
+        # The event listeners (docker/single/supervisord.conf).
+        **{name: "RUNNING" for name in ("exit-on-fatal", "stop-again")},
+    }
     poll(lambda: programs() == expected, timeout=20, what=f"supervisorctl status shows {expected}")
     assert docker("exec", watched.app_container, "id", "-un").strip() != "root"
     supervisord = docker("exec", watched.app_container, "ps", "-o", "user=,args=", "-p", "1").strip()
@@ -127,6 +137,70 @@ def test_a_program_that_dies_for_good_makes_the_container_exit(single):
         )
     finally:
         squatter.kill()
+
+
+# A program that drops the stop signals it gets in its first moments, as one whose command is not running yet does.
+DEAF_AT_FIRST = """import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+print("deaf", flush=True)
+time.sleep(1.2)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+time.sleep(30)
+"""
+
+
+def test_stop_again_sends_a_program_supervisord_stops_its_stopsignal_again_until_it_is_gone(tmp_path):
+    """docker/single/stop_again.py, spoken to as supervisord does (its event listener protocol) and run on the host:
+    told that supervisord is stopping a program that dropped its signal, it sends that program's stopsignal (from the
+    config) again until the program is gone, then waits for the next event."""
+    config = tmp_path / "supervisord.conf"
+    config.write_text("[program:deaf]\ncommand=deaf\nstopsignal=INT\n\n[program:other]\ncommand=other\n")
+    deaf = subprocess.Popen(["python3", "-c", DEAF_AT_FIRST], stdout=subprocess.PIPE, text=True)
+    listener = subprocess.Popen(
+        ["python3", str(ROOT / "docker/single/stop_again.py"), str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert deaf.stdout.readline() == "deaf\n"
+        deaf.send_signal(signal.SIGINT)  # supervisord's one stop signal: dropped
+        assert listener.stdout.readline() == "READY\n"
+        payload = f"processname:deaf groupname:deaf from_state:RUNNING pid:{deaf.pid}"
+        listener.stdin.write(f"ver:3.0 eventname:PROCESS_STATE_STOPPING len:{len(payload)}\n{payload}")
+        listener.stdin.flush()
+        assert listener.stdout.read(len("RESULT 2\nOK")) == "RESULT 2\nOK"
+        assert deaf.wait(timeout=10) == -signal.SIGINT, "ended by its stopsignal, sent again"
+        assert listener.stdout.readline() == "READY\n", "back to waiting once the program was gone"
+    finally:
+        deaf.kill()
+        listener.kill()
+    said = listener.stderr.read()
+    assert f"deaf (pid {deaf.pid}) is still stopping: its SIGINT again" in said, said
+
+
+def test_a_stop_as_supervisord_starts_its_programs_ends_the_container_in_seconds(single):
+    """Stopped in its first second, supervisord stops its programs moments after it started them, sending each its
+    stop signal once; a program whose command was not running yet dropped it, and the container ran until the stop
+    timeout (docker/single/stop_again.py sends it again). Stopped right there, twice: each stop ends in seconds."""
+    container = single.app_container
+    for _ in range(2):
+        docker("stop", container)
+        starts = single.logs(container).count(SUPERVISORD_STARTED)
+        docker("start", container)
+        poll(
+            lambda starts=starts: single.logs(container).count(SUPERVISORD_STARTED) > starts,
+            timeout=20,
+            interval=0.02,
+            what="supervisord started (its programs start a second later)",
+        )
+        started = time.monotonic()
+        docker("stop", "--time", "35", container)
+        took = time.monotonic() - started
+        code = docker("inspect", "-f", "{{.State.ExitCode}}", container).strip()
+        assert took < STOPPED_WITHIN, f"docker stop took {took:.1f} s (exit {code})\n{single.logs(container)[-3000:]}"
+        assert code == "0"
 
 
 # Alone on the machine: in make test's parallel phase one run in three lost 1 request of ~3,400 (a 502) here, and
