@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,6 +49,16 @@ def test_make_up_fails_fast_with_the_failing_services_logs(make_env):
     assert elapsed < 60, f"make up took {elapsed:.0f} s to fail"
 
 
+def last_lines(follow: subprocess.Popen, count: int = 40) -> str:
+    """The last lines a `docker logs -f` printed; it ends when its container stops (else it is cut off after 10 s)."""
+    try:
+        output = follow.communicate(timeout=10)[0]
+    except subprocess.TimeoutExpired:
+        follow.kill()
+        output = follow.communicate()[0]
+    return "".join(output.splitlines(True)[-count:])
+
+
 def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_failure(make_env):
     project = make_env["COMPOSE_PROJECT_NAME"]
 
@@ -61,13 +72,21 @@ def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_
         up = pool.submit(make, "up", make_env, 120)
         # Down as soon as the app server runs: healthy takes its first health check, 5 s after its start.
         poll(app_running, timeout=90, interval=0.2, what="the app server running")
+        # Each container's log to its end (`make down` removes them): which one held the stop up, if one did.
+        followed = {
+            name: subprocess.Popen(
+                ["docker", "logs", "-f", "-t", name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            for name in statuses()
+        }
         started = time.monotonic()
         down = make("down", make_env)
         result = up.result(timeout=120)
         ended = time.monotonic() - started
+    logs = "".join(f"--- {name}\n{last_lines(follow)}" for name, follow in followed.items())
     assert down.returncode == 0, down.stdout + down.stderr
-    assert result.returncode != 0, result.stdout
+    assert ended < 30, f"make up went on for {ended:.0f} s after make down\n{down.stdout}{down.stderr}\n{logs}"
+    assert result.returncode != 0, f"{result.stdout}\n{down.stdout}{down.stderr}\n{logs}"
     assert "up: the stack's containers were removed while it started" in result.stderr, result.stderr
     assert "no container has failed" not in result.stderr, result.stderr
-    assert ended < 30, f"make up went on for {ended:.0f} s after make down"
     assert statuses() == {}, "make down left containers behind"
