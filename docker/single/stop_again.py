@@ -53,23 +53,23 @@ def next_event() -> dict[str, str]:
     return dict(item.split(":", 1) for item in payload.split())
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The process's /proc stat fields after its command's name, the state first; OSError once it is gone."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def age(pid: int) -> float:
     """Seconds since the process started (its exec'd command or the fork before it: the same process)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        started = int(stat.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    started = int(stat_fields(pid)[19]) / os.sysconf("SC_CLK_TCK")
     with open("/proc/uptime") as uptime:
         return float(uptime.read().split()[0]) - started
 
 
 def gone(pid: int) -> bool:
+    """No such process, or a zombie: it keeps its pid until supervisord reaps it, but has stopped all the same."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie still has its pid until supervisord reaps it; it has stopped all the same.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        return stat_fields(pid)[0] == "Z"
     except OSError:
         return True
 
