@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.harness import make, poll, project_containers
+from tests.harness import container_logs, docker, make, poll, project_containers
+from tools import lost_stops, settings
+from tools.compose import PROJECT_LABEL
 
 pytestmark = pytest.mark.lifecycle
 
@@ -90,3 +93,55 @@ def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_
     assert "up: the stack's containers were removed while it started" in result.stderr, result.stderr
     assert "no container has failed" not in result.stderr, result.stderr
     assert statuses() == {}, "make down left containers behind"
+
+
+# A program that loses its first stop signal, as a container stopped in its first moments can (tools/lost_stops.py):
+# it ignores the first SIGQUIT and exits on the second.
+DEAF_AT_FIRST = """import signal, sys, time
+heard = 0
+def on_quit(signum, frame):
+    global heard
+    heard += 1
+    print(f"deaf at first: stop signal {heard}", flush=True)
+    if heard > 1:
+        sys.exit(0)
+signal.signal(signal.SIGQUIT, on_quit)
+print("deaf at first: ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+# docker stop's timeout here: a container whose stop was not sent again runs until it, and is killed (exit 137).
+DEAF_STOP_TIMEOUT = 6
+# A young container's stop counts as young up to this in the second case, which waits it out.
+SHORT_YOUNG = 1.0
+
+
+@pytest.mark.parametrize("young", [True, False], ids=["stopped as it starts", "stopped later"])
+def test_a_stop_signal_a_young_container_lost_is_sent_again_until_it_stops_and_an_older_ones_is_not(young):
+    project = f"wct-lost-{secrets.token_hex(3)}"
+    name = f"{project}-deaf-1"
+    docker(
+        *("run", "-d", "--init", "--name", name, "--network", "none", "--stop-signal", "QUIT"),
+        *("--label", f"{PROJECT_LABEL}={project}"),
+        settings.get("APP_IMAGE"),
+        *("python3", "-c", DEAF_AT_FIRST),
+    )
+    try:
+        poll(lambda: "deaf at first: ready" in container_logs(name), what="the program ready")
+        if not young:
+            poll(lambda: time.time() - lost_stops.started_at(name) > SHORT_YOUNG, what="the container older")
+        with lost_stops.resending(project, young=SHORT_YOUNG if not young else lost_stops.YOUNG) as resent:
+            started = time.monotonic()
+            docker("stop", "-t", str(DEAF_STOP_TIMEOUT), name)
+            took = time.monotonic() - started
+        code = int(docker("inspect", "-f", "{{.State.ExitCode}}", name))
+        logs = container_logs(name)
+    finally:
+        docker("rm", "-f", name, check=False)
+    if young:
+        assert took < DEAF_STOP_TIMEOUT - 2, f"docker stop took {took:.1f} s: the stop was not sent again\n{logs}"
+        assert (code, "deaf at first: stop signal 2" in logs) == (0, True), logs
+        assert resent == [name]
+    else:
+        assert took >= DEAF_STOP_TIMEOUT, f"an older container's stop was sent again: {took:.1f} s\n{logs}"
+        assert (code, resent) == (137, []), logs

@@ -13,6 +13,7 @@ DJANGO_SETTINGS_MODULE, STATIC_DIR, STATIC_URL, TOPOLOGY, HTTP_BIND, HTTP_PORT, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools import settings
+from tools import lost_stops, settings
 from tools.compose import PROJECT_LABEL, ROOT, Compose, Container, timestamp, write_secret_key
 from tools.progress import phase, run_step, verbose
 
@@ -301,7 +302,9 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
         say(logs[state.service] or "(no logs)")
     looping = sorted({state.service for state, _ in failing if state.status in ("restarting", "running")})
     if looping:
-        stack.run("stop", "--timeout", "5", *looping, check=False, capture=True)
+        # A container restarting in a loop is always young: its stop may be lost (tools/lost_stops.py).
+        with lost_stops.resending(stack.project or project_name()):
+            stack.run("stop", "--timeout", "5", *looping, check=False, capture=True)
         say(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop")
 
 
@@ -461,6 +464,8 @@ RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
 SINGLE_TARGETS = {"restart": ("exec", "-T", "single", "supervisorctl", "restart", "uwsgi")}
 # These need a stack that runs; logs and ps also answer for one that does not.
 NEEDS_RUNNING = {"shell", "top", "reload", "restart"}
+# These stop containers: a stop signal that a container lost as it started is sent again meanwhile.
+STOPPING_TARGETS = {"down", "restart"}
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 
 
@@ -516,8 +521,11 @@ def on_running(target: str) -> int:
         args.insert(1, "-T")  # commands piped in: no terminal to allocate
     if target == "top" and not sys.stdout.isatty():
         raise StackError("uwsgitop needs a terminal; for a snapshot: docker exec <container> uwsgi-ctl stats")
+    # A stop lost by a container stopped as it started is sent again (tools/lost_stops.py).
+    stopping = lost_stops.resending(project_name()) if target in STOPPING_TARGETS else contextlib.nullcontext()
     try:
-        return stack.run(*args, check=False).returncode
+        with stopping:
+            return stack.run(*args, check=False).returncode
     except KeyboardInterrupt:
         return 130
 
