@@ -33,7 +33,8 @@ SLOW_APP = """import os
 import sys
 import time
 
-# SLOW_STAGE: "check" holds check-app's import, which runs before uWSGI starts; "worker" holds a uWSGI worker's.
+# SLOW_STAGE: "check" holds check-app's import, which runs before uWSGI starts; "worker" holds a uWSGI worker's;
+# another ("master": a hook holds the master instead) holds neither.
 if os.environ["SLOW_STAGE"] == ("worker" if "uwsgi" in sys.modules else "check"):
     print("slow app: loading", file=sys.stderr, flush=True)
     time.sleep(60 if "uwsgi" in sys.modules else 4)
@@ -75,13 +76,11 @@ def test_nginx_stopped_while_its_entrypoint_renders_the_config_stops_at_once_eve
     assert "nginx-entrypoint: QUIT before nginx started: stopping" in output
 
 
-# A post-fork step of the test's own, which uWSGI runs before uwsgi.ini's (it reads UWSGI_<OPTION> variables first):
-# it holds each worker in its first moments after the fork, a window a busy machine opens by chance.
-HOLD_AFTER_FORK = "exec:sleep 6"
-
-# A step of the test's own in the uWSGI master's start, after its first hooks and before its loop (the in-jail hooks,
-# which run with or without a jail): it holds the master where uWSGI ignored SIGTERM.
-HOLD_MASTER = "exec:sleep 6"
+# A uWSGI hook of the test's own (a UWSGI_HOOK_<STAGE> variable, which uWSGI reads before uwsgi.ini's hooks) that holds
+# a process in one stage of its start: a worker in its first moments after the fork (post-fork), a window a busy
+# machine opens by chance, or the master after its first hooks and before its loop (in-jail, run with or without a
+# jail), where uWSGI ignored SIGTERM.
+HOLD = "exec:sleep 6"
 
 # (stage the app is held in, docker run's flags, what the log shows before the stop, what it shows once stopped)
 APP_STAGES = {
@@ -107,16 +106,16 @@ APP_STAGES = {
     # ignores it in the master), and this stop waited out the timeout every time.
     "a worker held right after its fork": (
         "worker",
-        ["--init", "-e", f"UWSGI_HOOK_POST_FORK={HOLD_AFTER_FORK}"],
-        ['gracefully_kill_them_all" (master-start)', f'running "{HOLD_AFTER_FORK}" (post-fork)'],
+        ["--init", "-e", f"UWSGI_HOOK_POST_FORK={HOLD}"],
+        ['gracefully_kill_them_all" (master-start)', f'running "{HOLD}" (post-fork)'],
         ["graceful shutdown triggered", "goodbye to uWSGI"],
     ),
     # Before uwsgi config 0.7.5 the master ignored SIGTERM until its loop ran, and this stop waited out the timeout
     # every time. It now ends the master at once (exit status 15: nothing was served yet, no worker was forked).
     "the master still starting": (
         "master",
-        ["--init", "-e", f"UWSGI_HOOK_IN_JAIL={HOLD_MASTER}"],
-        [f'running "{HOLD_MASTER}" (in-jail)'],
+        ["--init", "-e", f"UWSGI_HOOK_IN_JAIL={HOLD}"],
+        [f'running "{HOLD}" (in-jail)'],
         [],
     ),
 }
@@ -152,11 +151,11 @@ def test_the_socket_listener_stopped_while_it_starts_stops_at_once(tmp_path):
     held where it ignored SIGTERM before uwsgi config 0.7.5."""
     name = f"wct-stop-listener-{secrets.token_hex(3)}"
     docker(
-        *("run", "-d", "--init", "--name", name, "--network", "none", "-e", f"UWSGI_HOOK_IN_JAIL={HOLD_MASTER}"),
+        *("run", "-d", "--init", "--name", name, "--network", "none", "-e", f"UWSGI_HOOK_IN_JAIL={HOLD}"),
         *("--tmpfs", "/run/uwsgi", "--tmpfs", "/run/uwsgi-zerg"),
         settings.get("APP_IMAGE"),
         "listen",
     )
-    took, code, output = stopped(name, f'running "{HOLD_MASTER}" (in-jail)')
+    took, code, output = stopped(name, f'running "{HOLD}" (in-jail)')
     assert took < HEARD_WITHIN, f"docker stop took {took:.1f} s (exit {code}): the stop was dropped\n{output}"
     assert code == 15, output
