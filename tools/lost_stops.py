@@ -68,8 +68,8 @@ def started_at(container: str) -> float:
 def resending(project: str, young: float = YOUNG, every: float = EVERY) -> Iterator[list[str]]:
     """Within the block, each container of `project` that is sent a stop signal in its first `young` seconds gets it
     again every `every` seconds until it no longer runs. Yields the names of the containers it was sent again, as it
-    goes. Silent: a young container that heard its signal may just take longer than `every` to stop gracefully (the
-    app server takes about 2 s), so a repeat says nothing was lost."""
+    goes. Says nothing: a young container that heard its signal may just take longer than `every` to stop gracefully
+    (the app server takes about 2 s), so a repeat is no sign that a signal was lost."""
     filters = ["--filter", "type=container", "--filter", "event=kill", "--filter", f"label={PROJECT_LABEL}={project}"]
     events = subprocess.Popen(
         ["docker", "events", "--since", f"{time.time() - 1:.3f}", "--format", "{{json .}}", *filters],
