@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,7 @@ import requests
 
 from tests.harness import container_logs, docker, make, poll, project_containers
 from tools import lost_stops, settings
-from tools.compose import PROJECT_LABEL
+from tools.compose import PROJECT_LABEL, ROOT
 
 pytestmark = pytest.mark.lifecycle
 
@@ -145,3 +146,20 @@ def test_a_stop_signal_a_young_container_lost_is_sent_again_until_it_stops_and_a
     else:
         assert took >= DEAF_STOP_TIMEOUT, f"an older container's stop was sent again: {took:.1f} s\n{logs}"
         assert (code, resent) == (137, []), logs
+
+
+def test_a_stop_that_is_killed_leaves_no_follower_of_dockers_events_behind():
+    project = f"wct-lost-{secrets.token_hex(3)}"
+
+    def followers() -> list[str]:
+        found = subprocess.run(["pgrep", "-f", f"docker events .*{PROJECT_LABEL}={project}"], capture_output=True)
+        return found.stdout.decode().split()
+
+    script = f"import time\nfrom tools import lost_stops\nwith lost_stops.resending({project!r}):\n    time.sleep(60)\n"
+    stop = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        poll(followers, what="the follower of docker's events")
+    finally:
+        stop.kill()
+        stop.wait()
+    poll(lambda: not followers(), timeout=10, what="the follower gone once its `make down` was killed")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import threading
@@ -71,8 +72,12 @@ def resending(project: str, young: float = YOUNG, every: float = EVERY) -> Itera
     goes. Says nothing: a young container that heard its signal may just take longer than `every` to stop gracefully
     (the app server takes about 2 s), so a repeat is no sign that a signal was lost."""
     filters = ["--filter", "type=container", "--filter", "event=kill", "--filter", f"label={PROJECT_LABEL}={project}"]
+    follower = ["docker", "events", "--since", f"{time.time() - 1:.3f}", "--format", "{{json .}}", *filters]
+    # setpriv (util-linux, in every Debian): the follower gets SIGTERM when this process ends, so a `make down` that
+    # is killed leaves none behind.
+    with_parent = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
     events = subprocess.Popen(
-        ["docker", "events", "--since", f"{time.time() - 1:.3f}", "--format", "{{json .}}", *filters],
+        [*with_parent, *follower],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
