@@ -410,8 +410,13 @@ def project_containers(project: str, field: str = "{{.Id}}@{{.State.StartedAt}}"
     ids = docker("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={project}").split()
     if not ids:
         return {}
-    out = docker("inspect", "-f", "{{.Name}} " + field, *ids)
-    return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines())
+    # A container removed between the listing and the inspection (compose replacing one, a down) is left out: the
+    # engine inspects the others and names the missing one.
+    out = subprocess.run(["docker", "inspect", "-f", "{{.Name}} " + field, *ids], capture_output=True, text=True)
+    unexpected = [line for line in out.stderr.splitlines() if line and "No such object" not in line]
+    if out.returncode != 0 and (unexpected or not out.stderr):
+        raise subprocess.CalledProcessError(out.returncode, out.args, out.stdout, out.stderr)
+    return dict(line.lstrip("/").split(" ", 1) for line in out.stdout.splitlines())
 
 
 def stats_answer(container: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import uuid
 
 import pytest
 
@@ -188,3 +189,22 @@ def test_a_teardown_runs_beside_what_follows_and_outside_pytest_xdist_a_test_run
     assert done == ["beside", "the test"]
     assert "compose down failed" in capsys.readouterr().err
     assert harness._teardowns == []
+
+
+def test_a_container_removed_between_the_listing_and_the_inspection_is_left_out(monkeypatch):
+    """project_containers lists a project's ids, then inspects them: one removed in between (compose replacing it)
+    must not fail the caller's poll; anything else the inspection says still does."""
+    project = f"wct-harness-{uuid.uuid4().hex[:6]}"
+    label = f"{harness.PROJECT_LABEL}={project}"
+    real = harness.docker("create", "--label", label, "--name", project, settings.get("BASE_IMAGE"), "true").strip()
+    # The listing names the real container and one already gone.
+    docker = harness.docker
+
+    def listing_one_gone(*args: str, **kwargs) -> str:
+        return f"{real}\n0123456789ab\n" if args[0] == "ps" else docker(*args, **kwargs)
+
+    monkeypatch.setattr(harness, "docker", listing_one_gone)
+    try:
+        assert harness.project_containers(project, "{{.State.Status}}") == {project: "created"}
+    finally:
+        subprocess.run(["docker", "rm", "-f", project], capture_output=True)
