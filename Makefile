@@ -11,9 +11,9 @@ VENV ?= .venv
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # make test: the stack's suite runs its work groups (a module in one topology; tests/conftest.py) on this many pytest
-# workers at once. Most of a stack test's time is waiting on containers, so more workers than cores pay off; 1 runs
-# them one after another (docs/testing.md: where the time goes).
-TEST_WORKERS ?= 3
+# workers at once. Much of a stack test's time is waiting on containers, so twice as many workers as cores pay off
+# (3 left the 2 cores a third idle); 1 runs them one after another (docs/testing.md: where the time goes).
+TEST_WORKERS ?= 4
 
 .PHONY: help bootstrap build up dev down logs ps shell top reload restart versions lint test test-quick test-app verify \
         bench venv \
