@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from tests.harness import container_logs, docker, make, poll, project_containers
-from tools import lost_stops, settings
-from tools.compose import PROJECT_LABEL, ROOT
+from tools import lost_stops, settings, stack
+from tools.compose import PROJECT_LABEL, ROOT, Container
 
 pytestmark = pytest.mark.lifecycle
 
@@ -91,7 +91,7 @@ def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_
     assert down.returncode == 0, down.stdout + down.stderr
     assert ended < 30, f"make up went on for {ended:.0f} s after make down\n{down.stdout}{down.stderr}\n{logs}"
     assert result.returncode != 0, f"{result.stdout}\n{down.stdout}{down.stderr}\n{logs}"
-    assert "up: the stack's containers were removed while it started" in result.stderr, result.stderr
+    assert "up: the stack's containers were stopped or removed while it started" in result.stderr, result.stderr
     assert "no container has failed" not in result.stderr, result.stderr
     assert statuses() == {}, "make down left containers behind"
 
@@ -163,3 +163,32 @@ def test_a_stop_that_is_killed_leaves_no_follower_of_dockers_events_behind():
         stop.kill()
         stop.wait()
     poll(lambda: not followers(), timeout=10, what="the follower gone once its `make down` was killed")
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "one_shot", "stopped"),
+    [
+        ("exited", 0, False, True),  # `make down` stopped it: compose's wait says "exited (0)"
+        ("removing", 0, False, True),
+        ("exited", 1, False, False),  # it failed
+        ("exited", 0, True, False),  # migrate, done
+        ("running", 0, False, False),
+        ("restarting", 0, False, False),  # ended by itself: its restart policy brings it back
+    ],
+)
+def test_make_up_tells_a_service_stopped_from_elsewhere_from_one_that_failed(status, exit_code, one_shot, stopped):
+    state = Container(
+        id="c",
+        name="wct-x-nginx-1",
+        service="nginx",
+        status=status,
+        exit_code=exit_code,
+        restarts=0,
+        finished_at=0.0,
+        health="",
+        probes=[],
+        env={},
+        labels={},
+        one_shot=one_shot,
+    )
+    assert stack.stopped_from_elsewhere(state) is stopped

@@ -308,6 +308,15 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
         say(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop")
 
 
+def stopped_from_elsewhere(state: Container) -> bool:
+    """A service (not a one-shot) that exited cleanly, or is being removed: `make down` stops the containers before
+    it removes them, and compose's wait ends on the first one's "exited (0)". A service that ends by itself is
+    restarted (`restart: unless-stopped`), which `failure` reports; only a stop through the engine leaves it exited."""
+    if state.one_shot:
+        return False
+    return state.status == "removing" or (state.status == "exited" and state.exit_code == 0)
+
+
 def start(stack: Compose, timeout: int) -> bool:
     """`compose up --wait`, watched: a container that has clearly failed ends the wait at once, and the report
     names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
@@ -339,18 +348,19 @@ def start(stack: Compose, timeout: int) -> bool:
         compose_output = "" if failing else output.read()
         if not failing:
             remaining = stack.containers()
-            # Removed while up waited (a `make down` from elsewhere): none is left, or compose's wait lost one it had
-            # started (the rest may still be going).
-            if REMOVED in compose_output or not remaining:
-                print(
-                    "up: the stack's containers were removed while it started (a `make down` or `docker rm` from "
-                    "elsewhere): nothing failed; `make up` starts it again",
-                    file=sys.stderr,
-                )
-                return False
             failing = [(state, failure(state, 0) or state.status) for state in remaining]
             # A container still "created" waited for a dependency that failed: a consequence, not a cause.
             failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
+            stopped = [state for state in remaining if stopped_from_elsewhere(state)]
+            # Stopped or removed while up waited: none is left, compose's wait lost one it had started (the rest may
+            # still be going), or nothing failed but a service was stopped.
+            if REMOVED in compose_output or not remaining or (stopped and not failing):
+                print(
+                    "up: the stack's containers were stopped or removed while it started (a `make down`, `docker "
+                    "stop` or `docker rm` from elsewhere): nothing failed; `make up` starts it again",
+                    file=sys.stderr,
+                )
+                return False
         report_failures(stack, failing, compose_output)
     return False
 
