@@ -192,11 +192,10 @@ class ProbedBurst:
 def probed_burst(deployment, connections: int, path: str) -> ProbedBurst:
     """A wrk burst; the PROBED one has the app's health probe run through it, one probe after another."""
     probes: list[tuple[int, float]] = []
+    probed = (connections, path) == PROBED and deployment.app_container
     with ThreadPoolExecutor(max_workers=1) as pool:
         burst = pool.submit(wrk, deployment.base_url + path, connections, BURST_SECONDS)
-        while (connections, path) == PROBED and deployment.app_container and not burst.done():
-            if len(probes) == MAX_PROBES:
-                break
+        while probed and not burst.done() and len(probes) < MAX_PROBES:
             began = time.monotonic()
             result = subprocess.run(
                 ["docker", "exec", deployment.app_container, "uwsgi-health"], capture_output=True, timeout=30
