@@ -71,8 +71,8 @@ def poll(probe: Callable[[], T], timeout: float = 20, interval: float = 0.2, wha
         time.sleep(interval)
 
 
-def docker(*args: str, check: bool = True) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
+def docker(*args: str, check: bool = True, timeout: float | None = None) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout).stdout
 
 
 # Seconds read before a `since`: the engine stamps the lines with its own clock, which may lag this one's (a remote

@@ -23,6 +23,8 @@ from tests.load import Load
 from tools import settings
 
 METRICS_PORT = 9117
+# Seconds a scrape may take: Prometheus's default scrape_timeout.
+SCRAPE_TIMEOUT = 10
 INDEX = {"view": "index", "method": "GET", "status": "200"}
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -268,8 +270,10 @@ def test_nginx_writes_its_buffered_access_log_in_whole_lines_and_a_stop_under_lo
 
 def scrape(deployment: Deployment) -> dict[tuple[str, tuple], float]:
     """Every sample of the exporter, fetched from inside the app container and parsed by prometheus-client."""
-    script = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics').read().decode())"
-    text = docker("exec", deployment.app_container, "python3", "-c", script)
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout={SCRAPE_TIMEOUT}).read().decode())"
+    # A scrape that hangs fails (the exporter answers within its own 2 s per collector), as Prometheus's would.
+    text = docker("exec", deployment.app_container, "python3", "-c", script, timeout=2 * SCRAPE_TIMEOUT)
     samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -335,6 +339,22 @@ def test_counters_move_after_requests_and_the_app_counts_every_worker(metrics_st
         if name == "uwsgi_worker_requests_total"
     }
     assert sum(1 for delta in per_worker.values() if delta > 0) >= 2, per_worker
+
+
+def test_a_name_lookup_that_hangs_shows_nginx_down_within_the_exporters_timeout(metrics_stack):
+    # The exporter reads nginx by name in the split topology (http://nginx:8081): a resolver that does not answer
+    # (Docker's embedded DNS on a busy engine) must not hold up the scrape past the exporter's own timeout.
+    script = (
+        "import socket, sys, time; sys.path.insert(0, '/usr/local/lib/wsgi-chain');"
+        "socket.getaddrinfo = lambda *args, **kwargs: time.sleep(60);"
+        "import metrics_exporter as exporter; start = time.monotonic();"
+        "up = next(iter(exporter.NginxCollector('http://nginx:8081/stub_status').collect()));"
+        "print(up.samples[0].value, time.monotonic() - start, exporter.TIMEOUT)"
+    )
+    answer = docker("exec", metrics_stack.app_container, "python3", "-c", script, timeout=30)
+    up, took, timeout = map(float, answer.split())
+    assert up == 0
+    assert took < timeout + 1, f"took {took:.1f} s, the exporter's timeout is {timeout} s"
 
 
 def test_the_exporter_is_supervised_a_killed_one_comes_back(metrics_stack):

@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from socketserver import ThreadingMixIn
@@ -108,6 +109,25 @@ STUB_STATUS = re.compile(
 )
 
 
+def fetch(url: str, timeout: float) -> bytes | None:
+    """The body at url, or None when it is not read within timeout seconds, the name's lookup included: urlopen's
+    timeout bounds the socket only, and getaddrinfo waits on the resolver (Docker's embedded DNS, for a service
+    name), up to its own retries. A lookup still waiting ends on its own, in its daemon thread."""
+    bodies: list[bytes] = []
+
+    def get() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a configured http URL
+                bodies.append(response.read())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=get, name="fetch", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bodies[0] if bodies else None
+
+
 class NginxCollector(Collector):
     """nginx's stub_status page as Prometheus metrics."""
 
@@ -116,11 +136,8 @@ class NginxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("nginx_up", "1 when nginx's stub_status answered this scrape")
-        try:
-            with urllib.request.urlopen(self.url, timeout=TIMEOUT) as response:  # noqa: S310 - a configured http URL
-                match = STUB_STATUS.search(response.read().decode("ascii", "replace"))
-        except OSError:
-            match = None
+        body = fetch(self.url, TIMEOUT)
+        match = STUB_STATUS.search(body.decode("ascii", "replace")) if body is not None else None
         up.add_metric([], 1 if match else 0)
         yield up
         if not match:
