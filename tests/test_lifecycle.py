@@ -172,23 +172,46 @@ def test_a_stop_that_is_killed_leaves_no_follower_of_dockers_events_behind():
         ("removing", 0, False, True),
         ("exited", 1, False, False),  # it failed
         ("exited", 0, True, False),  # migrate, done
+        ("removing", 0, True, True),  # migrate, done, and `make down` removes it
         ("running", 0, False, False),
         ("restarting", 0, False, False),  # ended by itself: its restart policy brings it back
     ],
 )
 def test_make_up_tells_a_service_stopped_from_elsewhere_from_one_that_failed(status, exit_code, one_shot, stopped):
-    state = Container(
-        id="c",
-        name="wct-x-nginx-1",
-        service="nginx",
+    assert stack.stopped_from_elsewhere(container("nginx", status, exit_code, one_shot=one_shot)) is stopped
+
+
+def container(service: str, status: str, exit_code: int = 0, health: str = "", one_shot: bool = False) -> Container:
+    return Container(
+        id=service,
+        name=f"wct-x-{service}-1",
+        service=service,
         status=status,
         exit_code=exit_code,
         restarts=0,
         finished_at=0.0,
-        health="",
+        health=health,
         probes=[],
         env={},
         labels={},
         one_shot=one_shot,
     )
-    assert stack.stopped_from_elsewhere(state) is stopped
+
+
+@pytest.mark.parametrize(
+    ("remaining", "told_as_stopped"),
+    [
+        pytest.param([], True, id="none left"),
+        # A cold run's `make down` (2026-12-04): only the finished migrate left, being removed.
+        pytest.param([container("migrate", "removing", one_shot=True)], True, id="migrate being removed"),
+        pytest.param(
+            [container("nginx", "exited"), container("app", "running", health="starting")], True, id="nginx stopped"
+        ),
+        pytest.param(
+            [container("nginx", "exited"), container("app", "exited", exit_code=1)], False, id="the app failed"
+        ),
+        pytest.param([container("app", "running", health="starting")], False, id="compose's wait timed out"),
+    ],
+)
+def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(remaining, told_as_stopped):
+    assert stack.stopped_while_starting(remaining, compose_output="") is told_as_stopped

@@ -309,12 +309,23 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
 
 
 def stopped_from_elsewhere(state: Container) -> bool:
-    """A service (not a one-shot) that exited cleanly, or is being removed: `make down` stops the containers before
-    it removes them, and compose's wait ends on the first one's "exited (0)". A service that ends by itself is
-    restarted (`restart: unless-stopped`), which `failure` reports; only a stop through the engine leaves it exited."""
-    if state.one_shot:
-        return False
-    return state.status == "removing" or (state.status == "exited" and state.exit_code == 0)
+    """A container being removed (a one-shot too: only a `make down` or `docker rm` removes one), or a service (not a
+    one-shot) that exited cleanly: `make down` stops the containers before it removes them, and compose's wait ends
+    on the first one's "exited (0)". A service that ends by itself is restarted (`restart: unless-stopped`), which
+    `failure` reports; only a stop through the engine leaves it exited."""
+    if state.status == "removing":
+        return True
+    return not state.one_shot and state.status == "exited" and state.exit_code == 0
+
+
+def stopped_while_starting(remaining: list[Container], compose_output: str) -> bool:
+    """Whether compose's wait ended on a stop or removal from elsewhere rather than a failure: none of the containers
+    is left, compose's wait lost one it had started (the rest may still be going), or one was stopped or is being
+    removed and none has clearly failed (the others may be anywhere in their own stop)."""
+    if REMOVED in compose_output or not remaining:
+        return True
+    stopped = any(stopped_from_elsewhere(state) for state in remaining)
+    return stopped and not any(failure(state, 0) for state in remaining)
 
 
 def start(stack: Compose, timeout: int) -> bool:
@@ -348,19 +359,16 @@ def start(stack: Compose, timeout: int) -> bool:
         compose_output = "" if failing else output.read()
         if not failing:
             remaining = stack.containers()
-            failing = [(state, failure(state, 0) or state.status) for state in remaining]
-            # A container still "created" waited for a dependency that failed: a consequence, not a cause.
-            failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
-            stopped = [state for state in remaining if stopped_from_elsewhere(state)]
-            # Stopped or removed while up waited: none is left, compose's wait lost one it had started (the rest may
-            # still be going), or nothing failed but a service was stopped.
-            if REMOVED in compose_output or not remaining or (stopped and not failing):
+            if stopped_while_starting(remaining, compose_output):
                 print(
                     "up: the stack's containers were stopped or removed while it started (a `make down`, `docker "
                     "stop` or `docker rm` from elsewhere): nothing failed; `make up` starts it again",
                     file=sys.stderr,
                 )
                 return False
+            failing = [(state, failure(state, 0) or state.status) for state in remaining]
+            # A container still "created" waited for a dependency that failed: a consequence, not a cause.
+            failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
         report_failures(stack, failing, compose_output)
     return False
 
