@@ -366,6 +366,13 @@ def busy_workers(container: str) -> int:
     return sum(1 for worker in uwsgi_stats(container)["workers"] if worker["status"] == "busy")
 
 
+def serving(container: str, marker: str) -> bool:
+    """Whether a uWSGI worker is in the request whose target holds `marker`: the stats server lists each core's
+    request variables while it is in one. A busy worker alone may be the health probe's request."""
+    cores = [core for worker in uwsgi_stats(container)["workers"] for core in worker.get("cores", [])]
+    return any(core.get("in_request") and any(marker in var for var in core.get("vars", [])) for core in cores)
+
+
 # What a make that runs the tests (make test) tells the makes it starts: dropped, so that a target runs as an
 # operator's own `make <target>` does (a top-level make, printing "make: ***", not "make[1]: ***").
 NESTED_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")

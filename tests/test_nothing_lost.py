@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack, busy_workers, docker, poll, project_containers
+from tests.harness import ROOT, OwnStack, docker, poll, project_containers, serving
 from tests.load import Load
 from tests.test_examples import example_env
 from tools import settings
@@ -343,11 +343,12 @@ def behind_a_slow_request(
         answers[path] = (response, time.monotonic() - started)
 
     for _ in range(attempts):
-        slow = threading.Thread(target=get, args=(f"/slow?seconds={seconds}",))
+        marker = uuid.uuid4().hex
+        slow = threading.Thread(target=get, args=(f"/slow?seconds={seconds}&request={marker}",))
         slow.start()
 
-        def seen(slow: threading.Thread = slow) -> str | None:
-            if busy_workers(deployment.app_container) == 1:
+        def seen(slow: threading.Thread = slow, marker: str = marker) -> str | None:
+            if serving(deployment.app_container, marker):
                 return "busy"
             return None if slow.is_alive() else "ended"
 
@@ -361,7 +362,7 @@ def behind_a_slow_request(
         thread.start()
     for thread in [slow, *queued]:
         thread.join(timeout=40)
-    assert answers[f"/slow?seconds={seconds}"][0].status_code == 200
+    assert answers[f"/slow?seconds={seconds}&request={marker}"][0].status_code == 200
     return [answers[path] for path in paths]
 
 
