@@ -167,6 +167,18 @@ def test_the_report_shows_the_new_figures_and_the_chart_is_drawn(smoke):
 
 
 @pytest.mark.lifecycle
+def test_the_load_generator_reuses_its_time_wait_ports_so_a_server_that_closes_every_connection_is_measured(smoke):
+    """bare uWSGI closes after every response: without reuse, each request leaves a TIME_WAIT socket in the load
+    generator, and past a minute's worth of ports its rate fell tenfold (bench/compose.bench.yaml)."""
+    data, out = smoke
+    tcp = data["load"]["client_tcp"]
+    assert tcp["tcp_tw_reuse"] == "1", tcp
+    low, high = (int(port) for port in tcp["ip_local_port_range"].split())
+    assert high - low > 60_000, tcp
+    assert f"`tcp_tw_reuse` 1, local ports {low} {high}" in (out / "bench.md").read_text()
+
+
+@pytest.mark.lifecycle
 def test_the_bench_project_is_torn_down(smoke):
     data, _ = smoke
     assert project_containers(data["project"]) == {}

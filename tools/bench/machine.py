@@ -73,6 +73,17 @@ def versions(container: dict[str, str]) -> dict[str, str]:
     return found
 
 
+# The load generator's TCP client settings (bench/compose.bench.yaml sets them): whether a server that closes after
+# every response can still be measured once a minute's worth of its connections sit in TIME_WAIT.
+CLIENT_TCP = ("tcp_tw_reuse", "ip_local_port_range")
+
+
+def client_tcp(container: str) -> dict[str, str]:
+    """The load generator's CLIENT_TCP settings, as running in its container (its own network namespace)."""
+    values = _out("docker", "exec", container, "cat", *(f"/proc/sys/net/ipv4/{name}" for name in CLIENT_TCP))
+    return dict(zip(CLIENT_TCP, (" ".join(line.split()) for line in values.splitlines()), strict=False))
+
+
 def userland_proxy(port: int) -> bool:
     """Whether a docker-proxy process forwards this host port (dockerd's userland-proxy, on by default)."""
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):

@@ -226,6 +226,14 @@ def _cmp(found: dict | None) -> str:
     return "-" if not found else f"{_x(found['ratio'])} {found['verdict']}"
 
 
+def _client_tcp(load: dict) -> str:
+    """The load generator's TCP client settings, when the run recorded them (bench.json schema 2 before had none)."""
+    tcp = load.get("client_tcp") or {}
+    if not {"tcp_tw_reuse", "ip_local_port_range"} <= tcp.keys():
+        return ""
+    return f"; its TCP client: `tcp_tw_reuse` {tcp['tcp_tw_reuse']}, local ports {tcp['ip_local_port_range']}"
+
+
 def markdown(data: dict) -> str:
     m, load = data["machine"], data["load"]
     labels = {run["stack"]: run["label"] for run in data.get("runs", []) if "label" in run}
@@ -240,7 +248,7 @@ def markdown(data: dict) -> str:
         "(a busy machine makes every number noisy).",
         f"- **Load**: {load['tool']} -t{load['threads']} -c{load['connections']}, {load['duration_s']:g} s per run "
         f"after a {load['warmup_s']:g} s warm-up, every point {repeats} times, interleaved (round after round of "
-        f"all the points), from {load['from']}; `Host: {load['host_header']}`.",
+        f"all the points), from {load['from']}; `Host: {load['host_header']}`{_client_tcp(load)}.",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items()),
     ]
     seeded = data.get("seed")

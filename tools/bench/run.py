@@ -301,6 +301,7 @@ def run(settings: Settings) -> dict:
         runner = Runner(settings, stack)
         runner.loadgen = runner.container("loadgen")
         data["project"] = stack.project
+        data["load"]["client_tcp"] = machine.client_tcp(runner.loadgen)
         data["versions"] = machine.versions(
             {name: runner.container(name) for name in ("nginx", "app", "loadgen") if name in services}
         )
