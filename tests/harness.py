@@ -75,6 +75,16 @@ def docker(*args: str, check: bool = True, timeout: float | None = None) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout).stdout
 
 
+def health(container: str) -> str:
+    """The container's health as Docker has it from its health check: starting, healthy or unhealthy."""
+    return docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
+
+
+def wait_healthy(container: str, timeout: float = 30) -> None:
+    """Until Docker's health check has passed again (it runs every `interval`, 5 s in compose.yaml)."""
+    poll(lambda: health(container) == "healthy", timeout=timeout, what=f"{container} healthy")
+
+
 # Seconds read before a `since`: the engine stamps the lines with its own clock, which may lag this one's (a remote
 # DOCKER_HOST for make verify).
 CLOCK_SLACK = 2

@@ -18,7 +18,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import Deployment, OwnStack, docker, free_port, poll, send_raw
+from tests.harness import Deployment, OwnStack, docker, free_port, poll, send_raw, wait_healthy
 from tests.load import Load
 from tools import settings
 
@@ -245,11 +245,7 @@ def test_nginx_writes_its_buffered_access_log_in_whole_lines_and_a_stop_under_lo
     name, port, marker = f"wct-accesslog-{uuid.uuid4().hex[:6]}", free_port(), uuid.uuid4().hex
     docker("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "-p", f"127.0.0.1:{port}:8080", image)  # noqa: S108 - in the container
     try:
-        poll(
-            lambda: docker("inspect", "-f", "{{.State.Health.Status}}", name).strip() == "healthy",
-            timeout=60,
-            what="the nginx container healthy",
-        )
+        wait_healthy(name, timeout=60)
         workers = docker("exec", name, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").count("worker process")
         with HostMismatchLoad(port, marker, clients=8, duration=60, max_requests=20_000, timeout=5) as load:
             poll(lambda: load.answered >= 2000, timeout=30, interval=0.05, what="2000 answers")
