@@ -181,14 +181,16 @@ def test_make_up_tells_a_service_stopped_from_elsewhere_from_one_that_failed(sta
     assert stack.stopped_from_elsewhere(container("nginx", status, exit_code, one_shot=one_shot)) is stopped
 
 
-def container(service: str, status: str, exit_code: int = 0, health: str = "", one_shot: bool = False) -> Container:
+def container(
+    service: str, status: str, exit_code: int = 0, health: str = "", one_shot: bool = False, restarts: int = 0
+) -> Container:
     return Container(
         id=service,
         name=f"wct-x-{service}-1",
         service=service,
         status=status,
         exit_code=exit_code,
-        restarts=0,
+        restarts=restarts,
         finished_at=0.0,
         health=health,
         probes=[],
@@ -211,7 +213,13 @@ def container(service: str, status: str, exit_code: int = 0, health: str = "", o
             [container("nginx", "exited"), container("app", "exited", exit_code=1)], False, id="the app failed"
         ),
         pytest.param([container("app", "running", health="starting")], False, id="compose's wait timed out"),
+        # Restarts from before this `make up` (an earlier crash) are not this start's failure; a new one is.
+        pytest.param([container("nginx", "exited"), container("app", "running", restarts=2)], True, id="old restarts"),
+        pytest.param(
+            [container("nginx", "exited"), container("app", "running", restarts=3)], False, id="a new restart"
+        ),
     ],
 )
 def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(remaining, told_as_stopped):
-    assert stack.stopped_while_starting(remaining, compose_output="") is told_as_stopped
+    restarts_before_up = {"app": 2}
+    assert stack.stopped_while_starting(remaining, "", restarts_before_up) is told_as_stopped

@@ -318,14 +318,15 @@ def stopped_from_elsewhere(state: Container) -> bool:
     return not state.one_shot and state.status == "exited" and state.exit_code == 0
 
 
-def stopped_while_starting(remaining: list[Container], compose_output: str) -> bool:
+def stopped_while_starting(remaining: list[Container], compose_output: str, baseline: dict[str, int]) -> bool:
     """Whether compose's wait ended on a stop or removal from elsewhere rather than a failure: none of the containers
     is left, compose's wait lost one it had started (the rest may still be going), or one was stopped or is being
-    removed and none has clearly failed (the others may be anywhere in their own stop)."""
+    removed and none has clearly failed (the others may be anywhere in their own stop). `baseline`: each container's
+    restarts before up began (those are not this start's failures)."""
     if REMOVED in compose_output or not remaining:
         return True
     stopped = any(stopped_from_elsewhere(state) for state in remaining)
-    return stopped and not any(failure(state, 0) for state in remaining)
+    return stopped and not any(failure(state, 0, baseline.get(state.id, 0)) for state in remaining)
 
 
 def start(stack: Compose, timeout: int) -> bool:
@@ -359,14 +360,14 @@ def start(stack: Compose, timeout: int) -> bool:
         compose_output = "" if failing else output.read()
         if not failing:
             remaining = stack.containers()
-            if stopped_while_starting(remaining, compose_output):
+            if stopped_while_starting(remaining, compose_output, baseline):
                 print(
                     "up: the stack's containers were stopped or removed while it started (a `make down`, `docker "
                     "stop` or `docker rm` from elsewhere): nothing failed; `make up` starts it again",
                     file=sys.stderr,
                 )
                 return False
-            failing = [(state, failure(state, 0) or state.status) for state in remaining]
+            failing = [(state, failure(state, 0, baseline.get(state.id, 0)) or state.status) for state in remaining]
             # A container still "created" waited for a dependency that failed: a consequence, not a cause.
             failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
         report_failures(stack, failing, compose_output)
