@@ -3,7 +3,7 @@ report."""
 
 from __future__ import annotations
 
-from tools.bench import stats
+from tools.bench import machine, stats
 from tools.bench.plan import APP_ENDPOINTS, CURVE_ENDPOINTS, endpoint_name
 
 # The alternatives the chain is compared with: bare uWSGI, gunicorn at the same count and at 2·cores+1, granian.
@@ -227,9 +227,9 @@ def _cmp(found: dict | None) -> str:
 
 
 def _client_tcp(load: dict) -> str:
-    """The load generator's TCP client settings, when the run recorded them (bench.json schema 2 before had none)."""
+    """The load generator's TCP client settings, when the run recorded them (runs before 2026-12-04 did not)."""
     tcp = load.get("client_tcp") or {}
-    if not {"tcp_tw_reuse", "ip_local_port_range"} <= tcp.keys():
+    if not set(machine.CLIENT_TCP) <= tcp.keys():
         return ""
     return f"; its TCP client: `tcp_tw_reuse` {tcp['tcp_tw_reuse']}, local ports {tcp['ip_local_port_range']}"
 
