@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.harness import docker, make, project_containers
+from tools import stack
 from tools.compose import timestamp
 
 pytestmark = pytest.mark.lifecycle
@@ -61,6 +62,35 @@ def test_make_up_with_a_broken_app_fails_within_60_s_naming_the_problem(case, tm
     assert elapsed < 60, f"make up took {elapsed:.0f} s to fail"
     states = project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
     assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
+
+
+CHECK_APP_FAILED = """Traceback (most recent call last):
+  File "/usr/local/bin/check-app", line 29, in main
+    target = importlib.import_module(module_name)
+ModuleNotFoundError: No module named 'nothing'
+wsgi-chain: WSGI_MODULE=app:application: cannot import app: ModuleNotFoundError: No module named 'nothing'
+"""
+
+
+@pytest.mark.parametrize(
+    ("log", "shown"),
+    [
+        pytest.param(CHECK_APP_FAILED, CHECK_APP_FAILED.splitlines()[-1], id="check-app's line"),
+        # A cold run (2026-12-04): the container restarted, and its next attempt had written one line.
+        pytest.param(
+            CHECK_APP_FAILED + "Traceback (most recent call last):\n",
+            CHECK_APP_FAILED.splitlines()[-1],
+            id="the next attempt's traceback begun",
+        ),
+        pytest.param(
+            CHECK_APP_FAILED + CHECK_APP_FAILED.split("Modu")[0], CHECK_APP_FAILED.splitlines()[-1], id="its frames too"
+        ),
+        pytest.param("bind(): Address in use\n\n", "bind(): Address in use", id="a plain line"),
+        pytest.param("", "(none)", id="no log"),
+    ],
+)
+def test_make_up_names_the_line_that_says_what_failed_not_a_traceback_being_written(log, shown):
+    assert stack.last_said(log) == shown
 
 
 def test_make_up_with_a_missing_app_env_file_says_so_before_it_builds_or_starts_anything(make_env):

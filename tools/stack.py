@@ -273,6 +273,18 @@ def watch(
             return failing
 
 
+TRACEBACK = "Traceback (most recent call last):"
+
+
+def last_said(log: str) -> str:
+    """The last line of a failed container's log that says something: not a traceback's header nor its indented
+    frames, which a restarted container may be writing for its next attempt after the line that named the problem
+    (check-app's, after its traceback)."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    said = [line for line in lines if line != TRACEBACK and not line.startswith((" ", "\t"))]
+    return (said or lines or ["(none)"])[-1]
+
+
 def report_failures(stack: Compose, failing: list[tuple[Container, str]], compose_output: str) -> None:
     """The cause first (each failing service, its probe's last answer and the settings that change it), then
     compose's own last lines and each failing service's logs; then stop what would restart in a loop."""
@@ -283,8 +295,7 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
     for state, why in failing:
         say(f"up: service {state.service} is {why}")
         if state.status != "running" or state.restarts:
-            last = [line for line in logs[state.service].splitlines() if line.strip()][-1:]
-            say(f"up:   its last log line: {last[0] if last else '(none)'}")
+            say(f"up:   its last log line: {last_said(logs[state.service])}")
         if state.last_probe:
             say(f"up:   its health probe's last answer: {state.last_probe}")
         if any(name in state.env for name in PROBE_SETTINGS) or ANSWERED.search(state.last_probe):
