@@ -200,26 +200,33 @@ def container(
     )
 
 
+STILL_UP = [container("app", "running", health="starting"), container("listener", "running", health="healthy")]
+
+
 @pytest.mark.parametrize(
-    ("remaining", "told_as_stopped"),
+    ("remaining", "compose_said", "told_as_stopped"),
     [
-        pytest.param([], True, id="none left"),
+        pytest.param([], "", True, id="none left"),
         # A cold run's `make down` (2026-12-04): only the finished migrate left, being removed.
-        pytest.param([container("migrate", "removing", one_shot=True)], True, id="migrate being removed"),
+        pytest.param([container("migrate", "removing", one_shot=True)], "", True, id="migrate being removed"),
+        pytest.param([container("nginx", "exited"), *STILL_UP], "", True, id="nginx stopped"),
         pytest.param(
-            [container("nginx", "exited"), container("app", "running", health="starting")], True, id="nginx stopped"
+            [container("nginx", "exited"), container("app", "exited", exit_code=1)], "", False, id="the app failed"
         ),
-        pytest.param(
-            [container("nginx", "exited"), container("app", "exited", exit_code=1)], False, id="the app failed"
-        ),
-        pytest.param([container("app", "running", health="starting")], False, id="compose's wait timed out"),
+        pytest.param(STILL_UP, "", False, id="compose's wait timed out"),
         # Restarts from before this `make up` (an earlier crash) are not this start's failure; a new one is.
-        pytest.param([container("nginx", "exited"), container("app", "running", restarts=2)], True, id="old restarts"),
         pytest.param(
-            [container("nginx", "exited"), container("app", "running", restarts=3)], False, id="a new restart"
+            [container("nginx", "exited"), container("app", "running", restarts=2)], "", True, id="old restarts"
         ),
+        pytest.param(
+            [container("nginx", "exited"), container("app", "running", restarts=3)], "", False, id="a new restart"
+        ),
+        # A warm run (2026-12-04): nginx stopped and already removed, the others still in their stop.
+        pytest.param(STILL_UP, "container wct-x-nginx-1 exited (0)", True, id="nginx stopped and gone"),
+        pytest.param(STILL_UP, "container wct-x-nginx-1 exited (1)", False, id="nginx failed and gone"),
+        pytest.param(STILL_UP, "container wct-x-app-1 exited (0)", False, id="the app ended and is back"),
     ],
 )
-def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(remaining, told_as_stopped):
+def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(remaining, compose_said, told_as_stopped):
     restarts_before_up = {"app": 2}
-    assert stack.stopped_while_starting(remaining, "", restarts_before_up) is told_as_stopped
+    assert stack.stopped_while_starting(remaining, compose_said, restarts_before_up) is told_as_stopped

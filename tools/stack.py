@@ -222,6 +222,8 @@ CLEAR_STREAK = 3
 WATCH_INTERVAL = 2.0
 # What compose's wait says when a container it started was removed meanwhile (the engine's error).
 REMOVED = "No such container"
+# What compose's wait says when a container it started ended: "container <name> exited (<code>)".
+EXITED = re.compile(r"container (\S+) exited \((\d+)\)")
 # The settings that change what the app's health probe asks (docker/app/uwsgi_health.py).
 PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
 ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
@@ -332,11 +334,14 @@ def stopped_from_elsewhere(state: Container) -> bool:
 def stopped_while_starting(remaining: list[Container], compose_output: str, baseline: dict[str, int]) -> bool:
     """Whether compose's wait ended on a stop or removal from elsewhere rather than a failure: none of the containers
     is left, compose's wait lost one it had started (the rest may still be going), or one was stopped or is being
-    removed and none has clearly failed (the others may be anywhere in their own stop). `baseline`: each container's
-    restarts before up began (those are not this start's failures)."""
+    removed and none has clearly failed (the others may be anywhere in their own stop). A container compose saw
+    exit with 0 and that is gone since was stopped and removed too. `baseline`: each container's restarts before up
+    began (those are not this start's failures)."""
     if REMOVED in compose_output or not remaining:
         return True
-    stopped = any(stopped_from_elsewhere(state) for state in remaining)
+    present = {state.name for state in remaining}
+    removed = any(code == "0" and name not in present for name, code in EXITED.findall(compose_output))
+    stopped = removed or any(stopped_from_elsewhere(state) for state in remaining)
     return stopped and not any(failure(state, 0, baseline.get(state.id, 0)) for state in remaining)
 
 
