@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -374,6 +375,13 @@ def running_workers(container: str) -> dict[int, int]:
 
 def busy_workers(container: str) -> int:
     return sum(1 for worker in uwsgi_stats(container)["workers"] if worker["status"] == "busy")
+
+
+def slow_request(seconds: float) -> tuple[str, str]:
+    """A path to the default app's slow view that `serving` can find it by, and its marker (in the query string,
+    which uWSGI's stats server lists among the request's variables)."""
+    marker = uuid.uuid4().hex
+    return f"/slow?seconds={seconds}&request={marker}", marker
 
 
 def serving(container: str, marker: str) -> bool:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack, docker, poll, project_containers, serving, wait_healthy
+from tests.harness import ROOT, OwnStack, docker, poll, project_containers, serving, slow_request, wait_healthy
 from tests.load import Load
 from tests.test_examples import example_env
 from tools import settings
@@ -343,8 +343,8 @@ def behind_a_slow_request(
         answers[path] = (response, time.monotonic() - started)
 
     for _ in range(attempts):
-        marker = uuid.uuid4().hex
-        slow = threading.Thread(target=get, args=(f"/slow?seconds={seconds}&request={marker}",))
+        slow_path, marker = slow_request(seconds)
+        slow = threading.Thread(target=get, args=(slow_path,))
         slow.start()
 
         def seen(slow: threading.Thread = slow, marker: str = marker) -> str | None:
@@ -362,7 +362,7 @@ def behind_a_slow_request(
         thread.start()
     for thread in [slow, *queued]:
         thread.join(timeout=40)
-    assert answers[f"/slow?seconds={seconds}&request={marker}"][0].status_code == 200
+    assert answers[slow_path][0].status_code == 200
     return [answers[path] for path in paths]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 import requests
@@ -22,6 +21,7 @@ from tests.harness import (
     poll,
     running_workers,
     serving,
+    slow_request,
     stats_answer,
     uwsgi_stats,
     wait_healthy,
@@ -240,10 +240,10 @@ def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):
 def slow_request_during(ops, stop_container: str, seconds: float = 3) -> tuple[dict, float]:
     """Start a slow request, stop a container while it is in flight; return the request's outcome and stop time."""
     outcome: dict = {}
-    marker = uuid.uuid4().hex
+    path, marker = slow_request(seconds)
 
     def client() -> None:
-        outcome["status"], _, outcome["body"] = timed_get(f"{ops.base_url}/slow?seconds={seconds}&request={marker}")
+        outcome["status"], _, outcome["body"] = timed_get(f"{ops.base_url}{path}")
 
     thread = threading.Thread(target=client)
     thread.start()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack, docker, json_lines, make, poll, serving
+from tests.harness import ROOT, OwnStack, docker, json_lines, make, poll, serving, slow_request
 from tests.load import Load
 from tests.test_examples import example_env
 
@@ -76,16 +76,16 @@ def test_sigterm_finishes_the_request_in_flight_and_stops_both_within_the_grace_
     container = single.app_container
     outcome: dict[str, object] = {}
 
-    marker = uuid.uuid4().hex
+    path, marker = slow_request(3)
 
-    def slow_request() -> None:
+    def send() -> None:
         try:
-            response = requests.get(f"{single.base_url}/slow?seconds=3&request={marker}", timeout=20)
+            response = requests.get(f"{single.base_url}{path}", timeout=20)
             outcome["status"], outcome["body"] = response.status_code, response.json()
         except requests.RequestException as exc:
             outcome["error"] = exc
 
-    client = threading.Thread(target=slow_request)
+    client = threading.Thread(target=send)
     client.start()
     poll(lambda: serving(container, marker), timeout=10, what="the slow request reaches a worker")
     started = time.monotonic()
