@@ -182,7 +182,13 @@ def test_make_up_tells_a_service_stopped_from_elsewhere_from_one_that_failed(sta
 
 
 def container(
-    service: str, status: str, exit_code: int = 0, health: str = "", one_shot: bool = False, restarts: int = 0
+    service: str,
+    status: str,
+    exit_code: int = 0,
+    health: str = "",
+    one_shot: bool = False,
+    restarts: int = 0,
+    probes: tuple[dict, ...] = (),
 ) -> Container:
     return Container(
         id=service,
@@ -193,7 +199,7 @@ def container(
         restarts=restarts,
         finished_at=0.0,
         health=health,
-        probes=[],
+        probes=list(probes),
         env={},
         labels={},
         one_shot=one_shot,
@@ -201,6 +207,8 @@ def container(
 
 
 STILL_UP = [container("app", "running", health="starting"), container("listener", "running", health="healthy")]
+# The engine's last health probes of a listener whose socket is gone.
+FAILED_PROBES = tuple({"Start": "2026-12-04T17:10:40.0Z", "ExitCode": 1, "Output": ""} for _ in range(3))
 
 
 @pytest.mark.parametrize(
@@ -225,6 +233,19 @@ STILL_UP = [container("app", "running", health="starting"), container("listener"
         pytest.param(STILL_UP, "container wct-x-nginx-1 exited (0)", True, id="nginx stopped and gone"),
         pytest.param(STILL_UP, "container wct-x-nginx-1 exited (1)", False, id="nginx failed and gone"),
         pytest.param(STILL_UP, "container wct-x-app-1 exited (0)", False, id="the app ended and is back"),
+        # A warm run (2026-12-04 17:10): nginx stopped and gone, the listener being removed and, stopped, unhealthy.
+        pytest.param(
+            [container("listener", "removing", health="unhealthy", probes=FAILED_PROBES), *STILL_UP[:1]],
+            "container wct-x-nginx-1 exited (0)",
+            True,
+            id="nginx gone, the listener being removed",
+        ),
+        pytest.param(
+            [container("listener", "running", health="unhealthy", probes=FAILED_PROBES), *STILL_UP[:1]],
+            "container wct-x-nginx-1 exited (0)",
+            False,
+            id="nginx gone, the listener unhealthy",
+        ),
     ],
 )
 def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(remaining, compose_said, told_as_stopped):
