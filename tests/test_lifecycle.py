@@ -206,7 +206,8 @@ def container(
     )
 
 
-STILL_UP = [container("app", "running", health="starting"), container("listener", "running", health="healthy")]
+STARTING_APP = container("app", "running", health="starting")
+STILL_UP = [STARTING_APP, container("listener", "running", health="healthy")]
 # The engine's last health probes of a listener whose socket is gone.
 FAILED_PROBES = tuple({"Start": "2026-12-04T17:10:40.0Z", "ExitCode": 1, "Output": ""} for _ in range(3))
 
@@ -235,13 +236,13 @@ FAILED_PROBES = tuple({"Start": "2026-12-04T17:10:40.0Z", "ExitCode": 1, "Output
         pytest.param(STILL_UP, "container wct-x-app-1 exited (0)", False, id="the app ended and is back"),
         # A warm run (2026-12-04 17:10): nginx stopped and gone, the listener being removed and, stopped, unhealthy.
         pytest.param(
-            [container("listener", "removing", health="unhealthy", probes=FAILED_PROBES), *STILL_UP[:1]],
+            [container("listener", "removing", health="unhealthy", probes=FAILED_PROBES), STARTING_APP],
             "container wct-x-nginx-1 exited (0)",
             True,
             id="nginx gone, the listener being removed",
         ),
         pytest.param(
-            [container("listener", "running", health="unhealthy", probes=FAILED_PROBES), *STILL_UP[:1]],
+            [container("listener", "running", health="unhealthy", probes=FAILED_PROBES), STARTING_APP],
             "container wct-x-nginx-1 exited (0)",
             False,
             id="nginx gone, the listener unhealthy",

@@ -235,9 +235,9 @@ def failure(state: Container, since: float, restarts_before: int = 0, existed: b
     health while its new dependencies start, says nothing about the new stack (compose's wait judges the rest)."""
     if state.status == "restarting" or state.restarts > restarts_before:
         return f"restarting: it stopped and was restarted {state.restarts - restarts_before} time(s) since up began"
-    if existed or state.status == "removing":
-        # Being removed: by a `make down` or `docker rm` from elsewhere, and its health is the engine's verdict on
-        # a stopped container (unhealthy), not the app's.
+    if existed or stopped_from_elsewhere(state):
+        # Stopped or being removed by a `make down` or `docker rm` from elsewhere: its health is then the engine's
+        # verdict on a stopped container (unhealthy), not the app's.
         return None
     if state.status in ("exited", "dead"):
         # A one-shot (migrate) that finished cleanly is done, whatever its image's health check last said.
