@@ -75,6 +75,9 @@ HOST_SWARM = "host-swarm"
 # deployment and echo stacks) once. As groups of their own they came last, and each worker started its own (a session
 # fixture holds one topology at a time), 30 s each, at the end of the run.
 SINGLE_CHECKS = "single-checks"
+# Modules in LONGEST_FIRST for their split groups whose single-topology tests run on those same session stacks join it
+# too: as groups of their own, each brought up the single deployment (or echo stack) again, 8-13 s each (2026-12-04).
+ON_SESSION_SINGLE_STACKS = ("test_operator", "test_observability", "test_any_app")
 # The groups that take longest, started first so that none is left running alone at the end: every module whose
 # longest group took 15 s or more in a parallel run (2026-12-02, longest first; docs/testing.md: where the time goes).
 # The others follow in collection order and fill the workers' ends.
@@ -82,10 +85,10 @@ LONGEST_FIRST = [
     "test_cluster",
     HOST_SWARM,
     "test_operator",
+    SINGLE_CHECKS,  # the single topology's image is built and its shared stacks started (ON_SESSION_SINGLE_STACKS)
     "test_nothing_lost",
     "test_operations",
     "test_dev",
-    SINGLE_CHECKS,  # 68 s alone (2026-12-03): the single topology's image and three stacks are built and started
     "test_bad_input",
     "test_single",
     "test_any_app",
@@ -110,7 +113,7 @@ def work_group(nodeid: str) -> str:
     topology = next((param for param in params if param in TOPOLOGY_IDS), None)
     if module == "test_swarm" or topology == "swarm":
         return HOST_SWARM
-    if topology == "single" and module not in LONGEST_FIRST:
+    if topology == "single" and (module not in LONGEST_FIRST or module in ON_SESSION_SINGLE_STACKS):
         return SINGLE_CHECKS
     return f"{module}.{topology}" if topology else module
 
