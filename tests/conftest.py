@@ -24,6 +24,8 @@ from tests.harness import (
     forget_builds,
     free_port,
     in_background,
+    shared,
+    stop_shared_stacks,
     under_xdist,
 )
 from tests.host_postgres import HostPostgres
@@ -46,9 +48,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """A deployment given on the command line is given whole: one line of usage, not an error per test."""
     if verifying(config) and not (config.getoption("--nginx-host") and config.getoption("--app-host")):
         raise pytest.UsageError("--base-url needs --nginx-host and --app-host (testinfra URLs, docker://name)")
-    # make test's parallel run (its controller, before any worker builds): the images are built once per run.
-    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+    # make test's parallel run (its controller, before any worker builds): the images are built once per run, and the
+    # stacks shared by its workers are its own (an earlier run's, killed before it could, go down).
+    if controller(config):
         forget_builds()
+        stop_shared_stacks()
+
+
+def controller(config: pytest.Config) -> bool:
+    """pytest-xdist's controller of make test's parallel run (not one of its workers, nor a run without workers)."""
+    return bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -136,7 +145,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The chain checks run against both topologies; everything else against the split one."""
-    if "deployment" not in metafunc.fixturenames:
+    if "deployment" not in metafunc.fixturenames and "own" not in metafunc.fixturenames:
         return
     if verifying(metafunc.config):
         topologies = ["given"]
@@ -154,9 +163,16 @@ def deployment(request: pytest.FixtureRequest, topology: str, tmp_path_factory) 
         nginx, app = config.getoption("--nginx-host"), config.getoption("--app-host")
         yield Deployment(base_url=config.getoption("--base-url").rstrip("/"), nginx_host=nginx, app_host=app)
         return
-    # `make test` has built the split topology's images; the single one's is built here.
-    stack = OwnStack(tmp_path_factory.mktemp(f"stack-{topology}"), topology=topology)
-    with stack.running(build=topology == "single") as running:
+
+    # `make test` has built the split topology's images; the single one's is built here. No test changes this stack
+    # (those that do take their own: `own`), so make test's workers share it (harness.shared).
+    def stack() -> OwnStack:
+        return OwnStack(tmp_path_factory.mktemp(f"stack-{topology}"), topology=topology)
+
+    if under_xdist():
+        yield shared(f"deployment-{topology}", stack, build=topology == "single")
+        return
+    with stack().running(build=topology == "single") as running:
         yield running
 
 
@@ -246,8 +262,10 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """On a worker, its stacks' teardowns end first; then its load report and its stacks' times go back to the
-    controller with the worker's output."""
+    controller with the worker's output. On the controller, once every worker is done, the shared stacks go down."""
     finish_teardowns()
+    if controller(session.config):
+        stop_shared_stacks()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["load_report"] = list(LOAD_REPORT)
@@ -274,8 +292,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="module")
-def own(deployment: Deployment) -> Deployment:
-    """The suite's own stack, for tests that write to it (users, posts); skipped against a given deployment."""
-    if deployment.compose is None or not deployment.app_container:
-        pytest.skip("writes to the stack: runs only against the suite's own stack, not a given deployment")
-    return deployment
+def own(request: pytest.FixtureRequest, topology: str, tmp_path_factory) -> Iterator[Deployment]:
+    """A stack of the module's own, for tests that change it (users, posts, loads, a killed process) beside the shared
+    deployment; skipped against a given deployment."""
+    if verifying(request.config):
+        pytest.skip("changes the stack: runs only on a stack of the suite's own, not a given deployment")
+    stack = OwnStack(tmp_path_factory.mktemp(f"own-{topology}"), topology=topology, prefix="wct-own")
+    with stack.running(build=topology == "single") as running:
+        yield running

@@ -114,6 +114,26 @@ class Deployment:
     app_host: str
     compose: Compose | None = None
 
+    def record(self) -> dict:
+        """As plain data, for another process (a shared stack: SHARED_STACKS)."""
+        compose = self.compose or Compose()
+        return {
+            "base_url": self.base_url,
+            "nginx_host": self.nginx_host,
+            "app_host": self.app_host,
+            "compose": {"project": compose.project, "env": compose.env, "files": list(compose.files)},
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> Deployment:
+        compose = record["compose"]
+        return cls(
+            base_url=record["base_url"],
+            nginx_host=record["nginx_host"],
+            app_host=record["app_host"],
+            compose=Compose(project=compose["project"], env=compose["env"], files=tuple(compose["files"])),
+        )
+
     @property
     def nginx_container(self) -> str | None:
         return container_of(self.nginx_host)
@@ -330,10 +350,50 @@ class OwnStack:
             in_background(self.stop)
 
     def stop(self) -> None:
-        down = ("down", "-v", "--remove-orphans", "--timeout", "40")
-        result = timed_process(self.project, "down", lambda: self.compose.run(*down, check=False, capture=True))
-        if result.returncode != 0:
-            print(f"teardown of {self.project} failed:\n{result.stderr}", file=sys.stderr)
+        stack_down(self.compose)
+
+
+def stack_down(compose: Compose) -> None:
+    """A test stack's teardown: its containers, networks and volumes; a failure is reported, not raised."""
+    down = ("down", "-v", "--remove-orphans", "--timeout", "40")
+    result = timed_process(compose.project or "", "down", lambda: compose.run(*down, check=False, capture=True))
+    if result.returncode != 0:
+        print(f"teardown of {compose.project} failed:\n{result.stderr}", file=sys.stderr)
+
+
+# make test's session stack that no test changes, the chain checks' deployment in each topology, is one for the whole
+# run: the first of pytest-xdist's workers to need it starts it, under a lock, and writes down how to reach it; the
+# others read that, instead of each starting one of its own (4 split stacks at once, each running its health checks
+# every 5 s to the end of the run). The controller tears them down once every worker is done (tests/conftest.py).
+# Outside pytest-xdist, a session's stack is its own, as before.
+SHARED_STACKS = ROOT / ".build" / "shared-stacks"
+
+
+def shared(name: str, stack: Callable[[], OwnStack], build: bool) -> Deployment:
+    """The run's stack called name, started (and built first if build) by the first worker that asks for it."""
+    folder = SHARED_STACKS / os.environ["PYTEST_XDIST_TESTRUNUID"]
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"{name}.json"
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.exists():
+            return Deployment.from_record(json.loads(record.read_text()))
+        own = stack()
+        if build:
+            built = own.build()
+            assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        deployment = own.start()
+        record.write_text(json.dumps(deployment.record()))
+        return deployment
+
+
+def stop_shared_stacks() -> None:
+    """On the controller, once the workers are done: the run's shared stacks go down, at once. When a run starts, an
+    earlier run's that was killed before it could."""
+    records = [json.loads(path.read_text()) for path in SHARED_STACKS.glob("*/*.json")]
+    with ThreadPoolExecutor(max(len(records), 1)) as pool:
+        list(pool.map(lambda record: stack_down(Deployment.from_record(record).compose), records))
+    shutil.rmtree(SHARED_STACKS, ignore_errors=True)
 
 
 def listening_tcp(host) -> set[tuple[str, int]]:

@@ -1,7 +1,8 @@
 """The default app (microposts) through the chain: its API on the published port, its SQLite database on the
 volume in WAL mode, and concurrent writers that lose nothing.
 
-These write users and posts, so they run only against the suite's own stack, never against a given deployment.
+These write users and posts, so they run only on a stack of the module's own (`own`), never against a given
+deployment.
 """
 
 from __future__ import annotations

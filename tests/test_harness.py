@@ -1,5 +1,5 @@
-"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run, and the
-run reports how long its stacks took to build, start and stop."""
+"""The test harness's own logic that make test's speed rests on: each stack's images are built once per run, the
+workers share the session's stacks, and the run reports how long its stacks took to build, start and stop."""
 
 from __future__ import annotations
 
@@ -76,6 +76,43 @@ def test_the_build_inputs_are_every_build_argument_of_the_compose_files_and_the_
     assert not {"HTTP_PORT", "SECRET_KEY_FILE", "APP_ENV_FILE"} & set(split)
     single = harness.build_inputs((settings.TOPOLOGIES["single"].compose_file,))
     assert set(split) <= set(single) and "SINGLE_IMAGE" in single
+
+
+class Starts:
+    """A stand-in for a stack: counts its starts, answers as a started one does."""
+
+    def __init__(self, name: str):
+        self.name, self.calls = name, 0
+
+    def __call__(self) -> Starts:
+        return self
+
+    def start(self) -> harness.Deployment:
+        self.calls += 1
+        compose = Compose(project=f"wct-{self.name}-{self.calls}", env={"HTTP_PORT": "8123"}, files=SPLIT)
+        return harness.Deployment("http://127.0.0.1:8123", "docker://n", "docker://a", compose=compose)
+
+
+def test_a_shared_stack_is_started_once_per_run_and_the_controller_takes_each_down(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "SHARED_STACKS", tmp_path)
+    downs: list[str | None] = []
+    monkeypatch.setattr(harness, "stack_down", lambda compose: downs.append(compose.project))
+    split, single = Starts("split"), Starts("single")
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "run-1")
+    first = harness.shared("deployment-split", split, build=False)
+    # Another worker of the same run: the same stack, read from the record, with its compose project to act on.
+    threads = [threading.Thread(target=harness.shared, args=("deployment-split", split, False)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert harness.shared("deployment-split", split, build=False) == first and split.calls == 1
+    assert harness.shared("deployment-single", single, build=False).compose.project == "wct-single-1"
+    harness.stop_shared_stacks()
+    assert sorted(downs) == ["wct-single-1", "wct-split-1"] and not tmp_path.exists()
+    # The next run starts its own.
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "run-2")
+    assert harness.shared("deployment-split", split, build=False).compose.project == "wct-split-2"
 
 
 def test_every_group_named_longest_first_is_a_module_of_the_suite():

@@ -1,5 +1,5 @@
-"""The soak run's 30 s smoke run (`make soak SOAK_DURATION=30`), on the suite's own stack: a steady mixed load with
-no error, and memory and descriptors that do not grow; the table and the chart land in results/soak/."""
+"""The soak run's 30 s smoke run (`make soak SOAK_DURATION=30`), on a stack of the module's own: a steady mixed load
+with no error, and memory and descriptors that do not grow; the table and the chart land in results/soak/."""
 
 from __future__ import annotations
 
