@@ -80,13 +80,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 TOPOLOGY_IDS = (*settings.TOPOLOGIES, "swarm")
 HOST_SWARM = "host-swarm"
 # The single topology's tests of the modules not in LONGEST_FIRST (short ones: the chain, privileges, security, TLS and
-# conformance checks) form one group, so that one worker brings up the single-topology stacks they share (the session's
-# deployment and echo stacks) once. As groups of their own they came last, and each worker started its own (a session
-# fixture holds one topology at a time), 30 s each, at the end of the run.
+# conformance checks) form one group, started among the long ones. As groups of their own they came last, and each
+# worker started its own single-topology stacks, 30 s each, at the end of the run (2026-12-03, before the workers
+# shared the session's deployment).
 SINGLE_CHECKS = "single-checks"
-# Modules in LONGEST_FIRST for their split groups whose single-topology tests run on those same session stacks join it
-# too: as groups of their own, each brought up the single deployment (or echo stack) again, 8-13 s each (2026-12-04).
-ON_SESSION_SINGLE_STACKS = ("test_operator", "test_observability", "test_any_app")
 # The groups that take longest, started first so that none is left running alone at the end: every module whose
 # longest group took 15 s or more in a parallel run (2026-12-02, longest first; docs/testing.md: where the time goes).
 # The others follow in collection order and fill the workers' ends.
@@ -94,10 +91,10 @@ LONGEST_FIRST = [
     "test_cluster",
     HOST_SWARM,
     "test_operator",
-    SINGLE_CHECKS,  # the single topology's image is built and its shared stacks started (ON_SESSION_SINGLE_STACKS)
     "test_nothing_lost",
     "test_operations",
     "test_dev",
+    SINGLE_CHECKS,  # 68 s alone (2026-12-03): the single topology's image and three stacks are built and started
     "test_bad_input",
     "test_single",
     "test_any_app",
@@ -122,7 +119,7 @@ def work_group(nodeid: str) -> str:
     topology = next((param for param in params if param in TOPOLOGY_IDS), None)
     if module == "test_swarm" or topology == "swarm":
         return HOST_SWARM
-    if topology == "single" and (module not in LONGEST_FIRST or module in ON_SESSION_SINGLE_STACKS):
+    if topology == "single" and module not in LONGEST_FIRST:
         return SINGLE_CHECKS
     return f"{module}.{topology}" if topology else module
 
@@ -212,10 +209,12 @@ def make_env(tmp_path) -> Iterator[dict[str, str]]:
     in_background(lambda: compose_down(project))
 
 
-@pytest.fixture(scope="session", params=list(settings.TOPOLOGIES))
+# Module-scoped: kept up for the session, an echo stack ran its health checks (every 5 s) to the end of its worker's
+# run, long after its module was done.
+@pytest.fixture(scope="module", params=list(settings.TOPOLOGIES))
 def echo(request, tmp_path_factory) -> Iterator[Deployment]:
-    """A stack serving the echo apps (harness.ECHO_APP), in each topology, shared by the body and conformance tests;
-    skipped against a given deployment (it is not ours)."""
+    """A stack serving the echo apps (harness.ECHO_APP), in each topology, for one module's tests (the bodies and the
+    conformance cases); skipped against a given deployment (it is not ours)."""
     if verifying(request.config):
         pytest.skip("serves the suite's echo apps: runs only on the suite's own stacks")
     topology = request.param

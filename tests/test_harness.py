@@ -117,13 +117,11 @@ def test_a_shared_stack_is_started_once_per_run_and_the_controller_takes_each_do
 
 def test_every_group_named_longest_first_is_a_module_of_the_suite():
     """A renamed or removed module left in LONGEST_FIRST would silently lose its place at the front."""
-    from tests.conftest import HOST_SWARM, LONGEST_FIRST, ON_SESSION_SINGLE_STACKS, SINGLE_CHECKS
+    from tests.conftest import HOST_SWARM, LONGEST_FIRST, SINGLE_CHECKS
 
     modules = {path.stem for path in harness.ROOT.joinpath("tests").glob("test_*.py")}
     assert [name for name in LONGEST_FIRST if name not in modules and name not in (HOST_SWARM, SINGLE_CHECKS)] == []
     assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST), "a module named twice"
-    # The short modules' single-topology tests join SINGLE_CHECKS anyway: only long ones need naming there.
-    assert [name for name in ON_SESSION_SINGLE_STACKS if name not in LONGEST_FIRST] == []
 
 
 @pytest.mark.parametrize(
@@ -132,16 +130,12 @@ def test_every_group_named_longest_first_is_a_module_of_the_suite():
         ("tests/test_kubernetes.py::test_x", "test_kubernetes"),
         ("tests/test_chain.py::test_x[split]", "test_chain.split"),
         ("tests/test_any_app.py::test_x[django-split]", "test_any_app.split"),
+        ("tests/test_any_app.py::test_x[django-single]", "test_any_app.single"),
         ("tests/test_swarm.py::test_x", "host-swarm"),
         ("tests/test_nothing_lost.py::test_x[swarm]", "host-swarm"),
         # The short modules' single-topology tests, whatever the module: one group.
         ("tests/test_chain.py::test_x[single]", "single-checks"),
         ("tests/test_conformance.py::test_x[case-single]", "single-checks"),
-        # A long module's single-topology tests on the session's single stacks join them.
-        ("tests/test_operator.py::test_x[single]", "single-checks"),
-        ("tests/test_any_app.py::test_x[django-single]", "single-checks"),
-        # One whose single-topology tests bring up stacks of their own keeps its group.
-        ("tests/test_backup.py::test_x[single]", "test_backup.single"),
     ],
 )
 def test_a_test_joins_the_work_group_of_its_module_and_topology_and_the_short_single_ones_share_one(nodeid, group):
