@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -116,23 +116,13 @@ class Deployment:
 
     def record(self) -> dict:
         """As plain data, for another process (a shared stack: SHARED_STACKS)."""
-        compose = self.compose or Compose()
-        return {
-            "base_url": self.base_url,
-            "nginx_host": self.nginx_host,
-            "app_host": self.app_host,
-            "compose": {"project": compose.project, "env": compose.env, "files": list(compose.files)},
-        }
+        return asdict(self)
 
     @classmethod
     def from_record(cls, record: dict) -> Deployment:
+        """record() read back (JSON gave its compose files back as a list)."""
         compose = record["compose"]
-        return cls(
-            base_url=record["base_url"],
-            nginx_host=record["nginx_host"],
-            app_host=record["app_host"],
-            compose=Compose(project=compose["project"], env=compose["env"], files=tuple(compose["files"])),
-        )
+        return cls(**{**record, "compose": Compose(**{**compose, "files": tuple(compose["files"])})})
 
     @property
     def nginx_container(self) -> str | None:
@@ -310,6 +300,11 @@ class OwnStack:
         images = [*IMAGE_SETTINGS[:2], *(["SINGLE_IMAGE"] if self.topology == "single" else [])]
         return built_once(self.compose, images, self._build)
 
+    def build_or_fail(self) -> None:
+        """build(), failing the test with the build's last output if it fails."""
+        built = self.build()
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+
     def _build(self) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "tools.stack", "build"],
@@ -342,8 +337,7 @@ class OwnStack:
         """Build (as `make build` does) and start the stack; tear it down afterwards (in_background), whatever
         happens."""
         if build:
-            built = self.build()
-            assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+            self.build_or_fail()
         try:
             yield self.start()
         finally:
@@ -380,8 +374,7 @@ def shared(name: str, stack: Callable[[], OwnStack], build: bool) -> Deployment:
             return Deployment.from_record(json.loads(record.read_text()))
         own = stack()
         if build:
-            built = own.build()
-            assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+            own.build_or_fail()
         deployment = own.start()
         record.write_text(json.dumps(deployment.record()))
         return deployment
