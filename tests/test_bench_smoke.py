@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ROOT, docker, project_containers
-from tools.bench import cpu, stats
+from tools.bench import cpu, report, stats
 from tools.bench.settings import Settings
 from tools.compose import PROJECT_LABEL
 from tools.stack import BUILD_PROJECT
@@ -211,6 +211,59 @@ def test_the_bench_images_are_built_under_the_one_build_project_so_the_next_run_
 def test_a_comparison_is_won_or_lost_only_when_the_ranges_do_not_overlap(mine, theirs, higher_is_better, expected):
     a, b = (stats.Spread(median=m, min=lo, max=hi, n=3) for lo, m, hi in (mine, theirs))
     assert stats.verdict(a, b, higher_is_better) == expected
+
+
+def point(stack: str, endpoint: str, rps: float, p99_ms: float, cpu_ms: float) -> dict:
+    """An aggregated point as the runner writes it (a median, with min = max)."""
+    return {
+        "key": f"{stack}.{endpoint}",
+        "stack": stack,
+        "endpoint": endpoint,
+        "rps": rps,
+        "p99_ms": p99_ms,
+        "cpu_ms_per_req": cpu_ms,
+        "errors_total": 0,
+    }
+
+
+# Where the chain falls short, and of which group that makes a MISS: bare uWSGI is not one of issue 14's alternatives
+# (it is the chain without its front proxy), so it never decides an issue target, and is held to the same bars apart.
+@pytest.mark.parametrize(
+    ("faster_on_json", "misses"),
+    [
+        ("nobody", set()),
+        (
+            "bare",
+            {
+                ("bare", "Django JSON (/healthz): the chain ≥ 1.0x bare, ranges not against it"),
+                ("bare", "Django JSON (/healthz): p99 no worse than bare's"),
+            },
+        ),
+        (
+            "granian",
+            {
+                ("issue", "Django JSON (/healthz): the chain ≥ 1.0x granian, ranges not against it"),
+                ("issue", "Django JSON (/healthz): p99 no worse than the best alternative's"),
+            },
+        ),
+    ],
+)
+def test_bare_uwsgi_is_held_to_the_issues_bars_in_a_group_of_its_own_and_never_decides_an_issue_target(
+    faster_on_json, misses
+):
+    # The chain: 1,500 req/s, p99 20 ms, 0.05 ms of CPU (2.5x the constant's, half granian's); every alternative 1,000
+    # req/s and 50 ms, but the one faster on Django JSON: 2,000 req/s and 10 ms there.
+    runs = [point("nginx", "const", 100_000, 1, 0.02)]
+    for endpoint in ("hello", "json", "read", "write"):
+        runs.append(point("chain", endpoint, 1_500, 20, 0.05))
+        for stack in report.COMPARED:
+            faster = stack == faster_on_json and endpoint == "json"
+            runs.append(point(stack, endpoint, 2_000 if faster else 1_000, 10 if faster else 50, 0.1))
+    rows = report.checks({"mode": "full", "runs": runs})
+    assert {row["group"] for row in rows} == {report.ISSUE, report.AGAINST_BARE}
+    assert not [row for row in rows if row["group"] == report.ISSUE and report.REFERENCE in row["of"]]
+    assert all(report.REFERENCE in row["of"] for row in rows if row["group"] == report.AGAINST_BARE)
+    assert {(row["group"], row["target"]) for row in rows if row["result"] == "MISS"} == misses
 
 
 def test_host_cpu_counts_every_busy_field_of_proc_stat_but_idle_and_iowait():
