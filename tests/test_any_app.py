@@ -22,7 +22,7 @@ from tests.harness import (
     ECHO_MAX_RSS_MB,
     Deployment,
     docker,
-    health,
+    health_verdict,
     json_lines,
     make,
     poll,
@@ -73,7 +73,7 @@ def test_an_app_without_health_routes_is_healthy_in_both_topologies(echo: Deploy
     for path in ("/healthz", "/readyz"):
         assert requests.get(echo.base_url + path, timeout=10).status_code == 404
     container = echo.app_container
-    assert health(container) == "healthy"
+    assert health_verdict(container) == "healthy"
     probe = docker("exec", container, "uwsgi-health", "--ready")
     assert probe.strip() == "healthy: GET / -> below 500", probe
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import Deployment, busy_workers, docker, health, poll, send_raw, serving
+from tests.harness import Deployment, busy_workers, docker, health_verdict, poll, send_raw, serving
 from tests.microposts_api import create_user, unique
 
 HOST = b"Host: localhost\r\nConnection: close\r\n"
@@ -288,6 +288,6 @@ def test_slow_clients_are_cut_off_by_nginx_without_tying_up_a_worker(own: Deploy
 
 
 def test_after_the_bad_input_the_app_is_healthy_and_every_worker_is_idle(own: Deployment):
-    assert health(own.app_container) == "healthy"
+    assert health_verdict(own.app_container) == "healthy"
     poll(lambda: busy_workers(own.app_container) == 0, timeout=10, what="every uWSGI worker idle")
     assert requests.get(f"{own.base_url}/healthz", timeout=10).status_code == 200

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.harness import ROOT, docker, health, listening_tcp, pinned, poll
+from tests.harness import ROOT, docker, health_verdict, listening_tcp, pinned, poll
 from tools import settings
 
 pytestmark = pytest.mark.chain
@@ -247,4 +247,4 @@ def test_containers_report_healthy(deployment):
     for container in (deployment.app_container, deployment.nginx_container):
         if container is None:
             pytest.skip("needs docker:// hosts to read health")
-        assert health(container) == "healthy"
+        assert health_verdict(container) == "healthy"

@@ -11,7 +11,7 @@ import pytest
 
 from tests import conftest, harness, stack_times
 from tools import settings
-from tools.compose import Compose
+from tools.compose import Compose, Container
 
 SPLIT = (settings.TOPOLOGIES["split"].compose_file,)
 IMAGES = ["APP_IMAGE", "NGINX_IMAGE"]
@@ -245,3 +245,55 @@ def test_a_container_removed_between_the_listing_and_the_inspection_is_left_out(
         assert harness.project_containers(project, "{{.State.Status}}") == {project: "created"}
     finally:
         subprocess.run(["docker", "rm", "-f", project], capture_output=True)
+
+
+def state(name: str, status: str = "running", health: str = "starting", check=("CMD", "probe"), **more) -> Container:
+    """A container as a stack's listing has it."""
+    return Container(name, name, name, status, 0, 0, 0.0, health, [], {}, {}, check=check, **more)
+
+
+class Rounds:
+    """A stand-in for a stack being started: `up -d` answers, then each listing is the next round's (the last one
+    repeats); a container passes its own check from the round given."""
+
+    def __init__(self, rounds: list[list[Container]], passes_from: dict[str, int]):
+        self.rounds, self.passes_from, self.round = rounds, passes_from, -1
+
+    def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(["up", *args], 0, "", "")
+
+    def containers(self) -> list[Container]:
+        self.round += 1
+        return self.rounds[min(self.round, len(self.rounds) - 1)]
+
+    def passes(self, container: Container) -> bool:
+        return self.round >= self.passes_from.get(container.name, len(self.rounds) + 10**6)
+
+
+LISTENER, APP, NGINX = state("listener"), state("app"), state("nginx")
+
+
+# A test stack is up once each long-running container passes its own health check or Docker found it healthy, before
+# Docker's first check (5 s after the start): the tests no longer wait that out.
+@pytest.mark.parametrize(
+    ("rounds", "passes_from", "returncode", "says"),
+    [
+        ([[LISTENER, APP, NGINX]], {"listener": 0, "app": 0, "nginx": 0}, 0, ""),
+        ([[LISTENER, APP, NGINX]], {"listener": 0, "app": 2, "nginx": 1}, 0, ""),
+        ([[state("listener", health="healthy"), state("app", check=()), NGINX]], {"nginx": 0}, 0, ""),
+        ([[state("migrate", status="exited", one_shot=True), LISTENER]], {"listener": 0}, 0, ""),
+        ([[LISTENER, state("app", status="restarting")]], {"listener": 0}, 1, "stopped or unhealthy: ['app restarting"),
+        ([[LISTENER, APP], [LISTENER, state("app", health="unhealthy")]], {"listener": 0}, 1, "['app running unhealth"),
+        ([[LISTENER, APP]], {"listener": 0}, 1, "not ready in 1 s: ['app']"),
+        ([[state("migrate", status="exited", one_shot=True)]], {}, 1, "no container is running"),
+    ],
+    ids=["at once", "one after another", "healthy or unchecked", "a one-shot", "a crash", "unhealthy", "never", "none"],
+)
+def test_a_test_stack_is_up_once_every_container_passes_its_own_health_check(
+    monkeypatch, rounds, passes_from, returncode, says
+):
+    stack = Rounds(rounds, passes_from)
+    monkeypatch.setattr(harness, "passes_its_check", stack.passes)
+    monkeypatch.setattr(harness, "READY_POLL", 0.01)
+    result = harness.up_until_ready(stack, timeout=1)  # type: ignore[arg-type]
+    assert (result.returncode, says in result.stderr) == (returncode, True), result.stderr

@@ -52,6 +52,9 @@ class Container:
     labels: dict[str, str]
     # restart: "no" (migrate): only its exit code counts, not its image's health check while it runs.
     one_shot: bool = False
+    # Its health check's command as Docker runs it (.Config.Healthcheck.Test: "CMD" or "CMD-SHELL", then the command);
+    # empty without one, or with it turned off ("NONE").
+    check: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, raw: dict) -> Container:
@@ -71,6 +74,7 @@ class Container:
             env=dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item),
             labels=labels,
             one_shot=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "") in ("", "no"),
+            check=tuple(test) if (test := (config.get("Healthcheck") or {}).get("Test")) and test[0] != "NONE" else (),
         )
 
     @property
