@@ -102,8 +102,13 @@ def test_make_verify_checks_the_given_deployment_and_says_so_first(deployment):
 
 
 def compose_projects() -> set[str]:
-    """Compose projects with a container now, the tests' own (wct-...) ones included."""
-    out = docker("ps", "-a", "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}')
+    """Compose projects with a container now, the tests' own (wct-...) ones included. Only the containers compose
+    created count (it labels each with its config's hash): one started from a compose-built image any other way
+    carries the image's project label too, as the host swarm's tasks do (`wsgi-chain`) and the local cluster's nodes
+    (`wsgi-chain-cluster-images`); two runs took a swarm rollout's new tasks for a stack make verify had started."""
+    out = docker(
+        "ps", "-a", "--filter", "label=com.docker.compose.config-hash", "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}'
+    )
     return {line for line in out.splitlines() if line}
 
 
