@@ -342,8 +342,10 @@ def edit_and_time(dev: DevStack, edits: int) -> list[float]:
         written = dev.edit(marker)
         times.append(dev.served_after(written, kind.url, marker))
         dev.settle(seen)
-    # Every worker serves the last edit: 20 answers in a row carry it.
-    assert all(marker in dev.get(kind.url).text for _ in range(20))
+    # Every worker serves the last edit: 20 answers in a row carry it. Failed once (a cold run, 2026-12-04): what the
+    # others said, and the watcher's last lines, go with the failure.
+    stale = [answer[:300] for answer in (dev.get(kind.url).text for _ in range(20)) if marker not in answer]
+    assert not stale, f"{len(stale)} of 20 answers without {marker}: {stale[:2]}; the log's end: {dev.log()[-4000:]}"
     return times
 
 
