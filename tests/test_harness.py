@@ -267,7 +267,8 @@ class Rounds:
         return self.rounds[min(self.round, len(self.rounds) - 1)]
 
     def passes(self, container: Container) -> bool:
-        return self.round >= self.passes_from.get(container.name, len(self.rounds) + 10**6)
+        first = self.passes_from.get(container.name)
+        return first is not None and self.round >= first
 
 
 LISTENER, APP, NGINX = state("listener"), state("app"), state("nginx")

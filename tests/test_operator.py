@@ -30,7 +30,7 @@ from tests.harness import (
     stats_answer,
     uwsgi_stats,
 )
-from tools.compose import PROJECT_LABEL, write_secret_key
+from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, write_secret_key
 from tools.tls import self_signed
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
@@ -106,9 +106,7 @@ def compose_projects() -> set[str]:
     created count (it labels each with its config's hash): one started from a compose-built image any other way
     carries the image's project label too, as the host swarm's tasks do (`wsgi-chain`) and the local cluster's nodes
     (`wsgi-chain-cluster-images`); two runs took a swarm rollout's new tasks for a stack make verify had started."""
-    out = docker(
-        "ps", "-a", "--filter", "label=com.docker.compose.config-hash", "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}'
-    )
+    out = docker("ps", "-a", "--filter", f"label={CONFIG_HASH_LABEL}", "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}')
     return {line for line in out.splitlines() if line}
 
 

@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The labels compose puts on the containers it makes: which project and service each belongs to.
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+# Set on the containers compose creates, and on no image: a container started from a compose-built image any other
+# way (a Swarm task, a `docker run`) carries the image's PROJECT_LABEL, not this.
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 
 
 # Docker's RFC 3339 times: nanoseconds, and Z or an offset.
