@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -81,12 +82,18 @@ def health(container: str) -> str:
     return docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
 
 
-# Docker 20.10 (Debian 12's docker.io) runs a container's first health check one `interval` after its start (5 s in
-# the compose files; it has no `start_interval`), so `up --wait` kept a test stack waiting about 4 s past its readiness
+# Docker 20.10 (Debian 12's docker.io) runs a container's first health check one `interval` after its start
+# (HEALTH_INTERVAL; it has no `start_interval`), so `up --wait` kept a test stack waiting about 4 s past its readiness
 # (measured in docs/testing.md). A test stack is up once each of its containers passes that same health check, run
 # through `docker exec` twice a second from its start, or Docker has found it healthy already; Docker's own verdict
 # follows at its first check. `make up` still waits for Docker's.
 READY_POLL = 0.5
+# Nothing in a test stack's life waits for Docker's periodic check any more (above), and each one is a `docker exec`
+# (its CPU: docs/operations.md, Health checks; at the default 5 s, a tenth of a warm run's: docs/testing.md). So the
+# stacks the tests start themselves check every QUIET_HEALTH_INTERVAL; a test that reads Docker's verdict waits up to
+# one interval for it (health_verdict), and one that needs a container back runs its check itself (wait_passing). The
+# stacks that `make up`, `make dev`, Swarm and the cluster start check at HEALTH_INTERVAL, the operator's.
+QUIET_HEALTH_INTERVAL = "20s"
 
 
 def passes_its_check(container: Container) -> bool:
@@ -124,17 +131,50 @@ def up_until_ready(compose: Compose, timeout: float) -> subprocess.CompletedProc
         time.sleep(READY_POLL)
 
 
-def health_verdict(container: str, timeout: float = 30) -> str:
+def inspected(container: str) -> Container:
+    return Container.parse(json.loads(docker("inspect", container))[0])
+
+
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """A duration as compose reads one (5s, 1m30s, 500ms), in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    assert parts and "".join(number + unit for number, unit in parts) == text, f"not a duration: {text!r}"
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+
+
+def check_interval(container: str) -> float:
+    """Seconds between Docker's health checks of the container (its HEALTH_INTERVAL; Docker's 30 s when unset)."""
+    nanoseconds = docker("inspect", "-f", "{{.Config.Healthcheck.Interval}}", container).strip()
+    return int(nanoseconds or 0) / 1e9 or 30.0
+
+
+def health_verdict(container: str) -> str:
     """Docker's health verdict on the container once it has one: a test stack is up before Docker's first check
-    (up_until_ready), which comes within the health check's `interval`."""
+    (up_until_ready), which comes one interval after the start (plus the check's own time and its retries' slack)."""
+    timeout = check_interval(container) + 15
     return poll(
         lambda: (found := health(container)) != "starting" and found, timeout=timeout, what=f"{container} checked"
     )
 
 
 def wait_healthy(container: str, timeout: float = 30) -> None:
-    """Until Docker's health check has passed again (it runs every `interval`, 5 s in compose.yaml)."""
+    """Until Docker's health check has passed again (it runs every HEALTH_INTERVAL); for a container started with
+    `docker run` or by the operator's targets. A test stack's container: wait_passing."""
     poll(lambda: health(container) == "healthy", timeout=timeout, what=f"{container} healthy")
+
+
+def wait_passing(container: str, timeout: float = 60) -> None:
+    """Until the container runs and passes its own health check, run now as Docker runs it: back, without waiting up
+    to a QUIET_HEALTH_INTERVAL for Docker's next check."""
+    poll(
+        lambda: (state := inspected(container)).status == "running" and passes_its_check(state),
+        timeout=timeout,
+        interval=READY_POLL,
+        what=f"{container} passing its health check",
+    )
 
 
 # Seconds read before a `since`: the engine stamps the lines with its own clock, which may lag this one's (a remote
@@ -342,6 +382,7 @@ class OwnStack:
                 "HTTP_PORT": str(self.port),
                 "SECRET_KEY_FILE": str(secret),
                 "TOPOLOGY": topology,
+                "HEALTH_INTERVAL": QUIET_HEALTH_INTERVAL,
                 **(env or {}),
             },
         )

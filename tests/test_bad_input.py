@@ -16,7 +16,17 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import Deployment, busy_workers, docker, health_verdict, poll, send_raw, serving
+from tests.harness import (
+    Deployment,
+    busy_workers,
+    docker,
+    health_verdict,
+    inspected,
+    passes_its_check,
+    poll,
+    send_raw,
+    serving,
+)
 from tests.microposts_api import create_user, unique
 
 HOST = b"Host: localhost\r\nConnection: close\r\n"
@@ -289,5 +299,7 @@ def test_slow_clients_are_cut_off_by_nginx_without_tying_up_a_worker(own: Deploy
 
 def test_after_the_bad_input_the_app_is_healthy_and_every_worker_is_idle(own: Deployment):
     assert health_verdict(own.app_container) == "healthy"
+    # And its check passes now, after all of the bad input (Docker's last may have come before some of it).
+    assert passes_its_check(inspected(own.app_container))
     poll(lambda: busy_workers(own.app_container) == 0, timeout=10, what="every uWSGI worker idle")
     assert requests.get(f"{own.base_url}/healthz", timeout=10).status_code == 200

@@ -93,11 +93,24 @@ def test_make_up_names_the_line_that_says_what_failed_not_a_traceback_being_writ
     assert stack.last_said(log) == shown
 
 
-def test_make_up_with_a_missing_app_env_file_says_so_before_it_builds_or_starts_anything(make_env):
-    missing = "/nonexistent/app.env"
-    result = make("up", {**make_env, "APP_ENV_FILE": missing}, timeout=60)
+UNUSABLE_SETTINGS = {
+    "a missing app env file": (
+        {"APP_ENV_FILE": "/nonexistent/app.env"},
+        "APP_ENV_FILE=/nonexistent/app.env: no such file",
+    ),
+    "a health interval without its unit": (
+        {"HEALTH_INTERVAL": "5"},
+        "HEALTH_INTERVAL='5': use a duration with its unit, such as 5s, 500ms or 1m",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNUSABLE_SETTINGS)
+def test_make_up_with_a_setting_it_cannot_use_says_so_before_it_builds_or_starts_anything(case, make_env):
+    setting, message = UNUSABLE_SETTINGS[case]
+    result = make("up", {**make_env, **setting}, timeout=60)
     assert result.returncode != 0
-    assert f"APP_ENV_FILE={missing}: no such file" in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
+    assert message in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
     assert project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}") == {}
 
 

@@ -13,7 +13,16 @@ import uuid
 
 import pytest
 
-from tests.harness import ROOT, docker, health_verdict, listening_tcp, pinned, poll
+from tests.harness import (
+    ROOT,
+    check_interval,
+    docker,
+    duration_seconds,
+    health_verdict,
+    listening_tcp,
+    pinned,
+    poll,
+)
 from tools import settings
 
 pytestmark = pytest.mark.chain
@@ -241,6 +250,19 @@ def test_the_health_endpoints_answer_200(http, path):
     response = http.get(path)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_each_health_check_runs_every_health_interval_of_the_stack(deployment):
+    """HEALTH_INTERVAL reaches every container with a check (this suite's stacks: QUIET_HEALTH_INTERVAL)."""
+    if deployment.compose is None:
+        pytest.skip("a given deployment: its interval is its own")
+    interval = duration_seconds(deployment.compose.env["HEALTH_INTERVAL"])
+    checked = {
+        state.service: check_interval(state.name)
+        for state in deployment.compose.containers()
+        if state.check and not state.one_shot
+    }
+    assert checked and set(checked.values()) == {interval}, checked
 
 
 def test_containers_report_healthy(deployment):

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack, docker, poll, project_containers, serving, slow_request, wait_healthy
+from tests.harness import ROOT, OwnStack, docker, poll, project_containers, serving, slow_request, wait_passing
 from tests.load import Load
 from tests.test_examples import example_env
 from tools import settings
@@ -318,7 +318,7 @@ def test_past_a_tiny_queue_the_overflow_gets_a_quick_503_with_retry_after_and_th
         assert seconds < 2, f"a 503 took {seconds:.2f} s"
     # The app server never noticed: healthy, and serving the next client.
     container = tiny_queue.app_container
-    wait_healthy(container)
+    wait_passing(container)
     assert requests.get(tiny_queue.base_url + "/", timeout=10).status_code == 200
 
 

@@ -24,7 +24,7 @@ from tests.harness import (
     slow_request,
     stats_answer,
     uwsgi_stats,
-    wait_healthy,
+    wait_passing,
 )
 from tests.load import Load
 from tests.test_examples import example_env
@@ -233,7 +233,7 @@ def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):
         timeout=30,
         what="the container exits and compose restarts it",
     )
-    wait_healthy(container, timeout=60)
+    wait_passing(container, timeout=60)
     assert requests.get(f"{ops.base_url}/", timeout=10).status_code == 200
 
 
@@ -261,7 +261,7 @@ def test_nginx_finishes_the_request_in_flight_when_it_stops(ops):
     finally:
         # Back whatever happened: the module's next test sends its request through it.
         docker("start", ops.nginx_container)
-        wait_healthy(ops.nginx_container)
+        wait_passing(ops.nginx_container)
     assert outcome["status"] == 200, outcome
     assert stopped_in < 35
 

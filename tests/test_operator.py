@@ -23,6 +23,7 @@ from tests.harness import (
     ROOT,
     compose_down,
     docker,
+    duration_seconds,
     free_port,
     make,
     poll,
@@ -30,6 +31,7 @@ from tests.harness import (
     stats_answer,
     uwsgi_stats,
 )
+from tools import settings
 from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, write_secret_key
 from tools.tls import self_signed
 
@@ -263,6 +265,17 @@ def plain_up(tmp_path_factory) -> Iterator[dict[str, str]]:
         yield env
     finally:
         compose_down(env["COMPOSE_PROJECT_NAME"])
+
+
+def test_a_stack_make_up_started_runs_each_health_check_every_health_interval(plain_up):
+    """The operator's stack checks at HEALTH_INTERVAL's default (defaults.env), not the suite's quieter one (the
+    one-shot migrate aside: it runs no check, and keeps its image's)."""
+    field = "{{.HostConfig.RestartPolicy.Name}} {{.Config.Healthcheck.Interval}}"
+    containers = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field=field)
+    intervals = {name: int(value.split()[1]) / 1e9 for name, value in containers.items() if value.split()[0] != "no"}
+    assert len(intervals) == 3 and set(intervals.values()) == {duration_seconds(settings.get("HEALTH_INTERVAL"))}, (
+        containers
+    )
 
 
 def unreadable_key(directory: Path) -> None:
