@@ -147,8 +147,8 @@ def duration_seconds(text: str) -> float:
 
 def check_interval(container: str) -> float:
     """Seconds between Docker's health checks of the container (its HEALTH_INTERVAL; Docker's 30 s when unset)."""
-    nanoseconds = docker("inspect", "-f", "{{.Config.Healthcheck.Interval}}", container).strip()
-    return int(nanoseconds or 0) / 1e9 or 30.0
+    interval = docker("inspect", "-f", "{{with .Config.Healthcheck}}{{.Interval}}{{end}}", container).strip()
+    return duration_seconds(interval or "0s") or 30.0
 
 
 def health_verdict(container: str) -> str:

@@ -272,7 +272,7 @@ def test_a_stack_make_up_started_runs_each_health_check_every_health_interval(pl
     one-shot migrate aside: it runs no check, and keeps its image's)."""
     field = "{{.HostConfig.RestartPolicy.Name}} {{.Config.Healthcheck.Interval}}"
     containers = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field=field)
-    intervals = {name: int(value.split()[1]) / 1e9 for name, value in containers.items() if value.split()[0] != "no"}
+    intervals = {name: duration_seconds(value.split()[1]) for name, value in containers.items() if value[:3] != "no "}
     assert len(intervals) == 3 and set(intervals.values()) == {duration_seconds(settings.get("HEALTH_INTERVAL"))}, (
         containers
     )
