@@ -68,16 +68,6 @@ def test_a_request_body_reaches_every_framework_byte_exact(echo: Deployment, fra
     assert not NOT_FORWARDED & set(got["headers"]), got["headers"]
 
 
-def test_an_app_without_health_routes_is_healthy_in_both_topologies(echo: Deployment):
-    """The echo dispatcher answers 200 on / and 404 on everything else it does not mount: /healthz and /readyz too."""
-    for path in ("/healthz", "/readyz"):
-        assert requests.get(echo.base_url + path, timeout=10).status_code == 404
-    container = echo.app_container
-    assert health_verdict(container) == "healthy"
-    probe = docker("exec", container, "uwsgi-health", "--ready")
-    assert probe.strip() == "healthy: GET / -> below 500", probe
-
-
 RETRIES = [
     # (method, an Idempotency-Key or None, the answer): what nginx does when the worker that took a request dies
     # before answering (the echo app's /crash-once/: its first request for a token kills the worker).
@@ -317,3 +307,14 @@ def test_a_body_up_to_max_body_size_reaches_an_app_that_spools_it_whole_and_a_la
         refused = client.recv(4096)
     assert refused.startswith(b"HTTP/1.1 413"), refused[:200]
     assert b'"error": "request body too large"' in refused
+
+
+def test_an_app_without_health_routes_is_healthy_in_both_topologies(echo: Deployment):
+    """The echo dispatcher answers 200 on / and 404 on everything else it does not mount: /healthz and /readyz too.
+    Last in the module: by then Docker's first check of the stack (QUIET_HEALTH_INTERVAL after its start) has come."""
+    for path in ("/healthz", "/readyz"):
+        assert requests.get(echo.base_url + path, timeout=10).status_code == 404
+    container = echo.app_container
+    assert health_verdict(container) == "healthy"
+    probe = docker("exec", container, "uwsgi-health", "--ready")
+    assert probe.strip() == "healthy: GET / -> below 500", probe
