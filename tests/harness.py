@@ -7,7 +7,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -135,20 +134,10 @@ def inspected(container: str) -> Container:
     return Container.parse(json.loads(docker("inspect", container))[0])
 
 
-DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_seconds(text: str) -> float:
-    """A duration as compose reads one (5s, 1m30s, 500ms), in seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    assert parts and "".join(number + unit for number, unit in parts) == text, f"not a duration: {text!r}"
-    return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
-
-
 def check_interval(container: str) -> float:
     """Seconds between Docker's health checks of the container (its HEALTH_INTERVAL; Docker's 30 s when unset)."""
     interval = docker("inspect", "-f", "{{with .Config.Healthcheck}}{{.Interval}}{{end}}", container).strip()
-    return duration_seconds(interval or "0s") or 30.0
+    return settings.duration_seconds(interval or "0s") or 30.0
 
 
 def health_verdict(container: str) -> str:

@@ -17,7 +17,6 @@ from tests.harness import (
     ROOT,
     check_interval,
     docker,
-    duration_seconds,
     health_verdict,
     listening_tcp,
     pinned,
@@ -256,7 +255,7 @@ def test_each_health_check_runs_every_health_interval_of_the_stack(deployment):
     """HEALTH_INTERVAL reaches every container with a check (this suite's stacks: QUIET_HEALTH_INTERVAL)."""
     if deployment.compose is None:
         pytest.skip("a given deployment: its interval is its own")
-    interval = duration_seconds(deployment.compose.env["HEALTH_INTERVAL"])
+    interval = settings.duration_seconds(deployment.compose.env["HEALTH_INTERVAL"])
     checked = {
         state.service: check_interval(state.name)
         for state in deployment.compose.containers()

@@ -23,7 +23,6 @@ from tests.harness import (
     ROOT,
     compose_down,
     docker,
-    duration_seconds,
     free_port,
     make,
     poll,
@@ -272,10 +271,9 @@ def test_a_stack_make_up_started_runs_each_health_check_every_health_interval(pl
     one-shot migrate aside: it runs no check, and keeps its image's)."""
     field = "{{.HostConfig.RestartPolicy.Name}} {{.Config.Healthcheck.Interval}}"
     containers = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field=field)
-    intervals = {name: duration_seconds(value.split()[1]) for name, value in containers.items() if value[:3] != "no "}
-    assert len(intervals) == 3 and set(intervals.values()) == {duration_seconds(settings.get("HEALTH_INTERVAL"))}, (
-        containers
-    )
+    seconds = settings.duration_seconds
+    intervals = {name: seconds(value.split()[1]) for name, value in containers.items() if value[:3] != "no "}
+    assert len(intervals) == 3 and set(intervals.values()) == {seconds(settings.get("HEALTH_INTERVAL"))}, containers
 
 
 def unreadable_key(directory: Path) -> None:

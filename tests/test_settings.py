@@ -81,3 +81,20 @@ def test_the_readme_configuration_table_gives_the_defaults_of_defaults_env():
 def test_compose_typed_by_hand_reads_the_same_defaults_through_the_env_link():
     env_file = ROOT / ".env"
     assert env_file.is_symlink() and env_file.resolve() == settings.DEFAULTS_FILE, ".env must link to defaults.env"
+
+
+DURATIONS = {"5s": 5.0, "20s": 20.0, "1m30s": 90.0, "500ms": 0.5, "1.5s": 1.5, "0s": 0.0}
+NOT_DURATIONS = ["5", "", "fast", "5 s", "-5s", "5sec", "s"]
+
+
+@pytest.mark.parametrize("text", [*DURATIONS, *NOT_DURATIONS])
+def test_a_duration_setting_reads_as_compose_reads_it_and_a_number_without_its_unit_is_refused(text):
+    if text in DURATIONS:
+        assert settings.duration_seconds(text) == pytest.approx(DURATIONS[text])
+    else:
+        with pytest.raises(ValueError, match="is not a duration with its unit"):
+            settings.duration_seconds(text)
+
+
+def test_the_default_health_interval_is_a_duration():
+    assert settings.duration_seconds(DEFAULTS["HEALTH_INTERVAL"]) > 0

@@ -4,6 +4,7 @@ Standard library only: the bootstrap runs it with the host's python3 before any 
 
 - get(name): the environment's value, else defaults.env's (an unknown name is a programming error: KeyError).
 - path(name): a path setting, relative ones taken from the project's root.
+- duration_seconds(text): a duration setting (HEALTH_INTERVAL), written as compose and Docker read one, in seconds.
 - TOPOLOGIES: each topology's compose file, TLS overlay and the service that runs uWSGI. Adding a topology is one
   entry here plus its compose files (README: "Where to change what").
 - IMAGES: the image settings `make build` tags.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,19 @@ def path(name: str) -> Path:
     """A path setting; a relative one is taken from the project's root, as compose takes it."""
     value = Path(get(name)).expanduser()
     return value if value.is_absolute() else ROOT / value
+
+
+# A duration as compose and Docker read one (Go's): numbers, each with its unit (5s, 1m30s, 500ms).
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """The duration in seconds; ValueError when it is not one (a number without its unit, say)."""
+    parts = DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"{text!r} is not a duration with its unit")
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
 
 
 def topology(name: str | None = None) -> Topology:

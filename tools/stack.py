@@ -57,10 +57,6 @@ def env(name: str, default: str = "") -> str:
     return os.environ.get(name) or default
 
 
-# A duration as compose reads one (Go's): numbers, each with its unit.
-DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
-
-
 def compose() -> Compose:
     try:
         topology = settings.topology()
@@ -70,8 +66,12 @@ def compose() -> Compose:
     if tls not in {"on", "off"}:
         raise StackError(f"TLS={tls!r}: use on or off")
     interval = settings.get("HEALTH_INTERVAL")
-    if not DURATION.fullmatch(interval):
-        raise StackError(f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m")
+    try:
+        settings.duration_seconds(interval)
+    except ValueError:
+        raise StackError(
+            f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
+        ) from None
     return Compose(files=(topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()))
 
 
