@@ -268,7 +268,7 @@ def plain_up(tmp_path_factory) -> Iterator[dict[str, str]]:
 
 def test_a_stack_make_up_started_runs_each_health_check_every_health_interval(plain_up):
     """The operator's stack checks at HEALTH_INTERVAL's default (defaults.env), not the suite's quieter one (the
-    one-shot migrate aside: it runs no check, and keeps its image's)."""
+    one-shot migrate aside: compose gives it no check of its own, so it keeps its image's)."""
     field = "{{.HostConfig.RestartPolicy.Name}} {{.Config.Healthcheck.Interval}}"
     containers = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field=field)
     seconds = settings.duration_seconds
