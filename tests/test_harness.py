@@ -3,6 +3,7 @@ workers share the session's stacks, and the run reports how long its stacks took
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import uuid
@@ -11,7 +12,7 @@ import pytest
 
 from tests import conftest, harness, stack_times
 from tools import settings
-from tools.compose import Compose, Container
+from tools.compose import Compose, Container, ephemeral_ports, free_port, publishable
 
 SPLIT = (settings.TOPOLOGIES["split"].compose_file,)
 IMAGES = ["APP_IMAGE", "NGINX_IMAGE"]
@@ -298,3 +299,26 @@ def test_a_test_stack_is_up_once_every_container_passes_its_own_health_check(
     monkeypatch.setattr(harness, "READY_POLL", 0.01)
     result = harness.up_until_ready(stack, timeout=1)  # type: ignore[arg-type]
     assert (result.returncode, says in result.stderr) == (returncode, True), result.stderr
+
+
+PUBLISHABLE = {
+    "linux's default range": (range(32768, 61000), (20000, 32767, 12768)),
+    "a range that starts lower": (range(25000, 61000), (20000, 24999, 5000)),
+    "a range in the middle": (range(25000, 30001), (20000, 32767, 7767)),
+    "a range over every port": (range(1024, 65536), None),
+}
+
+
+@pytest.mark.parametrize("case", PUBLISHABLE)
+def test_published_ports_come_from_outside_the_kernels_ephemeral_range(case):
+    ephemeral, expected = PUBLISHABLE[case]
+    ports = publishable(ephemeral)
+    assert not set(ports) & set(ephemeral)
+    assert (ports[0], ports[-1], len(ports)) == expected if expected else ports == []
+
+
+def test_a_free_port_is_outside_the_ephemeral_range_and_can_be_bound_on_the_loopback():
+    port = free_port()
+    assert port not in ephemeral_ports()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -170,8 +171,38 @@ def write_secret_key(path: Path) -> Path:
     return path
 
 
+# A stack's published port comes from below the kernel's ephemeral range (ip_local_port_range), where no outgoing
+# connection takes it as its source port between the pick and docker's bind: a port the kernel had handed out for a
+# moment (bind to port 0) was once taken so, and `make dev` failed with "port is already allocated" (2026-12-05).
+PUBLISHED_PORTS = range(20000, 32768)
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> range:
+    """The kernel's ephemeral port range (Linux's default where it cannot be read)."""
+    try:
+        low, high = (int(value) for value in EPHEMERAL_PORTS_FILE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def publishable(ephemeral: range) -> list[int]:
+    """PUBLISHED_PORTS outside the ephemeral range."""
+    return [port for port in PUBLISHED_PORTS if port not in ephemeral]
+
+
 def free_port() -> int:
-    """A TCP port free on the loopback now, for a stack's published port."""
+    """A TCP port free on the loopback now, for a stack's published port: a random one of `publishable`, or the
+    kernel's pick where that leaves none free."""
+    candidates = publishable(ephemeral_ports())
+    for port in random.sample(candidates, min(100, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
