@@ -12,7 +12,7 @@ import pytest
 
 from tests import conftest, harness, stack_times
 from tools import settings
-from tools.compose import Compose, Container, ephemeral_ports, free_port, publishable
+from tools.compose import PORT_HOLD, Compose, Container, ephemeral_ports, free_port, publishable, recent_picks
 
 SPLIT = (settings.TOPOLOGIES["split"].compose_file,)
 IMAGES = ["APP_IMAGE", "NGINX_IMAGE"]
@@ -322,3 +322,23 @@ def test_a_free_port_is_outside_the_ephemeral_range_and_can_be_bound_on_the_loop
     assert port not in ephemeral_ports()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_once_handed_out_is_not_handed_out_again_while_held():
+    ports = [free_port() for _ in range(20)]
+    assert len(set(ports)) == len(ports), ports
+
+
+PICKS = {
+    "held": ("21000@990", {21000: 990.0}),
+    "past the hold": (f"21000@{1000 - PORT_HOLD}", {}),
+    "one of each": (f"21000@{1000 - PORT_HOLD} 21001@999", {21001: 999.0}),
+    "unreadable lines dropped": ("21000 x@1 21002@y 21003@995", {21003: 995.0}),
+    "nothing": ("", {}),
+}
+
+
+@pytest.mark.parametrize("case", PICKS)
+def test_the_picks_file_keeps_the_ports_handed_out_within_the_hold(case):
+    text, expected = PICKS[case]
+    assert recent_picks(text, now=1000.0) == expected

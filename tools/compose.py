@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -9,6 +10,8 @@ import re
 import secrets
 import socket
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -171,11 +174,16 @@ def write_secret_key(path: Path) -> Path:
     return path
 
 
-# A stack's published port comes from below the kernel's ephemeral range (ip_local_port_range), where no outgoing
-# connection takes it as its source port between the pick and docker's bind: a port the kernel had handed out for a
-# moment (bind to port 0) was once taken so, and `make dev` failed with "port is already allocated" (2026-12-05).
+# A stack's published port: a random free one from below the kernel's ephemeral range (ip_local_port_range), where
+# no outgoing connection takes it as its source port, and none handed out on this machine in the last PORT_HOLD
+# seconds: two stacks started at once were once given the same port by the kernel's own picks, which are free until
+# docker binds them, and the second `make dev` failed with "port is already allocated" (2026-12-05).
 PUBLISHED_PORTS = range(20000, 32768)
 EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# The picks, one `port@time` a line, shared by every process under a lock: long enough for a cold build between a
+# pick and the stack's start.
+PICKS_FILE = Path(tempfile.gettempdir()) / "wsgi-chain-port-picks"
+PORT_HOLD = 1800
 
 
 def ephemeral_ports() -> range:
@@ -192,17 +200,54 @@ def publishable(ephemeral: range) -> list[int]:
     return [port for port in PUBLISHED_PORTS if port not in ephemeral]
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback now, for a stack's published port: a random one of `publishable`, or the
-    kernel's pick where that leaves none free."""
-    candidates = publishable(ephemeral_ports())
-    for port in random.sample(candidates, min(100, len(candidates))):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+def recent_picks(text: str, now: float) -> dict[int, float]:
+    """The picks file's ports handed out less than PORT_HOLD seconds before `now`; a line it cannot read is dropped."""
+    picks = {}
+    for line in text.split():
+        port, _, when = line.partition("@")
+        try:
+            if now - float(when) < PORT_HOLD:
+                picks[int(port)] = float(when)
+        except ValueError:
+            continue
+    return picks
+
+
+def bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(taken: dict[int, float]) -> int:
+    """A random bindable port of `publishable` not in `taken`; the kernel's pick where there is none."""
+    candidates = [port for port in publishable(ephemeral_ports()) if port not in taken]
+    port = next((port for port in random.sample(candidates, min(100, len(candidates))) if bindable(port)), 0)
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    return port
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback now and not handed out lately, for a stack's published port. Without the
+    picks file (another user's, say), a pick like it that only this call knows of."""
+    try:
+        file = PICKS_FILE.open("a+")
+    except OSError:
+        return pick_port({})
+    with file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        now = time.time()
+        picks = recent_picks(file.read(), now)
+        port = pick_port(picks)
+        picks[port] = now
+        file.seek(0)
+        file.truncate()
+        file.write("".join(f"{each}@{when:.0f}\n" for each, when in picks.items()))
+        return port
