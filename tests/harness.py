@@ -569,12 +569,14 @@ def project_containers(project: str, field: str = "{{.Id}}@{{.State.StartedAt}}"
     if not ids:
         return {}
     # A container removed between the listing and the inspection (compose replacing one, a down) is left out: the
-    # engine inspects the others and names the missing one.
-    out = subprocess.run(["docker", "inspect", "-f", "{{.Name}} " + field, *ids], capture_output=True, text=True)
-    unexpected = [line for line in out.stderr.splitlines() if line and "No such object" not in line]
+    # engine inspects the others and names the missing one. So is a line without a name and a field: one such line
+    # failed a run (w36), from a container removed meanwhile.
+    inspect = ["docker", "inspect", "--type", "container", "-f", "{{.Name}} " + field, *ids]
+    out = subprocess.run(inspect, capture_output=True, text=True)
+    unexpected = [line for line in out.stderr.splitlines() if line and "No such container" not in line]
     if out.returncode != 0 and (unexpected or not out.stderr):
         raise subprocess.CalledProcessError(out.returncode, out.args, out.stdout, out.stderr)
-    return dict(line.lstrip("/").split(" ", 1) for line in out.stdout.splitlines())
+    return dict(line.lstrip("/").split(" ", 1) for line in out.stdout.splitlines() if " " in line)
 
 
 def stats_answer(container: str) -> bool:
