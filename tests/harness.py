@@ -25,7 +25,17 @@ import yaml
 
 from tests.stack_times import timed_process
 from tools import settings
-from tools.compose import PROJECT_LABEL, ROOT, Compose, Container, free_port, write_secret_key
+from tools.compose import (
+    PROJECT_LABEL,
+    READY_POLL,
+    ROOT,
+    Compose,
+    Container,
+    free_port,
+    passes_its_check,
+    up_until_ready,
+    write_secret_key,
+)
 
 T = TypeVar("T")
 
@@ -81,53 +91,13 @@ def health(container: str) -> str:
     return docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
 
 
-# Docker 20.10 (Debian 12's docker.io) runs a container's first health check one `interval` after its start
-# (HEALTH_INTERVAL; it has no `start_interval`), so `up --wait` kept a test stack waiting about 4 s past its readiness
-# (measured in docs/testing.md). A test stack is up once each of its containers passes that same health check, run
-# through `docker exec` twice a second from its start, or Docker has found it healthy already; Docker's own verdict
-# follows at its first check. `make up` still waits for Docker's.
-READY_POLL = 0.5
-# Nothing in a test stack's life waits for Docker's periodic check any more (above), and each one is a `docker exec`
-# (its CPU: docs/operations.md, Health checks; at the default 5 s, a tenth of a warm run's: docs/testing.md). So the
-# stacks the tests start themselves check every QUIET_HEALTH_INTERVAL; a test that reads Docker's verdict waits up to
-# one interval for it (health_verdict), and one that needs a container back runs its check itself (wait_passing). The
-# stacks that `make up`, `make dev`, Swarm and the cluster start check at HEALTH_INTERVAL, the operator's.
+# Nothing in a test stack's life waits for Docker's periodic check (tools/compose.py: READY_POLL), and each one is a
+# `docker exec` (its CPU: docs/operations.md, Health checks; at the default 5 s, a tenth of a warm run's:
+# docs/testing.md). So the stacks the tests start themselves check every QUIET_HEALTH_INTERVAL; a test that reads
+# Docker's verdict waits up to one interval for it (health_verdict), and one that needs a container back runs its check
+# itself (wait_passing). The stacks that `make up`, `make dev`, Swarm and the cluster start check at HEALTH_INTERVAL,
+# the operator's.
 QUIET_HEALTH_INTERVAL = "20s"
-
-
-def passes_its_check(container: Container) -> bool:
-    """The container's own health check, run now as Docker runs it."""
-    kind, *command = container.check
-    argv = ["sh", "-c", *command] if kind == "CMD-SHELL" else command
-    try:
-        run = subprocess.run(["docker", "exec", container.id, *argv], capture_output=True, timeout=10, check=False)
-    except subprocess.TimeoutExpired:
-        return False
-    return run.returncode == 0
-
-
-def up_until_ready(compose: Compose, timeout: float) -> subprocess.CompletedProcess:
-    """`compose up -d`, then until every long-running container passes its health check (READY_POLL); as a finished
-    process (failed: the containers that stopped, or got unhealthy, or were not ready in `timeout` s)."""
-    up = compose.run("up", "-d", check=False, capture=True)
-    if up.returncode != 0:
-        return up
-    deadline, ready = time.monotonic() + timeout, set()
-    while True:
-        running = [state for state in compose.containers() if not state.one_shot]
-        failed = [
-            f"{s.name} {s.status} {s.health}" for s in running if s.status != "running" or s.health == "unhealthy"
-        ]
-        ready |= {state.id for state in running if not state.check or state.health == "healthy"}
-        ready |= {state.id for state in running if state.id not in ready and passes_its_check(state)}
-        waiting = [state.name for state in running if state.id not in ready]
-        if running and not failed and not waiting:
-            return up
-        if failed or not running or time.monotonic() > deadline:
-            why = f"stopped or unhealthy: {failed}" if failed else f"not ready in {timeout} s: {waiting}"
-            why = why if running else "no container is running"
-            return subprocess.CompletedProcess(up.args, 1, up.stdout, up.stderr + why)
-        time.sleep(READY_POLL)
 
 
 def inspected(container: str) -> Container:
@@ -586,3 +556,22 @@ def stats_answer(container: str) -> bool:
     except (subprocess.CalledProcessError, ValueError):
         return False
     return True
+
+
+class Rounds:
+    """A stand-in for a stack being started, for the tests of the waits: `up -d` answers, then each listing is the next
+    round's (the last one repeats); a container passes its own check from the round given for its service."""
+
+    def __init__(self, rounds: list[list[Container]], passes_from: dict[str, int]):
+        self.rounds, self.passes_from, self.round = rounds, passes_from, -1
+
+    def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(["up", *args], 0, "", "")
+
+    def containers(self) -> list[Container]:
+        self.round += 1
+        return self.rounds[min(self.round, len(self.rounds) - 1)]
+
+    def passes(self, container: Container) -> bool:
+        first = self.passes_from.get(container.service)
+        return first is not None and self.round >= first

@@ -11,8 +11,18 @@ import uuid
 import pytest
 
 from tests import conftest, harness, stack_times
+from tests.harness import Rounds
 from tools import settings
-from tools.compose import PORT_HOLD, Compose, Container, ephemeral_ports, free_port, publishable, recent_picks
+from tools.compose import (
+    PORT_HOLD,
+    Compose,
+    Container,
+    ephemeral_ports,
+    free_port,
+    publishable,
+    recent_picks,
+    up_until_ready,
+)
 
 SPLIT = (settings.TOPOLOGIES["split"].compose_file,)
 IMAGES = ["APP_IMAGE", "NGINX_IMAGE"]
@@ -253,25 +263,6 @@ def state(name: str, status: str = "running", health: str = "starting", check=("
     return Container(name, name, name, status, 0, 0, 0.0, health, [], {}, {}, check=check, **more)
 
 
-class Rounds:
-    """A stand-in for a stack being started: `up -d` answers, then each listing is the next round's (the last one
-    repeats); a container passes its own check from the round given."""
-
-    def __init__(self, rounds: list[list[Container]], passes_from: dict[str, int]):
-        self.rounds, self.passes_from, self.round = rounds, passes_from, -1
-
-    def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.CompletedProcess(["up", *args], 0, "", "")
-
-    def containers(self) -> list[Container]:
-        self.round += 1
-        return self.rounds[min(self.round, len(self.rounds) - 1)]
-
-    def passes(self, container: Container) -> bool:
-        first = self.passes_from.get(container.name)
-        return first is not None and self.round >= first
-
-
 LISTENER, APP, NGINX = state("listener"), state("app"), state("nginx")
 
 
@@ -291,13 +282,9 @@ LISTENER, APP, NGINX = state("listener"), state("app"), state("nginx")
     ],
     ids=["at once", "one after another", "healthy or unchecked", "a one-shot", "a crash", "unhealthy", "never", "none"],
 )
-def test_a_test_stack_is_up_once_every_container_passes_its_own_health_check(
-    monkeypatch, rounds, passes_from, returncode, says
-):
+def test_a_test_stack_is_up_once_every_container_passes_its_own_health_check(rounds, passes_from, returncode, says):
     stack = Rounds(rounds, passes_from)
-    monkeypatch.setattr(harness, "passes_its_check", stack.passes)
-    monkeypatch.setattr(harness, "READY_POLL", 0.01)
-    result = harness.up_until_ready(stack, timeout=1)  # type: ignore[arg-type]
+    result = up_until_ready(stack, 1, passes=stack.passes, poll=0.01)  # type: ignore[arg-type]
     assert (result.returncode, says in result.stderr) == (returncode, True), result.stderr
 
 

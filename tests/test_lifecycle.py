@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.harness import container_logs, docker, make, poll, project_containers
+from tests.harness import Rounds, container_logs, docker, make, poll, project_containers
 from tools import lost_stops, settings, stack
 from tools.compose import PROJECT_LABEL, ROOT, Container
 
@@ -63,7 +63,7 @@ def last_lines(follow: subprocess.Popen, count: int = 40) -> str:
     return "".join(output.splitlines(True)[-count:])
 
 
-def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_failure(make_env):
+def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_failure(make_env, tmp_path):
     project = make_env["COMPOSE_PROJECT_NAME"]
 
     def statuses() -> dict[str, str]:
@@ -72,9 +72,16 @@ def test_make_down_while_make_up_waits_ends_it_at_once_naming_the_removal_not_a_
     def app_running() -> bool:
         return any("-app-" in name and status == "running" for name, status in statuses().items())
 
+    # An app whose readiness probe asks for a path it answers 404 never gets ready, and one failing answer a
+    # HEALTH_INTERVAL fails the start only after three (a minute and more): `make up` is still waiting when the down
+    # comes, however soon the app would have been ready. The path comes from the app's environment at run time
+    # (APP_ENV_FILE), not from `make up READINESS_PATH=`, which builds it into the image every stack shares.
+    app_env = tmp_path / "app.env"
+    app_env.write_text("READINESS_PATH=/never-ready\n", encoding="utf-8")
+    never_ready = {**make_env, "APP_ENV_FILE": str(app_env), "HEALTH_INTERVAL": "30s"}
     with ThreadPoolExecutor(max_workers=1) as pool:
-        up = pool.submit(make, "up", make_env, 120)
-        # Down as soon as the app server runs: healthy takes its first health check, 5 s after its start.
+        up = pool.submit(make, "up", never_ready, 120)
+        # Down as soon as the app server runs.
         poll(app_running, timeout=90, interval=0.2, what="the app server running")
         # Each container's log to its end (`make down` removes them): which one held the stop up, if one did.
         followed = {
@@ -189,6 +196,7 @@ def container(
     one_shot: bool = False,
     restarts: int = 0,
     probes: tuple[dict, ...] = (),
+    check: tuple[str, ...] = ("CMD", "probe"),
 ) -> Container:
     return Container(
         id=service,
@@ -203,6 +211,7 @@ def container(
         env={},
         labels={},
         one_shot=one_shot,
+        check=check,
     )
 
 
@@ -252,3 +261,40 @@ FAILED_PROBES = tuple({"Start": "2026-12-04T17:10:40.0Z", "ExitCode": 1, "Output
 def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(remaining, compose_said, told_as_stopped):
     restarts_before_up = {"app": 2}
     assert stack.stopped_while_starting(remaining, compose_said, restarts_before_up) is told_as_stopped
+
+
+LISTENER, APP, NGINX = (container(service, "running", health="starting") for service in ("listener", "app", "nginx"))
+MIGRATED = container("migrate", "exited", one_shot=True)
+
+
+# `make up` is done once each long-running container passes its own health check, run as the stack starts, or Docker
+# found it healthy: not at Docker's first check, one HEALTH_INTERVAL after the start.
+@pytest.mark.parametrize(
+    ("rounds", "passes_from", "outcome"),
+    [
+        pytest.param([[MIGRATED, LISTENER, APP, NGINX]], {"listener": 0, "app": 0, "nginx": 0}, "ready", id="at once"),
+        pytest.param([[LISTENER, APP, NGINX]], {"listener": 0, "app": 3, "nginx": 1}, "ready", id="in turn"),
+        pytest.param(
+            [[container("listener", "running", health="healthy"), container("app", "running", check=()), NGINX]],
+            {"nginx": 0},
+            "ready",
+            id="healthy or unchecked",
+        ),
+        pytest.param([[LISTENER, container("app", "restarting"), NGINX]], {}, "failed", id="a crash"),
+        pytest.param([[LISTENER, APP, NGINX], [LISTENER, APP]], {"listener": 0}, "stopped", id="nginx removed"),
+        pytest.param(
+            [[LISTENER, APP, NGINX], [LISTENER, APP, container("nginx", "exited")]], {}, "stopped", id="nginx stopped"
+        ),
+        pytest.param([[LISTENER, APP, NGINX], []], {}, "stopped", id="all removed"),
+        pytest.param([[LISTENER, APP, NGINX]], {"listener": 0, "nginx": 0}, "late", id="the app never"),
+    ],
+)
+def test_make_up_is_done_once_every_container_passes_its_health_check_and_says_why_not(rounds, passes_from, outcome):
+    starting = Rounds(rounds, passes_from)
+    found, failing = stack.until_ready(starting, time.time(), {}, 2, starting.passes)  # type: ignore[arg-type]
+    assert found == outcome
+    if outcome == "late":
+        assert [(state.service, why) for state, why in failing] == [
+            ("app", "not passing its health check 2 s after up began (UP_TIMEOUT)")
+        ]
+    assert bool(failing) == (outcome in ("failed", "late"))

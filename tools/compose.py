@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -94,6 +95,66 @@ class Container:
     @property
     def last_probe(self) -> str:
         return (self.probes[-1].get("Output") or "").strip() if self.probes else ""
+
+
+def passes_its_check(container: Container) -> bool:
+    """The container's own health check, run now as Docker runs it (a `docker exec`): whether it passes."""
+    kind, *command = container.check
+    argv = ["sh", "-c", *command] if kind == "CMD-SHELL" else command
+    try:
+        run = subprocess.run(["docker", "exec", container.id, *argv], capture_output=True, timeout=10, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return run.returncode == 0
+
+
+# Docker 20.10 (Debian 12's docker.io) runs a container's first health check one HEALTH_INTERVAL after its start (it
+# has no `start_interval`), so `compose up --wait` kept a stack waiting past its readiness (docs/operations.md: Health
+# checks). A stack that starts (make up, make dev, the tests' and the bench's) is up once each of its long-running
+# containers passes that same check, run every READY_POLL seconds from its start, or Docker has found it healthy
+# already; Docker's own verdict follows at its first check.
+READY_POLL = 0.5
+
+
+def now_ready(
+    states: list[Container], ready: set[str], passes: Callable[[Container], bool] = passes_its_check
+) -> set[str]:
+    """`ready` and the ids of the running long-running containers among `states` that are ready now: without a
+    health check, found healthy by Docker, or passing their check run now (`passes`; not run again for those in
+    `ready`)."""
+    running = [state for state in states if not state.one_shot and state.status == "running"]
+    found = set(ready) | {state.id for state in running if not state.check or state.health == "healthy"}
+    return found | {state.id for state in running if state.id not in found and passes(state)}
+
+
+def up_until_ready(
+    compose: Compose,
+    timeout: float,
+    *args: str,
+    passes: Callable[[Container], bool] = passes_its_check,
+    poll: float = READY_POLL,
+) -> subprocess.CompletedProcess:
+    """`compose up -d [args]`, then until every long-running container is ready (now_ready), for a stack no operator
+    watches (the tests' and the bench's; `make up` reports more: tools/stack.py); as a finished process, failed with
+    the containers that stopped or got unhealthy (at once), or that were not ready in `timeout` s."""
+    up = compose.run("up", "-d", *args, check=False, capture=True)
+    if up.returncode != 0:
+        return up
+    deadline, ready = time.monotonic() + timeout, set()
+    while True:
+        running = [state for state in compose.containers() if not state.one_shot]
+        failed = [
+            f"{s.name} {s.status} {s.health}" for s in running if s.status != "running" or s.health == "unhealthy"
+        ]
+        ready = now_ready(running, ready, passes)
+        waiting = [state.name for state in running if state.id not in ready]
+        if running and not failed and not waiting:
+            return up
+        if failed or not running or time.monotonic() > deadline:
+            why = f"stopped or unhealthy: {failed}" if failed else f"not ready in {timeout} s: {waiting}"
+            why = why if running else "no container is running"
+            return subprocess.CompletedProcess(up.args, 1, up.stdout, up.stderr + why)
+        time.sleep(poll)
 
 
 @dataclass

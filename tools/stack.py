@@ -24,10 +24,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tools import lost_stops, settings
-from tools.compose import PROJECT_LABEL, ROOT, Compose, Container, timestamp, write_secret_key
+from tools.compose import (
+    PROJECT_LABEL,
+    READY_POLL,
+    ROOT,
+    Compose,
+    Container,
+    now_ready,
+    passes_its_check,
+    timestamp,
+    write_secret_key,
+)
 from tools.progress import phase, run_step, verbose
 
 # The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
@@ -225,9 +236,9 @@ def ensure_secret_key(path: Path) -> None:
 # A health probe that failed this many times in a row with an answer from the app (a status line, not a refused
 # connection) is a clear verdict even inside the start period: the app loaded and answers, but not as the probe asks.
 CLEAR_STREAK = 3
-# How often `up` looks at the containers while compose waits for them.
+# How often `up` looks at the containers while compose creates and starts them (then: READY_POLL).
 WATCH_INTERVAL = 2.0
-# What compose's wait says when a container it started was removed meanwhile (the engine's error).
+# What compose says when a container it started was removed meanwhile (the engine's error).
 REMOVED = "No such container"
 # What compose's wait says when a container it started ended: "container <name> exited (<code>)".
 EXITED = re.compile(r"container (\S+) exited \((\d+)\)")
@@ -354,15 +365,61 @@ def stopped_while_starting(remaining: list[Container], compose_output: str, base
     return stopped and not any(failure(state, 0, baseline.get(state.id, 0)) for state in remaining)
 
 
+def until_ready(
+    stack: Compose,
+    since: float,
+    baseline: dict[str, int],
+    timeout: float,
+    passes: Callable[[Container], bool] = passes_its_check,
+) -> tuple[str, list[tuple[Container, str]]]:
+    """Once compose has started the stack: ("ready", []) when every long-running container passes its health check
+    (compose.now_ready: Docker's verdict or the check run now); ("failed", the failing) as soon as one has clearly
+    failed; ("stopped", []) when the stack was stopped or removed from elsewhere meanwhile; ("late", the ones not
+    ready) `timeout` s after up began (`since`). `baseline`: the restart counts of the containers there before."""
+    ready: set[str] = set()
+    seen: set[str] = set()
+    while True:
+        states = stack.containers()
+        failing = [
+            (state, why)
+            for state in states
+            if (why := failure(state, since, baseline.get(state.id, 0), existed=state.id in baseline))
+        ]
+        if failing:
+            return "failed", failing
+        # A container that was there and is gone was removed from elsewhere (compose is done: it replaces none).
+        if seen - {state.id for state in states} or stopped_while_starting(states, "", baseline):
+            return "stopped", []
+        seen |= {state.id for state in states}
+        ready = now_ready(states, ready, passes)
+        waiting = [state for state in states if not state.one_shot and state.id not in ready]
+        if not waiting:
+            return "ready", []
+        if time.time() > since + timeout:
+            late = f"not passing its health check {timeout} s after up began (UP_TIMEOUT)"
+            return "late", [(state, late) for state in waiting]
+        time.sleep(READY_POLL)
+
+
+# What `healthy` means when `up` says it: Docker's status (`make ps`) still says "starting" until its first check.
+CHECKS_PASSED = "each passed its health check; Docker's status follows at its first, within HEALTH_INTERVAL"
+STOPPED_WHILE_STARTING = (
+    "up: the stack's containers were stopped or removed while it started (a `make down`, `docker stop` or `docker rm` "
+    "from elsewhere): nothing failed; `make up` starts it again"
+)
+
+
 def start(stack: Compose, timeout: int) -> bool:
-    """`compose up --wait`, watched: a container that has clearly failed ends the wait at once, and the report
-    names it. Compose's own lines are shown on failure, or as they come with VERBOSE=1."""
+    """`compose up -d`, watched, then until every long-running container passes its health check (until_ready): up
+    as soon as each does, not at Docker's first check one HEALTH_INTERVAL after the start. A container that has
+    clearly failed ends the wait at once, and the report names it. Compose's own lines are shown on failure, or as
+    they come with VERBOSE=1."""
     since = time.time() - 1
     loud = verbose()
     baseline = {state.id: state.restarts for state in stack.containers()}
     with tempfile.TemporaryFile("w+") as output:
         compose_up = subprocess.Popen(
-            stack.command("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(timeout)),
+            stack.command("up", "-d", "--remove-orphans"),
             env={**os.environ, **stack.env},
             stdout=None if loud else output,
             stderr=None if loud else subprocess.STDOUT,
@@ -378,19 +435,21 @@ def start(stack: Compose, timeout: int) -> bool:
                 except subprocess.TimeoutExpired:
                     compose_up.kill()
                     compose_up.wait()
-        if not failing and compose_up.returncode == 0:
-            return True
-        # Compose gave up by itself (a port in use, a timeout...): its own lines say why, after the containers'.
         output.seek(0)
         compose_output = "" if failing else output.read()
-        if not failing:
+        if not failing and compose_up.returncode == 0:
+            outcome, failing = until_ready(stack, since, baseline, timeout)
+            if outcome == "ready":
+                return True
+            if outcome == "stopped":
+                print(STOPPED_WHILE_STARTING, file=sys.stderr)
+                return False
+            compose_output = ""
+        elif not failing:
+            # Compose gave up by itself (a port in use...): its own lines say why, after the containers'.
             remaining = stack.containers()
             if stopped_while_starting(remaining, compose_output, baseline):
-                print(
-                    "up: the stack's containers were stopped or removed while it started (a `make down`, `docker "
-                    "stop` or `docker rm` from elsewhere): nothing failed; `make up` starts it again",
-                    file=sys.stderr,
-                )
+                print(STOPPED_WHILE_STARTING, file=sys.stderr)
                 return False
             failing = [(state, failure(state, 0, baseline.get(state.id, 0)) or state.status) for state in remaining]
             # A container still "created" waited for a dependency that failed: a consequence, not a cause.
@@ -480,7 +539,7 @@ def up(timeout: int) -> int:
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
     services = sorted({state.service for state in stack.containers() if state.status == "running"})
-    phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s")
+    phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s ({CHECKS_PASSED})")
     bind = settings.get("HTTP_BIND")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
     if settings.get("TLS") == "on":

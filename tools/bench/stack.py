@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tools.bench.plan import STATIC_FILE, STATIC_SIZE
 from tools.bench.settings import Settings
-from tools.compose import ROOT, Compose, free_port, write_secret_key
+from tools.compose import ROOT, Compose, free_port, up_until_ready, write_secret_key
 from tools.stack import BUILD_PROJECT
 
 FILES = ("compose.yaml", "bench/compose.bench.yaml")
@@ -92,27 +92,14 @@ class BenchStack:
         self.check_images()
         self.started = True
         self.build(services)
-        timeout = str(self.settings.up_timeout)
-        result = self.compose.run("up", "-d", "--wait", "--wait-timeout", timeout, *services, check=False, capture=True)
+        result = up_until_ready(self.compose, self.settings.up_timeout, *services)
         if result.returncode != 0:
             raise RuntimeError(f"bench stack {self.project} did not get healthy:\n{result.stderr}\n{self.tail_logs()}")
 
     def restart(self, services: list[str], env: dict[str, str]) -> None:
         """Recreate some services with other settings (the tuning sweep)."""
         self.compose.env.update(env)
-        timeout = str(self.settings.up_timeout)
-        result = self.compose.run(
-            "up",
-            "-d",
-            "--no-deps",
-            "--force-recreate",
-            "--wait",
-            "--wait-timeout",
-            timeout,
-            *services,
-            check=False,
-            capture=True,
-        )
+        result = up_until_ready(self.compose, self.settings.up_timeout, "--no-deps", "--force-recreate", *services)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(services)} did not get healthy:\n{result.stderr}\n{self.tail_logs()}")
 
