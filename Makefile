@@ -7,6 +7,10 @@ SHELL := /bin/bash
 # read by tools/settings.py behind every target. Set them on the command line (`make up HTTP_PORT=9000`) or in the
 # environment; make passes both on to the tools. The README's configuration table explains each one.
 PYTHON ?= python3
+# Python keeps its compiled modules here (__pycache__: ignored by git and by the images' builds) even where the
+# environment sets PYTHONDONTWRITEBYTECODE (an empty value writes them): make test starts hundreds of Python processes,
+# and each compiled the tools and rewrote the suite's asserts again (docs/testing.md: where the time goes).
+export PYTHONDONTWRITEBYTECODE :=
 VENV ?= .venv
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
