@@ -6,7 +6,15 @@ SHELL := /bin/bash
 # Settings (HTTP_PORT, TOPOLOGY, TLS, APP_SRC, ...) are not defined here: each has its default once, in defaults.env,
 # read by tools/settings.py behind every target. Set them on the command line (`make up HTTP_PORT=9000`) or in the
 # environment; make passes both on to the tools. The README's configuration table explains each one.
-PYTHON ?= python3
+# The host's Python 3 for the tools (standard library only: tools/__init__.py), resolved once to the interpreter itself
+# and exported: a version manager's shim (pyenv's runs some twenty shell processes, about 70 ms of CPU, before the
+# interpreter) then runs once per top-level make, not before every tool a target starts, nor in each of the hundreds
+# of makes the test suite runs.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+endif
+PYTHON := $(or $(PYTHON),python3)
+export PYTHON
 # Python keeps its compiled modules here (__pycache__: ignored by git and by the images' builds) even where the
 # environment sets PYTHONDONTWRITEBYTECODE (an empty value writes them): make test starts hundreds of Python processes,
 # and each compiled the tools and rewrote the suite's asserts again (docs/testing.md: where the time goes).
