@@ -238,10 +238,8 @@ def ensure_secret_key(path: Path) -> None:
 CLEAR_STREAK = 3
 # How often `up` looks at the containers while compose creates and starts them (then: READY_POLL).
 WATCH_INTERVAL = 2.0
-# What compose says when a container it started was removed meanwhile (the engine's error).
+# What compose says when a container it was starting was removed meanwhile (the engine's error).
 REMOVED = "No such container"
-# What compose's wait says when a container it started ended: "container <name> exited (<code>)".
-EXITED = re.compile(r"container (\S+) exited \((\d+)\)")
 # The settings that change what the app's health probe asks (docker/app/uwsgi_health.py).
 PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
 ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
@@ -250,7 +248,7 @@ ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
 def failure(state: Container, since: float, restarts_before: int = 0, existed: bool = False) -> str | None:
     """Why the container has clearly failed since `since`, or None while it may still come up. One that
     `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
-    health while its new dependencies start, says nothing about the new stack (compose's wait judges the rest)."""
+    health while its new dependencies start, says nothing about the new stack (until_ready judges the rest)."""
     if state.status == "restarting" or state.restarts > restarts_before:
         return f"restarting: it stopped and was restarted {state.restarts - restarts_before} time(s) since up began"
     if existed or stopped_from_elsewhere(state):
@@ -343,24 +341,21 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
 
 def stopped_from_elsewhere(state: Container) -> bool:
     """A container being removed (a one-shot too: only a `make down` or `docker rm` removes one), or a service (not a
-    one-shot) that exited cleanly: `make down` stops the containers before it removes them, and compose's wait ends
-    on the first one's "exited (0)". A service that ends by itself is restarted (`restart: unless-stopped`), which
-    `failure` reports; only a stop through the engine leaves it exited."""
+    one-shot) that exited cleanly: `make down` stops the containers before it removes them. A service that ends by
+    itself is restarted (`restart: unless-stopped`), which `failure` reports; only a stop through the engine leaves it
+    exited."""
     if state.status == "removing":
         return True
     return not state.one_shot and state.status == "exited" and state.exit_code == 0
 
 
-def stopped_while_starting(remaining: list[Container], compose_output: str, baseline: dict[str, int]) -> bool:
-    """Whether compose's wait ended on a stop or removal from elsewhere rather than a failure: none of the containers
-    is left, compose's wait lost one it had started (the rest may still be going), or one was stopped or is being
-    removed and none has clearly failed (the others may be anywhere in their own stop). A container compose saw
-    exit with 0 and that is gone since was stopped and removed too. `baseline`: each container's restarts before up
-    began (those are not this start's failures)."""
-    if REMOVED in compose_output or not remaining:
+def stopped_while_starting(remaining: list[Container], baseline: dict[str, int], removed: bool = False) -> bool:
+    """Whether the start ended on a stop or removal from elsewhere rather than a failure: none of the containers is
+    left, or one was removed (`removed`: gone from the listing, or lost by compose as it started it), stopped or is
+    being removed, and none has clearly failed (the others may be anywhere in their own stop). `baseline`: each
+    container's restarts before up began (those are not this start's failures)."""
+    if not remaining:
         return True
-    present = {state.name for state in remaining}
-    removed = any(code == "0" and name not in present for name, code in EXITED.findall(compose_output))
     stopped = removed or any(stopped_from_elsewhere(state) for state in remaining)
     return stopped and not any(failure(state, 0, baseline.get(state.id, 0)) for state in remaining)
 
@@ -388,7 +383,7 @@ def until_ready(
         if failing:
             return "failed", failing
         # A container that was there and is gone was removed from elsewhere (compose is done: it replaces none).
-        if seen - {state.id for state in states} or stopped_while_starting(states, "", baseline):
+        if stopped_while_starting(states, baseline, removed=bool(seen - {state.id for state in states})):
             return "stopped", []
         seen |= {state.id for state in states}
         ready = now_ready(states, ready, passes)
@@ -448,7 +443,7 @@ def start(stack: Compose, timeout: int) -> bool:
         elif not failing:
             # Compose gave up by itself (a port in use...): its own lines say why, after the containers'.
             remaining = stack.containers()
-            if stopped_while_starting(remaining, compose_output, baseline):
+            if stopped_while_starting(remaining, baseline, removed=REMOVED in compose_output):
                 print(STOPPED_WHILE_STARTING, file=sys.stderr)
                 return False
             failing = [(state, failure(state, 0, baseline.get(state.id, 0)) or state.status) for state in remaining]
