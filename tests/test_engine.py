@@ -1,0 +1,78 @@
+"""tools/engine.py: the engine's API answers as the docker CLI does, and is used only where the CLI would reach the
+same engine."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import docker
+from tools import engine, settings
+
+CONFIGS = {
+    "none": None,
+    "the default context": {"currentContext": "default"},
+    "another context": {"currentContext": "remote"},
+    "not json": "{",
+}
+SOCKETS = [
+    ({}, "none", engine.DEFAULT_SOCKET),
+    ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, "none", "/run/user/1000/docker.sock"),
+    ({"DOCKER_HOST": "tcp://10.0.0.5:2376"}, "none", None),
+    ({"DOCKER_HOST": "ssh://ops@build-host"}, "none", None),
+    ({"DOCKER_CONTEXT": "remote"}, "none", None),
+    ({}, "the default context", engine.DEFAULT_SOCKET),
+    ({}, "another context", None),
+    ({}, "not json", engine.DEFAULT_SOCKET),
+]
+
+
+@pytest.mark.parametrize(("env", "config", "expected"), SOCKETS)
+def test_the_api_is_used_only_for_the_unix_socket_the_cli_would_reach(tmp_path, env, config, expected):
+    if CONFIGS[config] is not None:
+        text = CONFIGS[config]
+        (tmp_path / "config.json").write_text(text if isinstance(text, str) else json.dumps(text), encoding="utf-8")
+    assert engine.socket_path({**env, "DOCKER_CONFIG": str(tmp_path)}) == expected
+
+
+@pytest.fixture(scope="module")
+def sleeper() -> Iterator[str]:
+    """A container of the base image that does nothing, labelled for the listing."""
+    name = f"wct-engine-{secrets.token_hex(3)}"
+    base = settings.get("BASE_IMAGE")
+    docker("run", "-d", "--name", name, "--label", f"wsgi-chain-test={name}", base, "sleep", "300")
+    yield name
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def api() -> engine.Engine:
+    found = engine.local()
+    assert found, "this machine's engine answers on its unix socket (make test runs against it)"
+    return found
+
+
+def test_the_api_lists_and_inspects_containers_as_the_cli_does(api, sleeper):
+    listed = docker("ps", "-aq", "--no-trunc", "--filter", f"label=wsgi-chain-test={sleeper}").split()
+    assert api.container_ids(f"wsgi-chain-test={sleeper}") == listed
+    (cli,) = json.loads(docker("inspect", sleeper))
+    (record,) = api.inspect([sleeper, "wct-engine-no-such-container"])
+    assert (record["Id"], record["State"], record["Config"]) == (cli["Id"], cli["State"], cli["Config"])
+
+
+EXECS = [["true"], ["false"], ["sh", "-c", "exit 3"], ["no-such-command"], ["sh", "-c", "test $(id -u) = 0"]]
+
+
+@pytest.mark.parametrize("argv", EXECS, ids=" ".join)
+def test_a_command_run_through_the_api_ends_with_the_code_docker_exec_gives(api, sleeper, argv):
+    cli = subprocess.run(["docker", "exec", sleeper, *argv], capture_output=True)
+    assert api.exec_code(sleeper, argv) == cli.returncode
+
+
+def test_a_command_in_a_container_that_is_gone_or_too_slow_has_no_code(api, sleeper):
+    assert api.exec_code("wct-engine-no-such-container", ["true"]) is None
+    assert api.exec_code(sleeper, ["sleep", "5"], timeout=0.5) is None
