@@ -12,6 +12,7 @@ import pytest
 
 from tests.harness import docker
 from tools import engine, settings
+from tools.compose import PROJECT_LABEL, Compose
 
 CONFIGS = {
     "none": None,
@@ -41,10 +42,12 @@ def test_the_api_is_used_only_for_the_unix_socket_the_cli_would_reach(tmp_path, 
 
 @pytest.fixture(scope="module")
 def sleeper() -> Iterator[str]:
-    """A container of the base image that does nothing, labelled for the listing."""
+    """A container of the base image that does nothing, labelled for the listings (its own, and as a compose project's
+    one container)."""
     name = f"wct-engine-{secrets.token_hex(3)}"
     base = settings.get("BASE_IMAGE")
-    docker("run", "-d", "--name", name, "--label", f"wsgi-chain-test={name}", base, "sleep", "300")
+    labels = ["--label", f"wsgi-chain-test={name}", "--label", f"{PROJECT_LABEL}={name}"]
+    docker("run", "-d", "--name", name, *labels, base, "sleep", "300")
     yield name
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
@@ -76,3 +79,13 @@ def test_a_command_run_through_the_api_ends_with_the_code_docker_exec_gives(api,
 def test_a_command_in_a_container_that_is_gone_or_too_slow_has_no_code(api, sleeper):
     assert api.exec_code("wct-engine-no-such-container", ["true"]) is None
     assert api.exec_code(sleeper, ["sleep", "5"], timeout=0.5) is None
+
+
+@pytest.mark.parametrize("answering", [True, False], ids=["the api", "an engine socket that does not answer"])
+def test_a_projects_containers_are_listed_and_read_alike_through_the_api_or_the_cli(monkeypatch, sleeper, answering):
+    if not answering:
+        monkeypatch.setattr(engine, "local", lambda env=None: engine.Engine("/nonexistent/docker.sock"))
+    project = Compose(project=sleeper)
+    (record,) = json.loads(docker("inspect", sleeper))
+    assert project.ids() == [record["Id"]]
+    assert [state.name for state in project.containers()] == [sleeper]

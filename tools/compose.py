@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -199,7 +200,9 @@ class Compose:
         if not name:
             return self.run("ps", "-aq", check=False, capture=True).stdout.split()
         if local := engine.local(self.environment()):
-            return local.container_ids(f"{PROJECT_LABEL}={name}")
+            # An engine that does not answer is left to the CLI, whose own error is the one an operator knows.
+            with contextlib.suppress(OSError):
+                return local.container_ids(f"{PROJECT_LABEL}={name}")
         listed = subprocess.run(
             ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={name}"],
             capture_output=True,
@@ -214,7 +217,8 @@ class Compose:
         if not ids:
             return []
         if local := engine.local(self.environment()):
-            return local.inspect(ids)
+            with contextlib.suppress(OSError):
+                return local.inspect(ids)
         out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=False).stdout
         return json.loads(out or "[]")
 
