@@ -99,7 +99,8 @@ class Container:
 
 
 def passes_its_check(container: Container) -> bool:
-    """The container's own health check, run now as Docker runs it (a `docker exec`): whether it passes."""
+    """The container's own health check, run now as Docker runs it (as `docker exec` would: through the engine's API
+    where the CLI would reach the same engine, tools/engine.py): whether it passes."""
     kind, *command = container.check
     argv = ["sh", "-c", *command] if kind == "CMD-SHELL" else command
     if local := engine.local():
