@@ -273,6 +273,16 @@ def failure(state: Container, since: float, restarts_before: int = 0, existed: b
     return None
 
 
+def failing_now(states: list[Container], since: float, baseline: dict[str, int]) -> list[tuple[Container, str]]:
+    """The containers that have clearly failed since `since`, each with why. `baseline`: the restart counts of the
+    containers there before up began."""
+    return [
+        (state, why)
+        for state in states
+        if (why := failure(state, since, baseline.get(state.id, 0), existed=state.id in baseline))
+    ]
+
+
 def watch(
     stack: Compose, compose_up: subprocess.Popen, since: float, baseline: dict[str, int]
 ) -> list[tuple[Container, str]]:
@@ -284,12 +294,7 @@ def watch(
             return []
         except subprocess.TimeoutExpired:
             pass
-        failing = [
-            (state, why)
-            for state in stack.containers()
-            if (why := failure(state, since, baseline.get(state.id, 0), existed=state.id in baseline))
-        ]
-        if failing:
+        if failing := failing_now(stack.containers(), since, baseline):
             return failing
 
 
@@ -375,12 +380,7 @@ def until_ready(
     seen: set[str] = set()
     while True:
         states = stack.containers()
-        failing = [
-            (state, why)
-            for state in states
-            if (why := failure(state, since, baseline.get(state.id, 0), existed=state.id in baseline))
-        ]
-        if failing:
+        if failing := failing_now(states, since, baseline):
             return "failed", failing
         # A container that was there and is gone was removed from elsewhere (compose is done: it replaces none).
         if stopped_while_starting(states, baseline, removed=bool(seen - {state.id for state in states})):
@@ -430,8 +430,7 @@ def start(stack: Compose, timeout: int) -> bool:
                 except subprocess.TimeoutExpired:
                     compose_up.kill()
                     compose_up.wait()
-        output.seek(0)
-        compose_output = "" if failing else output.read()
+        compose_output = ""
         if not failing and compose_up.returncode == 0:
             outcome, failing = until_ready(stack, since, baseline, timeout)
             if outcome == "ready":
@@ -439,9 +438,10 @@ def start(stack: Compose, timeout: int) -> bool:
             if outcome == "stopped":
                 print(STOPPED_WHILE_STARTING, file=sys.stderr)
                 return False
-            compose_output = ""
         elif not failing:
             # Compose gave up by itself (a port in use...): its own lines say why, after the containers'.
+            output.seek(0)
+            compose_output = output.read()
             remaining = stack.containers()
             if stopped_while_starting(remaining, baseline, removed=REMOVED in compose_output):
                 print(STOPPED_WHILE_STARTING, file=sys.stderr)
