@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import docker
-from tools import engine, settings
+from tools import engine, settings, stack
 from tools.compose import PROJECT_LABEL, Compose
 
 CONFIGS = {
@@ -65,6 +65,33 @@ def test_the_api_lists_and_inspects_containers_as_the_cli_does(api, sleeper):
     (cli,) = json.loads(docker("inspect", sleeper))
     (record,) = api.inspect([sleeper, "wct-engine-no-such-container"])
     assert (record["Id"], record["State"], record["Config"]) == (cli["Id"], cli["State"], cli["Config"])
+
+
+@pytest.mark.parametrize("through", ["the api", "the cli"])
+def test_a_version_tag_is_given_as_docker_tag_gives_it_and_an_image_not_built_is_passed_over(
+    monkeypatch, sleeper, through
+):
+    if through == "the cli":
+        monkeypatch.setattr(engine, "local", lambda env=None: None)
+    base = settings.get("BASE_IMAGE")
+    target, missing = f"wct-engine/{sleeper}:tagged", f"wct-engine/{sleeper}:not-built"
+    try:
+        stack.tag_image(base, target)
+        assert docker("image", "inspect", "-f", "{{.Id}}", target) == docker("image", "inspect", "-f", "{{.Id}}", base)
+        stack.tag_image(f"wct-engine/{sleeper}:no-such-image", missing)
+        assert docker("image", "inspect", missing, check=False) == "[]\n"
+    finally:
+        subprocess.run(["docker", "rmi", target], capture_output=True)
+
+
+def test_networks_are_listed_by_label_as_the_cli_lists_them(api, sleeper):
+    network = f"{sleeper}-net"
+    docker("network", "create", "--label", f"wsgi-chain-test={sleeper}", network)
+    try:
+        listed = docker("network", "ls", "-q", "--no-trunc", "--filter", f"label=wsgi-chain-test={sleeper}").split()
+        assert api.network_ids(f"wsgi-chain-test={sleeper}") == listed != []
+    finally:
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)
 
 
 EXECS = [["true"], ["false"], ["sh", "-c", "exit 3"], ["no-such-command"], ["sh", "-c", "test $(id -u) = 0"]]

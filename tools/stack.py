@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tools import lost_stops, settings
+from tools import engine, lost_stops, settings
 from tools.compose import (
     PROJECT_LABEL,
     READY_POLL,
@@ -215,9 +215,19 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
             print("\n".join(tail), file=sys.stderr)
             raise StackError(f"the build failed (exit {code}); its last lines are above, VERBOSE=1 shows all of it")
     for image, tag in version_tags(values).items():
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
-            subprocess.run(["docker", "tag", image, tag], check=True)
+        tag_image(image, tag)
     return values
+
+
+def tag_image(image: str, tag: str) -> None:
+    """`docker tag image tag`, when the image exists (the single topology's is built only for that topology); through
+    the engine's API when the CLI would reach a local engine (tools/engine.py: a tag every build, two CLI calls)."""
+    if local := engine.local():
+        with contextlib.suppress(OSError):
+            local.tag(image, tag)
+            return
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
+        subprocess.run(["docker", "tag", image, tag], check=True)
 
 
 # --- up ----------------------------------------------------------------------------------------------------------
