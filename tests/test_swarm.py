@@ -21,7 +21,7 @@ import requests
 from tests.harness import ECHO_APP, ROOT, free_port, poll
 from tests.harness import make as harness_make
 from tests.load import Load
-from tools import settings, swarm
+from tools import engine, settings, swarm
 from tools.compose import write_secret_key
 
 pytestmark = pytest.mark.lifecycle
@@ -143,6 +143,20 @@ def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx
     response = requests.get(stack.base_url + "/", timeout=10)
     assert response.status_code == 200
     assert stack.replica_of(response) in stack.running_tasks()
+
+
+@pytest.mark.parametrize("reader", ["the cli", "the api"])
+def test_the_stacks_services_and_leftovers_read_alike_through_the_engines_api_and_the_cli(stack, monkeypatch, reader):
+    """make swarm-up's waits poll a local engine's API (tools/engine.py); the CLI stays for any other engine."""
+    if reader == "the cli":
+        monkeypatch.setattr(engine, "local", lambda env=None: None)
+    states = swarm.service_states(stack.name)
+    assert states["app"] == swarm.ServiceState(REPLICAS_AT_START, REPLICAS_AT_START)
+    assert states["nginx"] == swarm.ServiceState(1, 1)
+    assert states["migrate"].newest_task == "complete"
+    assert swarm.converged(stack.name) == (True, "")
+    assert swarm.leftovers(stack.name)
+    assert not swarm.leftovers(f"{stack.name}-none")
 
 
 def test_nginx_notices_the_app_scaled_to_three_replicas_and_spreads_requests_over_all_of_them(stack):

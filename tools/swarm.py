@@ -15,18 +15,20 @@ table): SWARM_STACK, APP_REPLICAS, HTTP_PORT, APP_IMAGE, NGINX_IMAGE, SECRET_KEY
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tools import settings
+from tools import engine, settings
 from tools.compose import ROOT, Compose
 from tools.stack import ensure_secret_key
 
@@ -41,6 +43,8 @@ HOST_ONLY_SERVICES = ("listener",)
 UNSUPPORTED = ("build", "depends_on", "pull_policy", "restart", "profiles", "container_name")
 # The node label that places the postgres service (compose.swarm.yaml): its data volume is that node's.
 DATABASE_LABEL = "wsgi-chain.database"
+# The label `docker stack deploy` puts on a stack's services, containers, networks and volumes.
+STACK_LABEL = "com.docker.stack.namespace"
 
 
 class SwarmError(RuntimeError):
@@ -182,28 +186,78 @@ def tasks(stack: str, service: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+@dataclass(frozen=True)
+class ServiceState:
+    """What a wait reads of a service: its running and wanted replicas, its update's state and message, and for a
+    one-shot the state of its newest task (lower case, as the API spells it: complete, failed...; "" when none)."""
+
+    running: int
+    wanted: int
+    update: str = ""
+    message: str = ""
+    newest_task: str = ""
+
+
+# The stack's one-shot services: done when their newest task completed, not when replicas run.
+ONE_SHOTS = ("migrate",)
+
+
+def service_states(stack: str) -> dict[str, ServiceState]:
+    """The stack's services by name, read through the engine's API when the CLI would reach a local engine (one
+    listing a poll, against a `docker` call per service: tools/engine.py), else through the CLI."""
+    if local := engine.local():
+        with contextlib.suppress(OSError):
+            return api_service_states(local, stack)
+    states = {}
+    for name, row in services(stack).items():
+        if name in ONE_SHOTS:
+            # The newest task (listed first); its CurrentState reads "Complete 3 seconds ago".
+            newest = [t["CurrentState"].split()[0].lower() for t in tasks(stack, name)][:1]
+            states[name] = ServiceState(0, 0, newest_task=newest[0] if newest else "")
+            continue
+        running, _, wanted = row["Replicas"].partition("/")
+        status = inspect_service(stack, name).get("UpdateStatus") or {}
+        states[name] = ServiceState(
+            int(running), int(wanted.split()[0]), status.get("State", ""), status.get("Message", "")
+        )
+    return states
+
+
+def api_service_states(local: engine.Engine, stack: str) -> dict[str, ServiceState]:
+    states = {}
+    for service in local.services(f"{STACK_LABEL}={stack}"):
+        name = service["Spec"]["Name"].removeprefix(f"{stack}_")
+        counts = service.get("ServiceStatus") or {}
+        status = service.get("UpdateStatus") or {}
+        newest = local.tasks(service["ID"])[:1] if name in ONE_SHOTS else []
+        states[name] = ServiceState(
+            counts.get("RunningTasks", 0),
+            counts.get("DesiredTasks", 0),
+            status.get("State", ""),
+            status.get("Message", ""),
+            newest[0]["Status"]["State"] if newest else "",
+        )
+    return states
+
+
 def converged(stack: str) -> tuple[bool, str]:
     """Every long-running service has all its replicas running (healthy: swarm counts a task with a health check as
     running only once it passes), and the migrate one-shot completed."""
-    rows = services(stack)
-    if not rows:
+    states = service_states(stack)
+    if not states:
         return False, "no services yet"
     pending = []
-    for name, row in rows.items():
-        if name == "migrate":
-            # The newest task (listed first) has run to completion.
-            latest = [t["CurrentState"].split()[0] for t in tasks(stack, name)][:1]
-            if latest and latest[0] in ("Failed", "Rejected"):
-                raise SwarmError(f"{stack}_migrate failed: docker service logs {stack}_migrate")
-            if latest != ["Complete"]:
-                pending.append(f"migrate {latest}")
+    for name, state in states.items():
+        if name in ONE_SHOTS:
+            if state.newest_task in ("failed", "rejected"):
+                raise SwarmError(f"{stack}_{name} failed: docker service logs {stack}_{name}")
+            if state.newest_task != "complete":
+                pending.append(f"{name} {state.newest_task or 'no task yet'}")
             continue
-        running, _, wanted = row["Replicas"].partition("/")
-        if running != wanted.split()[0]:
-            pending.append(f"{name} {row['Replicas']}")
-        status = inspect_service(stack, name).get("UpdateStatus") or {}
-        if status.get("State") in ("updating", "rollback_started"):
-            pending.append(f"{name} {status['State']}")
+        if state.running != state.wanted:
+            pending.append(f"{name} {state.running}/{state.wanted}")
+        if state.update in ("updating", "rollback_started"):
+            pending.append(f"{name} {state.update}")
     return not pending, ", ".join(pending)
 
 
@@ -216,10 +270,9 @@ def wait(stack: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise SwarmError(f"stack {stack} did not converge within {timeout:.0f} s: {pending}")
         time.sleep(1)
-    for name in services(stack):
-        status = inspect_service(stack, name).get("UpdateStatus") or {}
-        if status.get("State", "").startswith("rollback") or status.get("State") == "paused":
-            raise SwarmError(f"{stack}_{name}: update {status['State']}: {status.get('Message', '')}")
+    for name, state in service_states(stack).items():
+        if state.update.startswith("rollback") or state.update == "paused":
+            raise SwarmError(f"{stack}_{name}: update {state.update}: {state.message}")
 
 
 def check_database(stack_file: dict[str, Any]) -> None:
@@ -313,12 +366,12 @@ def started_here(stack: str) -> bool:
 
 def remove(stack: str, timeout: float, volumes: bool = False) -> None:
     """Remove the stack and wait until its containers and networks are gone (and its volumes, if asked)."""
-    label = f"label=com.docker.stack.namespace={stack}"
+    label = f"label={STACK_LABEL}={stack}"
     if swarm_state() == "active":
         docker("stack", "rm", stack, check=False)
         deadline = time.monotonic() + timeout
         # `stack rm` returns at once; its containers and networks go away in the background.
-        while docker("ps", "-aq", "--filter", label) or docker("network", "ls", "-q", "--filter", label):
+        while leftovers(stack):
             if time.monotonic() > deadline:
                 raise SwarmError(f"stack {stack} still has containers or networks after {timeout:.0f} s")
             time.sleep(1)
@@ -326,6 +379,17 @@ def remove(stack: str, timeout: float, volumes: bool = False) -> None:
     if volumes:
         for volume in docker("volume", "ls", "-q", "--filter", label).split():
             docker("volume", "rm", volume)
+
+
+def leftovers(stack: str) -> bool:
+    """Whether the stack still has containers or networks (asked of a local engine's API once a second, as `remove`
+    waits; else of the CLI)."""
+    label = f"{STACK_LABEL}={stack}"
+    if local := engine.local():
+        with contextlib.suppress(OSError):
+            return bool(local.container_ids(label) or local.network_ids(label))
+    filtered = ("--filter", f"label={label}")
+    return bool(docker("ps", "-aq", *filtered) or docker("network", "ls", "-q", *filtered))
 
 
 def services_left() -> bool:
