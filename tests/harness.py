@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +24,7 @@ from typing import TypeVar
 import yaml
 
 from tests.stack_times import timed_process
-from tools import settings
+from tools import engine, settings
 from tools.compose import (
     PROJECT_LABEL,
     READY_POLL,
@@ -86,9 +86,20 @@ def docker(*args: str, check: bool = True, timeout: float | None = None) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout).stdout
 
 
+def record(container: str) -> dict:
+    """`docker inspect` of one container: through the engine's API where the CLI would reach a local engine (the
+    waits below ask several times a second; tools/engine.py), else through the CLI, which also says what is missing."""
+    if local := engine.local():
+        with suppress(OSError):
+            if found := local.inspect([container]):
+                return found[0]
+    return json.loads(docker("inspect", container))[0]
+
+
 def health(container: str) -> str:
-    """The container's health as Docker has it from its health check: starting, healthy or unhealthy."""
-    return docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
+    """The container's health as Docker has it from its health check: starting, healthy or unhealthy ("" without a
+    check)."""
+    return (record(container)["State"].get("Health") or {}).get("Status", "")
 
 
 # Nothing in a test stack's life waits for Docker's periodic check (tools/compose.py: READY_POLL), and each one is a
@@ -101,13 +112,13 @@ QUIET_HEALTH_INTERVAL = "20s"
 
 
 def inspected(container: str) -> Container:
-    return Container.parse(json.loads(docker("inspect", container))[0])
+    return Container.parse(record(container))
 
 
 def check_interval(container: str) -> float:
     """Seconds between Docker's health checks of the container (its HEALTH_INTERVAL; Docker's 30 s when unset)."""
-    interval = docker("inspect", "-f", "{{with .Config.Healthcheck}}{{.Interval}}{{end}}", container).strip()
-    return settings.duration_seconds(interval or "0s") or 30.0
+    nanoseconds = (record(container)["Config"].get("Healthcheck") or {}).get("Interval") or 0
+    return nanoseconds / 1e9 or 30.0
 
 
 def health_verdict(container: str) -> str:
