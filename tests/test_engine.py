@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import docker
+from tests.harness import docker, poll
 from tools import engine, settings, stack
 from tools.compose import PROJECT_LABEL, Compose
 
@@ -92,6 +93,24 @@ def test_networks_are_listed_by_label_as_the_cli_lists_them(api, sleeper):
         assert api.network_ids(f"wsgi-chain-test={sleeper}") == listed != []
     finally:
         subprocess.run(["docker", "network", "rm", network], capture_output=True)
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["without a tty", "with a tty"])
+def test_a_log_is_read_through_the_api_as_docker_logs_gives_it_since_a_time_or_whole(api, tty):
+    name = f"wct-engine-{secrets.token_hex(3)}"
+    script = "echo out-1; echo err-1 >&2; printf 'out-2 \\303\\251'; echo; sleep 300"
+    docker("run", "-d", *(["-t"] if tty else []), "--name", name, settings.get("BASE_IMAGE"), "sh", "-c", script)
+    try:
+        poll(lambda: "out-2" in docker("logs", name), timeout=20, what="the container's lines")
+        # Bytes as they came (a tty's lines end in \r\n), as the API gives them.
+        cli = subprocess.run(["docker", "logs", name], capture_output=True, check=True)
+        assert api.logs(name) == (cli.stdout.decode(), cli.stderr.decode())
+        assert "out-2 é" in cli.stdout.decode() and (b"err-1" in cli.stderr) != tty
+        assert api.logs(name, since=time.time() + 60) == ("", "")
+        assert api.logs(name, since=time.time() - 600) == api.logs(name)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert api.logs(name) is None
 
 
 EXECS = [["true"], ["false"], ["sh", "-c", "exit 3"], ["no-such-command"], ["sh", "-c", "test $(id -u) = 0"]]

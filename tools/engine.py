@@ -126,6 +126,17 @@ class Engine:
                 raise OSError(f"the engine answered {status} to an inspection of {container}: {body[:200]!r}")
         return records
 
+    def logs(self, container: str, since: float | None = None) -> tuple[str, str] | None:
+        """The container's log as `docker logs` gives it (since a time.time(), when given): its stdout and its stderr
+        apart; None when there is no such container."""
+        query = "stdout=1&stderr=1" + (f"&since={since:.6f}" if since is not None else "")
+        status, body = self.request("GET", f"/containers/{urllib.parse.quote(container)}/logs?{query}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise OSError(f"the engine answered {status} to reading the log of {container}: {body[:200]!r}")
+        return demultiplex(body)
+
     def exec_code(self, container: str, argv: list[str], timeout: float = TIMEOUT) -> int | None:
         """Run argv in the container as `docker exec` does (its user, environment and working directory), output
         discarded; its exit code, or None when it could not run or did not end in `timeout` s."""
@@ -142,3 +153,17 @@ class Engine:
             return json.loads(body).get("ExitCode") if status == 200 else None
         except OSError:
             return None
+
+
+def demultiplex(body: bytes) -> tuple[str, str]:
+    """A log stream, split into stdout and stderr. Without a TTY the engine sends frames, each an 8-byte header (the
+    stream, 1 or 2; three zeros; the length, big-endian) and its bytes; with one, the output as it came, all stdout."""
+    if body[:1] not in (b"\x01", b"\x02") or body[1:4] != b"\0\0\0":
+        return body.decode(errors="replace"), ""
+    streams = {1: bytearray(), 2: bytearray()}
+    at = 0
+    while at + 8 <= len(body):
+        size = int.from_bytes(body[at + 4 : at + 8], "big")
+        streams.get(body[at], streams[1]).extend(body[at + 8 : at + 8 + size])
+        at += 8 + size
+    return streams[1].decode(errors="replace"), streams[2].decode(errors="replace")
