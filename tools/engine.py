@@ -1,8 +1,8 @@
 """The Docker engine's API over its unix socket, for the calls the tools and tests repeat while they wait on a stack:
-list a project's containers, read their records, run a container's health check in it, read a swarm stack's services
-and tasks, tag an image. Each `docker` CLI call
-starts a Go program (about 14 ms of CPU for an inspect; the API call costs 0.5 ms; an exec 36 ms against 55 ms:
-docs/testing.md), and a start polls them twice a second.
+list a project's containers and networks, read their records and logs, run a container's health check in it, read a
+swarm stack's services and tasks, tag an image. Each `docker` CLI call starts a Go program (about 14 ms of CPU for an
+inspect; the API call costs 0.5 ms; an exec 36 ms against 55 ms: docs/testing.md), and a start polls them twice a
+second.
 
 Only for an engine at a unix socket: DOCKER_HOST unset or unix://, no docker context chosen. Anything else (a tcp or
 ssh DOCKER_HOST, a context) has no `local()` engine, and the callers use the CLI, which knows how.
