@@ -227,7 +227,10 @@ def api_service_states(local: engine.Engine, stack: str) -> dict[str, ServiceSta
     states = {}
     for service in local.services(f"{STACK_LABEL}={stack}"):
         name = service["Spec"]["Name"].removeprefix(f"{stack}_")
-        counts = service.get("ServiceStatus") or {}
+        counts = service.get("ServiceStatus")
+        if counts is None:
+            # An engine before API 1.41 counts no tasks for a listing: the CLI counts them itself.
+            raise OSError(f"the engine gave no task counts for {service['Spec']['Name']}")
         status = service.get("UpdateStatus") or {}
         newest = local.tasks(service["ID"])[:1] if name in ONE_SHOTS else []
         states[name] = ServiceState(
