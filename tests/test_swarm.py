@@ -136,6 +136,20 @@ def test_a_services_tmpfs_list_becomes_tmpfs_mounts_swarm_honours():
     assert "tmpfs" not in service and "restart" not in service
 
 
+def test_an_engine_that_gives_no_task_counts_leaves_the_wait_to_the_cli(monkeypatch):
+    """An API before 1.41 lists services without ServiceStatus: read as 0 of 0 replicas, any stack would look done."""
+
+    class OldEngine:
+        def services(self, label: str) -> list[dict]:
+            return [{"ID": "s1", "Spec": {"Name": "wct-old_app"}}]
+
+    monkeypatch.setattr(engine, "local", lambda env=None: OldEngine())
+    monkeypatch.setattr(swarm, "services", lambda stack: {"app": {"Replicas": "1/2"}})
+    monkeypatch.setattr(swarm, "inspect_service", lambda stack, name: {})
+    assert swarm.service_states("wct-old") == {"app": swarm.ServiceState(1, 2)}
+    assert swarm.converged("wct-old") == (False, "app 1/2")
+
+
 def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx(stack):
     rows = swarm.services(stack.name)
     assert rows["app"]["Replicas"] == f"{REPLICAS_AT_START}/{REPLICAS_AT_START}"
