@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import docker, poll
 from tools import engine, settings, stack
-from tools.compose import PROJECT_LABEL, Compose
+from tools.compose import ONEOFF_LABEL, PROJECT_LABEL, Compose
 
 CONFIGS = {
     "none": None,
@@ -44,13 +44,18 @@ def test_the_api_is_used_only_for_the_unix_socket_the_cli_would_reach(tmp_path, 
 @pytest.fixture(scope="module")
 def sleeper() -> Iterator[str]:
     """A container of the base image that does nothing, labelled for the listings (its own, and as a compose project's
-    one container)."""
+    one service container), beside two of the project that are not its services, created only: a one-off (as
+    `compose run` leaves) and one with the project's label alone (as a `docker run` of an image compose built has)."""
     name = f"wct-engine-{secrets.token_hex(3)}"
     base = settings.get("BASE_IMAGE")
     labels = ["--label", f"wsgi-chain-test={name}", "--label", f"{PROJECT_LABEL}={name}"]
-    docker("run", "-d", "--name", name, *labels, base, "sleep", "300")
-    yield name
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    try:
+        docker("run", "-d", "--name", name, *labels, "--label", f"{ONEOFF_LABEL}=False", base, "sleep", "300")
+        docker("create", "--name", f"{name}-run", *labels, "--label", f"{ONEOFF_LABEL}=True", base, "true")
+        docker("create", "--name", f"{name}-image", *labels, base, "true")
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", name, f"{name}-run", f"{name}-image"], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,19 @@ def api() -> engine.Engine:
 
 def test_the_api_lists_and_inspects_containers_as_the_cli_does(api, sleeper):
     listed = docker("ps", "-aq", "--no-trunc", "--filter", f"label=wsgi-chain-test={sleeper}").split()
+    assert len(listed) == 3
     assert api.container_ids(f"wsgi-chain-test={sleeper}") == listed
+    # Every label given must be there, as with the CLI's filters.
+    both = docker(
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        f"label=wsgi-chain-test={sleeper}",
+        "--filter",
+        f"label={ONEOFF_LABEL}=True",
+    )
+    assert api.container_ids(f"wsgi-chain-test={sleeper}", f"{ONEOFF_LABEL}=True") == both.split() != []
     (cli,) = json.loads(docker("inspect", sleeper))
     (record,) = api.inspect([sleeper, "wct-engine-no-such-container"])
     assert (record["Id"], record["State"], record["Config"]) == (cli["Id"], cli["State"], cli["Config"])
@@ -128,10 +145,13 @@ def test_a_command_in_a_container_that_is_gone_or_too_slow_has_no_code(api, slee
 
 
 @pytest.mark.parametrize("answering", [True, False], ids=["the api", "an engine socket that does not answer"])
-def test_a_projects_containers_are_listed_and_read_alike_through_the_api_or_the_cli(monkeypatch, sleeper, answering):
+def test_a_projects_service_containers_are_listed_and_read_alike_through_the_api_or_the_cli(
+    monkeypatch, sleeper, answering
+):
     if not answering:
         monkeypatch.setattr(engine, "local", lambda env=None: engine.Engine("/nonexistent/docker.sock"))
     project = Compose(project=sleeper)
     (record,) = json.loads(docker("inspect", sleeper))
+    # Its one service container; the two beside it left out, as `compose ps` leaves them out.
     assert project.ids() == [record["Id"]]
     assert [state.name for state in project.containers()] == [sleeper]

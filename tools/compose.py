@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The labels compose puts on the containers it makes: which project and service each belongs to.
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+# "False" on a service's containers, "True" on those of `compose run`; `compose ps` lists only the "False" ones.
+ONEOFF_LABEL = "com.docker.compose.oneoff"
 # Set on the containers compose creates, and on no image: a container started from a compose-built image any other
 # way (a Swarm task, a `docker run`) carries the image's PROJECT_LABEL, not this.
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
@@ -193,19 +195,22 @@ class Compose:
         )
 
     def ids(self) -> list[str]:
-        """The project's containers, stopped and one-off ones included, as `compose ps -aq` lists them: by compose's
-        project label. Asked of the engine directly when the project's name is known (its API: tools/engine.py; else a
-        docker call), since every compose command reads and interpolates the compose files first (about 0.2 s of CPU,
-        against 0.04 for a docker call)."""
+        """The project's service containers, stopped ones included, as `compose ps -aq` lists them: by compose's
+        project label and its one-off label "False", as compose does. That leaves out the one-off containers of
+        `compose run`, and any `docker run` of an image compose built, which carries the project's label from the
+        image but is none of the stack's services. Asked of the engine directly when the project's name is known
+        (its API: tools/engine.py; else a docker call), since every compose command reads and interpolates the
+        compose files first (about 0.2 s of CPU, against 0.04 for a docker call)."""
         name = self.project or self.environment().get("COMPOSE_PROJECT_NAME")
         if not name:
             return self.run("ps", "-aq", check=False, capture=True).stdout.split()
+        labels = [f"{PROJECT_LABEL}={name}", f"{ONEOFF_LABEL}=False"]
         if local := engine.local(self.environment()):
             # An engine that does not answer is left to the CLI, whose own error is the one an operator knows.
             with contextlib.suppress(OSError):
-                return local.container_ids(f"{PROJECT_LABEL}={name}")
+                return local.container_ids(*labels)
         listed = subprocess.run(
-            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={PROJECT_LABEL}={name}"],
+            ["docker", "ps", "-aq", "--no-trunc", *(f"--filter=label={label}" for label in labels)],
             capture_output=True,
             text=True,
             check=False,

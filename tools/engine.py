@@ -84,9 +84,10 @@ class Engine:
             raise OSError(f"the engine answered {status} to a listing of {what}: {body[:200]!r}")
         return json.loads(body)
 
-    def container_ids(self, label: str) -> list[str]:
-        """Every container with this label (`key=value`), stopped ones included, newest first: `docker ps -aq`."""
-        return [container["Id"] for container in self.listing("/containers/json?all=1", "containers", label=[label])]
+    def container_ids(self, *labels: str) -> list[str]:
+        """Every container with all these labels (`key=value`), stopped ones included, newest first: `docker ps -aq`
+        with a `--filter label=...` for each."""
+        return [container["Id"] for container in self.listing("/containers/json?all=1", "containers", label=[*labels])]
 
     def network_ids(self, label: str) -> list[str]:
         """Every network with this label: `docker network ls -q --filter label=...`."""
