@@ -83,7 +83,12 @@ def compose() -> Compose:
         raise StackError(
             f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
         ) from None
-    return Compose(files=(topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()))
+    # The project named as compose would name it (COMPOSE_PROJECT_NAME, else the files' own `name:`), so that the
+    # polls of a start list its containers through the engine's API (Compose.ids), not a compose command each.
+    return Compose(
+        files=(topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()),
+        env={"COMPOSE_PROJECT_NAME": project_name()},
+    )
 
 
 # --- the app source ----------------------------------------------------------------------------------------------
