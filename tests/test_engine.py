@@ -155,3 +155,21 @@ def test_a_projects_service_containers_are_listed_and_read_alike_through_the_api
     # Its one service container; the two beside it left out, as `compose ps` leaves them out.
     assert project.ids() == [record["Id"]]
     assert [state.name for state in project.containers()] == [sleeper]
+
+
+def test_records_sort_by_their_creation_time_whatever_the_length_of_its_fraction():
+    stamps = [
+        "2026-12-05T08:00:00.5Z",
+        "",
+        "2026-12-05T08:00:00.123456789Z",
+        "2026-12-05T08:00:01Z",
+        "2026-12-05T08:00:00.12Z",
+    ]
+    ordered = sorted(({"CreatedAt": stamp} for stamp in stamps), key=engine.created, reverse=True)
+    assert [record["CreatedAt"] for record in ordered] == [
+        "2026-12-05T08:00:01Z",
+        "2026-12-05T08:00:00.5Z",
+        "2026-12-05T08:00:00.123456789Z",
+        "2026-12-05T08:00:00.12Z",
+        "",
+    ]

@@ -100,8 +100,7 @@ class Engine:
 
     def tasks(self, service: str) -> list[dict]:
         """A swarm service's tasks (its ID or name), newest first."""
-        tasks = self.listing("/tasks", "tasks", service=[service])
-        return sorted(tasks, key=lambda task: task.get("CreatedAt", ""), reverse=True)
+        return sorted(self.listing("/tasks", "tasks", service=[service]), key=created, reverse=True)
 
     def tag(self, image: str, target: str) -> bool:
         """`docker tag image target` (target: repository:tag); False when there is no such image."""
@@ -154,6 +153,13 @@ class Engine:
             return json.loads(body).get("ExitCode") if status == 200 else None
         except OSError:
             return None
+
+
+def created(record: dict) -> tuple[str, float]:
+    """A record's CreatedAt as a sort key. The engine writes it in RFC 3339 with its fraction's trailing zeros cut
+    (".5Z", ".123Z"), so two stamps of one second do not sort as strings; "" (none) sorts first."""
+    whole, _, fraction = record.get("CreatedAt", "").removesuffix("Z").partition(".")
+    return whole, float(f"0.{fraction}") if fraction.isdigit() else 0.0
 
 
 def demultiplex(body: bytes) -> tuple[str, str]:
