@@ -83,12 +83,14 @@ def compose() -> Compose:
         raise StackError(
             f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
         ) from None
-    # The project named as compose would name it (COMPOSE_PROJECT_NAME, else the files' own `name:`), so that the
-    # polls of a start list its containers through the engine's API (Compose.ids), not a compose command each.
-    return Compose(
-        files=(topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()),
-        env={"COMPOSE_PROJECT_NAME": project_name()},
-    )
+    return named((topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()))
+
+
+def named(files: tuple[str, ...]) -> Compose:
+    """The stack of these compose files under the project name compose would give it (COMPOSE_PROJECT_NAME, else the
+    files' own `name:`), so that its listings (a start's polls, the targets' lookups) go to the engine's API
+    (Compose.ids), not a compose command each."""
+    return Compose(files=files, env={"COMPOSE_PROJECT_NAME": project_name()})
 
 
 # --- the app source ----------------------------------------------------------------------------------------------
@@ -605,7 +607,7 @@ def running_stack() -> Compose | None:
     if not found:
         return None
     files = max(found, key=found.__getitem__).split(",")
-    return Compose(files=tuple(files))
+    return named(tuple(files))
 
 
 def topology_of(stack: Compose) -> str:
