@@ -1,5 +1,14 @@
 -- wrk reporter: after the run, one line "WRK_JSON {...}" with the totals, the errors by kind and the latency
 -- percentiles in microseconds, for the harness to parse. No per-response callback, so wrk runs at full speed.
+-- WRK_PAUSE_MS (default 0: none): a pause before each request (wrk's delay()), for a run that proves the harness
+-- rather than measures (the smoke run: tools/bench/settings.py); unset, no delay() is defined at all.
+local pause = tonumber(os.getenv("WRK_PAUSE_MS") or "") or 0
+if pause > 0 then
+  delay = function()
+    return pause
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

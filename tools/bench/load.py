@@ -125,10 +125,13 @@ def in_container(
     threads: int,
     timeout: str,
     request: Request = GET,
+    pause_ms: int = 0,
 ) -> LoadResult:
-    """wrk inside the load generator: the url names a service on the stack's network."""
+    """wrk inside the load generator: the url names a service on the stack's network; pause_ms before each request
+    (none by default)."""
     args = wrk_args(url, duration, connections, threads, timeout, request.script(SCRIPTS_IN_IMAGE), request.headers)
-    return parse(_run(["docker", "exec", container, *args], duration), args)
+    paced = ["-e", f"WRK_PAUSE_MS={pause_ms}"] if pause_ms else []
+    return parse(_run(["docker", "exec", *paced, container, *args], duration), args)
 
 
 def on_host(url: str, duration: float, connections: int, threads: int, timeout: str) -> LoadResult:

@@ -247,6 +247,12 @@ def _client_tcp(load: dict) -> str:
     return f"; its TCP client: `tcp_tw_reuse` {tcp['tcp_tw_reuse']}, local ports {tcp['ip_local_port_range']}"
 
 
+def _paced(load: dict) -> str:
+    """The pause before each request, when the run had one (the smoke run's)."""
+    pause = load.get("pause_ms") or 0
+    return f", a {pause} ms pause before each request" if pause else ""
+
+
 def markdown(data: dict) -> str:
     m, load = data["machine"], data["load"]
     labels = {run["stack"]: run["label"] for run in data.get("runs", []) if "label" in run}
@@ -259,9 +265,10 @@ def markdown(data: dict) -> str:
         f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, kernel {m['kernel']}, "
         f"Docker {m['docker']}. Load average at start {m['loadavg_start']}, at end {m.get('loadavg_end')} "
         "(a busy machine makes every number noisy).",
-        f"- **Load**: {load['tool']} -t{load['threads']} -c{load['connections']}, {load['duration_s']:g} s per run "
-        f"after a {load['warmup_s']:g} s warm-up, every point {repeats} times, interleaved (round after round of "
-        f"all the points), from {load['from']}; `Host: {load['host_header']}`{_client_tcp(load)}.",
+        f"- **Load**: {load['tool']} -t{load['threads']} -c{load['connections']}{_paced(load)}, "
+        f"{load['duration_s']:g} s per run after a {load['warmup_s']:g} s warm-up, every point {repeats} times, "
+        f"interleaved (round after round of all the points), from {load['from']}; `Host: {load['host_header']}`"
+        f"{_client_tcp(load)}.",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items()),
     ]
     seeded = data.get("seed")

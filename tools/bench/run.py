@@ -72,7 +72,9 @@ class Runner:
 
     def wrk(self, url: str, duration: float, connections: int, request: load.Request = load.GET) -> load.LoadResult:
         s = self.settings
-        return load.in_container(self.loadgen, url, duration, connections, s.wrk_threads, s.wrk_timeout, request)
+        return load.in_container(
+            self.loadgen, url, duration, connections, s.wrk_threads, s.wrk_timeout, request, s.pause_ms
+        )
 
     def once(
         self,
@@ -288,6 +290,7 @@ def run(settings: Settings) -> dict:
             "threads": settings.wrk_threads,
             "connections": settings.connections,
             "duration_s": settings.duration,
+            "pause_ms": settings.pause_ms,
             "warmup_s": settings.warmup,
             "repeats": settings.repeats,
             "order": "interleaved: every point once per round, rounds repeated",
