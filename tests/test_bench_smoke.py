@@ -83,6 +83,21 @@ def test_the_points_run_interleaved_round_after_round(smoke):
 
 
 @pytest.mark.lifecycle
+def test_the_smoke_runs_clients_pause_before_each_request_so_it_proves_the_harness_without_saturating_the_machine(
+    smoke,
+):
+    data, out = smoke
+    pause_ms = data["load"]["pause_ms"]
+    assert pause_ms > 0, data["load"]
+    for run in [*data["runs"], *data["curve"]["runs"]]:
+        for sample in run["samples"]:
+            # Each client waits the pause before each request: at most this many fit in the run (unpaced, thousands).
+            most = sample["connections"] * sample["duration_s"] * 1000 / pause_ms
+            assert 0 < sample["requests"] <= most, (sample["key"], sample["requests"], most)
+    assert f"a {pause_ms} ms pause before each request" in (out / "bench.md").read_text()
+
+
+@pytest.mark.lifecycle
 def test_host_cpu_per_request_is_reported_beside_the_containers_cpu(smoke):
     data, _ = smoke
     for run in data["runs"]:
