@@ -379,8 +379,8 @@ def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_wi
     assert within.status_code == 200
 
     # Past it: queued behind a 5 s request (for over 3 s, however late it was seen busy), then answered 503 at once
-    # when the worker reaches them.
-    late = behind_a_slow_request(stack, 5, [f"/?late={marker}-{i}" for i in range(5)])
+    # when the worker reaches them. Each asks for the app's /slow view: had the app run one, it took a second.
+    late = behind_a_slow_request(stack, 5, [f"/slow?seconds=1&late={marker}-{i}" for i in range(5)])
     for response, _ in late:
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "5"
@@ -390,12 +390,14 @@ def test_a_request_that_waited_past_queue_timeout_gets_a_503_with_retry_after_wi
             "request_id": response.headers["X-Request-ID"],
         }
 
-    # The entry point answered, not the app: uWSGI logged each of them within milliseconds.
+    # The entry point answered, not the app: uWSGI logged each in less than the second the app's /slow takes (in
+    # milliseconds, usually; a bound of 50 ms failed once on a machine starved by the suite's other workers, and a
+    # fast app's answer would have passed it too).
     def late_logged() -> list[dict]:
         return [r for r in stack.records(stack.app_container, "uwsgi") if f"late={marker}" in r["path"]]
 
     logged = poll(lambda: len(late_logged()) >= len(late) and late_logged(), what="uWSGI's log of the late requests")
-    assert sorted((r["status"], r["duration_ms"] < 50) for r in logged) == [(503, True)] * len(late), logged
+    assert sorted((r["status"], r["duration_ms"] < 1000) for r in logged) == [(503, True)] * len(late), logged
     load_report.append(
         "queue deadline (QUEUE_TIMEOUT=2, 1 worker, 5 requests queued behind a 5 s one): "
         + ", ".join(f"{response.status_code} in {seconds:.1f} s" for response, seconds in late)
