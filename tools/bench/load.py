@@ -4,6 +4,7 @@ port. Every run is bounded: wrk stops itself after its duration, and the process
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 
@@ -17,6 +18,8 @@ SCRIPTS_IN_IMAGE = "/usr/local/share/wrk"
 SCRIPTS_ON_HOST = ROOT / "bench" / "wrk"
 SCRIPTS = {"GET": "report.lua", "POST": "post.lua"}
 MARKER = "WRK_JSON "
+# report.lua's pause before each request, in milliseconds, when set (the smoke run's: tools/bench/settings.py).
+PAUSE_VARIABLE = "WRK_PAUSE_MS"
 
 
 class LoadError(RuntimeError):
@@ -106,9 +109,9 @@ def parse(stdout: str, command: list[str]) -> LoadResult:
     )
 
 
-def _run(command: list[str], duration: float) -> str:
+def _run(command: list[str], duration: float, env: dict[str, str] | None = None) -> str:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False, env=env)
     except subprocess.TimeoutExpired as exc:
         raise LoadError(f"{' '.join(redacted(command))} did not stop within {duration + 60:.0f} s") from exc
     if result.returncode != 0:
@@ -130,13 +133,15 @@ def in_container(
     """wrk inside the load generator: the url names a service on the stack's network; pause_ms before each request
     (none by default)."""
     args = wrk_args(url, duration, connections, threads, timeout, request.script(SCRIPTS_IN_IMAGE), request.headers)
-    paced = ["-e", f"WRK_PAUSE_MS={pause_ms}"] if pause_ms else []
+    paced = ["-e", f"{PAUSE_VARIABLE}={pause_ms}"] if pause_ms else []
     return parse(_run(["docker", "exec", *paced, container, *args], duration), args)
 
 
-def on_host(url: str, duration: float, connections: int, threads: int, timeout: str) -> LoadResult:
-    """wrk on the host, through a port published on 127.0.0.1 (and so through docker's port forwarding)."""
+def on_host(url: str, duration: float, connections: int, threads: int, timeout: str, pause_ms: int = 0) -> LoadResult:
+    """wrk on the host, through a port published on 127.0.0.1 (and so through docker's port forwarding); pause_ms
+    before each request (none by default)."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"host load only goes to 127.0.0.1, not {url}")
     args = wrk_args(url, duration, connections, threads, timeout, GET.script(str(SCRIPTS_ON_HOST)))
-    return parse(_run(args, duration), args)
+    env = {**os.environ, PAUSE_VARIABLE: str(pause_ms)} if pause_ms else None
+    return parse(_run(args, duration, env), args)

@@ -98,7 +98,7 @@ class Runner:
 
         def drive(seconds: float) -> load.LoadResult:
             if host_url:
-                return load.on_host(host_url, seconds, connections, s.wrk_threads, s.wrk_timeout)
+                return load.on_host(host_url, seconds, connections, s.wrk_threads, s.wrk_timeout, s.pause_ms)
             return self.wrk(url, seconds, connections, request)
 
         try:
