@@ -172,20 +172,54 @@ def test_a_stop_that_is_killed_leaves_no_follower_of_dockers_events_behind():
     poll(lambda: not followers(), timeout=10, what="the follower gone once its `make down` was killed")
 
 
+# The engine's error for a container it could not start.
+START_ERROR = "OCI runtime create failed: exec: app-entrypoint: not found"
+
+
 @pytest.mark.parametrize(
-    ("status", "exit_code", "one_shot", "stopped"),
+    ("status", "exit_code", "policy", "error", "stopped"),
     [
-        ("exited", 0, False, True),  # `make down` stopped it
-        ("removing", 0, False, True),
-        ("exited", 1, False, False),  # it failed
-        ("exited", 0, True, False),  # migrate, done
-        ("removing", 0, True, True),  # migrate, done, and `make down` removes it
-        ("running", 0, False, False),
-        ("restarting", 0, False, False),  # ended by itself: its restart policy brings it back
+        ("exited", 0, "unless-stopped", "", True),  # `make down` stopped it
+        # Stopped before uWSGI's master loop: its _exit(15) (uwsgi/uwsgi.ini; a cold run's `make down`, 2026-12-05).
+        ("exited", 15, "unless-stopped", "", True),
+        ("exited", 137, "unless-stopped", "", True),  # killed at the stop timeout
+        ("removing", 0, "unless-stopped", "", True),
+        ("exited", 127, "unless-stopped", START_ERROR, False),  # the engine could not start it
+        ("exited", 1, "on-failure", "", False),  # it failed, and its policy gave up on it
+        ("exited", 0, "no", "", False),  # migrate, done
+        ("removing", 0, "no", "", True),  # migrate, done, and `make down` removes it
+        ("running", 0, "unless-stopped", "", False),
+        ("restarting", 1, "unless-stopped", "", False),  # ended by itself: its restart policy brings it back
     ],
 )
-def test_make_up_tells_a_service_stopped_from_elsewhere_from_one_that_failed(status, exit_code, one_shot, stopped):
-    assert stack.stopped_from_elsewhere(container("nginx", status, exit_code, one_shot=one_shot)) is stopped
+def test_make_up_tells_a_service_stopped_from_elsewhere_from_one_that_failed(status, exit_code, policy, error, stopped):
+    state = container("nginx", status, exit_code, policy=policy, error=error)
+    assert stack.stopped_from_elsewhere(state) is stopped
+
+
+@pytest.mark.parametrize(
+    ("policy", "error", "one_shot", "restarts_on_any_exit"),
+    [
+        ("unless-stopped", "", False, True),
+        ("always", "", False, True),
+        ("on-failure", "", False, False),
+        ("no", "", True, False),
+        ("", "", True, False),  # none given: Docker's "no"
+        ("unless-stopped", START_ERROR, False, True),
+    ],
+)
+def test_a_containers_restart_policy_and_start_error_are_read_from_its_record(
+    policy, error, one_shot, restarts_on_any_exit
+):
+    record = {
+        "Id": "c0ffee",
+        "Name": "/wct-x-app-1",
+        "State": {"Status": "exited", "ExitCode": 15, "Error": error, "FinishedAt": ""},
+        "Config": {},
+        "HostConfig": {"RestartPolicy": {"Name": policy, "MaximumRetryCount": 0}},
+    }
+    state = Container.parse(record)
+    assert (state.one_shot, state.restarts_on_any_exit, state.error) == (one_shot, restarts_on_any_exit, error)
 
 
 def container(
@@ -197,7 +231,12 @@ def container(
     restarts: int = 0,
     probes: tuple[dict, ...] = (),
     check: tuple[str, ...] = ("CMD", "probe"),
+    policy: str = "",
+    error: str = "",
 ) -> Container:
+    """A container as Container.parse reads one; its restart policy as compose.yaml's (unless-stopped, a one-shot's
+    "no") unless given."""
+    policy = policy or ("no" if one_shot else "unless-stopped")
     return Container(
         id=service,
         name=f"wct-x-{service}-1",
@@ -210,7 +249,9 @@ def container(
         probes=list(probes),
         env={},
         labels={},
-        one_shot=one_shot,
+        one_shot=policy == "no",
+        restarts_on_any_exit=policy in ("unless-stopped", "always"),
+        error=error,
         check=check,
     )
 
@@ -229,7 +270,23 @@ FAILED_PROBES = tuple({"Start": "2026-12-04T17:10:40.0Z", "ExitCode": 1, "Output
         pytest.param([container("migrate", "removing", one_shot=True)], False, True, id="migrate being removed"),
         pytest.param([container("nginx", "exited"), *STILL_UP], False, True, id="nginx stopped"),
         pytest.param(
-            [container("nginx", "exited"), container("app", "exited", exit_code=1)], False, False, id="the app failed"
+            [container("nginx", "exited"), container("app", "exited", exit_code=127, error=START_ERROR)],
+            False,
+            False,
+            id="the app could not start",
+        ),
+        pytest.param(
+            [container("nginx", "exited"), container("app", "restarting", exit_code=1, restarts=3)],
+            False,
+            False,
+            id="the app failed and restarts",
+        ),
+        # A cold run's `make down` (2026-12-05) as uWSGI started: it exits 15 before its master loop (uwsgi.ini).
+        pytest.param(
+            [container("app", "exited", exit_code=15), container("listener", "exited")],
+            False,
+            True,
+            id="the app stopped before uWSGI's master loop",
         ),
         pytest.param(STILL_UP, False, False, id="still starting"),
         # Restarts from before this `make up` (an earlier crash) are not this start's failure; a new one is.

@@ -63,6 +63,11 @@ class Container:
     labels: dict[str, str]
     # restart: "no" (migrate): only its exit code counts, not its image's health check while it runs.
     one_shot: bool = False
+    # restart: unless-stopped or always (every long-running service here): Docker restarts it however it ends by
+    # itself, so exited, it was stopped through the engine.
+    restarts_on_any_exit: bool = False
+    # .State.Error: why the engine could not start it (an OCI runtime error), "" otherwise.
+    error: str = ""
     # Its health check's command as Docker runs it (.Config.Healthcheck.Test: "CMD" or "CMD-SHELL", then the command);
     # empty without one, or with it turned off ("NONE").
     check: tuple[str, ...] = ()
@@ -72,6 +77,7 @@ class Container:
         state, config = raw["State"], raw["Config"]
         health = state.get("Health") or {}
         labels = config.get("Labels") or {}
+        policy = ((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "")
         return cls(
             id=raw["Id"],
             name=raw["Name"].lstrip("/"),
@@ -84,7 +90,9 @@ class Container:
             probes=health.get("Log") or [],
             env=dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item),
             labels=labels,
-            one_shot=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "") in ("", "no"),
+            one_shot=policy in ("", "no"),
+            restarts_on_any_exit=policy in ("unless-stopped", "always"),
+            error=state.get("Error") or "",
             check=tuple(test) if (test := (config.get("Healthcheck") or {}).get("Test")) and test[0] != "NONE" else (),
         )
 

@@ -363,12 +363,16 @@ def report_failures(stack: Compose, failing: list[tuple[Container, str]], compos
 
 def stopped_from_elsewhere(state: Container) -> bool:
     """A container being removed (a one-shot too: only a `make down` or `docker rm` removes one), or a service (not a
-    one-shot) that exited cleanly: `make down` stops the containers before it removes them. A service that ends by
-    itself is restarted (`restart: unless-stopped`), which `failure` reports; only a stop through the engine leaves it
-    exited."""
+    one-shot) that exited: `make down` stops the containers before it removes them. A service that ends by itself is
+    restarted (`restart: unless-stopped`), which `failure` reports; only a stop through the engine leaves it exited,
+    whatever its process's exit code: 0 for a graceful stop, 15 for uWSGI stopped before its master loop
+    (uwsgi/uwsgi.ini), 137 at the stop timeout. Not one the engine could not start (its error), nor, under a policy
+    that restarts only failures (on-failure), one that exited non-zero."""
     if state.status == "removing":
         return True
-    return not state.one_shot and state.status == "exited" and state.exit_code == 0
+    if state.one_shot or state.status != "exited" or state.error:
+        return False
+    return state.exit_code == 0 or state.restarts_on_any_exit
 
 
 def stopped_while_starting(remaining: list[Container], baseline: dict[str, int], removed: bool = False) -> bool:
