@@ -31,6 +31,7 @@ from tools.compose import (
     ROOT,
     Compose,
     Container,
+    environ,
     free_port,
     passes_its_check,
     up_until_ready,
@@ -313,7 +314,7 @@ def forget_builds() -> None:
 # setup only: a test's call waits for every teardown before it (pytest_runtest_call in tests/conftest.py). The run
 # waits for them all before it ends (finish_teardowns, from tests/conftest.py).
 TEARDOWN_THREADS = 4
-_teardowns: list[Future] = []
+_teardowns: list[tuple[Callable[[], None], Future]] = []
 
 
 @functools.cache
@@ -323,7 +324,7 @@ def _teardown_pool() -> ThreadPoolExecutor:
 
 def in_background(teardown: Callable[[], None]) -> None:
     """teardown() beside what follows: the worker's next tests under pytest-xdist, the next test's setup outside it."""
-    _teardowns.append(_teardown_pool().submit(teardown))
+    _teardowns.append((teardown, _teardown_pool().submit(teardown)))
 
 
 def under_xdist() -> bool:
@@ -331,11 +332,17 @@ def under_xdist() -> bool:
 
 
 def finish_teardowns() -> None:
-    """Wait for the teardowns in_background started; one that raised is reported, and the others still waited for."""
+    """Wait for the teardowns in_background started. One that raised is reported and run once more, here, so that its
+    stack does not outlive the run (a teardown that failed so left its stack running, 2026-12-05); the others are
+    still waited for."""
     while _teardowns:
-        error = _teardowns.pop(0).exception()
-        if error is not None:
-            print(f"a stack's teardown failed: {error!r}", file=sys.stderr)
+        teardown, done = _teardowns.pop(0)
+        error = done.exception()
+        if error is None:
+            continue
+        print(f"a stack's teardown failed: {error!r}; running it again", file=sys.stderr)
+        if (again := _teardown_pool().submit(teardown).exception()) is not None:
+            print(f"a stack's teardown failed again: {again!r}", file=sys.stderr)
 
 
 class OwnStack:
@@ -379,7 +386,7 @@ class OwnStack:
         return subprocess.run(
             [sys.executable, "-m", "tools.stack", "build"],
             cwd=ROOT,
-            env={**os.environ, **self.compose.env},
+            env={**environ(), **self.compose.env},
             capture_output=True,
             text=True,
         )
@@ -520,7 +527,7 @@ NESTED_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
 
 def operator_env() -> dict[str, str]:
     """This process's environment as an operator's shell would hold it: without what an outer make added."""
-    return {key: value for key, value in os.environ.items() if key not in NESTED_MAKE}
+    return {key: value for key, value in environ().items() if key not in NESTED_MAKE}
 
 
 # The targets that start or stop a stack: their times join the run's stack report (tests/stack_times.py).

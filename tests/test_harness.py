@@ -3,9 +3,12 @@ workers share the session's stacks, and the run reports how long its stacks took
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -17,6 +20,7 @@ from tools.compose import (
     PORT_HOLD,
     Compose,
     Container,
+    environ,
     ephemeral_ports,
     free_port,
     publishable,
@@ -239,6 +243,32 @@ def test_a_teardown_runs_beside_what_follows_and_outside_pytest_xdist_a_test_run
     assert harness._teardowns == []
 
 
+def test_a_teardown_that_raised_runs_once_more_before_the_run_ends_so_its_stack_does_not_outlive_it(
+    monkeypatch, capsys
+):
+    """A teardown that failed once (a cold run's: a KeyError copying the environment, 2026-12-05) left its stack
+    running; finish_teardowns runs it again, and reports both."""
+    monkeypatch.setattr(harness, "_teardowns", [])
+    attempts: list[int] = []
+
+    def fails_once() -> None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            raise KeyError("PYTEST_CURRENT_TEST")
+
+    def fails_always() -> None:
+        raise RuntimeError("compose down failed")
+
+    harness.in_background(fails_once)
+    harness.in_background(fails_always)
+    harness.finish_teardowns()
+    assert attempts == [1, 2]
+    err = capsys.readouterr().err
+    assert "a stack's teardown failed: KeyError('PYTEST_CURRENT_TEST'); running it again" in err, err
+    assert "a stack's teardown failed again: RuntimeError('compose down failed')" in err, err
+    assert harness._teardowns == []
+
+
 def test_a_container_removed_between_the_listing_and_the_inspection_is_left_out(monkeypatch):
     """project_containers lists a project's ids, then inspects them: one removed in between (compose replacing it)
     must not fail the caller's poll; anything else the inspection says still does."""
@@ -329,3 +359,33 @@ PICKS = {
 def test_the_picks_file_keeps_the_ports_handed_out_within_the_hold(case):
     text, expected = PICKS[case]
     assert recent_picks(text, now=1000.0) == expected
+
+
+def test_a_stacks_environment_is_copied_whole_while_another_thread_adds_and_removes_a_variable():
+    """A test stack's teardown runs compose in a thread while pytest's main thread removes PYTEST_CURRENT_TEST after
+    each test phase: `{**os.environ}` there raised KeyError once (a cold run, 2026-12-05) and left the stack running.
+    Here a thread adds and removes a variable as fast as it can, with thread switches made frequent, while this one
+    copies the environment as compose's runs do, for at most a second (the old copy failed within a few dozen)."""
+    stop = threading.Event()
+
+    def toggle() -> None:
+        while not stop.is_set():
+            os.environ["WCT_ENVIRON_RACE"] = "1"
+            os.environ.pop("WCT_ENVIRON_RACE", None)
+
+    compose = Compose(project="wct-environ", files=SPLIT, env={"HTTP_PORT": "1"})
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    toggler = threading.Thread(target=toggle)
+    toggler.start()
+    copies, deadline = 0, time.monotonic() + 1.0
+    try:
+        while time.monotonic() < deadline and copies < 100_000:
+            assert environ().get("PATH") == os.environ["PATH"]
+            assert compose.environment()["HTTP_PORT"] == "1"
+            copies += 1
+    finally:
+        stop.set()
+        toggler.join()
+        sys.setswitchinterval(switch)
+    assert copies > 100, copies

@@ -35,6 +35,15 @@ CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
+def environ() -> dict[str, str]:
+    """A copy of this process's environment that another thread's change cannot break: copying os.environ reads its
+    names first and then each value, so a variable removed in between raised KeyError. pytest removes
+    PYTEST_CURRENT_TEST after each test phase while a test stack's teardown runs compose in a thread of its own
+    (tests/harness.py, in_background): a cold run's teardown failed so, and left its stack running. A variable removed
+    meanwhile is left out."""
+    return {name: value for name in list(os.environ) if (value := os.environ.get(name)) is not None}
+
+
 def timestamp(text: str) -> float:
     """Docker's RFC 3339 times (nanoseconds, Z) as a POSIX time; 0 for none."""
     match = TIMESTAMP.match(text or "")
@@ -189,7 +198,7 @@ class Compose:
     def environment(self) -> dict[str, str]:
         """What compose runs with: the environment and this project's settings over defaults.env. A setting set empty
         takes its default, as settings.get has it (compose would take the empty value over the env file's)."""
-        env = {**os.environ, **self.env}
+        env = {**environ(), **self.env}
         return {name: value for name, value in env.items() if value or name not in settings.defaults()}
 
     def run(self, *args: str, check: bool = True, capture: bool = False, timeout: float | None = None):
