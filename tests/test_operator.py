@@ -249,14 +249,21 @@ def test_a_target_that_needs_a_running_stack_says_so_in_one_line_when_none_runs(
 # --- TLS: make cert, and a TLS=on that cannot work changes nothing -----------------------------------------------
 
 
+# Settings set empty in the environment, as a CI template or a shell's `export NAME=` can leave them: each takes its
+# default (defaults.env), in `make up`'s own start as in every other target's.
+SET_EMPTY = ("HEALTH_INTERVAL", "LOG_MAX_SIZE", "LOG_MAX_FILES")
+
+
 @pytest.fixture(scope="module")
 def plain_up(tmp_path_factory) -> Iterator[dict[str, str]]:
-    """A stack of its own started by `make up`, plain HTTP, for TLS attempts against it; torn down afterwards."""
+    """A stack of its own started by `make up`, plain HTTP, for TLS attempts against it; torn down afterwards. A few
+    settings are set empty (SET_EMPTY)."""
     workdir = tmp_path_factory.mktemp("plain-up")
     env = {
         "COMPOSE_PROJECT_NAME": f"wct-tlsup-{uuid.uuid4().hex[:6]}",
         "HTTP_PORT": str(free_port()),
         "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
+        **dict.fromkeys(SET_EMPTY, ""),
     }
     try:
         started = make("up", env, timeout=600)
@@ -274,6 +281,16 @@ def test_a_stack_make_up_started_runs_each_health_check_every_health_interval(pl
     seconds = settings.duration_seconds
     intervals = {name: seconds(value.split()[1]) for name, value in containers.items() if value[:3] != "no "}
     assert len(intervals) == 3 and set(intervals.values()) == {seconds(settings.get("HEALTH_INTERVAL"))}, containers
+
+
+def test_a_setting_set_empty_takes_its_default_in_the_stack_make_up_started(plain_up):
+    """compose takes an empty variable over its env file's value: `make up`'s start passed the environment to compose
+    as it was, and the engine refused the stack ("failed to initialize logging driver: invalid size: ''"), where every
+    other target read the default. Now each container logs within the default bound (and checks at the default
+    interval: the test above)."""
+    containers = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field="{{json .HostConfig.LogConfig.Config}}")
+    expected = {"max-size": settings.get("LOG_MAX_SIZE"), "max-file": settings.get("LOG_MAX_FILES")}
+    assert containers and all(json.loads(config) == expected for config in containers.values()), containers
 
 
 def unreadable_key(directory: Path) -> None:

@@ -436,7 +436,7 @@ def start(stack: Compose, timeout: int) -> bool:
     with tempfile.TemporaryFile("w+") as output:
         compose_up = subprocess.Popen(
             stack.command("up", "-d", "--remove-orphans"),
-            env={**os.environ, **stack.env},
+            env=stack.environment(),
             stdout=None if loud else output,
             stderr=None if loud else subprocess.STDOUT,
             text=True,
