@@ -318,6 +318,28 @@ def test_make_up_tells_a_stack_stopped_while_it_started_from_one_that_failed(rem
     assert stack.stopped_while_starting(remaining, restarts_before_up, removed) is told_as_stopped
 
 
+@pytest.mark.parametrize(
+    ("remaining", "compose_output", "told_as_stopped"),
+    [
+        # Compose refused a value before it created anything (HEALTH_INTERVAL= before make up gave compose the
+        # defaults, 2026-12-05): its own failure, and its lines say why.
+        pytest.param([], "invalid duration ''", False, id="none created"),
+        pytest.param([], "Error response from daemon: No such container: 5f3c", True, id="all removed as it started"),
+        pytest.param([container("nginx", "exited"), *STILL_UP], "", True, id="nginx stopped"),
+        pytest.param(
+            [container("nginx", "created"), container("app", "created")],
+            "port is already allocated",
+            False,
+            id="a start that failed",
+        ),
+    ],
+)
+def test_when_compose_fails_make_up_tells_a_stop_from_elsewhere_from_compose_creating_nothing(
+    remaining, compose_output, told_as_stopped
+):
+    assert stack.stopped_as_compose_started(remaining, {}, compose_output) is told_as_stopped
+
+
 LISTENER, APP, NGINX = (container(service, "running", health="starting") for service in ("listener", "app", "nginx"))
 MIGRATED = container("migrate", "exited", one_shot=True)
 

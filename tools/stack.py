@@ -386,6 +386,16 @@ def stopped_while_starting(remaining: list[Container], baseline: dict[str, int],
     return stopped and not any(failure(state, 0, baseline.get(state.id, 0)) for state in remaining)
 
 
+def stopped_as_compose_started(remaining: list[Container], baseline: dict[str, int], compose_output: str) -> bool:
+    """After compose's start failed by itself: whether a stop or removal from elsewhere made it fail. No container
+    left and none that compose lost on the way (REMOVED in its output) is compose's own failure, not a stop: it
+    created none (a value it could not use), and its lines say why."""
+    removed = REMOVED in compose_output
+    if not remaining and not removed:
+        return False
+    return stopped_while_starting(remaining, baseline, removed=removed)
+
+
 def until_ready(
     stack: Compose,
     since: float,
@@ -464,7 +474,7 @@ def start(stack: Compose, timeout: int) -> bool:
             output.seek(0)
             compose_output = output.read()
             remaining = stack.containers()
-            if stopped_while_starting(remaining, baseline, removed=REMOVED in compose_output):
+            if stopped_as_compose_started(remaining, baseline, compose_output):
                 print(STOPPED_WHILE_STARTING, file=sys.stderr)
                 return False
             failing = [(state, failure(state, 0, baseline.get(state.id, 0)) or state.status) for state in remaining]
