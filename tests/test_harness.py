@@ -304,11 +304,11 @@ LISTENER, APP, NGINX = state("listener"), state("app"), state("nginx")
         ([[LISTENER, APP, NGINX]], {"listener": 0, "app": 0, "nginx": 0}, 0, ""),
         ([[LISTENER, APP, NGINX]], {"listener": 0, "app": 2, "nginx": 1}, 0, ""),
         ([[state("listener", health="healthy"), state("app", check=()), NGINX]], {"nginx": 0}, 0, ""),
-        ([[state("migrate", status="exited", one_shot=True), LISTENER]], {"listener": 0}, 0, ""),
+        ([[state("migrate", status="exited", restart_policy="no"), LISTENER]], {"listener": 0}, 0, ""),
         ([[LISTENER, state("app", status="restarting")]], {"listener": 0}, 1, "stopped or unhealthy: ['app restarting"),
         ([[LISTENER, APP], [LISTENER, state("app", health="unhealthy")]], {"listener": 0}, 1, "['app running unhealth"),
         ([[LISTENER, APP]], {"listener": 0}, 1, "not ready in 1 s: ['app']"),
-        ([[state("migrate", status="exited", one_shot=True)]], {}, 1, "no container is running"),
+        ([[state("migrate", status="exited", restart_policy="no")]], {}, 1, "no container is running"),
     ],
     ids=["at once", "one after another", "healthy or unchecked", "a one-shot", "a crash", "unhealthy", "never", "none"],
 )

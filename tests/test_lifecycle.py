@@ -227,16 +227,14 @@ def container(
     status: str,
     exit_code: int = 0,
     health: str = "",
-    one_shot: bool = False,
     restarts: int = 0,
     probes: tuple[dict, ...] = (),
     check: tuple[str, ...] = ("CMD", "probe"),
-    policy: str = "",
+    policy: str = "unless-stopped",
     error: str = "",
 ) -> Container:
-    """A container as Container.parse reads one; its restart policy as compose.yaml's (unless-stopped, a one-shot's
-    "no") unless given."""
-    policy = policy or ("no" if one_shot else "unless-stopped")
+    """A container as Container.parse reads one; its restart policy as compose.yaml's long-running services' unless
+    given (migrate's: "no")."""
     return Container(
         id=service,
         name=f"wct-x-{service}-1",
@@ -249,8 +247,7 @@ def container(
         probes=list(probes),
         env={},
         labels={},
-        one_shot=policy == "no",
-        restarts_on_any_exit=policy in ("unless-stopped", "always"),
+        restart_policy=policy,
         error=error,
         check=check,
     )
@@ -267,7 +264,7 @@ FAILED_PROBES = tuple({"Start": "2026-12-04T17:10:40.0Z", "ExitCode": 1, "Output
     [
         pytest.param([], False, True, id="none left"),
         # A cold run's `make down` (2026-12-04): only the finished migrate left, being removed.
-        pytest.param([container("migrate", "removing", one_shot=True)], False, True, id="migrate being removed"),
+        pytest.param([container("migrate", "removing", policy="no")], False, True, id="migrate being removed"),
         pytest.param([container("nginx", "exited"), *STILL_UP], False, True, id="nginx stopped"),
         pytest.param(
             [container("nginx", "exited"), container("app", "exited", exit_code=127, error=START_ERROR)],
@@ -341,7 +338,7 @@ def test_when_compose_fails_make_up_tells_a_stop_from_elsewhere_from_compose_cre
 
 
 LISTENER, APP, NGINX = (container(service, "running", health="starting") for service in ("listener", "app", "nginx"))
-MIGRATED = container("migrate", "exited", one_shot=True)
+MIGRATED = container("migrate", "exited", policy="no")
 
 
 # `make up` is done once each long-running container passes its own health check, run as the stack starts, or Docker

@@ -70,11 +70,8 @@ class Container:
     probes: list[dict]
     env: dict[str, str]
     labels: dict[str, str]
-    # restart: "no" (migrate): only its exit code counts, not its image's health check while it runs.
-    one_shot: bool = False
-    # restart: unless-stopped or always (every long-running service here): Docker restarts it however it ends by
-    # itself, so exited, it was stopped through the engine.
-    restarts_on_any_exit: bool = False
+    # .HostConfig.RestartPolicy.Name: compose.yaml gives every long-running service unless-stopped, migrate "no".
+    restart_policy: str = "unless-stopped"
     # .State.Error: why the engine could not start it (an OCI runtime error), "" otherwise.
     error: str = ""
     # Its health check's command as Docker runs it (.Config.Healthcheck.Test: "CMD" or "CMD-SHELL", then the command);
@@ -86,7 +83,6 @@ class Container:
         state, config = raw["State"], raw["Config"]
         health = state.get("Health") or {}
         labels = config.get("Labels") or {}
-        policy = ((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", "")
         return cls(
             id=raw["Id"],
             name=raw["Name"].lstrip("/"),
@@ -99,11 +95,22 @@ class Container:
             probes=health.get("Log") or [],
             env=dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item),
             labels=labels,
-            one_shot=policy in ("", "no"),
-            restarts_on_any_exit=policy in ("unless-stopped", "always"),
+            restart_policy=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", ""),
             error=state.get("Error") or "",
             check=tuple(test) if (test := (config.get("Healthcheck") or {}).get("Test")) and test[0] != "NONE" else (),
         )
+
+    @property
+    def one_shot(self) -> bool:
+        """restart: "no" (migrate; Docker's default): only its exit code counts, not its image's health check while it
+        runs."""
+        return self.restart_policy in ("", "no")
+
+    @property
+    def restarts_on_any_exit(self) -> bool:
+        """unless-stopped or always: Docker restarts it however it ends by itself, so exited, it was stopped through
+        the engine."""
+        return self.restart_policy in ("unless-stopped", "always")
 
     @property
     def ok(self) -> bool:
