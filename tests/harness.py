@@ -308,8 +308,9 @@ def forget_builds() -> None:
     shutil.rmtree(BUILT_MARKERS, ignore_errors=True)
 
 
-# A stack's teardown runs beside what follows instead of before it: a split stack takes about 3 s to go down, 2 of
-# them uWSGI's own one-second waits (docs/testing.md: Teardowns off the workers' path). Under pytest-xdist, beside the
+# A stack's teardown runs beside what follows instead of before it: a split stack took about 3 s to go down, 2 of
+# them uWSGI's own one-second waits (docs/testing.md: Teardowns off the workers' path), and still takes about 1 s
+# (stack_down: its containers are not stopped gracefully). Under pytest-xdist, beside the
 # worker's next tests; outside it (the serial phase, whose tests measure against the clock), beside the next test's
 # setup only: a test's call waits for every teardown before it (pytest_runtest_call in tests/conftest.py). The run
 # waits for them all before it ends (finish_teardowns, from tests/conftest.py).
