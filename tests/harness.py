@@ -310,10 +310,10 @@ def forget_builds() -> None:
 
 # A stack's teardown runs beside what follows instead of before it: a split stack took about 3 s to go down, 2 of
 # them uWSGI's own one-second waits (docs/testing.md: Teardowns off the workers' path), and still takes about 1 s
-# (stack_down: its containers are not stopped gracefully). Under pytest-xdist, beside the
-# worker's next tests; outside it (the serial phase, whose tests measure against the clock), beside the next test's
-# setup only: a test's call waits for every teardown before it (pytest_runtest_call in tests/conftest.py). The run
-# waits for them all before it ends (finish_teardowns, from tests/conftest.py).
+# (stack_down: its containers are not stopped gracefully). Under pytest-xdist, beside the worker's next tests; outside
+# it (the serial phase, whose tests measure against the clock), beside the next test's setup only: a test's call waits
+# for every teardown before it (pytest_runtest_call in tests/conftest.py). The run waits for them all before it ends
+# (finish_teardowns, from tests/conftest.py).
 TEARDOWN_THREADS = 4
 _teardowns: list[tuple[Callable[[], None], Future]] = []
 
@@ -426,10 +426,10 @@ class OwnStack:
 
 # A test stack's teardown stops its containers at once (compose's stop timeout: 0 s, then SIGKILL; by default each
 # service's stop_grace_period): nothing in a test stack is kept (its volumes go too), and the graceful stop it would
-# wait for, 3 to 4 s a stack alone here, is checked where it is the point (the requests in flight finished on a stop:
-# test_operations.py, test_single.py, test_observability.py; stops in each stage of a start: test_stopping.py; make
-# down's tests). Some teardowns are waited for on the run's path: a worker's last, the controller's shared stacks,
-# the serial phase's last stack.
+# wait for, about 3 s for a split stack and 4 s for a single one alone here, is checked where it is the point (the
+# requests in flight finished on a stop: test_operations.py, test_single.py, test_observability.py; stops in each
+# stage of a start: test_stopping.py; make down's tests). Some teardowns are waited for on the run's path: a worker's
+# last, the controller's shared stacks, the serial phase's last stack.
 TEARDOWN_STOP_TIMEOUT = "0"
 
 
