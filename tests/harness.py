@@ -429,14 +429,13 @@ class OwnStack:
 # wait for, about 3 s for a split stack and 4 s for a single one alone here, is checked where it is the point (the
 # requests in flight finished on a stop: test_operations.py, test_single.py, test_observability.py; stops in each
 # stage of a start: test_stopping.py; make down's tests). Some teardowns are waited for on the run's path: a worker's
-# last, the controller's shared stacks, the serial phase's last stack.
-TEARDOWN_STOP_TIMEOUT = "0"
+# last, the controller's shared stacks, the serial phase's last stack. Both teardowns below run these arguments.
+TEARDOWN = ("down", "-v", "--remove-orphans", "--timeout", "0")
 
 
 def stack_down(compose: Compose) -> None:
     """A test stack's teardown: its containers, networks and volumes; a failure is reported, not raised."""
-    down = ("down", "-v", "--remove-orphans", "--timeout", TEARDOWN_STOP_TIMEOUT)
-    result = timed_process(compose.project or "", "down", lambda: compose.run(*down, check=False, capture=True))
+    result = timed_process(compose.project or "", "down", lambda: compose.run(*TEARDOWN, check=False, capture=True))
     if result.returncode != 0:
         print(f"teardown of {compose.project} failed:\n{result.stderr}", file=sys.stderr)
 
@@ -565,7 +564,7 @@ def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subp
 
 def compose_down(project: str) -> None:
     """Remove a compose project's containers, networks and volumes (a test's own `make up` or `make dev`)."""
-    down = ["docker", "compose", "-p", project, "down", "-v", "--remove-orphans", "--timeout", TEARDOWN_STOP_TIMEOUT]
+    down = ["docker", "compose", "-p", project, *TEARDOWN]
     timed_process(project, "down", lambda: subprocess.run(down, cwd=ROOT, capture_output=True))
 
 

@@ -4,11 +4,10 @@ port. Every run is bounded: wrk stops itself after its duration, and the process
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 
-from tools.compose import ROOT
+from tools.compose import ROOT, environ
 
 # The Host header every request carries: one of the app's ALLOWED_HOSTS.
 HOST_HEADER = "localhost"
@@ -143,5 +142,5 @@ def on_host(url: str, duration: float, connections: int, threads: int, timeout: 
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"host load only goes to 127.0.0.1, not {url}")
     args = wrk_args(url, duration, connections, threads, timeout, GET.script(str(SCRIPTS_ON_HOST)))
-    env = {**os.environ, PAUSE_VARIABLE: str(pause_ms)} if pause_ms else None
+    env = {**environ(), PAUSE_VARIABLE: str(pause_ms)} if pause_ms else None
     return parse(_run(args, duration, env), args)
