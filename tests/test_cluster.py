@@ -277,6 +277,22 @@ def test_make_cluster_up_spreads_the_replicas_over_a_manager_and_two_workers(sta
     assert seen == stack.running_tasks(), "nginx reaches the replicas on the other nodes over the overlay"
 
 
+def test_a_nodes_containers_weigh_on_the_hosts_cpu_beside_the_hosts_containers_not_above_them(stack):
+    """The manager's containers (nginx, PostgreSQL) sit in a cgroup beside the node's own, under the host engine's
+    parent (/docker with cgroupfs), not at the top of the tree, where each node weighed as much as all of the host's
+    containers together and took the CPU from every other stack on the machine."""
+    pid = cluster_tool.host_docker("inspect", "-f", "{{.State.Pid}}", stack.cluster.manager).strip()
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    # cgroup v1: "4:cpu,cpuacct:/docker/<id>"; v2: "0::/<path>".
+    own = next(line.split(":", 2)[2] for line in lines if "cpu" in line.split(":")[1].split(",") or line[:3] == "0::")
+    root = Path("/sys/fs/cgroup/cpu") if Path("/sys/fs/cgroup/cpu").is_dir() else Path("/sys/fs/cgroup")
+    parent = root / Path(own).parent.relative_to("/") / stack.cluster.manager
+    assert parent.is_dir(), f"no {parent}: the node's containers are elsewhere"
+    assert len([p for p in parent.iterdir() if p.is_dir()]) >= 2, f"nginx's and PostgreSQL's cgroups in {parent}"
+    for node in stack.cluster.nodes:
+        assert not (root / node).exists() or Path(own).parent == Path("/"), f"{root / node}: at the top of the tree"
+
+
 def test_a_post_through_one_node_is_read_back_through_the_replicas_on_the_others(stack):
     # On a node that runs a replica: spread puts the 2 on any 2 of the 3 nodes.
     stack.token = stack.manage(min(stack.replica_nodes()), "createuser", USER).strip()
@@ -425,7 +441,8 @@ def test_make_cluster_down_leaves_nothing_behind(stack):
     label = f"label={cluster_tool.LABEL}={stack.cluster.name}"
     for kind in ("ps -a", "volume ls", "network ls"):
         assert not cluster_tool.host_docker(*kind.split(), "-q", "--filter", label), kind
-    assert not [p for p in Path("/sys/fs/cgroup").glob(f"*/{stack.cluster.name}-*")], "cgroups left"
+    for pattern in (f"*/{stack.cluster.name}-*", f"*/*/{stack.cluster.name}-*"):
+        assert not list(Path("/sys/fs/cgroup").glob(pattern)), "cgroups left"
     assert not stack.cluster.state_dir.exists()
     assert not (swarm.BUILD_DIR / f"{stack.stack}.yaml").exists(), "the stack file"
     others = cluster_tool.host_docker("ps", "-aq", "--filter", f"label={cluster_tool.LABEL}")

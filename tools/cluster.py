@@ -314,14 +314,17 @@ def up(cluster: Cluster, stack: str, timeout: float) -> None:
 
 
 def cgroup_leftovers(cluster: Cluster) -> list[Path]:
-    """The nodes' cgroup parents (node-entrypoint: --cgroup-parent=/<node>) in every hierarchy, deepest first."""
+    """The nodes' cgroup parents (node-entrypoint: <the node's own cgroup's parent>/<node>, /docker/<node> with
+    cgroupfs; /<node> before) in every hierarchy, deepest first."""
     found = []
     for node in cluster.nodes:
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            top = hierarchy / node
-            if top.is_dir() and not top.is_symlink():
-                found += sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-                found.append(top)
+            if hierarchy.is_symlink() or not hierarchy.is_dir():
+                continue
+            for top in (hierarchy / node, *hierarchy.glob(f"*/{node}")):
+                if top.is_dir() and not top.is_symlink():
+                    found += sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+                    found.append(top)
     return found
 
 
