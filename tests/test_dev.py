@@ -403,12 +403,26 @@ def test_a_syntax_error_gives_a_clear_error_in_the_log_and_a_5xx_and_the_fix_rec
     master = json.loads(docker("exec", dev.server, "uwsgi-ctl", "stats"))["pid"]
     path = dev.app / kind.view
     good = path.read_text()
-    path.write_text(good + "\ndef broken(:\n")
-    poll(lambda: dev.get(kind.url).status_code >= 500, timeout=10, interval=0.1, what="a 5xx from the broken app")
-    log = dev.log()
-    assert "SyntaxError" in log and kind.view.rsplit("/", 1)[-1] in log, log[-3000:]
-    # Only the app: nginx still serves the static files.
-    assert dev.get(kind.static_url).status_code == 200
+    broken = good + "\ndef broken(:\n"
+    path.write_text(broken)
+    try:
+        poll(lambda: dev.get(kind.url).status_code >= 500, timeout=10, interval=0.1, what="a 5xx from the broken app")
+        # The traceback's last lines can reach the container's log a moment after the 5xx: wait for them.
+        seen = {"log": ""}
+
+        def traceback_logged() -> bool:
+            seen["log"] = dev.log()
+            return "SyntaxError" in seen["log"] and kind.view.rsplit("/", 1)[-1] in seen["log"]
+
+        try:
+            poll(traceback_logged, timeout=10, interval=0.2, what="the SyntaxError and the file's name in the log")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{seen['log'][-3000:]}") from None
+        # Only the app: nginx still serves the static files.
+        assert dev.get(kind.static_url).status_code == 200
+    finally:
+        if path.read_text() == broken:
+            path.write_text(good)  # whatever failed above, the module's next tests get a working app
 
     marker = uuid.uuid4().hex[:12]
     written = dev.edit(marker, text=good)
@@ -429,20 +443,24 @@ def test_a_changed_requirements_txt_stops_the_reloads_and_says_to_run_make_dev_a
     served = dev.get(kind.url).text
     workers = worker_pids(dev)
     requirements.write_text(original + "# a new dependency\n")
-    marker = uuid.uuid4().hex[:12]
-    dev.edit(marker)
-    poll(lambda: "DEPENDENCIES ARE STALE" in dev.log(), timeout=10, what="the watcher's warning")
-    log = dev.log()
-    assert "requirements.txt changed since the image was built" in log
-    assert "run `make dev` again" in log
-    # Not reloaded: the workers keep the code they loaded, with the dependencies it was built with.
-    assert worker_pids(dev) == workers
-    if dev.kind != "django":
-        # (Django imports the views at a worker's first request for them: a worker that has not served one yet
-        # would import the edited file. The flask and plain apps import everything when the worker starts.)
-        assert dev.get(kind.url).text == served
-    # Back as built: the pending edit is loaded.
-    requirements.write_text(original)
+    try:
+        marker = uuid.uuid4().hex[:12]
+        dev.edit(marker)
+        # The warning's last line (docker/app/dev_watch.py, shout): the lines before it are in the log by then.
+        poll(lambda: "run `make dev` again" in dev.log(), timeout=10, what="the watcher's warning")
+        log = dev.log()
+        assert "DEPENDENCIES ARE STALE" in log
+        assert "requirements.txt changed since the image was built" in log
+        # Not reloaded: the workers keep the code they loaded, with the dependencies it was built with.
+        assert worker_pids(dev) == workers
+        if dev.kind != "django":
+            # (Django imports the views at a worker's first request for them: a worker that has not served one yet
+            # would import the edited file. The flask and plain apps import everything when the worker starts.)
+            assert dev.get(kind.url).text == served
+    finally:
+        # Back as built (whatever failed above: the module's next tests get the stack's reloads back).
+        requirements.write_text(original)
+    # The pending edit is loaded.
     poll(lambda: marker in dev.get(kind.url).text, timeout=10, interval=0.1, what="the pending edit served")
 
 
