@@ -44,6 +44,10 @@ def post(path: str, *headers: str | bytes, body: bytes = b"", method: str = "POS
 
 
 BINARY = bytes(range(256))
+PROPFIND = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
+    b"<D:displayname/></D:prop></D:propfind>\n"
+)
 
 VALID = [
     # RFC 9112 3: the simplest request line; origin-form target.
@@ -150,6 +154,24 @@ VALID = [
     Case("options", wire("OPTIONS /plain/opt HTTP/1.1", HOST)),
     # RFC 9110 9.1: an extension method is a token like any other.
     Case("extension-method", wire("PURGE /plain/ext HTTP/1.1", HOST)),
+    # RFC 4918 9.1 (WebDAV, as CalDAV and CardDAV clients send it): an extension method with a body and fields of
+    # its own.
+    Case(
+        "extension-method-with-body",
+        post(
+            "/plain/dav/",
+            "Depth: 1",
+            "Content-Type: application/xml; charset=utf-8",
+            f"Content-Length: {len(PROPFIND)}",
+            body=PROPFIND,
+            method="PROPFIND",
+        ),
+    ),
+    # RFC 4918 9.9: MOVE names its target in a Destination field, an absolute URI.
+    Case(
+        "extension-method-destination",
+        wire("MOVE /plain/dav/a.ics HTTP/1.1", HOST, "Destination: http://127.0.0.1/plain/dav/b%20c", "Overwrite: F"),
+    ),
     # RFC 9110 7.6.1: Connection and the fields it names are hop-by-hop: not handed to the app.
     Case(
         "hop-by-hop-connection", wire("GET /plain/hop HTTP/1.1", HOST, "Connection: keep-alive, X-Hop", "Keep-Alive: 5")
