@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from tests.harness import OwnStack, docker, poll, send_raw
+from tests.harness import OwnStack, docker, make, poll, send_raw
 from tools import settings
 
 EXAMPLES = {
@@ -121,3 +121,27 @@ def test_the_app_is_told_the_host_with_the_clients_port_but_never_a_smuggled_one
     )
     assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
     assert answer.rstrip().endswith(b'{"host": "127.0.0.1"}'), answer[-200:]
+
+
+def test_make_backup_of_an_app_without_a_database_says_so_names_its_files_and_writes_nothing(example, tmp_path):
+    """Neither example keeps a database: `make backup` (which copies an app's database) fails with one line saying
+    there is none, naming what the data volume holds instead, and leaves no file in BACKUP_DIR."""
+    _, deployment = example
+    env = {
+        "COMPOSE_PROJECT_NAME": deployment.compose.project,
+        "SECRET_KEY_FILE": deployment.compose.env["SECRET_KEY_FILE"],
+        "HTTP_PORT": deployment.compose.env["HTTP_PORT"],
+        "BACKUP_DIR": str(tmp_path),
+    }
+    container = deployment.app_container
+    docker("exec", container, "sh", "-c", "mkdir -p /var/lib/app/notes && echo kept > /var/lib/app/notes/a")
+    try:
+        result = make("backup", env)
+    finally:
+        docker("exec", container, "rm", "-rf", "/var/lib/app/notes")
+    assert result.returncode != 0, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()[:1]
+    assert line.startswith("backup: error: no SQLite database at /var/lib/app/db.sqlite3 (DATABASE_URL is unset)"), line
+    assert "Its data volume holds notes/ (1 file, 0.0 MB) in /var/lib/app" in line, line
+    assert "(docs/operations.md: Backups)" in line, line
+    assert not list(tmp_path.iterdir()), "nothing written, not even a partial file"

@@ -50,7 +50,8 @@ SQLITE_BACKUP = r"""
 import os, shutil, sqlite3, sys
 path = os.environ.get("SQLITE_PATH") or "db.sqlite3"
 if not os.path.isfile(path):
-    sys.exit(f"no SQLite database at {path}: has the stack ever started (migrate)?")
+    print(path, file=sys.stderr)
+    sys.exit(3)  # NO_DATABASE in tools/backup.py
 copy = os.path.join(os.path.dirname(path), f".backup-{os.getpid()}.sqlite3")
 try:
     source, target = sqlite3.connect(path, timeout=60), sqlite3.connect(copy)
@@ -68,6 +69,9 @@ finally:
         if os.path.exists(name):
             os.unlink(name)
 """
+
+# SQLITE_BACKUP's exit status when the app has no SQLite database at SQLITE_PATH (its stderr: that path).
+NO_DATABASE = 3
 
 # The backup arrives on stdin, already checked on the host; it is checked again here, then copied into the live
 # database in one step (the writers wait for the lock meanwhile, up to the timeout).
@@ -246,6 +250,8 @@ def backup() -> tuple[Path, str]:
         result = subprocess.run(command, stdout=partial, stderr=subprocess.PIPE, text=False)
     partial_path = Path(partial.name)
     try:
+        if database.kind == "sqlite" and result.returncode == NO_DATABASE:
+            raise StackError(no_database(database, result.stderr.decode(errors="replace").strip()))
         if result.returncode != 0:
             raise StackError(f"the {database.kind} backup failed: {result.stderr.decode(errors='replace').strip()}")
         if kind_of(partial_path) != database.kind:
@@ -260,6 +266,18 @@ def backup() -> tuple[Path, str]:
     finally:
         partial_path.unlink(missing_ok=True)
     return target, uncovered(database)
+
+
+def no_database(database: Database, path: str) -> str:
+    """Why there is nothing to back up: an app without a database (any app but Django's may be one), or one whose
+    migrations never ran; and what its data volume holds instead, which `make backup` does not copy."""
+    held = uncovered(database)
+    return (
+        f"no SQLite database at {path} (DATABASE_URL is unset), so there is nothing for make backup to copy: the app "
+        "keeps no database there, or its pre-start hook (migrations) never ran; nothing was written. "
+        + (f"Its data volume holds {held}: copy those instead" if held else "Its data volume is empty")
+        + " (docs/operations.md: Backups)"
+    )
 
 
 def uncovered(database: Database) -> str:
