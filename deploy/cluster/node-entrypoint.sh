@@ -14,7 +14,8 @@ esac
 # Runtime state of an engine that was killed (docker kill, a host crash): its pid file names PID 1, which is this
 # engine again after a restart, and would keep it from starting. The engine's real state is in /var/lib/docker.
 rm -rf /var/run/docker.pid /var/run/docker
-# The cpu hierarchy's line of /proc/self/cgroup (cgroup v1: "4:cpu,cpuacct:/docker/<id>"; v2: "0::/<path>").
+# This node's cgroup, from /proc/self/cgroup: v1, the first line of a cpu controller (cpuset, cpu or cpuacct: Docker
+# gives a container the same path in each, "4:cpu,cpuacct:/docker/<id>"); v2, its one line ("0::/<path>").
 own="$(sed -n -e 's/^[0-9]*:[^:]*cpu[^:]*:\(.*\)$/\1/p' -e 's/^0::\(.*\)$/\1/p' /proc/self/cgroup | head -n 1)"
 parent="$(dirname "${own:-/}")"
 set -- --cgroup-parent="${parent%/}/$node" -H unix:///var/run/docker.sock
