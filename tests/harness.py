@@ -562,6 +562,17 @@ def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subp
     )
 
 
+def backup_env(deployment, backup_dir: Path, **extra: str) -> dict[str, str]:
+    """What `make backup` and `make restore` need to find the stack: its project (the topology is read off it)."""
+    return {
+        "COMPOSE_PROJECT_NAME": deployment.compose.project,
+        "SECRET_KEY_FILE": deployment.compose.env["SECRET_KEY_FILE"],
+        "HTTP_PORT": deployment.compose.env["HTTP_PORT"],
+        "BACKUP_DIR": str(backup_dir),
+        **extra,
+    }
+
+
 def compose_down(project: str) -> None:
     """Remove a compose project's containers, networks and volumes (a test's own `make up` or `make dev`)."""
     down = ["docker", "compose", "-p", project, *TEARDOWN]

@@ -13,23 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import OwnStack, docker, make, poll
+from tests.harness import OwnStack, backup_env, docker, make, poll
 from tests.host_postgres import stack_on
 from tests.microposts_api import create_user, create_users, listed_texts, post_concurrently, unique
 from tools import settings
 
 pytestmark = pytest.mark.lifecycle
-
-
-def backup_env(deployment, backup_dir: Path, **extra: str) -> dict[str, str]:
-    """What `make backup` and `make restore` need to find the stack: its project (the topology is read off it)."""
-    return {
-        "COMPOSE_PROJECT_NAME": deployment.compose.project,
-        "SECRET_KEY_FILE": deployment.compose.env["SECRET_KEY_FILE"],
-        "HTTP_PORT": deployment.compose.env["HTTP_PORT"],
-        "BACKUP_DIR": str(backup_dir),
-        **extra,
-    }
 
 
 def make_backup(env: dict[str, str]) -> Path:

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from tests.harness import OwnStack, docker, make, poll, send_raw
+from tests.harness import OwnStack, backup_env, docker, make, poll, send_raw
 from tools import settings
 
 EXAMPLES = {
@@ -127,12 +127,7 @@ def test_make_backup_of_an_app_without_a_database_says_so_names_its_files_and_wr
     """Neither example keeps a database: `make backup` (which copies an app's database) fails with one line saying
     there is none, naming what the data volume holds instead, and leaves no file in BACKUP_DIR."""
     _, deployment = example
-    env = {
-        "COMPOSE_PROJECT_NAME": deployment.compose.project,
-        "SECRET_KEY_FILE": deployment.compose.env["SECRET_KEY_FILE"],
-        "HTTP_PORT": deployment.compose.env["HTTP_PORT"],
-        "BACKUP_DIR": str(tmp_path),
-    }
+    env = backup_env(deployment, tmp_path)
     container = deployment.app_container
     docker("exec", container, "sh", "-c", "mkdir -p /var/lib/app/notes && echo kept > /var/lib/app/notes/a")
     try:
