@@ -331,6 +331,19 @@ def test_the_working_copy_is_mounted_read_only_and_the_hardening_stays(dev):
     assert docker("exec", dev.server, "id", "-u").strip() == "10001"
 
 
+def test_make_reload_from_another_shell_reloads_the_dev_stack_and_refuses_a_setting_it_lacks(dev):
+    """Another shell has none of the values `make dev` gave its own compose command (DEV_APP_SRC, which the dev
+    overlay requires): `make reload` still finds the stack's settings to compare the given ones with."""
+    before = worker_pids(dev)
+    reload = make("reload", dev.env, timeout=120)
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+    assert not set(worker_pids(dev)) & set(before), "every worker replaced"
+    refused = make("reload", {**dev.env, "LOG_LEVEL": "debug"}, timeout=120)
+    assert refused.returncode != 0
+    assert "not applied by a reload" in refused.stderr and "LOG_LEVEL=debug" in refused.stderr, refused.stderr
+    assert "`make dev` with them applies them" in refused.stderr, refused.stderr
+
+
 def edit_and_time(dev: DevStack, edits: int) -> list[float]:
     """Seconds from each write until its answer is served; each edit after the previous one's reload is over."""
     kind, times = KINDS[dev.kind], []

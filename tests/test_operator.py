@@ -30,8 +30,8 @@ from tests.harness import (
     stats_answer,
     uwsgi_stats,
 )
-from tools import settings
-from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, write_secret_key
+from tools import settings, unapplied
+from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, Container, write_secret_key
 from tools.tls import self_signed
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
@@ -291,6 +291,97 @@ def test_a_setting_set_empty_takes_its_default_in_the_stack_make_up_started(plai
     containers = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field="{{json .HostConfig.LogConfig.Config}}")
     expected = {"max-size": settings.get("LOG_MAX_SIZE"), "max-file": settings.get("LOG_MAX_FILES")}
     assert containers and all(json.loads(config) == expected for config in containers.values()), containers
+
+
+# --- a reload or restart keeps the settings the stack was started with ------------------------------------------
+
+RUNNING_APP = Container(
+    id="c0ffee",
+    name="wct-x-app-1",
+    service="app",
+    status="running",
+    exit_code=0,
+    restarts=0,
+    finished_at=0.0,
+    health="healthy",
+    probes=[],
+    env={"ALLOWED_HOSTS": "example.com", "LOG_LEVEL": "info", "UWSGI_WORKERS": "3"},
+    labels={},
+    image="wsgi-chain/app:latest",
+    published=frozenset({("127.0.0.1", "8080", "8080")}),
+)
+# The app's service as compose renders it from defaults.env alone (a name without a value: passed on only when set).
+DEFAULT_APP = {
+    "image": "wsgi-chain/app:latest",
+    "environment": {"ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "info", "UWSGI_WORKERS": None},
+    "ports": [{"host_ip": "127.0.0.1", "published": "8080", "target": 8080}],
+}
+
+
+def rendered(image: str | None = None, port: str | None = None, **environment: str | None) -> dict:
+    service = json.loads(json.dumps(DEFAULT_APP))
+    service["environment"].update(environment)
+    service["image"] = image or service["image"]
+    service["ports"][0]["published"] = port or "8080"
+    return service
+
+
+@pytest.mark.parametrize(
+    ("given", "now", "refused"),
+    [
+        # Given now, and not what runs: refused, naming it and what runs.
+        ({"UWSGI_WORKERS"}, rendered(UWSGI_WORKERS="4"), ["UWSGI_WORKERS=4 (the app container has '3')"]),
+        ({"LOG_LEVEL"}, rendered(LOG_LEVEL="debug"), ["LOG_LEVEL=debug (the app container has 'info')"]),
+        ({"UWSGI_LISTEN"}, rendered(UWSGI_LISTEN="64"), ["UWSGI_LISTEN=64 (unset in the app container)"]),
+        # A name a setting makes (an APP_ENV_FILE's line), the image, the published port.
+        ({"APP_ENV_FILE"}, rendered(FEATURE="on"), ["FEATURE=on (unset in the app container)"]),
+        ({"APP_IMAGE"}, rendered(image="mine:2"), ["image mine:2 (the app container runs wsgi-chain/app:latest)"]),
+        ({"HTTP_PORT"}, rendered(port="9000"), ["ports 127.0.0.1:9000 (the app container publishes 127.0.0.1:8080)"]),
+        # Given now and what runs: nothing refused.
+        ({"UWSGI_WORKERS", "HTTP_PORT"}, rendered(UWSGI_WORKERS="3"), []),
+        # Not given now: the stack keeps what it was started with (ALLOWED_HOSTS, UWSGI_WORKERS), not defaults.env's.
+        (set(), rendered(), []),
+        ({"LOG_LEVEL"}, rendered(), []),
+    ],
+)
+def test_a_reload_or_restart_refuses_each_setting_given_now_that_the_running_stack_does_not_have(given, now, refused):
+    assert unapplied.differences(RUNNING_APP, now, DEFAULT_APP, given) == refused
+
+
+@pytest.mark.parametrize("target", ["reload", "restart"])
+@pytest.mark.parametrize(
+    ("settings_now", "named"),
+    [
+        ({"UWSGI_WORKERS": "3"}, ["UWSGI_WORKERS=3 (unset in the app container)"]),
+        (
+            {"ALLOWED_HOSTS": "example.com"},
+            ["ALLOWED_HOSTS=example.com (the app container has", "SERVER_NAMES=example.com (the nginx container has"],
+        ),
+        ({"HTTP_PORT": "1"}, ["ports 127.0.0.1:1 (the nginx container publishes 127.0.0.1:"]),
+    ],
+)
+def test_make_reload_and_restart_given_a_setting_the_stack_lacks_refuse_in_one_line_and_change_nothing(
+    plain_up, target, settings_now, named
+):
+    """Before, `make restart UWSGI_WORKERS=3` restarted the app server with the 2 workers it had and said nothing;
+    the README sent the worker count there."""
+    app = f"{plain_up['COMPOSE_PROJECT_NAME']}-app-1"
+    started, master = docker("inspect", "-f", "{{.State.StartedAt}}", app), uwsgi_stats(app)["pid"]
+    result = make(target, {**plain_up, **settings_now})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"{target}: error: not applied by a {target}"), result.stderr
+    assert all(part in lines[0] for part in named), lines[0]
+    assert "`make up` with them applies them" in lines[0] and lines[0].endswith(f"nothing was {target}ed"), lines[0]
+    assert docker("inspect", "-f", "{{.State.StartedAt}}", app) == started
+    assert uwsgi_stats(app)["pid"] == master
+
+
+def test_make_reload_given_the_settings_the_stack_runs_with_reloads(plain_up):
+    """The settings the stack was started with, given again (some set empty: their defaults), are no reason to
+    refuse."""
+    result = make("reload", plain_up)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def unreadable_key(directory: Path) -> None:

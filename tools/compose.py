@@ -77,6 +77,10 @@ class Container:
     # Its health check's command as Docker runs it (.Config.Healthcheck.Test: "CMD" or "CMD-SHELL", then the command);
     # empty without one, or with it turned off ("NONE").
     check: tuple[str, ...] = ()
+    # .Config.Image: the image as it was named when the container was created.
+    image: str = ""
+    # .HostConfig.PortBindings as (host address, host port, container port) triples: what it publishes.
+    published: frozenset[tuple[str, str, str]] = frozenset()
 
     @classmethod
     def parse(cls, raw: dict) -> Container:
@@ -98,6 +102,12 @@ class Container:
             restart_policy=((raw.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name", ""),
             error=state.get("Error") or "",
             check=tuple(test) if (test := (config.get("Healthcheck") or {}).get("Test")) and test[0] != "NONE" else (),
+            image=config.get("Image", ""),
+            published=frozenset(
+                (bind.get("HostIp", ""), bind.get("HostPort", ""), port.split("/")[0])
+                for port, binds in ((raw.get("HostConfig") or {}).get("PortBindings") or {}).items()
+                for bind in binds or []
+            ),
         )
 
     @property

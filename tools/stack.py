@@ -4,7 +4,8 @@
 - up: build, start, wait until healthy and print the URL; if it never gets healthy, print the failing services'
   logs, stop them so nothing restarts in a loop, and exit non-zero.
 - versions: each piece's version as checked out and as running.
-- logs, ps, shell, top, reload, restart: on the stack that runs, in the topology and TLS setting it was started with.
+- logs, ps, shell, top, reload, restart: on the stack that runs, in the topology and TLS setting it was started with;
+  reload and restart refuse a setting given now that it does not have (tools/unapplied.py).
 
 Settings from the environment (see the README's configuration table): APP_SRC, WSGI_MODULE,
 DJANGO_SETTINGS_MODULE, STATIC_DIR, STATIC_URL, TOPOLOGY, HTTP_BIND, HTTP_PORT, SECRET_KEY_FILE, UP_TIMEOUT.
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tools import engine, lost_stops, settings
+from tools import engine, lost_stops, settings, unapplied
 from tools.compose import (
     PROJECT_LABEL,
     READY_POLL,
@@ -593,6 +594,9 @@ RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
 SINGLE_TARGETS = {"restart": ("exec", "-T", "single", "supervisorctl", "restart", "uwsgi")}
 # These need a stack that runs; logs and ps also answer for one that does not.
 NEEDS_RUNNING = {"shell", "top", "reload", "restart"}
+# These keep the settings the stack was started with: a setting given with them that it does not have is refused
+# (tools/unapplied.py), since it would change nothing.
+APPLIES_NOTHING = {"reload", "restart"}
 # These stop containers: a stop signal that a container lost as it started is sent again meanwhile.
 STOPPING_TARGETS = {"down", "restart"}
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
@@ -641,6 +645,14 @@ def on_running(target: str) -> int:
         if target in NEEDS_RUNNING:
             raise StackError(f"no stack runs in compose project {project_name()}: start one with `make up`")
         stack = compose()
+    if target in APPLIES_NOTHING:
+        try:
+            found = unapplied.unapplied(stack)
+        except ValueError as error:
+            raise StackError(f"{error}; nothing was {target}ed") from None
+        if found:
+            dev = {Path(file).name for file in stack.files} & {t.dev_overlay for t in settings.TOPOLOGIES.values()}
+            raise StackError(unapplied.refusal(target, found, dev=bool(dev)))
     args = [arg.replace(SERVER, server_service(stack)) for arg in RUNNING_TARGETS[target][1]]
     if server_service(stack) == "single" and target in SINGLE_TARGETS:
         args = list(SINGLE_TARGETS[target])
