@@ -72,6 +72,14 @@ wsgi-chain: WSGI_MODULE=app:application: cannot import app: ModuleNotFoundError:
 """
 
 
+SUPERVISORD_GIVES_UP = """2026-12-05 18:40:38,978 WARN exited: uwsgi (exit status 78; not expected)
+2026-12-05 18:40:39,980 INFO gave up: uwsgi entered FATAL state, too many start retries too quickly
+exit-on-fatal: uwsgi entered PROCESS_STATE_FATAL; stopping supervisord so the container exits
+2026-12-05 18:40:41,990 INFO stopped: listener (exit status 0)
+2026-12-05 18:40:42,994 WARN stopped: exit-on-fatal (terminated by SIGTERM)
+"""
+
+
 @pytest.mark.parametrize(
     ("log", "shown"),
     [
@@ -84,6 +92,12 @@ wsgi-chain: WSGI_MODULE=app:application: cannot import app: ModuleNotFoundError:
         ),
         pytest.param(
             CHECK_APP_FAILED + CHECK_APP_FAILED.split("Modu")[0], CHECK_APP_FAILED.splitlines()[-1], id="its frames too"
+        ),
+        # The single container: supervisord gives up on the program (FATAL), and exit-on-fatal stops it.
+        pytest.param(
+            CHECK_APP_FAILED + SUPERVISORD_GIVES_UP,
+            CHECK_APP_FAILED.splitlines()[-1],
+            id="supervisord's lines after it",
         ),
         pytest.param("bind(): Address in use\n\n", "bind(): Address in use", id="a plain line"),
         pytest.param("", "(none)", id="no log"),

@@ -231,6 +231,7 @@ def test_every_target_finds_the_single_topology_that_make_up_started_whatever_to
     before = uwsgi_stats(single)["pid"]
     restart = make("restart", later, timeout=120)
     assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert "restart: single passes its health check again" in restart.stdout, restart.stdout
     poll(lambda: stats_answer(single) and uwsgi_stats(single)["pid"] != before, 60, what="a new uWSGI master")
 
     versions = make("versions", later)
@@ -308,13 +309,17 @@ RUNNING_APP = Container(
     env={"ALLOWED_HOSTS": "example.com", "LOG_LEVEL": "info", "UWSGI_WORKERS": "3"},
     labels={},
     image="wsgi-chain/app:latest",
-    published=frozenset({("127.0.0.1", "8080", "8080")}),
+    # Its second port was given another host port at its start (HTTPS_PORT, say), not given now.
+    published=frozenset({("127.0.0.1", "8080", "8080"), ("127.0.0.1", "30000", "8443")}),
 )
 # The app's service as compose renders it from defaults.env alone (a name without a value: passed on only when set).
 DEFAULT_APP = {
     "image": "wsgi-chain/app:latest",
     "environment": {"ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "info", "UWSGI_WORKERS": None},
-    "ports": [{"host_ip": "127.0.0.1", "published": "8080", "target": 8080}],
+    "ports": [
+        {"host_ip": "127.0.0.1", "published": "8080", "target": 8080},
+        {"host_ip": "127.0.0.1", "published": "8443", "target": 8443},
+    ],
 }
 
 
@@ -448,6 +453,31 @@ def test_make_cert_writes_a_certificate_nginx_can_read_keeps_it_when_run_again_a
     assert f"is up at https://127.0.0.1:{https_port}/" in up.stdout
     response = requests.get(f"https://127.0.0.1:{https_port}/healthz", verify=str(certs / "tls.crt"), timeout=10)
     assert response.status_code == 200
+
+
+# The last of plain_up's tests: it leaves the app server stopped.
+@pytest.mark.lifecycle
+def test_make_restart_waits_for_the_app_server_and_one_that_no_longer_starts_fails_naming_why_without_a_loop(plain_up):
+    """Before, `make restart` exited 0 once compose had started the app container again, and an app that no longer
+    imported restarted in a loop while its clients waited in the listener's queue. Here the secret file is rewritten
+    with a placeholder key, which the default app refuses as it starts (check-app names it)."""
+    restarted = make("restart", plain_up, timeout=180)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "restart: app passes its health check again" in restarted.stdout, restarted.stdout
+    secret = Path(plain_up["SECRET_KEY_FILE"])
+    key = secret.read_text()
+    try:
+        secret.write_text("django-insecure-rotated-by-mistake\n")  # in place: the container's bind mount sees it
+        failed = make("restart", plain_up, timeout=180)
+    finally:
+        secret.write_text(key)
+    assert failed.returncode != 0
+    cause = failed.stderr.split("its last log lines")[0]
+    assert "restart: service app is restarting" in cause, failed.stderr[-3000:]
+    assert "restart:   its last log line: wsgi-chain: WSGI_MODULE=" in cause and "SECRET_KEY" in cause, cause
+    assert "restart: app did not come back" in failed.stderr, failed.stderr[-1000:]
+    states = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
+    assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
 
 
 @pytest.mark.parametrize("overlay", ["compose.tls.yaml", "compose.single.tls.yaml"])

@@ -263,12 +263,16 @@ PROBE_SETTINGS = ("HEALTHCHECK_PATH", "READINESS_PATH")
 ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
 
 
-def failure(state: Container, since: float, restarts_before: int = 0, existed: bool = False) -> str | None:
+def failure(
+    state: Container, since: float, restarts_before: int = 0, existed: bool = False, began: str = "up"
+) -> str | None:
     """Why the container has clearly failed since `since`, or None while it may still come up. One that
     `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
     health while its new dependencies start, says nothing about the new stack (until_ready judges the rest)."""
     if state.status == "restarting" or state.restarts > restarts_before:
-        return f"restarting: it stopped and was restarted {state.restarts - restarts_before} time(s) since up began"
+        return (
+            f"restarting: it stopped and was restarted {state.restarts - restarts_before} time(s) since {began} began"
+        )
     if existed or stopped_from_elsewhere(state):
         # Stopped or being removed by a `make down` or `docker rm` from elsewhere: its health is then the engine's
         # verdict on a stopped container (unhealthy), not the app's.
@@ -319,47 +323,57 @@ def watch(
 TRACEBACK = "Traceback (most recent call last):"
 
 
+# How the stack's own fail-fast checks begin the one line that names a problem: check-app's (docker/app/check_app.py)
+# and the entrypoints'.
+CAUSES = ("wsgi-chain: ", "app-entrypoint: ", "nginx-entrypoint: ")
+
+
 def last_said(log: str) -> str:
-    """The last line of a failed container's log that says something: not a traceback's header nor its indented
-    frames, which a restarted container may be writing for its next attempt after the line that named the problem
-    (check-app's, after its traceback)."""
+    """The last line of a failed container's log that names a problem: one of the stack's own checks' (CAUSES), else
+    the last that says something. Not a traceback's header nor its indented frames, which a restarted container may
+    be writing for its next attempt after the line that named the problem (check-app's, after its traceback), nor
+    what the single container's supervisord logs as it gives up after that line."""
     lines = [line for line in log.splitlines() if line.strip()]
     said = [line for line in lines if line != TRACEBACK and not line.startswith((" ", "\t"))]
-    return (said or lines or ["(none)"])[-1]
+    causes = [line for line in said if line.startswith(CAUSES)]
+    return (causes or said or lines or ["(none)"])[-1]
 
 
-def report_failures(stack: Compose, failing: list[tuple[Container, str]], compose_output: str) -> None:
+def report_failures(
+    stack: Compose, failing: list[tuple[Container, str]], compose_output: str, target: str = "up"
+) -> None:
     """The cause first (each failing service, its probe's last answer and the settings that change it), then
-    compose's own last lines and each failing service's logs; then stop what would restart in a loop."""
+    compose's own last lines and each failing service's logs; then stop what would restart in a loop. Each line
+    begins with the target's name (up, restart)."""
     say = functools.partial(print, file=sys.stderr)
     if not failing:
-        say("up: compose failed, but no container has failed: compose's last lines below say why")
+        say(f"{target}: compose failed, but no container has failed: compose's last lines below say why")
     logs = {state.service: stack.logs(state.service, tail=40).rstrip() for state, _ in failing}
     for state, why in failing:
-        say(f"up: service {state.service} is {why}")
+        say(f"{target}: service {state.service} is {why}")
         if state.status != "running" or state.restarts:
-            say(f"up:   its last log line: {last_said(logs[state.service])}")
+            say(f"{target}:   its last log line: {last_said(logs[state.service])}")
         if state.last_probe:
-            say(f"up:   its health probe's last answer: {state.last_probe}")
+            say(f"{target}:   its health probe's last answer: {state.last_probe}")
         if any(name in state.env for name in PROBE_SETTINGS) or ANSWERED.search(state.last_probe):
             shown = ", ".join(f"{name}={state.env.get(name) or '(unset)'}" for name in PROBE_SETTINGS)
             say(
-                f"up:   what the probe asks is set by {shown}: change them with "
+                f"{target}:   what the probe asks is set by {shown}: change them with "
                 "`make up HEALTHCHECK_PATH=<path> READINESS_PATH=<path>` (README: Bring your own WSGI app)"
             )
     if compose_output.strip():
-        say("\nup: compose's last lines:")
+        say(f"\n{target}: compose's last lines:")
         say("\n".join(compose_output.rstrip().splitlines()[-15:]))
     for state, _ in failing:
         status = state.status + (f"/{state.health}" if state.health else "")
-        say(f"\nup: service {state.service} is {status}; its last log lines:")
+        say(f"\n{target}: service {state.service} is {status}; its last log lines:")
         say(logs[state.service] or "(no logs)")
     looping = sorted({state.service for state, _ in failing if state.status in ("restarting", "running")})
     if looping:
         # A container restarting in a loop is always young: its stop may be lost (tools/lost_stops.py).
         with lost_stops.resending(stack.project or project_name()):
             stack.run("stop", "--timeout", "5", *looping, check=False, capture=True)
-        say(f"\nup: stopped {', '.join(looping)} so it does not restart in a loop")
+        say(f"\n{target}: stopped {', '.join(looping)} so it does not restart in a loop")
 
 
 def stopped_from_elsewhere(state: Container) -> bool:
@@ -665,10 +679,66 @@ def on_running(target: str) -> int:
     # A stop lost by a container stopped as it started is sent again (tools/lost_stops.py).
     stopping = lost_stops.resending(project_name()) if target in STOPPING_TARGETS else contextlib.nullcontext()
     try:
+        if target == "restart":
+            return restart(stack, args, int(settings.get("UP_TIMEOUT")), stopping)
         with stopping:
             return stack.run(*args, check=False).returncode
     except KeyboardInterrupt:
         return 130
+
+
+def restart(stack: Compose, args: list[str], timeout: int, stopping: contextlib.AbstractContextManager) -> int:
+    """The app server restarted (`args`: compose's restart of its container, or supervisorctl's of its program in the
+    single container), then waited for, as `make up` waits for a start: done once it passes its health check again,
+    run now (the single container's Docker verdict predates the restart), or failed, naming why, as soon as a
+    container has clearly failed (an app that no longer imports: check-app's line), or late after UP_TIMEOUT s.
+    `stopping`: what resends a stop lost meanwhile (tools/lost_stops.py)."""
+    server = server_service(stack)
+    since, started = time.time() - 1, time.monotonic()
+    baseline = {state.id: state.restarts for state in stack.containers()}
+    # The lost stops are looked for while the stop is under way only: the container started again is young, and a
+    # stop sent to it now would be no lost one's.
+    with stopping:
+        code = stack.run(*args, check=False).returncode
+    if code != 0 and not single(stack):
+        return code  # compose's own lines said why; its restart did not get as far as the app
+    outcome, failing = after_restart(stack, server, since, baseline, timeout)
+    if outcome == "ready":
+        took = time.monotonic() - started
+        print(f"restart: {server} passes its health check again, {took:.0f} s after the restart began")
+        return 0
+    if outcome == "stopped":
+        print("restart: the app server was stopped or removed from elsewhere while it restarted", file=sys.stderr)
+        return 1
+    report_failures(stack, failing, "", target="restart")
+    print(f"\nrestart: {server} did not come back", file=sys.stderr)
+    return 1
+
+
+def after_restart(
+    stack: Compose, server: str, since: float, baseline: dict[str, int], timeout: float
+) -> tuple[str, list[tuple[Container, str]]]:
+    """("ready", []) once the server's container passes its health check, run now; ("failed", the failing) as soon as
+    a container has clearly failed since `since`; ("stopped", []) when the server's container is gone or was stopped
+    from elsewhere; ("late", the server's) `timeout` s after `since`."""
+    while True:
+        states = stack.containers()
+        failing = [
+            (state, why)
+            for state in states
+            if (why := failure(state, since, baseline.get(state.id, 0), began="the restart"))
+        ]
+        if failing:
+            return "failed", failing
+        servers = [state for state in states if state.service == server]
+        if not servers or any(stopped_from_elsewhere(state) for state in servers):
+            return "stopped", []
+        if servers[0].status == "running" and passes_its_check(servers[0]):
+            return "ready", []
+        if time.time() > since + timeout:
+            late = f"not passing its health check {timeout} s after the restart began (UP_TIMEOUT)"
+            return "late", [(state, late) for state in servers]
+        time.sleep(READY_POLL)
 
 
 # --- versions ----------------------------------------------------------------------------------------------------

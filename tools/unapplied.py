@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterable
 
 from tools.compose import ROOT, Compose, Container, environ
 
@@ -54,17 +55,25 @@ def required(stack: Compose) -> set[str]:
     return {name for file in stack.files for name in REQUIRED.findall((ROOT / file).read_text())}
 
 
-def ports(service: dict) -> frozenset[tuple[str, str, str]]:
-    """A rendered service's published ports, as Container.published has them."""
-    return frozenset(
+def ports(published: Iterable[tuple[str, str, str]]) -> dict[str, set[tuple[str, str]]]:
+    """Published ports by the container's port: {container port: {(host address, host port)}}."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for host, port, target in published:
+        found.setdefault(target, set()).add((host, port))
+    return found
+
+
+def rendered_ports(service: dict) -> dict[str, set[tuple[str, str]]]:
+    """A rendered service's published ports, as ports() has a container's."""
+    return ports(
         (port.get("host_ip", ""), str(port.get("published", "")), str(port.get("target", "")))
         for port in service.get("ports") or []
     )
 
 
-def shown(published: frozenset[tuple[str, str, str]]) -> str:
+def shown(published: set[tuple[str, str]]) -> str:
     """Published ports as `address:port`, an empty address being every one (as Docker binds it)."""
-    return ", ".join(sorted(f"{host or '*'}:{port}" for host, port, _ in published)) or "none"
+    return ", ".join(sorted(f"{host or '*'}:{port}" for host, port in published)) or "none"
 
 
 def differences(container: Container, now: dict, without: dict, names: set[str]) -> list[str]:
@@ -86,11 +95,15 @@ def differences(container: Container, now: dict, without: dict, names: set[str])
     image = now.get("image", "")
     if image and image != without.get("image") and image != container.image:
         found.append(f"image {image} (the {container.service} container runs {container.image})")
-    published = ports(now)
-    if published != ports(without) and published != container.published:
-        found.append(
-            f"ports {shown(published)} (the {container.service} container publishes {shown(container.published)})"
-        )
+    wanted_ports, fallback_ports, running_ports = (
+        rendered_ports(now),
+        rendered_ports(without),
+        ports(container.published),
+    )
+    for target, published in sorted(wanted_ports.items()):
+        if published != fallback_ports.get(target) and published != running_ports.get(target, set()):
+            running = shown(running_ports.get(target, set()))
+            found.append(f"ports {shown(published)} (the {container.service} container publishes {running})")
     return found
 
 
