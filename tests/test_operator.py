@@ -308,13 +308,13 @@ RUNNING_APP = Container(
     probes=[],
     env={"ALLOWED_HOSTS": "example.com", "LOG_LEVEL": "info", "UWSGI_WORKERS": "3"},
     labels={},
-    image="wsgi-chain/app:latest",
+    image="example.org/app:1",
     # Its second port was given another host port at its start (HTTPS_PORT, say), not given now.
     published=frozenset({("127.0.0.1", "8080", "8080"), ("127.0.0.1", "30000", "8443")}),
 )
 # The app's service as compose renders it from defaults.env alone (a name without a value: passed on only when set).
 DEFAULT_APP = {
-    "image": "wsgi-chain/app:latest",
+    "image": "example.org/app:1",
     "environment": {"ALLOWED_HOSTS": "localhost", "LOG_LEVEL": "info", "UWSGI_WORKERS": None},
     "ports": [
         {"host_ip": "127.0.0.1", "published": "8080", "target": 8080},
@@ -340,7 +340,7 @@ def rendered(image: str | None = None, port: str | None = None, **environment: s
         ({"UWSGI_LISTEN"}, rendered(UWSGI_LISTEN="64"), ["UWSGI_LISTEN=64 (unset in the app container)"]),
         # A name a setting makes (an APP_ENV_FILE's line), the image, the published port.
         ({"APP_ENV_FILE"}, rendered(FEATURE="on"), ["FEATURE=on (unset in the app container)"]),
-        ({"APP_IMAGE"}, rendered(image="mine:2"), ["image mine:2 (the app container runs wsgi-chain/app:latest)"]),
+        ({"APP_IMAGE"}, rendered(image="mine:2"), ["image mine:2 (the app container runs example.org/app:1)"]),
         ({"HTTP_PORT"}, rendered(port="9000"), ["ports 127.0.0.1:9000 (the app container publishes 127.0.0.1:8080)"]),
         # Given now and what runs: nothing refused.
         ({"UWSGI_WORKERS", "HTTP_PORT"}, rendered(UWSGI_WORKERS="3"), []),
