@@ -431,6 +431,30 @@ def test_make_up_tls_on_that_cannot_work_fails_before_replacing_anything_and_say
 
 
 @pytest.mark.lifecycle
+def test_make_reload_of_an_app_that_no_longer_loads_is_refused_naming_why_and_the_workers_keep_serving(plain_up):
+    """Before, the chain reload's first new worker failed to load the app and uWSGI destroyed the whole instance
+    (need-app); the container restarted into the same failure, an outage while the old workers could have served."""
+    app = f"{plain_up['COMPOSE_PROJECT_NAME']}-app-1"
+    before = uwsgi_stats(app)
+    secret = Path(plain_up["SECRET_KEY_FILE"])
+    key = secret.read_text()
+    try:
+        secret.write_text("django-insecure-rotated-by-mistake\n")  # in place: the container's bind mount sees it
+        refused = make("reload", plain_up, timeout=180)
+        served = requests.get(f"http://127.0.0.1:{plain_up['HTTP_PORT']}/healthz", timeout=10).status_code
+    finally:
+        secret.write_text(key)
+    assert refused.returncode != 0
+    lines = refused.stderr.splitlines()
+    assert any(line.startswith("wsgi-chain: WSGI_MODULE=") and "SECRET_KEY" in line for line in lines), refused.stderr
+    assert "so nothing was reloaded: the workers keep serving" in refused.stderr, refused.stderr
+    assert served == 200
+    after = uwsgi_stats(app)
+    assert after["pid"] == before["pid"], "the same master"
+    assert [w["pid"] for w in after["workers"]] == [w["pid"] for w in before["workers"]], "the same workers"
+
+
+@pytest.mark.lifecycle
 def test_make_cert_writes_a_certificate_nginx_can_read_keeps_it_when_run_again_and_make_up_tls_on_serves_it(
     plain_up, tmp_path
 ):

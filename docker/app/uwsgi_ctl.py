@@ -2,13 +2,15 @@
 """Control the running uWSGI master through its FIFO, and wait for the result using its stats server.
 
 uwsgi-ctl reload   chain reload: replace the workers one at a time with freshly loaded app code; waits until
-                   every worker is new and ready (zero failed requests: the others serve meanwhile)
+                   every worker is new and ready (zero failed requests: the others serve meanwhile). Refused, naming
+                   why, when the app does not load now (check-app): the workers keep serving what they loaded
 uwsgi-ctl stats    print the stats server's JSON
 """
 
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -45,6 +47,19 @@ def workers() -> dict[int, tuple[int, str]]:
 
 
 def reload(timeout: float) -> int:
+    # A new worker that cannot load the app stops the whole of uWSGI (need-app, uwsgi/uwsgi.ini: "need-app requested,
+    # destroying the instance"), and the container then restarts into the same failure: an outage where the old
+    # workers could have kept serving. So the app is loaded first, as each new worker would load it, in a process of
+    # its own (check-app: WSGI_MODULE imports and names a WSGI callable).
+    checked = subprocess.run(["check-app"], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        sys.stderr.write(checked.stdout + checked.stderr)
+        print(
+            "uwsgi-ctl: the app does not load now (the line above), so nothing was reloaded: the workers keep serving "
+            "the code they loaded",
+            file=sys.stderr,
+        )
+        return checked.returncode
     before = workers()
     with open(FIFO, "w") as fifo:
         fifo.write("c")
