@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import subprocess
 import sys
@@ -153,6 +154,23 @@ def test_a_stop_signal_a_young_container_lost_is_sent_again_until_it_stops_and_a
     else:
         assert took >= DEAF_STOP_TIMEOUT, f"an older container's stop was sent again: {took:.1f} s\n{logs}"
         assert (code, resent) == (137, []), logs
+
+
+# A stop resent to a restarted container stopped its new run: in a cold run (2026-12-05) `make restart` found the
+# app server exited 0 ("stopped from elsewhere") after a restart that followed another within seconds.
+@pytest.mark.parametrize(
+    ("sent", "started", "lost", "stopping"),
+    [
+        (10.0, 8.0, True, True),  # in its first seconds: may be lost, and it still runs that run
+        (20.0, 8.0, False, True),  # an older container heard it
+        (10.0, 0.0, False, False),  # gone
+        (10.0, 11.0, False, False),  # read after a restart had started it again: the run before's
+    ],
+    ids=["young", "older", "gone", "started again since"],
+)
+def test_a_stop_is_sent_again_only_to_the_young_run_it_was_sent_to(sent, started, lost, stopping):
+    assert lost_stops.may_be_lost(sent, started, lost_stops.YOUNG) == lost
+    assert lost_stops.still_stopping(sent, started) == stopping
 
 
 def test_a_stop_that_is_killed_leaves_no_follower_of_dockers_events_behind():
@@ -372,3 +390,48 @@ def test_make_up_is_done_once_every_container_passes_its_health_check_and_says_w
             ("app", "not passing its health check 2 s after up began (UP_TIMEOUT)")
         ]
     assert bool(failing) == (outcome in ("failed", "late"))
+
+
+def exited(code: int) -> Container:
+    """The app container found exited just now with this code."""
+    return dataclasses.replace(container("app", "exited", exit_code=code), finished_at=time.time() + 60)
+
+
+# `make restart` is done once the app server passes its own health check again, and says why not.
+@pytest.mark.parametrize(
+    ("rounds", "passes_from", "outcome", "why"),
+    [
+        pytest.param([[LISTENER, APP, NGINX]], {"app": 2}, "ready", None, id="back"),
+        pytest.param(
+            [[LISTENER, container("app", "restarting", restarts=1), NGINX]],
+            {},
+            "failed",
+            "restarting: it stopped and was restarted 1 time(s) since the restart began",
+            id="in a loop",
+        ),
+        # Seen under load (2026-12-05): check-app failed, and Docker left the container exited after `docker restart`.
+        pytest.param(
+            [[LISTENER, APP, NGINX], [LISTENER, exited(78), NGINX]],
+            {},
+            "failed",
+            "exited with code 78, not restarted",
+            id="exited non-zero",
+        ),
+        pytest.param([[LISTENER, APP, NGINX], [LISTENER, exited(0), NGINX]], {}, "stopped", None, id="stopped"),
+        pytest.param([[LISTENER, APP, NGINX], [LISTENER, NGINX]], {}, "stopped", None, id="removed"),
+        pytest.param(
+            [[LISTENER, APP, NGINX]],
+            {},
+            "late",
+            "not passing its health check 1 s after the restart began (UP_TIMEOUT)",
+            id="never back",
+        ),
+    ],
+)
+def test_make_restart_is_done_once_the_app_server_passes_its_health_check_and_says_why_not(
+    rounds, passes_from, outcome, why
+):
+    restarting = Rounds(rounds, passes_from)
+    found, failing = stack.after_restart(restarting, "app", time.time(), {}, 1, restarting.passes)  # type: ignore[arg-type]
+    assert found == outcome
+    assert [reason for _, reason in failing] == ([why] if why else [])

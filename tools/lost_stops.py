@@ -65,6 +65,19 @@ def started_at(container: str) -> float:
     return timestamp(out[1]) if out[:1] == ["true"] else 0.0
 
 
+def may_be_lost(sent: float, started: float, young: float) -> bool:
+    """Whether a stop signal sent at `sent` may have been lost by the container running since `started` (0: it runs no
+    more): sent in its first `young` seconds. One sent before that start, read late, after a restart had started it
+    again (`make restart`), was the run before's, and sent again it would stop the new one."""
+    return bool(started) and 0 <= sent - started < young
+
+
+def still_stopping(sent: float, started: float) -> bool:
+    """Whether the container a stop signal was sent to at `sent` still runs the run it was sent to: not gone, nor
+    started again since (a restart), which that stop must not reach."""
+    return bool(started) and started <= sent
+
+
 @contextlib.contextmanager
 def resending(project: str, young: float = YOUNG, every: float = EVERY) -> Iterator[list[str]]:
     """Within the block, each container of `project` that is sent a stop signal in its first `young` seconds gets it
@@ -94,8 +107,7 @@ def resending(project: str, young: float = YOUNG, every: float = EVERY) -> Itera
             if kill is None or kill.signal == signal.SIGKILL or kill.container in seen:
                 continue
             seen.add(kill.container)
-            started = started_at(kill.container)
-            if started and kill.at - started < young:
+            if may_be_lost(kill.at, started_at(kill.container), young):
                 with lock:
                     young_kills[kill.container] = kill
 
@@ -104,7 +116,7 @@ def resending(project: str, young: float = YOUNG, every: float = EVERY) -> Itera
             with lock:
                 pending = list(young_kills.values())
             for kill in pending:
-                if not started_at(kill.container):
+                if not still_stopping(kill.at, started_at(kill.container)):
                     with lock:
                         young_kills.pop(kill.container, None)
                     continue

@@ -716,11 +716,18 @@ def restart(stack: Compose, args: list[str], timeout: int, stopping: contextlib.
 
 
 def after_restart(
-    stack: Compose, server: str, since: float, baseline: dict[str, int], timeout: float
+    stack: Compose,
+    server: str,
+    since: float,
+    baseline: dict[str, int],
+    timeout: float,
+    passes: Callable[[Container], bool] = passes_its_check,
 ) -> tuple[str, list[tuple[Container, str]]]:
     """("ready", []) once the server's container passes its health check, run now; ("failed", the failing) as soon as
-    a container has clearly failed since `since`; ("stopped", []) when the server's container is gone or was stopped
-    from elsewhere; ("late", the server's) `timeout` s after `since`."""
+    a container has clearly failed since `since`, or the server's has exited non-zero and was not restarted (Docker
+    left one so after a `docker restart` under load, its policy notwithstanding); ("stopped", []) when the server's
+    container is gone, being removed, or stopped cleanly from elsewhere; ("late", the server's) `timeout` s after
+    `since`."""
     while True:
         states = stack.containers()
         failing = [
@@ -728,12 +735,17 @@ def after_restart(
             for state in states
             if (why := failure(state, since, baseline.get(state.id, 0), began="the restart"))
         ]
+        servers = [state for state in states if state.service == server]
+        failing += [
+            (state, f"exited with code {state.exit_code}, not restarted")
+            for state in servers
+            if state.status in ("exited", "dead") and state.exit_code != 0 and state.finished_at >= since
+        ]
         if failing:
             return "failed", failing
-        servers = [state for state in states if state.service == server]
-        if not servers or any(stopped_from_elsewhere(state) for state in servers):
+        if not servers or any(state.status in ("removing", "exited", "dead") for state in servers):
             return "stopped", []
-        if servers[0].status == "running" and passes_its_check(servers[0]):
+        if servers[0].status == "running" and passes(servers[0]):
             return "ready", []
         if time.time() > since + timeout:
             late = f"not passing its health check {timeout} s after the restart began (UP_TIMEOUT)"
