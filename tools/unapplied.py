@@ -113,15 +113,16 @@ def unapplied(stack: Compose) -> list[str]:
     given now when it is set, not empty, in the environment (make passes its command line's there), and is one of the
     variables the compose files use or a name in a service's environment; not the project's name, which chose the
     stack."""
-    used = variables(stack)
+    used, needed = variables(stack), required(stack)
     env = stack.environment()
-    env |= {name: PLACEHOLDER for name in required(stack) if not env.get(name)}
+    env |= {name: PLACEHOLDER for name in needed if not env.get(name)}
     now = render(stack, env)
     names = set(used) | {name for service in now.values() for name in service.get("environment") or {}}
     names = {name for name in names if environ().get(name)} - {"COMPOSE_PROJECT_NAME"}
     if not names:
         return []
-    without = render(stack, {name: value for name, value in env.items() if name not in names})
+    rest = {name: value for name, value in env.items() if name not in names}
+    without = render(stack, rest | {name: PLACEHOLDER for name in needed if not rest.get(name)})
     found: list[str] = []
     for container in stack.containers():
         if container.status != "running" or container.service not in now:
