@@ -3,6 +3,7 @@ twice."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -430,20 +431,28 @@ def test_make_up_tls_on_that_cannot_work_fails_before_replacing_anything_and_say
         assert not certs.exists(), "the missing certificate folder was created (as root, empty)"
 
 
+@contextlib.contextmanager
+def placeholder_secret(env: dict[str, str]) -> Iterator[None]:
+    """The stack's secret file rewritten with a placeholder key, which the default app refuses as it starts (check-app
+    names it), then put back whatever happens. Rewritten in place: the container's bind mount sees it."""
+    secret = Path(env["SECRET_KEY_FILE"])
+    key = secret.read_text()
+    try:
+        secret.write_text("django-insecure-rotated-by-mistake\n")
+        yield
+    finally:
+        secret.write_text(key)
+
+
 @pytest.mark.lifecycle
 def test_make_reload_of_an_app_that_no_longer_loads_is_refused_naming_why_and_the_workers_keep_serving(plain_up):
     """Before, the chain reload's first new worker failed to load the app and uWSGI destroyed the whole instance
     (need-app); the container restarted into the same failure, an outage while the old workers could have served."""
     app = f"{plain_up['COMPOSE_PROJECT_NAME']}-app-1"
     before = uwsgi_stats(app)
-    secret = Path(plain_up["SECRET_KEY_FILE"])
-    key = secret.read_text()
-    try:
-        secret.write_text("django-insecure-rotated-by-mistake\n")  # in place: the container's bind mount sees it
+    with placeholder_secret(plain_up):
         refused = make("reload", plain_up, timeout=180)
         served = requests.get(f"http://127.0.0.1:{plain_up['HTTP_PORT']}/healthz", timeout=10).status_code
-    finally:
-        secret.write_text(key)
     assert refused.returncode != 0
     lines = refused.stderr.splitlines()
     assert any(line.startswith("wsgi-chain: WSGI_MODULE=") and "SECRET_KEY" in line for line in lines), refused.stderr
@@ -488,13 +497,8 @@ def test_make_restart_waits_for_the_app_server_and_one_that_no_longer_starts_fai
     restarted = make("restart", plain_up, timeout=180)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert "restart: app passes its health check again" in restarted.stdout, restarted.stdout
-    secret = Path(plain_up["SECRET_KEY_FILE"])
-    key = secret.read_text()
-    try:
-        secret.write_text("django-insecure-rotated-by-mistake\n")  # in place: the container's bind mount sees it
+    with placeholder_secret(plain_up):
         failed = make("restart", plain_up, timeout=180)
-    finally:
-        secret.write_text(key)
     assert failed.returncode != 0
     cause = failed.stderr.split("its last log lines")[0]
     assert "restart: service app is restarting" in cause, failed.stderr[-3000:]
