@@ -82,7 +82,7 @@ soak: venv ## Steady mixed load on the running stack for SOAK_DURATION s; fails 
 	@$(VENV)/bin/python -m tools.soak
 
 .PHONY: backup restore
-backup: ## Back up the app's database (SQLite or PostgreSQL) into BACKUP_DIR while the stack serves; names files it leaves out
+backup: ## Back up the app's data into BACKUP_DIR while the stack serves: its database (SQLite or PostgreSQL), its other files
 	@$(PYTHON) -m tools.backup backup
 
 restore: ## Bring the app's data back from BACKUP=<file> (refuses anything that is not a backup)

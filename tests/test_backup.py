@@ -5,6 +5,8 @@ tests/test_postgres.py). Each stack is the tests' own; backups go to a temporary
 
 from __future__ import annotations
 
+import gzip
+import json
 import sqlite3
 import subprocess
 import threading
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import OwnStack, backup_env, docker, make, poll
+from tests.harness import ECHO_APP, OwnStack, backup_env, docker, make, poll
 from tests.host_postgres import stack_on
 from tests.microposts_api import create_user, create_users, listed_texts, post_concurrently, unique
 from tools import settings
@@ -28,8 +30,8 @@ def make_backup(env: dict[str, str]) -> Path:
     [backup] = set(Path(env["BACKUP_DIR"]).glob("*")) - before
     assert backup.name.startswith(env["COMPOSE_PROJECT_NAME"] + "-"), backup.name
     assert f"backup: {backup} (" in result.stdout, result.stdout
-    # The default app keeps nothing in its data volume but its database: nothing is left out, nothing to warn of.
-    assert "warning" not in result.stderr, result.stderr
+    # The default app keeps nothing in its data volume but its database: one file, nothing else to archive.
+    assert not result.stderr.strip(), result.stderr
     assert backup.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
     return backup
 
@@ -140,29 +142,72 @@ def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_
     assert post_count(container) == in_backup
 
 
-def test_a_backup_names_the_files_beside_the_database_that_it_does_not_hold(sqlite_stack, tmp_path):
-    """An app's uploads or media in its data volume are not in a backup of its database: the backup says so (stderr,
-    still exit 0: the database's backup is whole), naming each top entry with its files and size."""
+# Written into the app's data volume by the app's own Python (its user, its container), as an app's uploads would be.
+WRITE_FILES = (
+    "import os, sys\n"
+    "for path, size in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    path = os.path.join('/var/lib/app', path); os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+    "    open(path, 'wb').write(os.urandom(int(size)))"
+)
+# The data volume's files but the app's database, as {path: (bytes, sha256)}.
+READ_FILES = (
+    "import hashlib, json, os\n"
+    "found = {}\n"
+    "for directory, _, files in os.walk('/var/lib/app'):\n"
+    "    for file in files:\n"
+    "        path = os.path.join(directory, file); relative = os.path.relpath(path, '/var/lib/app')\n"
+    "        if not relative.startswith('db.sqlite3'):\n"
+    "            data = open(path, 'rb').read(); found[relative] = [len(data), hashlib.sha256(data).hexdigest()]\n"
+    "print(json.dumps(found))"
+)
+
+
+def write_files(container: str, files: dict[str, int]) -> None:
+    docker("exec", container, "python", "-c", WRITE_FILES, *(str(x) for item in files.items() for x in item))
+
+
+def read_files(container: str) -> dict[str, list]:
+    return json.loads(docker("exec", container, "python", "-c", READ_FILES))
+
+
+def new_backups(env: dict[str, str], target: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
+    before = set(Path(env["BACKUP_DIR"]).glob("*"))
+    result = make(target, env)
+    return result, sorted(set(Path(env["BACKUP_DIR"]).glob("*")) - before)
+
+
+def test_the_files_beside_the_database_are_archived_beside_its_backup_and_a_restore_brings_back_their_state(
+    sqlite_stack, tmp_path
+):
+    """An app's uploads or media in its data volume: `make backup` writes an archive of them beside the database's
+    backup, named alike, and says what it holds. Restoring it brings back a file removed since, removes one added
+    since, and leaves the database as it is (it has its own backup)."""
     _, deployment = sqlite_stack
     container, env = deployment.app_container, backup_env(deployment, tmp_path)
-    files = {"media/avatars/a.png": 2_000_000, "media/b.pdf": 500_000, "index.json": 10}
-    script = (
-        "import os, sys\n"
-        "for path, size in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-        "    path = os.path.join('/var/lib/app', path); os.makedirs(os.path.dirname(path), exist_ok=True)\n"
-        "    open(path, 'wb').write(bytes(int(size)))"
-    )
-    docker("exec", container, "python", "-c", script, *(str(x) for item in files.items() for x in item))
+    author = Author(deployment, container)
+    write_files(container, {"media/avatars/a.png": 2_000_000, "media/b.pdf": 500_000, "index.json": 10})
     try:
-        result = make("backup", env)
+        backed_up = read_files(container)
+        result, written = new_backups(env, "backup")
+        assert result.returncode == 0, result.stdout + result.stderr
+        files, database = written  # sorted: <stem>.files.tar.gz before <stem>.sqlite3
+        assert database.suffix == ".sqlite3" and files.name == database.name.removesuffix(".sqlite3") + ".files.tar.gz"
+        assert f"backup: {files} (" in result.stdout
+        assert "index.json (1 file, 0.0 MB), media/ (2 files, 2.5 MB) in /var/lib/app" in result.stdout, result.stdout
+        assert "restore each" in result.stdout and not result.stderr.strip(), result.stderr
+        assert files.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
+
+        docker("exec", container, "rm", "/var/lib/app/media/b.pdf")
+        write_files(container, {"media/added.bin": 1000, "index.json": 20})
+        author.post("made after the backup")
+        restored = make_restore(env, files)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert f"restore: the app's files (3 files, 2.5 MB) are now those of {files}" in restored.stdout
+        assert read_files(container) == backed_up
+        assert author.texts() == ["made after the backup"], "the database is left as it is"
     finally:
         docker("exec", container, "rm", "-rf", "/var/lib/app/media", "/var/lib/app/index.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    [warning] = result.stderr.strip().splitlines()
-    assert warning.startswith("backup: warning: the backup holds the app's database only, not "), warning
-    assert "index.json (1 file, 0.0 MB), media/ (2 files, 2.5 MB) in /var/lib/app" in warning, warning
-    assert "db.sqlite3" not in warning
-    make_backup(env)  # the files gone, no warning
+    make_backup(env)  # the files gone, the database's backup alone
 
 
 def not_the_apps_database(path: Path) -> Path:
@@ -182,13 +227,18 @@ REFUSALS = {
     "a missing file": (lambda backup, tmp: tmp / "gone.sqlite3", "no such file; nothing was changed"),
     "a text file": (
         lambda backup, tmp: (tmp / "notes.txt").write_text("not a backup\n") and tmp / "notes.txt",
-        "is not a backup (neither a SQLite database nor a pg_dump archive); nothing was changed",
+        "is not a backup (neither a SQLite database, a pg_dump archive nor an archive of the app's files); nothing "
+        "was changed",
     ),
     "another program's SQLite database": (
         lambda backup, tmp: not_the_apps_database(tmp / "other.sqlite3"),
-        "is a SQLite database, but not the app's (it has no django_migrations table)",
+        "is a SQLite database, but not of the app's database: none of its tables (notes) is in the app's",
     ),
     "half a backup": (lambda backup, tmp: truncated(backup, tmp / "half.sqlite3"), "is not a usable SQLite database"),
+    "a gzipped file that is not a backup": (
+        lambda backup, tmp: (tmp / "x.files.tar.gz").write_bytes(gzip.compress(b"text")) and tmp / "x.files.tar.gz",
+        "is not a readable backup of the app's files",
+    ),
     "a PostgreSQL archive on a SQLite stack": (
         lambda backup, tmp: (tmp / "x.pgdump").write_bytes(b"PGDMP\x01\x0e\x00") and tmp / "x.pgdump",
         "is a postgres backup, but the app runs on SQLite; nothing was changed",
@@ -215,6 +265,74 @@ def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_n
     assert line.startswith("restore: error: ") and message in line, result.stderr
     assert author.texts() == ["made after the backup", "made before the backup"]
     assert post_count(deployment.app_container) == count
+
+
+# --- an app that is not Django's ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_stack(tmp_path_factory):
+    """The echo apps' stack (split): an app with no database of its own and no framework's tables."""
+    stack = OwnStack(tmp_path_factory.mktemp("backup-plain"), prefix="wct-backup-plain", env=dict(ECHO_APP))
+    with stack.running() as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def plain_app(plain_stack):
+    """The stack, its data volume emptied after the test."""
+    yield plain_stack
+    docker("exec", plain_stack.app_container, "find", "/var/lib/app", "-mindepth", "1", "-delete")
+
+
+def test_an_app_without_a_database_gets_its_data_volume_archived_and_restored(plain_app, tmp_path):
+    """Nothing to back up is said, and nothing written; files in the data volume are archived alone, and a restore
+    brings back their state."""
+    container, env = plain_app.app_container, backup_env(plain_app, tmp_path)
+    result, written = new_backups(env, "backup")
+    assert result.returncode != 0 and written == [], result.stdout
+    line = result.stderr.strip().splitlines()[0]
+    assert line.startswith("backup: error: the app has no database") and "nothing was written" in line, line
+
+    write_files(container, {"packages/pkg-1.0.whl": 300_000, "state.json": 100})
+    backed_up = read_files(container)
+    result, [archive] = new_backups(env, "backup")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert archive.name.endswith(".files.tar.gz"), archive
+    assert "packages/ (1 file, 0.3 MB), state.json (1 file, 0.0 MB) in /var/lib/app" in result.stdout, result.stdout
+
+    docker("exec", container, "rm", "/var/lib/app/packages/pkg-1.0.whl")
+    write_files(container, {"packages/pkg-2.0.whl": 1000})
+    restored = make_restore(env, archive)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert read_files(container) == backed_up
+
+
+# Run by the app's Python in its container: a SQL script on the database at SQLITE_PATH.
+EXEC_SQL = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.executescript(sys.argv[2]); db.commit()"
+
+
+def test_an_apps_own_sqlite_database_is_backed_up_and_restored_whatever_its_tables(plain_app, tmp_path):
+    """No framework's table is assumed: the database at SQLITE_PATH, with the app's own tables, is backed up, and a
+    restore takes a backup that shares a table with it and refuses one that shares none."""
+    container, env = plain_app.app_container, backup_env(plain_app, tmp_path / "backups")
+    script = "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('before the backup');"
+    docker("exec", container, "python", "-c", EXEC_SQL, "/var/lib/app/db.sqlite3", script)
+    result, [backup] = new_backups(env, "backup")
+    assert result.returncode == 0 and backup.suffix == ".sqlite3", result.stdout + result.stderr
+    docker("exec", container, "python", "-c", EXEC_SQL, "/var/lib/app/db.sqlite3", "DELETE FROM notes")
+
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE orders (id INTEGER)")
+    refused = make_restore(env, other)
+    assert refused.returncode != 0
+    assert "none of its tables (orders) is in the app's" in refused.stderr, refused.stderr
+    assert sql(container, "SELECT count(*) FROM notes") == "0", "nothing was changed"
+
+    restored = make_restore(env, backup)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert sql(container, "SELECT group_concat(text) FROM notes") == "before the backup"
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------

@@ -7,15 +7,16 @@
   `postgres` service when it has one (the compose profile: the server's own version), else on this host against
   BACKUP_DATABASE_URL, the database as this host reaches it (default: the app's DATABASE_URL).
 
-Files an app keeps beside the database in its data volume (uploads, media) are not in a backup: `backup` names them
-in a warning on stderr.
+- The files an app keeps in its data volume beside the database (uploads, media, its own SQLite files), or instead of
+  one: an archive of them beside the database's backup (tools/backup_files.py).
 
-A backup lands in BACKUP_DIR (default backups/) as <project>-<UTC time>.sqlite3 or .pgdump, under a temporary name
-until it is complete and checked. A restore checks the file before anything else (a SQLite database of the app that
-passes integrity_check, or a pg_dump archive with the app's tables, of the kind the stack runs on) and refuses
+A backup lands in BACKUP_DIR (default backups/) as <project>-<UTC time>.sqlite3 or .pgdump, and .files.tar.gz when
+the data volume holds other files, each under a temporary name until it is complete and checked. A restore (one file
+at a time) checks the file before anything else (a SQLite database that passes integrity_check, or a pg_dump archive,
+sharing a table with the app's database, of the kind the stack runs on; or an archive of the app's files) and refuses
 anything else without changing a thing. It then replaces the data in place (SQLite's backup API into the live
-database; pg_restore --clean in a single transaction) and runs the app's pre-start hook (its migrations), which brings
-an older backup's schema up to date.
+database; pg_restore --clean in a single transaction; the files moved into place) and runs the app's pre-start hook
+(its migrations), which brings an older backup's schema up to date.
 
 It acts on the stack that runs in COMPOSE_PROJECT_NAME (default wsgi-chain), whichever its topology. Settings from
 the environment: COMPOSE_PROJECT_NAME, BACKUP_DIR, BACKUP_DATABASE_URL.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -35,33 +37,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from tools import backup_files
 from tools.compose import ROOT, Compose
 from tools.stack import StackError, env, project_name, running_stack, server_service
 
-# A table every backup of the app has: Django's record of the migrations applied, read back by the pre-start hook.
-APP_TABLE = "django_migrations"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PGDUMP_MAGIC = b"PGDMP"
-SUFFIXES = {"sqlite": ".sqlite3", "postgres": ".pgdump"}
+SUFFIXES = {"sqlite": ".sqlite3", "postgres": ".pgdump", "files": backup_files.SUFFIX}
+# A pg_restore --list line of a table's definition ("215; 1259 16386 TABLE public notes app"), not of its data.
+PG_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ", re.MULTILINE)
 
 # Run by the app's Python in its container. The copy goes next to the database (the app's data volume, not the
 # small /tmp), leaves in rollback-journal mode (one self-contained file), and is removed whatever happens.
-SQLITE_BACKUP = r"""
+SQLITE_BACKUP = (
+    backup_files.SNAPSHOT
+    + r"""
 import os, shutil, sqlite3, sys
 path = os.environ.get("SQLITE_PATH") or "db.sqlite3"
 if not os.path.isfile(path):
-    print(path, file=sys.stderr)
     sys.exit(3)  # NO_DATABASE in tools/backup.py
 copy = os.path.join(os.path.dirname(path), f".backup-{os.getpid()}.sqlite3")
 try:
-    source, target = sqlite3.connect(path, timeout=60), sqlite3.connect(copy)
-    source.backup(target)
-    target.execute("PRAGMA journal_mode=DELETE")
-    check = target.execute("PRAGMA integrity_check").fetchone()[0]
-    target.close()
-    source.close()
-    if check != "ok":
-        sys.exit(f"the copy of {path} fails integrity_check: {check}")
+    snapshot(path, copy)
     with open(copy, "rb") as f:
         shutil.copyfileobj(f, sys.stdout.buffer)
 finally:
@@ -69,8 +66,9 @@ finally:
         if os.path.exists(name):
             os.unlink(name)
 """
+)
 
-# SQLITE_BACKUP's exit status when the app has no SQLite database at SQLITE_PATH (its stderr: that path).
+# SQLITE_BACKUP's exit status when the app has no SQLite database at SQLITE_PATH.
 NO_DATABASE = 3
 
 # The backup arrives on stdin, already checked on the host; it is checked again here, then copied into the live
@@ -97,28 +95,6 @@ finally:
 """
 
 
-# Run by the app's Python in its container: the files of the app's data volume (the directory of SQLITE_PATH) other
-# than what the backup holds (the SQLite database and its journals, on SQLite; nothing, on PostgreSQL), as JSON
-# [path, bytes] pairs. An app's uploads or media kept there are not in a backup: the backup says so.
-UNCOVERED = r"""
-import json, os, sys
-path = os.path.abspath(os.environ.get("SQLITE_PATH") or "db.sqlite3")
-root, name = os.path.split(path)
-covered = {name, name + "-wal", name + "-shm", name + "-journal"} if sys.argv[1] == "sqlite" else set()
-found = []
-for directory, _, files in os.walk(root):
-    for file in files:
-        relative = os.path.relpath(os.path.join(directory, file), root)
-        if relative in covered or relative.startswith((".backup-", ".restore-")):
-            continue
-        try:
-            found.append([relative, os.lstat(os.path.join(directory, file)).st_size])
-        except OSError:
-            pass
-print(json.dumps({"root": root, "files": found}))
-"""
-
-
 @dataclass
 class Database:
     """Where the running app keeps its data, and how to reach it for a dump or a restore."""
@@ -136,6 +112,10 @@ class Database:
         """The role and database in the app's DATABASE_URL."""
         parts = urlsplit(self.url)
         return unquote(parts.username or ""), unquote(parts.path.lstrip("/"))
+
+    def python(self, script: str, *args: str) -> list[str]:
+        """A script run by the app's Python in its container (stdin and stdout passed through)."""
+        return self.stack.command("exec", "-T", self.service, "python", "-c", script, *args)
 
     def host_url(self) -> str:
         return env("BACKUP_DATABASE_URL", self.url)
@@ -179,6 +159,17 @@ def locate() -> Database:
 
 # --- checks ------------------------------------------------------------------------------------------------------
 
+# Run by the app's Python in its container: the tables of the app's live SQLite database, as JSON (none: no database).
+LIVE_TABLES = r"""
+import json, os, sqlite3
+path = os.environ.get("SQLITE_PATH") or "db.sqlite3"
+tables = []
+if os.path.isfile(path):
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+print(json.dumps(tables))
+"""
+
 
 def kind_of(path: Path) -> str | None:
     with path.open("rb") as f:
@@ -187,11 +178,23 @@ def kind_of(path: Path) -> str | None:
         return "sqlite"
     if head.startswith(PGDUMP_MAGIC):
         return "postgres"
+    if backup_files.is_archive(head):
+        return "files"
     return None
 
 
-def check_sqlite(path: Path) -> None:
-    """A SQLite database that passes integrity_check and holds the app's tables; read only, nothing written."""
+def not_the_apps(path: Path, kind: str, tables: set[str], live: set[str]) -> None:
+    """A database backup shares a table with the app's live database (any app's: no framework's table is assumed),
+    unless that has none yet."""
+    if live and not tables & live:
+        held = ", ".join(sorted(tables)[:5]) or "none"
+        raise StackError(
+            f"{path} is a {kind}, but not of the app's database: none of its tables ({held}) is in the app's"
+        )
+
+
+def check_sqlite(path: Path, live: set[str] | None = None) -> None:
+    """A SQLite database that passes integrity_check, and (live: the app's tables now) one of the app's; read only."""
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             check = db.execute("PRAGMA integrity_check").fetchone()[0]
@@ -200,12 +203,12 @@ def check_sqlite(path: Path) -> None:
         raise StackError(f"{path} is not a usable SQLite database ({exc})") from None
     if check != "ok":
         raise StackError(f"{path} fails SQLite's integrity_check: {check}")
-    if APP_TABLE not in tables:
-        raise StackError(f"{path} is a SQLite database, but not the app's (it has no {APP_TABLE} table)")
+    if live is not None:
+        not_the_apps(path, "SQLite database", tables, live)
 
 
-def check_pgdump(path: Path, database: Database) -> None:
-    """An archive pg_restore can read, with the app's tables."""
+def check_pgdump(path: Path, database: Database, live: set[str] | None = None) -> None:
+    """An archive pg_restore can read, and (live: the app's tables now) one of the app's database."""
     with path.open("rb") as archive:
         listing = subprocess.run(
             database.pg_command("pg_restore", "--list", connect=False),
@@ -215,8 +218,25 @@ def check_pgdump(path: Path, database: Database) -> None:
         )
     if listing.returncode != 0:
         raise StackError(f"{path} is not an archive pg_restore can read: {listing.stderr.strip()[:300]}")
-    if f" TABLE public {APP_TABLE} " not in listing.stdout:
-        raise StackError(f"{path} is a pg_dump archive, but not of the app's database (no {APP_TABLE} table)")
+    if live is not None:
+        tables = {f"{schema}.{name}" for schema, name in PG_TABLE.findall(listing.stdout)}
+        not_the_apps(path, "pg_dump archive", tables, live)
+
+
+def live_tables(database: Database) -> set[str]:
+    """The tables of the app's database now (PostgreSQL: schema.name)."""
+    if database.kind == "sqlite":
+        command = database.python(LIVE_TABLES)
+        return set(json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout))
+    query = (
+        "SELECT schemaname || '.' || tablename FROM pg_tables "
+        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+    )
+    command = database.pg_command("psql", "--no-psqlrc", "--tuples-only", "--no-align", "--command", query)
+    listed = subprocess.run(command, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise StackError(f"the app's database could not be read: {listed.stderr.strip()[:300]}")
+    return set(listed.stdout.split())
 
 
 # --- backup ------------------------------------------------------------------------------------------------------
@@ -238,12 +258,37 @@ def new_name(directory: Path, kind: str) -> Path:
     raise StackError(f"100 backups named {project}-{stamp}* already in {directory}")
 
 
-def backup() -> tuple[Path, str]:
-    """The backup's path, and what of the app's data volume it leaves out (uncovered())."""
+def backup() -> list[tuple[Path, str]]:
+    """Each file written (the database's, then the files'), with what it holds."""
     database = locate()
     directory = backup_dir()
+    written: list[tuple[Path, str]] = []
+    try:
+        dumped = dump_database(database, directory)
+        if dumped:
+            written.append((dumped, f"the app's {'PostgreSQL' if database.kind == 'postgres' else 'SQLite'} database"))
+        beside = uncovered(database)
+        if beside:
+            stem = dumped.name.removesuffix(SUFFIXES[database.kind]) if dumped else None
+            target = directory / f"{stem}{backup_files.SUFFIX}" if stem else new_name(directory, "files")
+            written.append((archive_files(database, directory, target), beside))
+        elif not dumped:
+            raise StackError(
+                "the app has no database (DATABASE_URL is unset, and there is no SQLite database at its SQLITE_PATH) "
+                "and its data volume holds no file, so there is nothing to back up (or its pre-start hook never ran); "
+                "nothing was written"
+            )
+    except BaseException:
+        for path, _ in written:
+            path.unlink(missing_ok=True)  # a backup is whole or not there
+        raise
+    return written
+
+
+def dump_database(database: Database, directory: Path) -> Path | None:
+    """The database's backup, checked; None for an app with no SQLite database at SQLITE_PATH."""
     if database.kind == "sqlite":
-        command = database.stack.command("exec", "-T", database.service, "python", "-c", SQLITE_BACKUP)
+        command = database.python(SQLITE_BACKUP)
     else:
         command = database.pg_command("pg_dump", "--format", "custom")
     with tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", delete=False) as partial:
@@ -251,7 +296,7 @@ def backup() -> tuple[Path, str]:
     partial_path = Path(partial.name)
     try:
         if database.kind == "sqlite" and result.returncode == NO_DATABASE:
-            raise StackError(no_database(database, result.stderr.decode(errors="replace").strip()))
+            return None
         if result.returncode != 0:
             raise StackError(f"the {database.kind} backup failed: {result.stderr.decode(errors='replace').strip()}")
         if kind_of(partial_path) != database.kind:
@@ -263,27 +308,34 @@ def backup() -> tuple[Path, str]:
         target = new_name(directory, database.kind)
         partial_path.chmod(0o600)  # the app's data: its owner's only
         partial_path.rename(target)
+        return target
     finally:
         partial_path.unlink(missing_ok=True)
-    return target, uncovered(database)
 
 
-def no_database(database: Database, path: str) -> str:
-    """Why there is nothing to back up: an app without a database (any app but Django's may be one), or one whose
-    migrations never ran; and what its data volume holds instead, which `make backup` does not copy."""
-    held = uncovered(database)
-    return (
-        f"no SQLite database at {path} (DATABASE_URL is unset), so there is nothing for make backup to copy: the app "
-        "keeps no database there, or its pre-start hook (migrations) never ran; nothing was written. "
-        + (f"Its data volume holds {held}: copy those instead" if held else "Its data volume is empty")
-        + " (docs/operations.md: Backups)"
-    )
+def archive_files(database: Database, directory: Path, target: Path) -> Path:
+    """The archive of the data volume's files but the database (tools/backup_files.py), checked, at target."""
+    args = (database.kind, backup_files.MANIFEST, backup_files.FORMAT)
+    command = database.python(backup_files.BACKUP, *args)
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", delete=False) as partial:
+        result = subprocess.run(command, stdout=partial, stderr=subprocess.PIPE, text=False)
+    partial_path = Path(partial.name)
+    try:
+        if result.returncode != 0:
+            said = result.stderr.decode(errors="replace").strip().splitlines()
+            raise StackError(f"the backup of the app's files failed: {said[-1] if said else result.returncode}")
+        backup_files.check(partial_path)
+        partial_path.chmod(0o600)
+        partial_path.rename(target)
+        return target
+    finally:
+        partial_path.unlink(missing_ok=True)
 
 
 def uncovered(database: Database) -> str:
-    """What of the app's data volume the backup leaves out, summed up by top entry ("media/ (3 files, 1.2 MB)"); empty
-    when nothing is."""
-    command = database.stack.command("exec", "-T", database.service, "python", "-c", UNCOVERED, database.kind)
+    """What the app's data volume holds beside its database (the files' archive), summed up by top entry ("media/ (3
+    files, 1.2 MB)"); empty when nothing."""
+    command = database.python(backup_files.LISTING, database.kind)
     listing = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     entries: dict[str, list[int]] = {}
     for relative, size in listing["files"]:
@@ -302,6 +354,7 @@ def uncovered(database: Database) -> str:
 
 
 def restore(file: str) -> str:
+    """What of the app's data is now the backup's."""
     if not file:
         raise StackError("name the backup to restore: make restore BACKUP=backups/<file>")
     path = Path(file)
@@ -310,30 +363,37 @@ def restore(file: str) -> str:
     kind = kind_of(path)
     if kind is None:
         raise StackError(
-            f"{file} is not a backup (neither a SQLite database nor a pg_dump archive); nothing was changed"
+            f"{file} is not a backup (neither a SQLite database, a pg_dump archive nor an archive of the app's files); "
+            "nothing was changed"
         )
+    if kind == "files":
+        held = backup_files.check(path)
     database = locate()
-    if kind != database.kind:
+    if kind not in ("files", database.kind):
         running = "PostgreSQL (DATABASE_URL)" if database.url else "SQLite"
         raise StackError(f"{file} is a {kind} backup, but the app runs on {running}; nothing was changed")
-    if kind == "sqlite":
-        check_sqlite(path)
-        command = database.stack.command("exec", "-T", database.service, "python", "-c", SQLITE_RESTORE)
-        with path.open("rb") as data:
-            result = subprocess.run(command, stdin=data, capture_output=True)
+    if kind == "files":
+        args = (database.kind, backup_files.MANIFEST)
+        command = database.python(backup_files.RESTORE, *args)
+        what = f"files ({held}) are now those"
+    elif kind == "sqlite":
+        check_sqlite(path, live_tables(database))
+        command = database.python(SQLITE_RESTORE)
+        what = "SQLite database is now that"
     else:
-        check_pgdump(path, database)
+        check_pgdump(path, database, live_tables(database))
         args = ("--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges")
         command = database.pg_command("pg_restore", *args)
-        with path.open("rb") as data:
-            result = subprocess.run(command, stdin=data, capture_output=True)
+        what = "PostgreSQL database is now that"
+    with path.open("rb") as data:
+        result = subprocess.run(command, stdin=data, capture_output=True)
     if result.returncode != 0:
         raise StackError(f"the restore failed: {result.stderr.decode(errors='replace').strip()[-1000:]}")
     # The backup may predate the app's latest migrations: its pre-start hook brings the schema up to date.
     hook = database.stack.run("exec", "-T", database.service, "app-entrypoint", "prestart", check=False, capture=True)
     if hook.returncode != 0:
         raise StackError(f"restored, but the app's pre-start hook (migrations) failed: {hook.stderr.strip()[-1000:]}")
-    return kind
+    return what
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,17 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "backup":
-            target, left_out = backup()
-            print(f"backup: {target} ({target.stat().st_size} bytes, checked)")
-            if left_out:
-                print(
-                    f"backup: warning: the backup holds the app's database only, not {left_out}: back those up as "
-                    "well (docs/operations.md: Backups)",
-                    file=sys.stderr,
-                )
+            written = backup()
+            for target, held in written:
+                print(f"backup: {target} ({target.stat().st_size} bytes, checked): {held}")
+            if len(written) > 1:
+                print("backup: to bring all of it back, restore each (make restore BACKUP=<file>, one at a time)")
         else:
-            kind = restore(args.file)
-            print(f"restore: the app's {kind} data is now that of {args.file}")
+            what = restore(args.file)
+            print(f"restore: the app's {what} of {args.file}")
         return 0
     except StackError as exc:
         print(f"{args.command}: error: {exc}", file=sys.stderr)

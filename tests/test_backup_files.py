@@ -1,0 +1,194 @@
+"""The archive of the app's files (tools/backup_files.py) without a stack: its scripts run by this host's Python on a
+directory standing in for the data volume, and the host's check of an archive before a restore touches anything.
+tests/test_backup.py runs them through `make backup` and `make restore` in the app's container."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tools import backup_files
+from tools.backup import kind_of
+from tools.stack import StackError
+
+
+def run(script: str, root: Path, *args: str, stdin: bytes = b"") -> bytes:
+    env = {**os.environ, "SQLITE_PATH": str(root / "db.sqlite3")}
+    done = subprocess.run([sys.executable, "-c", script, *args], input=stdin, capture_output=True, env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def backup(root: Path, kind: str = "sqlite") -> bytes:
+    return run(backup_files.BACKUP, root, kind, backup_files.MANIFEST, backup_files.FORMAT)
+
+
+def restore(root: Path, archive: bytes, kind: str = "sqlite") -> None:
+    run(backup_files.RESTORE, root, kind, backup_files.MANIFEST, stdin=archive)
+
+
+def rows(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT text FROM notes ORDER BY rowid")]
+
+
+def database(path: Path, *texts: str) -> sqlite3.Connection:
+    """A SQLite database in WAL mode, left open (its -wal file stays beside it, as under a running app)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE IF NOT EXISTS notes (text TEXT)")
+    for text in texts:
+        db.execute("INSERT INTO notes VALUES (?)", (text,))
+    return db
+
+
+def test_the_files_archive_holds_the_data_volume_but_the_database_and_a_restore_brings_back_that_state(tmp_path):
+    """Backed up: every file, directory and link beside the app's database, and a snapshot of each other SQLite
+    database (its journals left out). Restored: files changed or removed since are back, files added since are gone,
+    a SQLite database the app holds open is copied into (not replaced), and the app's own database is left alone."""
+    root = tmp_path / "data"
+    app_db = database(root / "db.sqlite3", "the app's own, before")
+    own_db = database(root / "cache" / "app.db", "kept in the backup")
+    (root / "media").mkdir()
+    (root / "media" / "a.bin").write_bytes(os.urandom(300_000))
+    (root / "index.json").write_text('{"v": 1}')
+    (root / "empty").mkdir()
+    (root / "latest").symlink_to("media/a.bin")
+    original = (root / "media" / "a.bin").read_bytes()
+    assert (root / "cache" / "app.db-wal").exists() and (root / "db.sqlite3-wal").exists()
+
+    archive = backup(root)
+    listed = json.loads(run(backup_files.LISTING, root, "sqlite"))
+    path = tmp_path / "b.files.tar.gz"
+    path.write_bytes(archive)
+    assert kind_of(path) == "files"
+    held = backup_files.check(path)
+    with tarfile.open(path) as tar:
+        names = set(tar.getnames())
+    assert names == {
+        backup_files.MANIFEST,
+        "cache",
+        "cache/app.db",
+        "media",
+        "media/a.bin",
+        "index.json",
+        "empty",
+        "latest",
+    }
+    assert held.files == 3 == len(listed["files"]), listed
+    assert sorted(name for name, _ in listed["files"]) == ["cache/app.db", "index.json", "media/a.bin"]
+
+    (root / "media" / "a.bin").unlink()
+    (root / "index.json").write_text('{"v": 2}')
+    (root / "media" / "added.bin").write_bytes(b"after the backup")
+    (root / "added-dir").mkdir()
+    (root / "added-dir" / "x").write_text("after")
+    own_db.execute("INSERT INTO notes VALUES ('after the backup')")
+    app_db.execute("INSERT INTO notes VALUES ('the app''s own, after')")
+
+    restore(root, archive)
+    assert (root / "media" / "a.bin").read_bytes() == original
+    assert (root / "index.json").read_text() == '{"v": 1}'
+    assert not (root / "media" / "added.bin").exists() and not (root / "added-dir").exists()
+    assert (root / "empty").is_dir() and os.readlink(root / "latest") == "media/a.bin"
+    assert [row[0] for row in own_db.execute("SELECT text FROM notes")] == ["kept in the backup"], (
+        "seen by the open one"
+    )
+    assert rows(root / "db.sqlite3") == ["the app's own, before", "the app's own, after"], "the database's own backup"
+    assert not [p for p in root.iterdir() if p.name.startswith((".backup-", ".restore-"))]
+    own_db.close()
+    app_db.close()
+
+
+def test_on_postgresql_the_files_archive_holds_every_file_of_the_data_volume(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "db.sqlite3").write_text("not the database on PostgreSQL: an app's file like any other")
+    path = tmp_path / "b.files.tar.gz"
+    path.write_bytes(backup(root, "postgres"))
+    with tarfile.open(path) as tar:
+        assert tar.getnames() == [backup_files.MANIFEST, "db.sqlite3"]
+
+
+def archive(tmp_path: Path, *members: tuple[tarfile.TarInfo, bytes], manifest: dict | None = None) -> Path:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        if manifest is not None:
+            data = json.dumps(manifest).encode()
+            info = tarfile.TarInfo(backup_files.MANIFEST)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "x.files.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info, b"data" if kind == tarfile.REGTYPE else b""
+
+
+OURS = {"format": backup_files.FORMAT, "root": "/var/lib/app"}
+
+# (archive, the refusal's words)
+REFUSED = {
+    "a gzipped text": (lambda tmp: gz(tmp, b"not a backup\n" * 100), "is not a readable backup of the app's files"),
+    "an archive without the manifest": (lambda tmp: archive(tmp, member("a")), f"no {backup_files.MANIFEST} first"),
+    "another format's manifest": (
+        lambda tmp: archive(tmp, member("a"), manifest={"format": "something else"}),
+        "an archive of another format",
+    ),
+    "half an archive": (lambda tmp: truncated(archive(tmp, member("a"), manifest=OURS)), "is not a readable backup"),
+    "a member above the data volume": (
+        lambda tmp: archive(tmp, member("../etc/cron.d/x"), manifest=OURS),
+        "outside the data volume",
+    ),
+    "an absolute member": (lambda tmp: archive(tmp, member("/etc/passwd"), manifest=OURS), "outside the data volume"),
+    "a device": (
+        lambda tmp: archive(tmp, member("null", tarfile.CHRTYPE), manifest=OURS),
+        "neither a file, a directory nor a link",
+    ),
+    "a link out of the data volume": (
+        lambda tmp: archive(tmp, member("shadow", tarfile.SYMTYPE, "/etc/shadow"), manifest=OURS),
+        "out of the data volume",
+    ),
+}
+
+
+def gz(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(data))
+    return path
+
+
+def truncated(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_an_archive_that_is_not_a_whole_backup_of_the_apps_files_is_refused_before_anything_is_unpacked(tmp_path, case):
+    make, words = REFUSED[case]
+    with pytest.raises(StackError) as refused:
+        backup_files.check(make(tmp_path))
+    assert words in str(refused.value), refused.value
+
+
+def test_a_whole_archive_of_ours_passes_the_check_with_its_count_and_size(tmp_path):
+    path = archive(tmp_path, member("a"), member("media/b"), member("c"), manifest=OURS)
+    assert str(backup_files.check(path)) == "3 files, 0.0 MB"
