@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import ECHO_APP, OwnStack, backup_env, docker, make, poll
+from tests.harness import OwnStack, backup_env, docker, make, poll
 from tests.host_postgres import stack_on
 from tests.microposts_api import create_user, create_users, listed_texts, post_concurrently, unique
 from tools import settings
@@ -265,74 +265,6 @@ def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_n
     assert line.startswith("restore: error: ") and message in line, result.stderr
     assert author.texts() == ["made after the backup", "made before the backup"]
     assert post_count(deployment.app_container) == count
-
-
-# --- an app that is not Django's ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def plain_stack(tmp_path_factory):
-    """The echo apps' stack (split): an app with no database of its own and no framework's tables."""
-    stack = OwnStack(tmp_path_factory.mktemp("backup-plain"), prefix="wct-backup-plain", env=dict(ECHO_APP))
-    with stack.running() as deployment:
-        yield deployment
-
-
-@pytest.fixture
-def plain_app(plain_stack):
-    """The stack, its data volume emptied after the test."""
-    yield plain_stack
-    docker("exec", plain_stack.app_container, "find", "/var/lib/app", "-mindepth", "1", "-delete")
-
-
-def test_an_app_without_a_database_gets_its_data_volume_archived_and_restored(plain_app, tmp_path):
-    """Nothing to back up is said, and nothing written; files in the data volume are archived alone, and a restore
-    brings back their state."""
-    container, env = plain_app.app_container, backup_env(plain_app, tmp_path)
-    result, written = new_backups(env, "backup")
-    assert result.returncode != 0 and written == [], result.stdout
-    line = result.stderr.strip().splitlines()[0]
-    assert line.startswith("backup: error: the app has no database") and "nothing was written" in line, line
-
-    write_files(container, {"packages/pkg-1.0.whl": 300_000, "state.json": 100})
-    backed_up = read_files(container)
-    result, [archive] = new_backups(env, "backup")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert archive.name.endswith(".files.tar.gz"), archive
-    assert "packages/ (1 file, 0.3 MB), state.json (1 file, 0.0 MB) in /var/lib/app" in result.stdout, result.stdout
-
-    docker("exec", container, "rm", "/var/lib/app/packages/pkg-1.0.whl")
-    write_files(container, {"packages/pkg-2.0.whl": 1000})
-    restored = make_restore(env, archive)
-    assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert read_files(container) == backed_up
-
-
-# Run by the app's Python in its container: a SQL script on the database at SQLITE_PATH.
-EXEC_SQL = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.executescript(sys.argv[2]); db.commit()"
-
-
-def test_an_apps_own_sqlite_database_is_backed_up_and_restored_whatever_its_tables(plain_app, tmp_path):
-    """No framework's table is assumed: the database at SQLITE_PATH, with the app's own tables, is backed up, and a
-    restore takes a backup that shares a table with it and refuses one that shares none."""
-    container, env = plain_app.app_container, backup_env(plain_app, tmp_path / "backups")
-    script = "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('before the backup');"
-    docker("exec", container, "python", "-c", EXEC_SQL, "/var/lib/app/db.sqlite3", script)
-    result, [backup] = new_backups(env, "backup")
-    assert result.returncode == 0 and backup.suffix == ".sqlite3", result.stdout + result.stderr
-    docker("exec", container, "python", "-c", EXEC_SQL, "/var/lib/app/db.sqlite3", "DELETE FROM notes")
-
-    other = tmp_path / "other.sqlite3"
-    with sqlite3.connect(other) as db:
-        db.execute("CREATE TABLE orders (id INTEGER)")
-    refused = make_restore(env, other)
-    assert refused.returncode != 0
-    assert "none of its tables (orders) is in the app's" in refused.stderr, refused.stderr
-    assert sql(container, "SELECT count(*) FROM notes") == "0", "nothing was changed"
-
-    restored = make_restore(env, backup)
-    assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert sql(container, "SELECT group_concat(text) FROM notes") == "before the backup"
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
