@@ -150,6 +150,66 @@ def test_an_engine_that_gives_no_task_counts_leaves_the_wait_to_the_cli(monkeypa
     assert swarm.converged("wct-old") == (False, "app 1/2")
 
 
+# A deploy's wait began at DEPLOYED; the service records as the engine gives them (only the fields update_of reads).
+DEPLOYED = 1_800_000_000.0
+BEFORE, AFTER = "2027-01-15T07:59:59.5Z", "2027-01-15T08:00:00.5Z"  # half a second before and after DEPLOYED
+OLD, NEW = {"ContainerSpec": {"Image": "app:1"}}, {"ContainerSpec": {"Image": "app:2"}}
+
+
+def service(template=NEW, previous=OLD, updated=AFTER, state="", started="") -> dict:
+    record = {"Spec": {"TaskTemplate": template}, "UpdatedAt": updated}
+    if previous is not None:
+        record["PreviousSpec"] = {"TaskTemplate": previous}
+    if state:
+        record["UpdateStatus"] = {"State": state, "Message": f"update {state}", "StartedAt": started}
+    return record
+
+
+# (service record, since, what a wait reads: update state, message, update due)
+UPDATES = {
+    "the last command's rollback, read before this deploy's update began": (
+        service(state="rollback_completed", started=BEFORE),
+        DEPLOYED,
+        ("", "", True),
+    ),
+    "this deploy's update under way": (
+        service(state="updating", started=AFTER),
+        DEPLOYED,
+        ("updating", "update updating", False),
+    ),
+    "this deploy's update rolled back": (
+        service(state="rollback_completed", started=AFTER),
+        DEPLOYED,
+        ("rollback_completed", "update rollback_completed", False),
+    ),
+    "scaled only: no rolling update comes": (
+        service(template=OLD, state="completed", started=BEFORE),
+        DEPLOYED,
+        ("", "", False),
+    ),
+    "created by this deploy": (service(previous=None), DEPLOYED, ("", "", False)),
+    "untouched by this deploy": (service(updated=BEFORE, state="completed", started=BEFORE), DEPLOYED, ("", "", False)),
+    "no deploy to wait for (since 0): read as it is": (
+        service(state="rollback_completed", started=BEFORE),
+        0,
+        ("rollback_completed", "update rollback_completed", False),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UPDATES))
+def test_a_wait_counts_only_the_rolling_update_its_deploy_began_and_waits_for_one_not_yet_begun(case):
+    """A CI run's `make swarm-update` failed with the previous test's deliberate rollback: read before Swarm began the
+    new update, the service's UpdateStatus was still the last one."""
+    record, since, expected = UPDATES[case]
+    assert swarm.update_of(record, since) == expected
+
+
+def test_a_service_whose_update_has_not_begun_is_not_converged(monkeypatch):
+    monkeypatch.setattr(swarm, "service_states", lambda stack, since=0: {"app": swarm.ServiceState(2, 2, due=True)})
+    assert swarm.converged("wct-x", DEPLOYED) == (False, "app update not begun yet")
+
+
 def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx(stack):
     rows = swarm.services(stack.name)
     assert rows["app"]["Replicas"] == f"{REPLICAS_AT_START}/{REPLICAS_AT_START}"

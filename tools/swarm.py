@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from tools import engine, settings
-from tools.compose import ROOT, Compose
+from tools.compose import ROOT, Compose, timestamp
 from tools.stack import ensure_secret_key
 
 BUILD_DIR = ROOT / ".build" / "swarm"
@@ -196,18 +196,36 @@ class ServiceState:
     update: str = ""
     message: str = ""
     newest_task: str = ""
+    # A rolling update the deploy being waited for asked for (its task template changed), not begun yet.
+    due: bool = False
 
 
 # The stack's one-shot services: done when their newest task completed, not when replicas run.
 ONE_SHOTS = ("migrate",)
 
 
-def service_states(stack: str) -> dict[str, ServiceState]:
+def update_of(service: dict[str, Any], since: float) -> tuple[str, str, bool]:
+    """A service's rolling update as a wait since `since` (a deploy's start; 0: any) sees it: its state and message,
+    "" for one begun before (the previous command's, a rollback that test or operator asked for), and whether the
+    deploy changed its task template, which starts one, without it having begun yet (Swarm starts it moments later:
+    read too soon, a service looked converged on its old tasks, or failed with the last update's rollback)."""
+    status = service.get("UpdateStatus") or {}
+    begun = timestamp(status.get("StartedAt", ""))
+    if begun < since:
+        status = {}
+    spec, previous = service.get("Spec") or {}, service.get("PreviousSpec") or {}
+    changed = bool(previous) and timestamp(service.get("UpdatedAt", "")) >= since > 0
+    due = changed and spec.get("TaskTemplate") != previous.get("TaskTemplate") and not status
+    return status.get("State", ""), status.get("Message", ""), due
+
+
+def service_states(stack: str, since: float = 0) -> dict[str, ServiceState]:
     """The stack's services by name, read through the engine's API when the CLI would reach a local engine (one
-    listing a poll, against a `docker` call per service: tools/engine.py), else through the CLI."""
+    listing a poll, against a `docker` call per service: tools/engine.py), else through the CLI; their updates as a
+    wait since `since` sees them (update_of)."""
     if local := engine.local():
         with contextlib.suppress(OSError):
-            return api_service_states(local, stack)
+            return api_service_states(local, stack, since)
     states = {}
     for name, row in services(stack).items():
         if name in ONE_SHOTS:
@@ -216,14 +234,12 @@ def service_states(stack: str) -> dict[str, ServiceState]:
             states[name] = ServiceState(0, 0, newest_task=newest[0] if newest else "")
             continue
         running, _, wanted = row["Replicas"].partition("/")
-        status = inspect_service(stack, name).get("UpdateStatus") or {}
-        states[name] = ServiceState(
-            int(running), int(wanted.split()[0]), status.get("State", ""), status.get("Message", "")
-        )
+        update, message, due = update_of(inspect_service(stack, name), since)
+        states[name] = ServiceState(int(running), int(wanted.split()[0]), update, message, due=due)
     return states
 
 
-def api_service_states(local: engine.Engine, stack: str) -> dict[str, ServiceState]:
+def api_service_states(local: engine.Engine, stack: str, since: float = 0) -> dict[str, ServiceState]:
     states = {}
     for service in local.services(f"{STACK_LABEL}={stack}"):
         name = service["Spec"]["Name"].removeprefix(f"{stack}_")
@@ -231,22 +247,23 @@ def api_service_states(local: engine.Engine, stack: str) -> dict[str, ServiceSta
         if counts is None:
             # An engine before API 1.41 counts no tasks for a listing: the CLI counts them itself.
             raise OSError(f"the engine gave no task counts for {service['Spec']['Name']}")
-        status = service.get("UpdateStatus") or {}
+        update, message, due = update_of(service, since)
         newest = local.tasks(service["ID"])[:1] if name in ONE_SHOTS else []
         states[name] = ServiceState(
             counts.get("RunningTasks", 0),
             counts.get("DesiredTasks", 0),
-            status.get("State", ""),
-            status.get("Message", ""),
+            update,
+            message,
             newest[0]["Status"]["State"] if newest else "",
+            due,
         )
     return states
 
 
-def converged(stack: str) -> tuple[bool, str]:
+def converged(stack: str, since: float = 0) -> tuple[bool, str]:
     """Every long-running service has all its replicas running (healthy: swarm counts a task with a health check as
-    running only once it passes), and the migrate one-shot completed."""
-    states = service_states(stack)
+    running only once it passes) and no rolling update to come or under way, and the migrate one-shot completed."""
+    states = service_states(stack, since)
     if not states:
         return False, "no services yet"
     pending = []
@@ -261,21 +278,32 @@ def converged(stack: str) -> tuple[bool, str]:
             pending.append(f"{name} {state.running}/{state.wanted}")
         if state.update in ("updating", "rollback_started"):
             pending.append(f"{name} {state.update}")
+        elif state.due:
+            pending.append(f"{name} update not begun yet")
     return not pending, ", ".join(pending)
 
 
-def wait(stack: str, timeout: float) -> None:
+def wait(stack: str, timeout: float, since: float = 0) -> None:
+    """Until the stack converges (converged()); since: when the deploy waited for began (its updates only count)."""
     deadline = time.monotonic() + timeout
     while True:
-        done, pending = converged(stack)
+        done, pending = converged(stack, since)
         if done:
             break
         if time.monotonic() > deadline:
             raise SwarmError(f"stack {stack} did not converge within {timeout:.0f} s: {pending}")
         time.sleep(1)
-    for name, state in service_states(stack).items():
+    for name, state in service_states(stack, since).items():
         if state.update.startswith("rollback") or state.update == "paused":
-            raise SwarmError(f"{stack}_{name}: update {state.update}: {state.message}")
+            raise SwarmError(f"{stack}_{name}: update {state.update}: {state.message}{why_failed(stack, name)}")
+
+
+def why_failed(stack: str, service: str) -> str:
+    """The error of the service's newest task that failed (Swarm's reason for a rollback), and where its logs are."""
+    failed = [task for task in tasks(stack, service) if task.get("Error")]
+    if not failed:
+        return ""
+    return f" (its task {failed[0]['Name']}: {failed[0]['Error']}; docker service logs {stack}_{service})"
 
 
 def check_database(stack_file: dict[str, Any]) -> None:
@@ -337,8 +365,9 @@ def up(stack: str, timeout: float) -> None:
     if ensure_swarm():
         BUILD_DIR.mkdir(parents=True, exist_ok=True)
         STARTED_MARKER.write_text(stack + "\n")
+    since = time.time()
     deploy(stack)
-    wait(stack, timeout)
+    wait(stack, timeout, since)
     port = settings.get("HTTP_PORT")
     print(f"swarm: stack {stack} is up on http://127.0.0.1:{port}/ (published on every address of the node)")
 
@@ -346,8 +375,9 @@ def up(stack: str, timeout: float) -> None:
 def update(stack: str, timeout: float) -> None:
     if not services(stack):
         raise SwarmError(f"no stack {stack!r} to update: make swarm-up first")
+    since = time.time()
     deploy(stack)
-    wait(stack, timeout)
+    wait(stack, timeout, since)
     print(f"swarm: stack {stack} updated")
 
 
