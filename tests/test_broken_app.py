@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 
 import pytest
+import requests
 
 from tests.harness import docker, make, project_containers
-from tools import stack
-from tools.compose import timestamp
+from tools import settings, stack
+from tools.compose import ROOT, timestamp
 
 pytestmark = pytest.mark.lifecycle
 
@@ -174,3 +176,52 @@ def clear_at(container: str) -> float:
         if failed == 3:
             return timestamp(probe["End"])
     raise AssertionError(f"no three failed probes in a row in {container}'s health log: {log}")
+
+
+@pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
+def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_serving(topology, tmp_path, make_env):
+    """An upgrade whose app does not import (here a module it no longer finds): `make up` names check-app's line and
+    replaces nothing, so the app server that runs keeps serving (compose would stop it before starting the new one).
+    Fixed, the next `make up` checks the new app, says so, and replaces the app server."""
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "examples/plain", app)
+    code = app / "wsgi.py"
+    good = code.read_text()
+    env = {
+        **make_env,
+        **BROKEN_IMAGES,
+        "SINGLE_IMAGE": "wsgi-chain-test/broken-single:dev",
+        "TOPOLOGY": topology,
+        "APP_SRC": str(app),
+        "WSGI_MODULE": "wsgi:application",
+        "STATIC_DIR": "assets",
+    }
+    first = make("up", env, timeout=180)
+    assert first.returncode == 0, first.stdout + first.stderr
+    name = f"{make_env['COMPOSE_PROJECT_NAME']}-{settings.TOPOLOGIES[topology].server}-1"
+
+    def server() -> str:
+        """The app server's container: its ID and start time."""
+        return project_containers(make_env["COMPOSE_PROJECT_NAME"]).get(name, "")
+
+    started = server()
+    base_url = f"http://127.0.0.1:{make_env['HTTP_PORT']}/"
+
+    code.write_text(good + "import no_such_module_anywhere\n")
+    refused = make("up", env, timeout=180)
+    assert refused.returncode != 0
+    [line] = [line for line in refused.stderr.splitlines() if line.startswith("up: error: ")]
+    assert line.startswith(
+        "up: error: the app this make up would start does not load: wsgi-chain: WSGI_MODULE=wsgi:application: cannot "
+        "import wsgi: ModuleNotFoundError: No module named 'no_such_module_anywhere'."
+    ), line
+    assert f"({name}) was left serving as it was" in line, line
+    assert "up: start" not in refused.stdout, "nothing was started"
+    assert server() == started, "the same container, not started again"
+    assert requests.get(base_url, timeout=10).status_code == 200
+
+    code.write_text(good + "# the fix\n")
+    fixed = make("up", env, timeout=180)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert f"up: check     the new app loads (check-app), so {name} is replaced" in fixed.stdout, fixed.stdout
+    assert server() not in ("", started), "replaced"

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tools import engine, lost_stops, settings, unapplied
+from tools import engine, lost_stops, preflight, settings, unapplied
 from tools.compose import (
     PROJECT_LABEL,
     READY_POLL,
@@ -574,6 +574,19 @@ def up(timeout: int) -> int:
     images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
     phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
     check_tls_config(stack)
+    server = server_service(stack)
+    running = preflight.replaced(stack, server)
+    if running:
+        said = preflight.check(stack, server, timeout)
+        if said:
+            print(
+                f"up: error: the app this make up would start does not load: {said}. The app server that runs "
+                f"({running.name}) was left serving as it was (the new image is built, not run): fix the app or its "
+                "settings, then run make up again",
+                file=sys.stderr,
+            )
+            return 1
+        phase("check", f"the new app loads (check-app), so {running.name} is replaced")
     phase("start", f"starting {stack.project or env('COMPOSE_PROJECT_NAME', 'wsgi-chain')}, waiting until healthy")
     started = time.monotonic()
     if not start(stack, timeout):
