@@ -182,7 +182,8 @@ def clear_at(container: str) -> float:
 def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_serving(topology, tmp_path, make_env):
     """An upgrade whose app does not import (here a module it no longer finds): `make up` names check-app's line and
     replaces nothing, so the app server that runs keeps serving (compose would stop it before starting the new one).
-    Fixed, the next `make up` checks the new app, says so, and replaces the app server."""
+    Fixed, the next `make up` checks the new app, says so, and replaces the app server (split: the same code path in
+    every topology)."""
     app = tmp_path / "app"
     shutil.copytree(ROOT / "examples/plain", app)
     code = app / "wsgi.py"
@@ -220,6 +221,8 @@ def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_
     assert server() == started, "the same container, not started again"
     assert requests.get(base_url, timeout=10).status_code == 200
 
+    if topology != "split":
+        return  # the check's way on is the same in every topology: the split one shows it
     code.write_text(good + "# the fix\n")
     fixed = make("up", env, timeout=180)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
