@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.harness import docker, make, project_containers
+from tests.load import Load
 from tools import settings, stack
 from tools.compose import ROOT, timestamp
 
@@ -179,11 +180,13 @@ def clear_at(container: str) -> float:
 
 
 @pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
-def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_serving(topology, tmp_path, make_env):
+def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_serving(
+    topology, tmp_path, make_env, load_report
+):
     """An upgrade whose app does not import (here a module it no longer finds): `make up` names check-app's line and
     replaces nothing, so the app server that runs keeps serving (compose would stop it before starting the new one).
-    Fixed, the next `make up` checks the new app, says so, and replaces the app server (split: the same code path in
-    every topology)."""
+    Fixed, the next `make up` checks the new app, says so, and replaces the app server alone, under load with no request
+    failed (split: the check's way on is the same in every topology; the single one has no listener container)."""
     app = tmp_path / "app"
     shutil.copytree(ROOT / "examples/plain", app)
     code = app / "wsgi.py"
@@ -223,8 +226,18 @@ def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_
 
     if topology != "split":
         return  # the check's way on is the same in every topology: the split one shows it
+    # The new version replaces the app server under load, and nothing else: the listener, which owns nginx's socket
+    # and its queue, runs on (tools/stack.py: listener_image), so clients wait for the new app server, none fail.
+    listener = f"{make_env['COMPOSE_PROJECT_NAME']}-listener-1"
+    owner = project_containers(make_env["COMPOSE_PROJECT_NAME"])[listener]
     code.write_text(good + "# the fix\n")
-    fixed = make("up", env, timeout=180)
+    with Load(base_url, clients=4, duration=60, timeout=30) as load:
+        load.wait_for_requests(50)
+        fixed = make("up", env, timeout=180)
+        load.wait_for_requests(load.result.ok + 100, timeout=30)
+    load_report.append(f"make up of a new app version (split, under load): {load.result}")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert f"up: check     the new app loads (check-app), so {name} is replaced" in fixed.stdout, fixed.stdout
     assert server() not in ("", started), "replaced"
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"])[listener] == owner, "the listener runs on"
+    assert load.result.failed == 0, load.result

@@ -224,7 +224,33 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
             raise StackError(f"the build failed (exit {code}); its last lines are above, VERBOSE=1 shows all of it")
     for image, tag in version_tags(values).items():
         tag_image(image, tag)
+    stack.env["LISTENER_IMAGE"] = listener_image()
     return values
+
+
+# What the split topology's listener runs of the app image: uWSGI (built by build_uwsgi.py from its requirements on
+# the base image), listener.ini and the entrypoint's `listen`. Nothing of the app.
+LISTENER_INPUTS = (
+    "uwsgi/listener.ini",
+    "uwsgi/requirements.txt",
+    "docker/app/build_uwsgi.py",
+    "docker/app/app-entrypoint.sh",
+)
+
+
+def listener_image() -> str:
+    """The image the listener runs (compose.yaml: LISTENER_IMAGE): the app image as first built with these listener
+    inputs, under a tag of their content. The listener owns nginx's socket and its queue, which outlive a restart of
+    the app server; run from APP_IMAGE, every new version of the app replaced it too (compose recreates a container
+    whose image changed), and requests got 503 until it was back. Now a new app alone leaves it running."""
+    digest = hashlib.sha256(settings.get("BASE_IMAGE").encode())
+    for name in LISTENER_INPUTS:
+        digest.update((ROOT / name).read_bytes())
+    app = settings.get("APP_IMAGE")
+    tag = f"{app.rsplit(':', 1)[0]}:listener-{digest.hexdigest()[:12]}"
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode != 0:
+        tag_image(app, tag)
+    return tag
 
 
 def tag_image(image: str, tag: str) -> None:
@@ -769,6 +795,11 @@ def after_restart(
 # --- versions ----------------------------------------------------------------------------------------------------
 
 
+# (service, piece) whose label a service's image carries but that it does not run: the listener's image is the app
+# image of its first build (listener_image), whose app version is not what the stack serves.
+NOT_RUN = {("listener", "app")}
+
+
 def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
     """piece -> {service: version} read from the labels of the stack's running containers."""
     found: dict[str, dict[str, str]] = {}
@@ -776,7 +807,7 @@ def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
         if container.status != "running":
             continue
         for label, value in container.labels.items():
-            if label in LABELS:
+            if label in LABELS and (container.service, LABELS[label]) not in NOT_RUN:
                 found.setdefault(LABELS[label], {})[container.service] = value
     return found
 
