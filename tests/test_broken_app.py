@@ -179,6 +179,9 @@ def clear_at(container: str) -> float:
     raise AssertionError(f"no three failed probes in a row in {container}'s health log: {log}")
 
 
+UPGRADE_IMAGES = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx", "SINGLE_IMAGE": "single"}
+
+
 @pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
 def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_serving(
     topology, tmp_path, make_env, load_report
@@ -191,10 +194,13 @@ def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_
     shutil.copytree(ROOT / "examples/plain", app)
     code = app / "wsgi.py"
     good = code.read_text()
+    # Images of this case's own: the other topology's case runs at the same time on another worker, and a build of
+    # its good app under the same tag would be this one's (the same content), which compose then has no reason to
+    # replace.
+    images = {name: f"wsgi-chain-test/upgrade-{topology}-{piece}:dev" for name, piece in UPGRADE_IMAGES.items()}
     env = {
         **make_env,
-        **BROKEN_IMAGES,
-        "SINGLE_IMAGE": "wsgi-chain-test/broken-single:dev",
+        **images,
         "TOPOLOGY": topology,
         "APP_SRC": str(app),
         "WSGI_MODULE": "wsgi:application",

@@ -116,6 +116,11 @@ def unapplied(stack: Compose) -> list[str]:
     used, needed = variables(stack), required(stack)
     env = stack.environment()
     env |= {name: PLACEHOLDER for name in needed if not env.get(name)}
+    containers = [container for container in stack.containers() if container.status == "running"]
+    # The listener's image is the build's choice (tools/stack.py: listener_image), no setting: what runs stands.
+    listener = [container.image for container in containers if container.service == "listener"]
+    if listener and not env.get("LISTENER_IMAGE"):
+        env["LISTENER_IMAGE"] = listener[0]
     now = render(stack, env)
     names = set(used) | {name for service in now.values() for name in service.get("environment") or {}}
     names = {name for name in names if environ().get(name)} - {"COMPOSE_PROJECT_NAME"}
@@ -124,8 +129,8 @@ def unapplied(stack: Compose) -> list[str]:
     rest = {name: value for name, value in env.items() if name not in names}
     without = render(stack, rest | {name: PLACEHOLDER for name in needed if not rest.get(name)})
     found: list[str] = []
-    for container in stack.containers():
-        if container.status != "running" or container.service not in now:
+    for container in containers:
+        if container.service not in now:
             continue
         for difference in differences(container, now[container.service], without.get(container.service, {}), names):
             if difference not in found:
