@@ -228,9 +228,11 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
     return values
 
 
-# What the split topology's listener runs of the app image: uWSGI (built by build_uwsgi.py from its requirements on
-# the base image), listener.ini and the entrypoint's `listen`. Nothing of the app.
+# What the split topology's listener runs of the app image: the base image with the image's own packages and user
+# (the Dockerfile), uWSGI (built by build_uwsgi.py from its requirements), listener.ini and the entrypoint's `listen`.
+# Nothing of the app.
 LISTENER_INPUTS = (
+    "docker/app/Dockerfile",
     "uwsgi/listener.ini",
     "uwsgi/requirements.txt",
     "docker/app/build_uwsgi.py",
@@ -243,7 +245,11 @@ def listener_image() -> str:
     inputs, under a tag of their content. The listener owns nginx's socket and its queue, which outlive a restart of
     the app server; run from APP_IMAGE, every new version of the app replaced it too (compose recreates a container
     whose image changed), and requests got 503 until it was back. Now a new app alone leaves it running."""
-    digest = hashlib.sha256(settings.get("BASE_IMAGE").encode())
+    # The base image by its ID, not its name: one rebuilt with security updates replaces the listener too.
+    base = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", settings.get("BASE_IMAGE")], capture_output=True, text=True
+    ).stdout.strip()
+    digest = hashlib.sha256((base or settings.get("BASE_IMAGE")).encode())
     for name in LISTENER_INPUTS:
         digest.update((ROOT / name).read_bytes())
     app = settings.get("APP_IMAGE")
