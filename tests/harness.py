@@ -562,6 +562,22 @@ def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subp
     )
 
 
+# Run by the app's Python in its container: a SQL script on the app's SQLite database (SQLITE_PATH), then one value
+# read back.
+APP_SQL = (
+    "import sqlite3, sys\n"
+    "db = sqlite3.connect('/var/lib/app/db.sqlite3')\n"
+    "db.executescript(sys.argv[1])\n"
+    "db.commit()\n"
+    "print(db.execute(sys.argv[2]).fetchone()[0] if len(sys.argv) > 2 else '')"
+)
+
+
+def app_sql(container: str, script: str = "", query: str = "") -> str:
+    """Run a SQL script on the app's live SQLite database in its container, and read one value back (a query)."""
+    return docker("exec", container, "python", "-c", APP_SQL, script, *((query,) if query else ())).strip()
+
+
 def backup_env(deployment, backup_dir: Path, **extra: str) -> dict[str, str]:
     """What `make backup` and `make restore` need to find the stack: its project (the topology is read off it)."""
     return {

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import OwnStack, backup_env, docker, make, poll
+from tests.harness import OwnStack, app_sql, backup_env, docker, make, poll
 from tests.host_postgres import stack_on
 from tests.microposts_api import create_user, create_users, listed_texts, post_concurrently, unique
 from tools import settings
@@ -98,14 +98,8 @@ def test_a_post_deleted_after_a_sqlite_backup_is_back_after_the_restore(sqlite_s
     assert "made before the backup" in texts
 
 
-def sql(container: str, query: str) -> str:
-    """One value from the app's live SQLite database, read in its container."""
-    script = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"
-    return docker("exec", container, "python", "-c", script, "/var/lib/app/db.sqlite3", query).strip()
-
-
 def post_count(container: str) -> int:
-    return int(sql(container, "SELECT count(*) FROM microposts_micropost"))
+    return int(app_sql(container, query="SELECT count(*) FROM microposts_micropost"))
 
 
 def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_sound_database(
@@ -138,7 +132,7 @@ def test_a_sqlite_backup_taken_under_write_load_is_consistent_and_restores_to_a_
 
     restored = make_restore(env, backup)
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert sql(container, "PRAGMA integrity_check") == "ok"
+    assert app_sql(container, query="PRAGMA integrity_check") == "ok"
     assert post_count(container) == in_backup
 
 

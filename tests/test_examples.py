@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from tests.harness import OwnStack, backup_env, docker, make, poll, send_raw
+from tests.harness import OwnStack, app_sql, backup_env, docker, make, poll, send_raw
 from tools import settings
 
 EXAMPLES = {
@@ -158,20 +158,6 @@ def test_make_backup_of_an_app_without_a_database_archives_its_files_and_a_resto
         docker("exec", container, "rm", "-rf", "/var/lib/app/notes")
 
 
-# Run by the app's Python in its container: a SQL script on the database at SQLITE_PATH, then one value read back.
-EXEC_SQL = (
-    "import sqlite3, sys\n"
-    "db = sqlite3.connect('/var/lib/app/db.sqlite3')\n"
-    "db.executescript(sys.argv[1])\n"
-    "db.commit()\n"
-    "print(db.execute(sys.argv[2]).fetchone()[0] if len(sys.argv) > 2 else '')"
-)
-
-
-def sqlite_in(container: str, script: str, query: str = "") -> str:
-    return docker("exec", container, "python", "-c", EXEC_SQL, script, *((query,) if query else ())).strip()
-
-
 # One stack shows it: no framework's table is assumed, whichever the app and the topology.
 @pytest.mark.parametrize("example", [("plain", "split")], indirect=True, ids=["plain-split"])
 def test_an_apps_own_sqlite_database_is_backed_up_and_restored_whatever_its_tables(example, tmp_path):
@@ -180,13 +166,13 @@ def test_an_apps_own_sqlite_database_is_backed_up_and_restored_whatever_its_tabl
     _, deployment = example
     backups = tmp_path / "backups"
     container, env = deployment.app_container, backup_env(deployment, backups)
-    sqlite_in(container, "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('before the backup');")
+    app_sql(container, "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('before the backup');")
     try:
         result = make("backup", env)
         assert result.returncode == 0, result.stdout + result.stderr
         [backup] = backups.iterdir()
         assert backup.suffix == ".sqlite3", backup
-        sqlite_in(container, "DELETE FROM notes")
+        app_sql(container, "DELETE FROM notes")
 
         other = tmp_path / "other.sqlite3"
         with sqlite3.connect(other) as db:
@@ -194,10 +180,10 @@ def test_an_apps_own_sqlite_database_is_backed_up_and_restored_whatever_its_tabl
         refused = make("restore", {**env, "BACKUP": str(other)})
         assert refused.returncode != 0
         assert "none of its tables (orders) is in the app's" in refused.stderr, refused.stderr
-        assert sqlite_in(container, "", "SELECT count(*) FROM notes") == "0", "nothing was changed"
+        assert app_sql(container, query="SELECT count(*) FROM notes") == "0", "nothing was changed"
 
         restored = make("restore", {**env, "BACKUP": str(backup)})
         assert restored.returncode == 0, restored.stdout + restored.stderr
-        assert sqlite_in(container, "", "SELECT group_concat(text) FROM notes") == "before the backup"
+        assert app_sql(container, query="SELECT group_concat(text) FROM notes") == "before the backup"
     finally:
         docker("exec", container, "rm", "-f", "/var/lib/app/db.sqlite3")

@@ -25,6 +25,7 @@ the environment: COMPOSE_PROJECT_NAME, BACKUP_DIR, BACKUP_DATABASE_URL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -32,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,51 +287,55 @@ def backup() -> list[tuple[Path, str]]:
     return written
 
 
+@contextlib.contextmanager
+def written_by(command: list[str], directory: Path) -> Iterator[tuple[Path, subprocess.CompletedProcess]]:
+    """The command's output in a temporary file in BACKUP_DIR, and its result (stderr kept); the file is removed after,
+    unless kept() renamed it."""
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", delete=False) as partial:
+        result = subprocess.run(command, stdout=partial, stderr=subprocess.PIPE, text=False)
+    path = Path(partial.name)
+    try:
+        yield path, result
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def kept(partial: Path, target: Path) -> Path:
+    """A complete, checked backup under its final name."""
+    partial.chmod(0o600)  # the app's data: its owner's only
+    partial.rename(target)
+    return target
+
+
 def dump_database(database: Database, directory: Path) -> Path | None:
     """The database's backup, checked; None for an app with no SQLite database at SQLITE_PATH."""
     if database.kind == "sqlite":
         command = database.python(SQLITE_BACKUP)
     else:
         command = database.pg_command("pg_dump", "--format", "custom")
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", delete=False) as partial:
-        result = subprocess.run(command, stdout=partial, stderr=subprocess.PIPE, text=False)
-    partial_path = Path(partial.name)
-    try:
+    with written_by(command, directory) as (partial, result):
         if database.kind == "sqlite" and result.returncode == NO_DATABASE:
             return None
         if result.returncode != 0:
             raise StackError(f"the {database.kind} backup failed: {result.stderr.decode(errors='replace').strip()}")
-        if kind_of(partial_path) != database.kind:
+        if kind_of(partial) != database.kind:
             raise StackError(f"the {database.kind} backup came out as something else; nothing was kept")
         if database.kind == "sqlite":
-            check_sqlite(partial_path)
+            check_sqlite(partial)
         else:
-            check_pgdump(partial_path, database)
-        target = new_name(directory, database.kind)
-        partial_path.chmod(0o600)  # the app's data: its owner's only
-        partial_path.rename(target)
-        return target
-    finally:
-        partial_path.unlink(missing_ok=True)
+            check_pgdump(partial, database)
+        return kept(partial, new_name(directory, database.kind))
 
 
 def archive_files(database: Database, directory: Path, target: Path) -> Path:
     """The archive of the data volume's files but the database (tools/backup_files.py), checked, at target."""
     args = (database.kind, backup_files.MANIFEST, backup_files.FORMAT)
-    command = database.python(backup_files.BACKUP, *args)
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", delete=False) as partial:
-        result = subprocess.run(command, stdout=partial, stderr=subprocess.PIPE, text=False)
-    partial_path = Path(partial.name)
-    try:
+    with written_by(database.python(backup_files.BACKUP, *args), directory) as (partial, result):
         if result.returncode != 0:
             said = result.stderr.decode(errors="replace").strip().splitlines()
             raise StackError(f"the backup of the app's files failed: {said[-1] if said else result.returncode}")
-        backup_files.check(partial_path)
-        partial_path.chmod(0o600)
-        partial_path.rename(target)
-        return target
-    finally:
-        partial_path.unlink(missing_ok=True)
+        backup_files.check(partial)
+        return kept(partial, target)
 
 
 def uncovered(database: Database) -> str:

@@ -70,6 +70,24 @@ def a_journal(file):
 
 def ours(relative):
     return relative.split("/", 1)[0].startswith(OWN)
+
+def data_volume():
+    # What the archive holds, in order, as (kind, path, path in the archive): each directory, link and regular file
+    # of the data volume but the app's database and its journals, the backup's scratch files and other SQLite
+    # databases' journals (their snapshots hold them); sockets and FIFOs are not data.
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(OWN))
+        here = os.path.relpath(directory, root)
+        if here != ".":
+            yield "dir", directory, here
+        for file in sorted(files):
+            full, relative = os.path.join(directory, file), os.path.normpath(os.path.join(here, file))
+            if relative in database or file.startswith(OWN) or a_journal(full):
+                continue
+            if os.path.islink(full):
+                yield "link", full, relative
+            elif os.path.isfile(full):
+                yield "file", full, relative
 """
 )
 
@@ -78,15 +96,8 @@ LISTING = (
     _COMMON
     + r"""
 found = []
-for directory, dirs, files in os.walk(root):
-    dirs[:] = [d for d in dirs if not d.startswith(OWN)]
-    for file in files:
-        full = os.path.join(directory, file)
-        relative = os.path.relpath(full, root)
-        if relative in database or file.startswith(OWN) or a_journal(full) or os.path.islink(full):
-            continue
-        if not os.path.isfile(full):
-            continue
+for kind, full, relative in data_volume():
+    if kind == "file":
         try:
             found.append([relative, os.lstat(full).st_size])
         except OSError:
@@ -106,38 +117,28 @@ info = tarfile.TarInfo(MANIFEST)
 info.size, info.mode, info.mtime = len(manifest), 0o600, __import__("time").time()
 out.addfile(info, __import__("io").BytesIO(manifest))
 copy = os.path.join(root, f".backup-files-{os.getpid()}.sqlite3")
-for directory, dirs, files in os.walk(root):
-    dirs[:] = sorted(d for d in dirs if not d.startswith(OWN))
-    here = os.path.relpath(directory, root)
-    if here != ".":
-        out.add(directory, arcname=here, recursive=False)
-    for file in sorted(files):
-        full, relative = os.path.join(directory, file), os.path.normpath(os.path.join(here, file))
-        if relative in database or file.startswith(OWN) or a_journal(full):
-            continue
-        if os.path.islink(full):
-            out.add(full, arcname=relative)
-            continue
-        if not os.path.isfile(full):
-            continue  # a socket or a FIFO: not data
-        try:
-            if is_sqlite(full):
-                snapshot(full, copy)
-                info = out.gettarinfo(full, arcname=relative)
-                info.size = os.path.getsize(copy)
-                with open(copy, "rb") as f:
-                    out.addfile(info, f)
-            else:
-                with open(full, "rb") as f:
-                    out.addfile(out.gettarinfo(arcname=relative, fileobj=f), f)
-        except FileNotFoundError:
-            continue  # removed since it was listed: not in the backup
-        except OSError as exc:
-            sys.exit(f"{full} could not be copied ({exc}); if it changed while it was read, run make backup again")
-        finally:
-            for scratch in (copy, copy + "-journal"):
-                if os.path.exists(scratch):
-                    os.unlink(scratch)
+for kind, full, relative in data_volume():
+    if kind != "file":
+        out.add(full, arcname=relative, recursive=False)
+        continue
+    try:
+        if is_sqlite(full):
+            snapshot(full, copy)
+            info = out.gettarinfo(full, arcname=relative)
+            info.size = os.path.getsize(copy)
+            with open(copy, "rb") as f:
+                out.addfile(info, f)
+        else:
+            with open(full, "rb") as f:
+                out.addfile(out.gettarinfo(arcname=relative, fileobj=f), f)
+    except FileNotFoundError:
+        continue  # removed since it was listed: not in the backup
+    except OSError as exc:
+        sys.exit(f"{full} could not be copied ({exc}); if it changed while it was read, run make backup again")
+    finally:
+        for scratch in (copy, copy + "-journal"):
+            if os.path.exists(scratch):
+                os.unlink(scratch)
 out.close()
 """
 )
