@@ -60,6 +60,26 @@ def test_supervisorctl_status_shows_the_listener_nginx_and_uwsgi_running(watched
     assert supervisord.startswith("app ") and "supervisord" in supervisord, "supervisord is PID 1, not root"
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (["no-such-program"], 1, "restart-program: supervisord refused to restart no-such-program: BAD_NAME"),
+        ([], 2, "usage: restart-program NAME"),
+    ],
+    ids=["a name supervisord does not run", "no name"],
+)
+def test_restart_program_refuses_what_it_cannot_restart_in_one_line_with_a_non_zero_status(watched, args, code, line):
+    """`make restart`'s tool in the single container (docker/single/restart_program.py): what it cannot restart it
+    says in one line on stderr, with a non-zero status, which `make restart` returns as its own (tools/stack.py).
+    A name supervisord does not run changes nothing, so the shared stack is only looked at."""
+    result = subprocess.run(
+        ["docker", "exec", watched.app_container, "restart-program", *args], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == code, result
+    assert result.stderr.startswith(line) and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stdout == ""
+
+
 def test_both_programs_log_to_the_containers_output(watched):
     marker = uuid.uuid4().hex
     # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).

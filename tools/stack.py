@@ -650,7 +650,8 @@ RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # The single container restarts its uWSGI program, not itself: supervisord's listener keeps nginx's socket and its
 # queue meanwhile (docker/single/supervisord.conf), as the listener service does for the split topology's app container.
-SINGLE_TARGETS = {"restart": ("exec", "-T", "single", "supervisorctl", "restart", "uwsgi")}
+# restart-program, not supervisorctl's restart, which waits out the program's startsecs: restart() waits for its health.
+SINGLE_TARGETS = {"restart": ("exec", "-T", "single", "restart-program", "uwsgi")}
 # These need a stack that runs; logs and ps also answer for one that does not.
 NEEDS_RUNNING = {"shell", "top", "reload", "restart"}
 # These keep the settings the stack was started with: a setting given with them that it does not have is refused
@@ -733,7 +734,7 @@ def on_running(target: str) -> int:
 
 
 def restart(stack: Compose, args: list[str], timeout: int, stopping: contextlib.AbstractContextManager) -> int:
-    """The app server restarted (`args`: compose's restart of its container, or supervisorctl's of its program in the
+    """The app server restarted (`args`: compose's restart of its container, or restart-program's of its program in the
     single container), then waited for, as `make up` waits for a start: done once it passes its health check again,
     run now (the single container's Docker verdict predates the restart), or failed, naming why, as soon as a
     container has clearly failed (an app that no longer imports: check-app's line), or late after UP_TIMEOUT s.
@@ -745,8 +746,8 @@ def restart(stack: Compose, args: list[str], timeout: int, stopping: contextlib.
     # stop sent to it now would be no lost one's.
     with stopping:
         code = stack.run(*args, check=False).returncode
-    if code != 0 and not single(stack):
-        return code  # compose's own lines said why; its restart did not get as far as the app
+    if code != 0:
+        return code  # compose's or restart-program's own lines said why; the restart did not get as far as the app
     outcome, failing = after_restart(stack, server, since, baseline, timeout)
     if outcome == "ready":
         took = time.monotonic() - started
