@@ -68,6 +68,47 @@ def test_a_request_body_reaches_every_framework_byte_exact(echo: Deployment, fra
     assert not NOT_FORWARDED & set(got["headers"]), got["headers"]
 
 
+# PEP 3333's environ, as the app gets it through the chain (the echo app's /environ/: the keys it lists, and the
+# standard library's validator, wsgiref.validate). SCRIPT_NAME was missing until nginx config 0.6.3: WsgiDAV, which
+# reads environ["SCRIPT_NAME"], answered every request 500 and never got healthy.
+@pytest.mark.parametrize(
+    ("method", "target", "body"),
+    [
+        ("GET", "/environ/", b""),
+        ("GET", "/environ/?q=1&r=%C3%A9", b""),
+        ("POST", "/environ/", b"text=hello"),
+        ("DELETE", "/environ/", b""),
+    ],
+    ids=["GET", "GET with a query", "POST with a body", "DELETE"],
+)
+def test_the_app_gets_every_environ_key_pep_3333_lists_and_the_wsgi_validator_finds_nothing(
+    echo: Deployment, method: str, target: str, body: bytes
+):
+    response = requests.request(method, echo.base_url + target, data=body or None, timeout=10)
+    report = response.json()
+    assert response.status_code == 200, report
+    cgi = report["cgi"]
+    # Mounted at the root: SCRIPT_NAME is there, empty, and PATH_INFO the whole path.
+    assert (cgi["SCRIPT_NAME"], cgi["PATH_INFO"]) == ("", "/environ/")
+    assert (cgi["REQUEST_METHOD"], cgi["QUERY_STRING"]) == (method, urlsplit(target).query)
+    assert cgi["CONTENT_LENGTH"] in ((str(len(body)),) if body else ("", "0"))
+    assert cgi["SERVER_PROTOCOL"] == "HTTP/1.1" and report["url_scheme"] == "http"
+
+
+def test_the_health_probe_gives_the_app_the_environ_nginx_gives(echo: Deployment):
+    """uwsgi-health speaks to uWSGI's probe socket itself, without nginx: its requests must hold the same keys, or an
+    app that reads environ["SCRIPT_NAME"] fails every probe and never gets healthy."""
+    assert echo.app_container
+    probe = subprocess.run(
+        ["docker", "exec", "-e", "HEALTHCHECK_PATH=/environ/", echo.app_container, "uwsgi-health"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert probe.stdout.strip() == "healthy: GET /environ/ -> 2xx"
+
+
 RETRIES = [
     # (method, an Idempotency-Key or None, the answer): what nginx does when the worker that took a request dies
     # before answering (the echo app's /crash-once/: its first request for a token kills the worker).

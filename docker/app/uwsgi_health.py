@@ -42,8 +42,14 @@ def get(path: str) -> str:
     variables = {
         "REQUEST_METHOD": "GET",
         "REQUEST_URI": path,
+        # The variables nginx sends for a GET (nginx/snippets/uwsgi-params.conf), empty ones too: an app may read
+        # environ["SCRIPT_NAME"] as PEP 3333's servers all give it.
+        "SCRIPT_NAME": "",
         "PATH_INFO": path,
         "QUERY_STRING": "",
+        "CONTENT_TYPE": "",
+        "CONTENT_LENGTH": "",
+        "REQUEST_SCHEME": "http",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "SERVER_NAME": host,
         "SERVER_PORT": "80",

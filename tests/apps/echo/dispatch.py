@@ -6,7 +6,8 @@ worker); `/text-file/<name>` writes and reads back a file as an app does, with P
 much more memory, as a leaking app does, and answers {"pid", "held_mb"}; `/bytes/<MB>/<token>` answers that many MB
 of BYTES_PATTERN and, once it has handed over the last, leaves a file named for the token in its /tmp (SENT), so a
 test knows the whole answer has left the app; `/spool/` copies the body into a temporary file, as a framework spools
-a large upload (tempfile's directory), and answers its {"size", "sha256"} read back from there, and {"dir"}.
+a large upload (tempfile's directory), and answers its {"size", "sha256"} read back from there, and {"dir"};
+`/environ/` answers what `environ_check` finds in the environ the server gave, 200 when nothing, else 500.
 
 WSGI_MODULE=dispatch:application
 """
@@ -15,6 +16,8 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
+from wsgiref.validate import check_environ
 
 import bottle_echo
 import django_echo
@@ -29,6 +32,41 @@ MOUNTS = {
     "falcon": falcon_echo.app,
     "bottle": bottle_echo.app,
 }
+
+
+# The environ keys PEP 3333 lists for every request. It lets a server leave out a CGI variable whose value is empty,
+# but the common servers (gunicorn, mod_wsgi, waitress, wsgiref) give them all, and apps read environ["SCRIPT_NAME"].
+PEP3333_KEYS = (
+    *("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH"),
+    *("SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL"),
+    *("wsgi.version", "wsgi.url_scheme", "wsgi.input", "wsgi.errors"),
+    *("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"),
+)
+
+
+def environ_check(environ, start_response):
+    """The environ as the server gave it, before any mount: the PEP 3333 keys it lacks, what the standard library's
+    WSGI validator (wsgiref.validate.check_environ) asserts or warns of, and the CGI values it holds."""
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            check_environ(environ)
+            refused = None
+        except (AssertionError, KeyError) as exc:
+            # The validator itself fails on a missing SCRIPT_NAME with a KeyError (Python 3.13).
+            refused = f"{type(exc).__name__}: {exc}"
+    report = {
+        "missing": [key for key in PEP3333_KEYS if key not in environ],
+        "validator": refused,
+        "warnings": [str(warning.message) for warning in warned],
+        "cgi": {key: environ[key] for key in PEP3333_KEYS if key in environ and "." not in key},
+        "url_scheme": environ.get("wsgi.url_scheme"),
+    }
+    body = json.dumps(report).encode()
+    failed = report["missing"] or refused or report["warnings"]
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    start_response("500 Internal Server Error" if failed else "200 OK", headers)
+    return [body]
 
 
 # Shared by the workers of one app server: its temporary directory (the container's tmpfs /tmp).
@@ -127,6 +165,8 @@ def application(environ, start_response):
         return many_bytes(environ, start_response)
     if path == "/spool/":
         return spool(environ, start_response)
+    if path == "/environ/":
+        return environ_check(environ, start_response)
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
