@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import subprocess
+import time
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -155,6 +156,33 @@ def test_a_post_whose_worker_dies_every_time_gets_the_json_502_keyed_or_not(echo
     assert response.status_code == 502, response.text[:300]
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"] == "app server unavailable"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("route", ["raise", "raise-after-start"], ids=["before start_response", "after it"])
+def test_an_exception_of_the_app_gets_a_500_once_and_its_traceback_is_logged_and_counted(echo, route, method):
+    """uWSGI alone closed the connection without an answer: nginx took that for a worker that died, sent the GET to
+    the app a second time, and answered 502 "app server unavailable" (docker/app/wsgi_entry.py: app_error)."""
+    assert echo.app_container
+    token = secrets.token_hex(6)
+    raised = f"RuntimeError: raised by the app for {token}"
+    before = sum(worker["exceptions"] for worker in uwsgi_stats(echo.app_container)["workers"])
+    sent = time.time()
+    response = requests.request(method, f"{echo.base_url}/{route}/{token}", data=b"x", timeout=30)
+    assert response.status_code == 500, response.text[:300]
+    assert response.headers["Content-Type"] == "application/json" and "X-Started" not in response.headers
+    request_id = response.headers["X-Request-ID"]
+    assert response.json() == {"status": 500, "error": "internal error", "request_id": request_id}
+    poll(lambda: raised in echo.logs(echo.app_container, sent), what="the app's traceback in its log")
+    after = sum(worker["exceptions"] for worker in uwsgi_stats(echo.app_container)["workers"])
+    assert after == before + 1, "uWSGI counts the exception (uwsgi_exceptions_total)"
+    # Once: the app ran once, and nginx did not send it again.
+    assert echo.logs(echo.app_container, sent).count(raised) == 1
+    # nginx's access log is buffered (nginx/conf.d/logging.conf): its line comes within a second or so.
+    (logged,) = poll(
+        lambda: echo.with_request_id(echo.nginx_container, "nginx", request_id, sent), what="nginx's line for it"
+    )
+    assert logged["upstream_status"] == "500", logged
 
 
 # A name and text beyond ASCII, as an upload's may be: the app's Python must take both with its defaults.

@@ -3,7 +3,8 @@ without its surrounding whitespace, as RFC 9110 5.5 reads it. nginx trims spaces
 value sent as "\tx\t" would otherwise reach the app with its tabs. Nothing else is changed.
 
 One thing is answered without the app: a request that waited in the app server's queue for longer than
-QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: Bursts).
+QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: Bursts). And one the app raised an
+exception for, before its answer began, gets a 500 (app_error, below).
 
 And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the request in hand (below).
 """
@@ -72,6 +73,26 @@ def busy(environ, start_response):
     return [body]
 
 
+def app_error(environ, start_response, error: Exception):
+    """The app raised `error` instead of answering. uWSGI alone would close the connection without an answer: nginx
+    took that for a worker that died, sent a GET (any method it may repeat) to the app a second time, and answered
+    502 "app server unavailable". Here the client gets a 500 in nginx's JSON error shape, and the app ran once.
+    The exception is raised again once the answer is out, so uWSGI logs its traceback and counts it (its stats'
+    `exceptions`, the uwsgi_exceptions_total metric) as for any exception of the app's."""
+    answer = {"status": 500, "error": "internal error", "request_id": environ.get("HTTP_X_REQUEST_ID", "-")}
+    body = json.dumps(answer).encode() + b"\n"
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+    # Replaces the headers of a start_response the app called before it raised: none is sent before the first body
+    # bytes, and uWSGI's start_response starts again from nothing until then. (Not with PEP 3333's exc_info, which
+    # uWSGI's start_response turns into a pending exception of its own.)
+    try:
+        start_response("500 Internal Server Error", headers)
+    except OSError:
+        raise error from None  # the app's answer had begun (through write()): too late for a 500
+    yield body
+    raise error
+
+
 def application(environ, start_response):
     # Runs on every request, so it does as little as it can in Python (docs/benchmark.md: Where the time goes): a
     # dict lookup for the stamp, then one comprehension over the environ that finds the rare padded header.
@@ -81,7 +102,10 @@ def application(environ, start_response):
     padded = [k for k, v in environ.items() if k[:5] == "HTTP_" and v and (v[0] in WHITESPACE or v[-1] in WHITESPACE)]
     for key in padded:
         environ[key] = environ[key].strip(WHITESPACE)
-    return app(environ, start_response)
+    try:
+        return app(environ, start_response)
+    except Exception as error:  # noqa: BLE001 (any exception of the app's: answered, then raised again)
+        return app_error(environ, start_response, error)
 
 
 # --- memory recycling -------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ much more memory, as a leaking app does, and answers {"pid", "held_mb"}; `/bytes
 of BYTES_PATTERN and, once it has handed over the last, leaves a file named for the token in its /tmp (SENT), so a
 test knows the whole answer has left the app; `/spool/` copies the body into a temporary file, as a framework spools
 a large upload (tempfile's directory), and answers its {"size", "sha256"} read back from there, and {"dir"};
-`/environ/` answers what `environ_check` finds in the environ the server gave, 200 when nothing, else 500.
+`/environ/` answers what `environ_check` finds in the environ the server gave, 200 when nothing, else 500;
+`/raise/<token>` raises an exception instead of answering, and `/raise-after-start/<token>` does so once it has
+called start_response (RuntimeError: raised by the app for <token>).
 
 WSGI_MODULE=dispatch:application
 """
@@ -167,6 +169,10 @@ def application(environ, start_response):
         return spool(environ, start_response)
     if path == "/environ/":
         return environ_check(environ, start_response)
+    if path.startswith(("/raise/", "/raise-after-start/")):
+        if path.startswith("/raise-after-start/"):
+            start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
+        raise RuntimeError(f"raised by the app for {path.rsplit('/', 1)[1]}")
     if path.startswith("/crash-once/"):
         return crash_once(environ, start_response)
     if path == "/crash":
