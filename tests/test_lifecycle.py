@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
 import subprocess
@@ -436,3 +437,26 @@ def test_make_restart_is_done_once_the_app_server_passes_its_health_check_and_sa
     found, failing = stack.after_restart(restarting, "app", time.time(), {}, 1, restarting.passes)  # type: ignore[arg-type]
     assert found == outcome
     assert [reason for _, reason in failing] == ([why] if why else [])
+
+
+class RestartNotRun(Rounds):
+    """A stack whose restart command did not run (docker exec's 126: a tool missing in an old single image), while
+    its app server, the one from before, still passes its health check."""
+
+    def __init__(self, compose_file: str, server: str):
+        super().__init__([[container(server, "running", health="healthy")]], {server: 0})
+        self.files = [compose_file]
+
+    def run(self, *args, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(list(args), 126, "", "")
+
+
+@pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
+def test_make_restart_whose_command_fails_fails_with_its_status_instead_of_passing_on_the_old_app_server(topology):
+    """Until 2026-12-06 the single topology went on to the health check whatever `supervisorctl restart` returned
+    (it failed for an app that no longer starts, which the wait names better): a restart that never ran passed."""
+    chosen = settings.TOPOLOGIES[topology]
+    restarting = RestartNotRun(chosen.compose_file, chosen.server)
+    code = stack.restart(restarting, ["restart"], 1, contextlib.nullcontext())  # type: ignore[arg-type]
+    assert code == 126
+    assert restarting.round == 0, "the old app server's health was read as the restart's"
