@@ -15,6 +15,7 @@ from tests import stack_times
 from tests.harness import (
     ECHO_APP,
     ECHO_APP_ENV,
+    ECHO_CSP,
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     Deployment,
@@ -226,6 +227,8 @@ def echo(request, tmp_path_factory) -> Iterator[Deployment]:
         "APP_ENV_FILE": str(app_env),
         "WORKER_MAX_RSS_MB": str(ECHO_MAX_RSS_MB),
         "MAX_BODY_SIZE": f"{ECHO_MAX_BODY_MB}m",
+        # An operator's own policy (tests/test_any_app.py checks that nginx sends it).
+        "CONTENT_SECURITY_POLICY": ECHO_CSP,
     }
     stack = OwnStack(workdir, topology=topology, prefix="wct-echo", env=env)
     with stack.running() as running:

@@ -58,6 +58,8 @@ ECHO_MAX_RSS_MB = 160
 # The echo stack's largest request body (MAX_BODY_SIZE): an app that takes large uploads, above the default 10m and
 # above what the app container's tmpfs /tmp holds (256m, compose.yaml), where a framework spooling one would fail.
 ECHO_MAX_BODY_MB = 320
+# The echo stacks' CONTENT_SECURITY_POLICY: an operator's own, which nginx sends where the app sends none.
+ECHO_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:

@@ -19,6 +19,7 @@ import requests
 
 from tests.harness import (
     ECHO_APP_ENV,
+    ECHO_CSP,
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     Deployment,
@@ -94,6 +95,14 @@ def test_the_app_gets_every_environ_key_pep_3333_lists_and_the_wsgi_validator_fi
     assert (cgi["REQUEST_METHOD"], cgi["QUERY_STRING"]) == (method, urlsplit(target).query)
     assert cgi["CONTENT_LENGTH"] in ((str(len(body)),) if body else ("", "0"))
     assert cgi["SERVER_PROTOCOL"] == "HTTP/1.1" and report["url_scheme"] == "http"
+
+
+@pytest.mark.parametrize("path", ["/", "/no-such-page"], ids=["the app's page", "the app's 404"])
+def test_nginx_sends_the_operators_content_security_policy_where_the_app_sends_none(echo: Deployment, path: str):
+    """CONTENT_SECURITY_POLICY at make up (the echo stacks': ECHO_CSP); the other security headers as ever."""
+    response = requests.get(echo.base_url + path, timeout=10)
+    assert response.headers["Content-Security-Policy"] == ECHO_CSP
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_health_probe_gives_the_app_the_environ_nginx_gives(echo: Deployment):

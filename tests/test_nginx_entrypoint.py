@@ -146,3 +146,33 @@ def test_no_script_writes_nginx_syntax_only_the_templates_hold_directives():
         if step.is_file():
             code = [line for line in step.read_text().splitlines() if not line.lstrip().startswith("#")]
             assert not [line for line in code if directive.search(line)], step
+
+
+# The Content-Security-Policy nginx adds where the app sends none (conf.d/security-headers.conf maps an empty value to
+# no header): the default, an operator's own, or none.
+DEFAULT_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        (None, DEFAULT_CSP),
+        ("", DEFAULT_CSP),
+        ("default-src 'self' 'unsafe-inline'; img-src *", "default-src 'self' 'unsafe-inline'; img-src *"),
+        ("off", ""),
+    ],
+    ids=["unset", "empty", "an operator's own", "off"],
+)
+def test_content_security_policy_renders_the_default_an_operators_own_or_none(setting, value):
+    env = () if setting is None else (f"CONTENT_SECURITY_POLICY={setting}",)
+    assert rendered_file("csp.map", *env) == [f'"" "{value}";']
+
+
+@pytest.mark.parametrize("policy", ['default-src "self"', "default-src $host", "a{b}", "a|b", "a&b", "a\tb", "café"])
+def test_a_content_security_policy_that_would_break_nginxs_quoted_value_is_refused(policy):
+    result = rendered(f"CONTENT_SECURITY_POLICY={policy}")
+    assert result.returncode == 64, result.stdout[-500:]
+    assert result.stderr.startswith("nginx-entrypoint: CONTENT_SECURITY_POLICY=") and "or off" in result.stderr

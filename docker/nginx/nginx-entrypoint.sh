@@ -10,6 +10,7 @@
 #   40-listen        TLS (off|on), HTTPS_PORT (default 8443)
 #   50-static        STATIC_URL (default: the image's, from its build; /static/)
 #   60-body-size     MAX_BODY_SIZE (default 10m)
+#   70-csp           CONTENT_SECURITY_POLICY (default: this site only, no inline code; off: none)
 set -eu
 # No globbing: the lists are split on commas, and a "*" must stay a "*" (and be refused).
 set -f
