@@ -393,6 +393,13 @@ def test_make_up_is_done_once_every_container_passes_its_health_check_and_says_w
     assert bool(failing) == (outcome in ("failed", "late"))
 
 
+def test_a_container_started_anew_that_restarts_is_named_without_a_negative_count():
+    """A `make up` that starts a container the last one stopped (Docker counts its restarts from 0 again) said
+    "was restarted -2 time(s)" (seen 2026-12-06, an nginx setting refused twice)."""
+    why = stack.failure(container("nginx", "restarting", restarts=0), 0, restarts_before=2, existed=True)
+    assert why == "restarting: it stopped and is being restarted since up began"
+
+
 def exited(code: int) -> Container:
     """The app container found exited with this code after the restart began, whenever the test runs (its exit time
     is far ahead: the parameters are made at collection, minutes before the test in a full run)."""

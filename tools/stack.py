@@ -302,9 +302,10 @@ def failure(
     `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
     health while its new dependencies start, says nothing about the new stack (until_ready judges the rest)."""
     if state.status == "restarting" or state.restarts > restarts_before:
-        return (
-            f"restarting: it stopped and was restarted {state.restarts - restarts_before} time(s) since {began} began"
-        )
+        count = state.restarts - restarts_before
+        # A container started again (a second `make up` of a stopped one) counts its restarts from 0 anew.
+        times = f"was restarted {count} time(s)" if count > 0 else "is being restarted"
+        return f"restarting: it stopped and {times} since {began} began"
     if existed or stopped_from_elsewhere(state):
         # Stopped or being removed by a `make down` or `docker rm` from elsewhere: its health is then the engine's
         # verdict on a stopped container (unhealthy), not the app's.
