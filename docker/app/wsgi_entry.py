@@ -59,16 +59,18 @@ def waited_too_long(stamp: str) -> bool:
         return False
 
 
-def busy(environ, start_response):
-    """nginx's own JSON error shape, so a client sees one 503 whichever queue was full."""
-    answer = {"status": 503, "error": "app server busy", "request_id": environ.get("HTTP_X_REQUEST_ID", "-")}
+def json_error(environ, status: int, error: str, *extra: tuple[str, str]) -> tuple[bytes, list[tuple[str, str]]]:
+    """An answer's body and headers in nginx's own JSON error shape (nginx/snippets/errors.conf), so that a client
+    sees one shape whichever layer answered; `extra` headers go before Cache-Control."""
+    answer = {"status": status, "error": error, "request_id": environ.get("HTTP_X_REQUEST_ID", "-")}
     body = json.dumps(answer).encode() + b"\n"
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body))),
-        ("Retry-After", RETRY_AFTER),
-        ("Cache-Control", "no-store"),
-    ]
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *extra]
+    return body, [*headers, ("Cache-Control", "no-store")]
+
+
+def busy(environ, start_response):
+    """One 503 whichever queue was full (nginx's or this app server's)."""
+    body, headers = json_error(environ, 503, "app server busy", ("Retry-After", RETRY_AFTER))
     start_response("503 Service Unavailable", headers)
     return [body]
 
@@ -79,9 +81,7 @@ def app_error(environ, start_response, error: Exception):
     502 "app server unavailable". Here the client gets a 500 in nginx's JSON error shape, and the app ran once.
     The exception is raised again once the answer is out, so uWSGI logs its traceback and counts it (its stats'
     `exceptions`, the uwsgi_exceptions_total metric) as for any exception of the app's."""
-    answer = {"status": 500, "error": "internal error", "request_id": environ.get("HTTP_X_REQUEST_ID", "-")}
-    body = json.dumps(answer).encode() + b"\n"
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+    body, headers = json_error(environ, 500, "internal error")
     # Replaces the headers of a start_response the app called before it raised: none is sent before the first body
     # bytes, and uWSGI's start_response starts again from nothing until then. (Not with PEP 3333's exc_info, which
     # uWSGI's start_response turns into a pending exception of its own.)
