@@ -227,7 +227,10 @@ def test_a_listener_sidecar_owns_the_socket_so_an_app_container_restart_fails_no
     assert mounts(listener)[zerg_dir]["name"] == mounts(app)[zerg_dir]["name"]
     assert zerg_dir not in mounts(nginx), "nginx cannot attach to the zerg pool and take the socket over"
     assert volume(pod, mounts(app)[zerg_dir]["name"])["emptyDir"]["medium"] == "Memory"
-    assert "zerg-pool = " + zerg + ":/run/uwsgi/uwsgi.sock" in (ROOT / "uwsgi/listener.ini").read_text()
+    # Bound beside nginx's socket's path, renamed onto it once it listens (in the pod as in compose).
+    listener_ini = (ROOT / "uwsgi/listener.ini").read_text()
+    assert "zerg-pool = " + zerg + ":/run/uwsgi/uwsgi.sock.new" in listener_ini
+    assert "hook-master-start = exec:mv -f /run/uwsgi/uwsgi.sock.new /run/uwsgi/uwsgi.sock" in listener_ini
     assert listener["startupProbe"]["exec"]["command"] == ["test", "-S", "/run/uwsgi/uwsgi.sock"]
 
 

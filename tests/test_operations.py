@@ -26,6 +26,7 @@ from tests.harness import (
     uwsgi_stats,
     wait_passing,
 )
+from tests.inotify import DirWatch
 from tests.load import Load
 from tests.test_examples import example_env
 
@@ -203,10 +204,15 @@ def test_an_app_container_restart_under_load_fails_no_request_and_leaves_nginx_a
 
 
 def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(ops, load_report):
-    """A crashed listener is restarted with a new socket; the app server notices and restarts to take it."""
+    """A crashed listener is restarted with a new socket; the app server notices and restarts to take it. The new
+    socket takes the old one's place in one rename (uwsgi/listener.ini), so nginx never finds the path missing, nor a
+    socket that refuses or that it may not open: the volume's directory sees nothing else happen to the name."""
     listener = ops.compose.container("listener")
     app_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container))
-    with Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
+    # The socket volume's directory on this host (a test of make test runs beside the engine).
+    mounts = '{{range .Mounts}}{{if eq .Destination "/run/uwsgi"}}{{.Source}}{{end}}{{end}}'
+    sockets = docker("inspect", "-f", mounts, listener).strip()
+    with DirWatch(sockets) as watch, Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
         master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
         docker("exec", listener, "kill", "-KILL", master, check=False)
@@ -218,6 +224,7 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
         poll(lambda: stats_answer(ops.app_container), timeout=30, what="the app is back")
         load.wait_for_requests(load.result.ok + 200, timeout=30)
     load_report.append(f"listener crash (under load): {load.result}")
+    assert [event for event in watch.events() if event[1] == "uwsgi.sock"] == [("MOVED_TO", "uwsgi.sock")]
     # At most the request each client had queued on the old socket when the old app server let go of it.
     assert load.result.failed <= load.clients, load.result
 
