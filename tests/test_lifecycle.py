@@ -446,6 +446,45 @@ def test_make_restart_is_done_once_the_app_server_passes_its_health_check_and_sa
     assert [reason for _, reason in failing] == ([why] if why else [])
 
 
+def single(started_at: float, output: str) -> Container:
+    """The single container after its uWSGI program's restart began: Docker's verdict unhealthy, three probes since
+    (their times far ahead, as exited's), each ending with `output`; started at `started_at` (0 < it < the restart:
+    kept running; far ahead: started again)."""
+    probes = tuple({"Start": "2999-01-01T00:00:00Z", "ExitCode": 1, "Output": output} for _ in range(3))
+    return dataclasses.replace(container("single", "running", health="unhealthy", probes=probes), started_at=started_at)
+
+
+TIMED_OUT = "unhealthy: GET /healthz: timed out (uWSGI is not answering on its socket)"
+ANSWERED_500 = "unhealthy: GET /healthz -> 500"
+
+
+@pytest.mark.parametrize(
+    ("state", "passes_from", "outcome", "why"),
+    [
+        # Seen 2026-12-06 on a loaded machine: Django loaded in 6 s, three probes failed meanwhile, and make restart
+        # failed and stopped the container, which would have passed a moment later.
+        pytest.param(single(1.0, TIMED_OUT), {"single": 2}, "ready", None, id="kept running, loading"),
+        pytest.param(
+            single(1.0, ANSWERED_500),
+            {},
+            "failed",
+            "failing its health check (3 times in a row, the app answering)",
+            id="kept running, the app answering errors",
+        ),
+        pytest.param(single(1e12, TIMED_OUT), {}, "failed", "unhealthy", id="started again"),
+    ],
+)
+def test_make_restart_of_the_program_in_a_running_container_waits_out_docker_s_unhealthy_while_the_app_loads(
+    state, passes_from, outcome, why
+):
+    """Docker's start period covers a container's start, not its program's restart inside it: there, its verdict
+    "unhealthy" says only that the app took three HEALTH_INTERVALs to load."""
+    restarting = Rounds([[state]], passes_from)
+    found, failing = stack.after_restart(restarting, "single", time.time(), {}, 5, restarting.passes)  # type: ignore[arg-type]
+    assert found == outcome
+    assert [reason for _, reason in failing] == ([why] if why else [])
+
+
 class RestartNotRun(Rounds):
     """A stack whose restart command did not run (docker exec's 126: a tool missing in an old single image), while
     its app server, the one from before, still passes its health check."""

@@ -81,6 +81,8 @@ class Container:
     image: str = ""
     # .HostConfig.PortBindings as (host address, host port, container port) triples: what it publishes.
     published: frozenset[tuple[str, str, str]] = frozenset()
+    # .State.StartedAt: when the container last started (0: never).
+    started_at: float = 0
 
     @classmethod
     def parse(cls, raw: dict) -> Container:
@@ -95,6 +97,7 @@ class Container:
             exit_code=int(state.get("ExitCode") or 0),
             restarts=int(raw.get("RestartCount") or 0),
             finished_at=timestamp(state.get("FinishedAt", "")),
+            started_at=timestamp(state.get("StartedAt", "")),
             health=health.get("Status", ""),
             probes=health.get("Log") or [],
             env=dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item),

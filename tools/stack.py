@@ -296,11 +296,17 @@ ANSWERED = re.compile(r"-> (?:HTTP/[\d.]+ )?([1-5]\d\d)\b")
 
 
 def failure(
-    state: Container, since: float, restarts_before: int = 0, existed: bool = False, began: str = "up"
+    state: Container,
+    since: float,
+    restarts_before: int = 0,
+    existed: bool = False,
+    began: str = "up",
+    verdict: bool = True,
 ) -> str | None:
     """Why the container has clearly failed since `since`, or None while it may still come up. One that
     `existed` before up began is judged by its restarts only: compose may be replacing it, and its stop, or its
-    health while its new dependencies start, says nothing about the new stack (until_ready judges the rest)."""
+    health while its new dependencies start, says nothing about the new stack (until_ready judges the rest).
+    `verdict`: whether Docker's "unhealthy" counts (not for a program restarted inside a running container)."""
     if state.status == "restarting" or state.restarts > restarts_before:
         count = state.restarts - restarts_before
         # A container started again (a second `make up` of a stopped one) counts its restarts from 0 anew.
@@ -316,7 +322,7 @@ def failure(
     if state.one_shot:
         return None
     recent = [probe for probe in state.probes if timestamp(probe.get("Start", "")) >= since]
-    if state.health == "unhealthy" and recent:
+    if verdict and state.health == "unhealthy" and recent:
         return "unhealthy"
     streak = recent[-CLEAR_STREAK:]
     if (
@@ -774,13 +780,24 @@ def after_restart(
     a container has clearly failed since `since`, or the server's has exited non-zero and was not restarted (Docker
     left one so after a `docker restart` under load, its policy notwithstanding); ("stopped", []) when the server's
     container is gone, being removed, or stopped cleanly from elsewhere; ("late", the server's) `timeout` s after
-    `since`."""
+    `since`. A server container that kept running (the single one: its uWSGI program restarted inside it) is not
+    failed for Docker's "unhealthy": its checks failing while the app loads count with no start period there, and
+    a restart of more than about three HEALTH_INTERVALs (a loaded machine's) was failed, and the container stopped.
+    Its app answering errors, its program given up (the container exits) and the timeout still fail it."""
     while True:
         states = stack.containers()
         failing = [
             (state, why)
             for state in states
-            if (why := failure(state, since, baseline.get(state.id, 0), began="the restart"))
+            if (
+                why := failure(
+                    state,
+                    since,
+                    baseline.get(state.id, 0),
+                    began="the restart",
+                    verdict=not (state.service == server and 0 < state.started_at < since),
+                )
+            )
         ]
         servers = [state for state in states if state.service == server]
         failing += [
