@@ -17,7 +17,6 @@ EVENTS = {
     "CREATE": 0x100,
     "DELETE": 0x200,
 }
-NONBLOCK = os.O_NONBLOCK
 HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name, len bytes
 
 
@@ -31,7 +30,8 @@ class DirWatch:
         self._seen: list[tuple[str, str]] = []
 
     def __enter__(self) -> DirWatch:
-        self._fd = self._libc.inotify_init1(NONBLOCK | os.O_CLOEXEC)
+        # IN_NONBLOCK and IN_CLOEXEC are O_NONBLOCK and O_CLOEXEC (inotify_init1(2)).
+        self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if self._fd < 0:
             raise OSError(ctypes.get_errno(), f"inotify_init1: {os.strerror(ctypes.get_errno())}")
         mask = sum(EVENTS.values())

@@ -19,6 +19,7 @@ from tests.harness import (
     docker,
     make,
     poll,
+    record,
     running_workers,
     serving,
     slow_request,
@@ -210,8 +211,7 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
     listener = ops.compose.container("listener")
     app_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container))
     # The socket volume's directory on this host (a test of make test runs beside the engine).
-    mounts = '{{range .Mounts}}{{if eq .Destination "/run/uwsgi"}}{{.Source}}{{end}}{{end}}'
-    sockets = docker("inspect", "-f", mounts, listener).strip()
+    sockets = {mount["Destination"]: mount["Source"] for mount in record(listener)["Mounts"]}["/run/uwsgi"]
     with DirWatch(sockets) as watch, Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
         master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
