@@ -49,8 +49,9 @@ def ops(tmp_path_factory):
         "UWSGI_LISTEN": str(LISTEN),
     }
     stack = OwnStack(tmp_path_factory.mktemp("ops"), prefix="wct-ops", env=env)
-    # The reload check changes the app's code in place: a writable root for the app (the override says why).
-    stack.compose.files += ("tests/compose.writable-app.yaml",)
+    # The reload check changes the app's code in place: a writable root for the app; the listener-crash check holds
+    # the listener's rename back (each override says why).
+    stack.compose.files += ("tests/compose.writable-app.yaml", "tests/compose.late-listener.yaml")
     with stack.running() as deployment:
         yield deployment
 
@@ -207,7 +208,9 @@ def test_an_app_container_restart_under_load_fails_no_request_and_leaves_nginx_a
 def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(ops, load_report):
     """A crashed listener is restarted with a new socket; the app server notices and restarts to take it. The new
     socket takes the old one's place in one rename (uwsgi/listener.ini), so nginx never finds the path missing, nor a
-    socket that refuses or that it may not open: the volume's directory sees nothing else happen to the name."""
+    socket that refuses or that it may not open: the volume's directory sees nothing else happen to the name. The
+    rename comes 3 s after the listener's start here (tests/compose.late-listener.yaml): the app server serves the
+    old socket until then (it let go at the new listener's start before, and nginx found no one on the old socket)."""
     listener = ops.compose.container("listener")
     app_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container))
     # The socket volume's directory on this host (a test of make test runs beside the engine).
@@ -223,7 +226,7 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
         )
         poll(lambda: stats_answer(ops.app_container), timeout=30, what="the app is back")
         load.wait_for_requests(load.result.ok + 200, timeout=30)
-    load_report.append(f"listener crash (under load): {load.result}")
+    load_report.append(f"listener crash (under load, its rename 3 s late): {load.result}")
     assert [event for event in watch.events() if event[1] == "uwsgi.sock"] == [("MOVED_TO", "uwsgi.sock")]
     # At most the request each client had queued on the old socket when the old app server let go of it.
     assert load.result.failed <= load.clients, load.result

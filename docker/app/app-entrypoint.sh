@@ -9,9 +9,9 @@ cmd="${1:-serve}"
 case "$cmd" in
 serve)
     shift || true
-    # A stop before uWSGI runs (during check-app, or the wait for the listener) ends the container at once. As the
-    # container's first process without an init (Kubernetes), the shell is sent the stop signal with no handler and
-    # the kernel drops it: the stop waited out its timeout. The trap runs once the command in hand has finished.
+    # A stop before uWSGI runs (during check-app) ends the container at once. As the container's first process
+    # without an init (Kubernetes), the shell is sent the stop signal with no handler and the kernel drops it: the
+    # stop waited out its timeout. The trap runs once the command in hand has finished.
     trap 'echo "app-entrypoint: stopped before uWSGI started" >&2; exit 0' TERM INT QUIT
     case "${LOG_FORMAT:-json}" in
     json|text) ;;
@@ -32,20 +32,6 @@ serve)
     rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     mkdir -p -m 0700 "$PROMETHEUS_MULTIPROC_DIR"
     check-app
-    # On a lent socket (UWSGI_ZERG), wait for the listener's private socket: started beside it (the single
-    # container's supervisord, or compose, which starts the split app once the listener has started), the listener
-    # may not have made it yet. Looked for every 0.1 s, for up to ZERG_WAIT seconds.
-    if [ -n "${UWSGI_ZERG:-}" ]; then
-        tries=0
-        while [ ! -S "$UWSGI_ZERG" ]; do
-            if [ "$tries" -ge "$((${ZERG_WAIT:-30} * 10))" ]; then
-                echo "app-entrypoint: no listener socket at UWSGI_ZERG=$UWSGI_ZERG after ${ZERG_WAIT:-30} s" >&2
-                exit 78
-            fi
-            sleep 0.1
-            tries=$((tries + 1))
-        done
-    fi
     # STOP_DRAIN (seconds; unset or 0: none): keep serving that long after the stop signal, before uWSGI's graceful
     # stop, so that a replica that leaves a service's DNS (Swarm: compose.swarm.yaml) gets no connection after its
     # socket closes. Kubernetes does the same with a preStop sleep. Without it, uWSGI becomes the process itself.

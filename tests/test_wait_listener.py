@@ -1,0 +1,150 @@
+"""wait-listener (docker/app/wait_listener.py), which uwsgi.ini runs before an app server attaches to the listener:
+it passes only once the listener lends its socket and that socket is the one at nginx's path, and otherwise names
+what is missing. Run on the host against sockets of the test's own, with a listener stand-in speaking uWSGI's zerg
+protocol."""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT
+
+TOOL = ROOT / "docker" / "app" / "wait_listener.py"
+EX_CONFIG = 78
+
+
+class Listener:
+    """A stand-in for the listener's zerg pool: answers each connect to its private socket with uWSGI's header, the
+    socket count and the lent socket's file descriptor, as uwsgi_manage_zerg does."""
+
+    def __init__(self, zerg: Path, lent: socket.socket):
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(zerg))
+        self.server.listen(8)
+        self.lent = lent
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            with client:
+                fds = array.array("i", [self.lent.fileno()])
+                header = b"uwsgi-zerg" + (1).to_bytes(4, sys.byteorder)
+                client.sendmsg([header], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+
+    def close(self) -> None:
+        self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+
+
+def bound(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(8)
+    return sock
+
+
+def wait_listener(zerg: Path, nginx: Path, wait: str = "0.3") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(TOOL), str(zerg), str(nginx)],
+        env={**os.environ, "ZERG_WAIT": wait},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def sockets(tmp_path):
+    opened: list = []
+    yield tmp_path / "zerg.sock", tmp_path / "uwsgi.sock", opened
+    for thing in opened:
+        thing.close()
+
+
+def old_socket_then_listener(zerg: Path, nginx: Path, opened: list) -> None:
+    """nginx's path holds a socket bound before the listener's private one: a new listener that has not renamed."""
+    opened.append(bound(nginx))
+    time.sleep(0.02)  # the file times' granularity: the private socket must be the younger
+    opened.append(Listener(zerg, opened[-1]))
+
+
+def renamed_after_listener(zerg: Path, nginx: Path, opened: list, delay: float = 0.02) -> threading.Timer:
+    """The listener's order: its private socket, then its socket beside nginx's path, renamed onto the path after
+    `delay` seconds (the returned timer's)."""
+    beside = nginx.with_name(nginx.name + ".new")
+    lent = bound(beside)
+    opened.extend([lent, Listener(zerg, lent)])
+    rename = threading.Timer(delay, os.rename, (beside, nginx))
+    rename.start()
+    return rename
+
+
+def stale_private_socket(zerg: Path, nginx: Path, opened: list) -> None:
+    """A stopped listener's leftovers: its private socket's file, no one behind it, and its renamed socket."""
+    bound(zerg).close()
+    time.sleep(0.02)
+    opened.append(bound(nginx))
+
+
+def no_nginx_socket(zerg: Path, nginx: Path, opened: list) -> None:
+    lent = bound(nginx.with_name(nginx.name + ".new"))
+    opened.extend([lent, Listener(zerg, lent)])
+
+
+REFUSED = [
+    pytest.param(lambda zerg, nginx, opened: None, "no private socket at", id="no listener yet"),
+    pytest.param(old_socket_then_listener, "is still the old socket", id="listener not renamed yet"),
+    pytest.param(stale_private_socket, "does not answer", id="stopped listener's files"),
+    pytest.param(no_nginx_socket, "no socket at", id="nothing at nginx's path"),
+]
+
+
+@pytest.mark.parametrize(("state", "named"), REFUSED)
+def test_an_unready_listener_fails_after_zerg_wait_naming_what_is_missing(sockets, state, named):
+    zerg, nginx, opened = sockets
+    state(zerg, nginx, opened)
+    result = wait_listener(zerg, nginx)
+    assert result.returncode == EX_CONFIG, result
+    assert result.stderr.startswith("wait-listener: after 0.3 s (ZERG_WAIT): ") and named in result.stderr, result
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_listener_that_lent_its_renamed_socket_passes(sockets):
+    zerg, nginx, opened = sockets
+    renamed_after_listener(zerg, nginx, opened).join()
+    result = wait_listener(zerg, nginx)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_behind_a_restarted_listener_it_waits_for_the_rename_and_passes_once_it_comes(sockets):
+    zerg, nginx, opened = sockets
+    opened.append(bound(nginx))  # the previous listener's socket, which the app server held
+    time.sleep(0.02)  # the file times' granularity: the new listener's sockets must be the younger
+    started = time.monotonic()
+    rename = renamed_after_listener(zerg, nginx, opened, delay=1.0)
+    result = wait_listener(zerg, nginx, wait="20")
+    rename.join()
+    assert (result.returncode, result.stderr) == (0, "")
+    assert 1.0 <= time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("wait", ["0", "-1", "soon", "nan", "inf"])
+def test_a_zerg_wait_that_is_not_a_positive_number_is_refused_by_name(sockets, wait):
+    zerg, nginx, _ = sockets
+    result = wait_listener(zerg, nginx, wait=wait)
+    assert result.returncode == EX_CONFIG
+    assert result.stderr == f"wait-listener: ZERG_WAIT={wait}: use seconds above 0, e.g. 30\n"
