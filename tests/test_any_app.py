@@ -168,7 +168,11 @@ def test_a_post_whose_worker_dies_every_time_gets_the_json_502_keyed_or_not(echo
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-@pytest.mark.parametrize("route", ["raise", "raise-after-start"], ids=["before start_response", "after it"])
+@pytest.mark.parametrize(
+    "route",
+    ["raise", "raise-after-start", "raise-in-body"],
+    ids=["before start_response", "after it", "in a generator body before its first chunk"],
+)
 def test_an_exception_of_the_app_gets_a_500_once_and_its_traceback_is_logged_and_counted(echo, route, method):
     """uWSGI alone closed the connection without an answer: nginx took that for a worker that died, sent the GET to
     the app a second time, and answered 502 "app server unavailable" (docker/app/wsgi_entry.py: app_error)."""
@@ -192,6 +196,16 @@ def test_an_exception_of_the_app_gets_a_500_once_and_its_traceback_is_logged_and
         lambda: echo.with_request_id(echo.nginx_container, "nginx", request_id, sent), what="nginx's line for it"
     )
     assert logged["upstream_status"] == "500", logged
+
+
+def test_an_answer_whose_generator_raises_midway_is_seen_cut_short_when_it_has_a_content_length(echo):
+    """Past its first chunk the status is out and an exception can only end the answer early. The uwsgi protocol has
+    no end-of-body marker (the connection's close ends it), so only a Content-Length lets the client tell: nginx
+    passes it on and closes the connection short of it (docs/bring-your-own-app.md)."""
+    token = secrets.token_hex(6)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        requests.get(f"{echo.base_url}/raise-mid-body/{token}", timeout=30).raise_for_status()
+    poll(lambda: f"raised by the app for {token}" in echo.logs(echo.app_container), what="the app's traceback")
 
 
 # A name and text beyond ASCII, as an upload's may be: the app's Python must take both with its defaults.

@@ -4,7 +4,7 @@ value sent as "\tx\t" would otherwise reach the app with its tabs. Nothing else 
 
 One thing is answered without the app: a request that waited in the app server's queue for longer than
 QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: Bursts). And one the app raised an
-exception for, before its answer began, gets a 500 (app_error, below).
+exception for, before its answer began (its generator body's first chunk included), gets a 500 (app_error, below).
 
 And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the request in hand (below).
 """
@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from types import GeneratorType
 
 # The app's own directory first, as check-app imports it.
 sys.path.insert(0, os.environ.get("APP_DIR", "/srv/app"))
@@ -103,9 +104,30 @@ def application(environ, start_response):
     for key in padded:
         environ[key] = environ[key].strip(WHITESPACE)
     try:
-        return app(environ, start_response)
+        answer = app(environ, start_response)
     except Exception as error:  # noqa: BLE001 (any exception of the app's: answered, then raised again)
         return app_error(environ, start_response, error)
+    # A generator (a generator function written as the app, or one it returns) runs only as uWSGI takes its chunks.
+    return first_chunk_checked(answer, environ, start_response) if type(answer) is GeneratorType else answer
+
+
+def first_chunk_checked(body, environ, start_response):
+    """The app's generator body, whose first chunk is taken here: an exception before it gets app_error's 500, as one
+    before the app returned does. uWSGI alone sent the status the generator had given start_response (200) with an
+    empty body: a failure the client took for an empty answer. Every chunk after the first passes unchanged, and
+    closing this closes the app's generator (PEP 3333's close())."""
+    try:
+        first = next(body)
+    except StopIteration:
+        return
+    except Exception as error:  # noqa: BLE001 (as in application)
+        yield from app_error(environ, start_response, error)
+        return
+    try:
+        yield first
+        yield from body
+    finally:
+        body.close()
 
 
 # --- memory recycling -------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ of BYTES_PATTERN and, once it has handed over the last, leaves a file named for 
 test knows the whole answer has left the app; `/spool/` copies the body into a temporary file, as a framework spools
 a large upload (tempfile's directory), and answers its {"size", "sha256"} read back from there, and {"dir"};
 `/environ/` answers what `environ_check` finds in the environ the server gave, 200 when nothing, else 500;
-`/raise/<token>` raises an exception instead of answering, and `/raise-after-start/<token>` does so once it has
-called start_response (RuntimeError: raised by the app for <token>).
+`/raise/<token>` raises an exception instead of answering, `/raise-after-start/<token>` does so once it has
+called start_response, `/raise-in-body/<token>` answers with a generator that does so before its first chunk, as a
+generator function written as a WSGI app does, and `/raise-mid-body/<token>` with one that does so after its first
+(RuntimeError: raised by the app for <token>).
 
 WSGI_MODULE=dispatch:application
 """
@@ -148,6 +150,20 @@ def spool(environ, start_response):
     return json_answer(start_response, {"size": size, "sha256": digest.hexdigest(), "dir": tempfile.gettempdir()})
 
 
+def raise_in_body(path, start_response):
+    """A generator: nothing of it runs until the server takes its first chunk, and it raises then."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
+    raise RuntimeError(f"raised by the app for {path.rsplit('/', 1)[1]}")
+    yield b"never"
+
+
+def raise_mid_body(path, start_response):
+    """A generator that raises after its first chunk: 12 of the 100 bytes its Content-Length promised."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+    yield b"first chunk\n"
+    raise RuntimeError(f"raised by the app for {path.rsplit('/', 1)[1]}")
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -169,6 +185,10 @@ def application(environ, start_response):
         return spool(environ, start_response)
     if path == "/environ/":
         return environ_check(environ, start_response)
+    if path.startswith("/raise-in-body/"):
+        return raise_in_body(path, start_response)
+    if path.startswith("/raise-mid-body/"):
+        return raise_mid_body(path, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])

@@ -1,0 +1,92 @@
+"""The WSGI entry point's handling of an app's generator body (docker/app/wsgi_entry.py: first_chunk_checked), on the
+host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from tests.harness import ROOT
+
+APP = """
+closed = []
+
+
+def chunks(count, fail_at=None):
+    try:
+        for number in range(count):
+            if number == fail_at:
+                raise RuntimeError("raised by the app")
+            yield f"chunk {number}\\n".encode()
+    finally:
+        closed.append(count)
+
+
+def application(environ, start_response):
+    kind, _, count = environ["PATH_INFO"].strip("/").partition("/")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if kind == "list":
+        return [b"whole"]
+    return chunks(int(count), 0 if kind == "raise" else None)
+"""
+
+
+@pytest.fixture
+def entry(tmp_path, monkeypatch):
+    (tmp_path / "standin.py").write_text(APP)
+    monkeypatch.setenv("APP_DIR", str(tmp_path))
+    monkeypatch.setenv("WSGI_MODULE", "standin:application")
+    monkeypatch.delenv("WORKER_MAX_RSS_MB", raising=False)
+    spec = importlib.util.spec_from_file_location("wsgi_entry_under_test", ROOT / "docker" / "app" / "wsgi_entry.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module, sys.modules["standin"]
+    sys.modules.pop("standin", None)
+
+
+def call(module, path: str):
+    started: list[tuple[str, list]] = []
+    body = module.application({"PATH_INFO": path}, lambda status, headers: started.append((status, headers)))
+    return body, started
+
+
+def test_a_generator_body_passes_chunk_by_chunk_unchanged(entry):
+    module, app = entry
+    body, started = call(module, "/stream/3")
+    assert list(body) == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
+    assert [status for status, _ in started] == ["200 OK"]
+    assert app.closed == [3]
+
+
+def test_closing_the_body_early_closes_the_apps_generator(entry):
+    module, app = entry
+    body, _ = call(module, "/stream/5")
+    assert next(body) == b"chunk 0\n"
+    body.close()  # as uWSGI does when the client has gone
+    assert app.closed == [5], "the app's generator ran its finally"
+
+
+def test_an_empty_generator_body_is_an_empty_answer_with_the_apps_status(entry):
+    module, _ = entry
+    body, started = call(module, "/stream/0")
+    assert list(body) == []
+    assert [status for status, _ in started] == ["200 OK"]
+
+
+def test_a_generator_that_raises_before_its_first_chunk_answers_500_then_raises_again(entry):
+    module, _ = entry
+    body, started = call(module, "/raise/3")
+    assert json.loads(next(body)) == {"status": 500, "error": "internal error", "request_id": "-"}
+    assert [status for status, _ in started] == ["200 OK", "500 Internal Server Error"]
+    with pytest.raises(RuntimeError, match="raised by the app"):
+        next(body)
+
+
+def test_an_answer_that_is_not_a_generator_reaches_uwsgi_as_it_is(entry):
+    """A list, a framework's response object or a file wrapper (which uWSGI sends with sendfile) is not wrapped."""
+    module, _ = entry
+    body, _ = call(module, "/list")
+    assert body == [b"whole"] and type(body) is list
