@@ -1,7 +1,11 @@
-"""wait-listener (docker/app/wait_listener.py), which uwsgi.ini runs before an app server attaches to the listener:
-it passes only once the listener lends its socket and that socket is the one at nginx's path, and otherwise names
-what is missing. Run on the host against sockets of the test's own, with a listener stand-in speaking uWSGI's zerg
-protocol."""
+"""The two tools between the listener and the app server, run on the host against sockets of the test's own:
+
+- wait-listener (docker/app/wait_listener.py), which uwsgi.ini runs before an app server attaches to the listener:
+  it passes only once the listener lends its socket and that socket is the one at nginx's path, and otherwise names
+  what is missing (a listener stand-in speaks uWSGI's zerg protocol);
+- listener-rename (docker/app/listener-rename.sh), the listener's last step: its new socket takes nginx's path, dated
+  a whole second past the old one, which the app server's touch-exec compares.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import pytest
 from tests.harness import ROOT
 
 TOOL = ROOT / "docker" / "app" / "wait_listener.py"
+RENAME = ROOT / "docker" / "app" / "listener-rename.sh"
 EX_CONFIG = 78
 
 
@@ -148,3 +153,41 @@ def test_a_zerg_wait_that_is_not_a_positive_number_is_refused_by_name(sockets, w
     result = wait_listener(zerg, nginx, wait=wait)
     assert result.returncode == EX_CONFIG
     assert result.stderr == f"wait-listener: ZERG_WAIT={wait}: use seconds above 0, e.g. 30\n"
+
+
+def listener_rename(new: Path, path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(RENAME), str(new), str(path)], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("old_offset", "expected"),
+    [
+        pytest.param(0, "old + 1", id="bound in the same second as the old socket: dated a second past it"),
+        pytest.param(2, "old + 1", id="the old socket dated ahead (an earlier bump): a second past it"),
+        pytest.param(-5, "its own", id="bound later: keeps its own time"),
+        pytest.param(None, "its own", id="no old socket: keeps its own time"),
+    ],
+)
+def test_the_new_socket_takes_nginxs_path_dated_a_whole_second_past_the_old_one(sockets, old_offset, expected):
+    _, nginx, opened = sockets
+    new = nginx.with_name(nginx.name + ".new")
+    opened.append(bound(new))
+    own = os.stat(new).st_mtime_ns
+    if old_offset is not None:
+        opened.append(bound(nginx))
+        old = own + old_offset * 10**9
+        os.utime(nginx, ns=(old, old))
+    result = listener_rename(new, nginx)
+    assert (result.returncode, result.stderr) == (0, ""), result
+    assert not new.exists(), "renamed, not copied"
+    renamed = os.stat(nginx)
+    if expected == "its own":
+        assert renamed.st_mtime_ns == own
+    else:
+        assert int(renamed.st_mtime) == old // 10**9 + 1
+    # The path reaches the new socket: a connect to it is accepted there.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(nginx))
+        opened[0].settimeout(5)
+        accepted, _ = opened[0].accept()
+        accepted.close()
