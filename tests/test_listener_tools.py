@@ -2,7 +2,8 @@
 
 - wait-listener (docker/app/wait_listener.py), which uwsgi.ini runs before an app server attaches to the listener:
   it passes only once the listener lends its socket and that socket is the one at nginx's path, and otherwise names
-  what is missing (a listener stand-in speaks uWSGI's zerg protocol);
+  what is missing (a listener stand-in speaks uWSGI's zerg protocol); and again as the master loop starts, when it
+  fails if another socket has taken nginx's path meanwhile;
 - listener-rename (docker/app/listener-rename.sh), the listener's last step: its new socket takes nginx's path, dated
   a whole second past the old one, which the app server's touch-exec compares.
 """
@@ -63,13 +64,24 @@ def bound(path: Path) -> socket.socket:
 
 
 def wait_listener(zerg: Path, nginx: Path, wait: str = "0.3") -> subprocess.CompletedProcess:
+    """The tool as uwsgi.ini's hook-asap runs it, its note in `seen` beside the sockets."""
     return subprocess.run(
-        [sys.executable, str(TOOL), str(zerg), str(nginx)],
+        [sys.executable, str(TOOL), str(zerg), str(nginx), str(seen(nginx))],
         env={**os.environ, "ZERG_WAIT": wait},
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def seen(nginx: Path) -> Path:
+    return nginx.with_name("wait-listener.seen")
+
+
+def unchanged(nginx: Path) -> subprocess.CompletedProcess:
+    """The tool as uwsgi.ini's hook-master-start runs it."""
+    command = [sys.executable, str(TOOL), "--unchanged", str(nginx), str(seen(nginx))]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30)
 
 
 @pytest.fixture
@@ -128,11 +140,43 @@ def test_an_unready_listener_fails_after_zerg_wait_naming_what_is_missing(socket
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_a_listener_that_lent_its_renamed_socket_passes(sockets):
+def test_a_listener_that_lent_its_renamed_socket_passes_and_the_socket_is_noted(sockets):
     zerg, nginx, opened = sockets
     renamed_after_listener(zerg, nginx, opened).join()
     result = wait_listener(zerg, nginx)
     assert (result.returncode, result.stderr) == (0, "")
+    assert seen(nginx).read_text() == f"{os.stat(nginx).st_dev} {os.stat(nginx).st_ino}\n"
+
+
+def test_at_the_master_loop_the_noted_socket_still_at_nginxs_path_passes(sockets):
+    zerg, nginx, opened = sockets
+    renamed_after_listener(zerg, nginx, opened).join()
+    assert wait_listener(zerg, nginx).returncode == 0
+    result = unchanged(nginx)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_at_the_master_loop_a_new_listeners_socket_at_nginxs_path_stops_uwsgi_saying_why(sockets):
+    """A listener replaced between the attach and the master loop: the master-start hook fails, so uWSGI stops."""
+    zerg, nginx, opened = sockets
+    renamed_after_listener(zerg, nginx, opened).join()
+    assert wait_listener(zerg, nginx).returncode == 0
+    replacement = nginx.with_name("replacement.sock")
+    opened.append(bound(replacement))
+    os.rename(replacement, nginx)
+    result = unchanged(nginx)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"wait-listener: {nginx} is a new listener's socket since uWSGI attached: stopping, to start on it\n"
+    )
+
+
+def test_at_the_master_loop_without_a_note_it_stops_uwsgi_naming_the_file(sockets):
+    _, nginx, opened = sockets
+    opened.append(bound(nginx))
+    result = unchanged(nginx)
+    assert result.returncode == 1
+    assert result.stderr == f"wait-listener: {seen(nginx)}: No such file or directory\n"
 
 
 def test_behind_a_restarted_listener_it_waits_for_the_rename_and_passes_once_it_comes(sockets):

@@ -8,6 +8,7 @@ containers come last.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -51,7 +52,7 @@ def ops(tmp_path_factory):
     stack = OwnStack(tmp_path_factory.mktemp("ops"), prefix="wct-ops", env=env)
     # The reload check changes the app's code in place: a writable root for the app; the listener-crash check holds
     # the listener's rename back (each override says why).
-    stack.compose.files += ("tests/compose.writable-app.yaml", "tests/compose.late-listener.yaml")
+    stack.compose.files += ("tests/compose.writable-app.yaml", "tests/compose.listener-races.yaml")
     with stack.running() as deployment:
         yield deployment
 
@@ -209,7 +210,7 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
     """A crashed listener is restarted with a new socket; the app server notices and restarts to take it. The new
     socket takes the old one's place in one rename (uwsgi/listener.ini), so nginx never finds the path missing, nor a
     socket that refuses or that it may not open: the volume's directory sees nothing else happen to the name. The
-    rename comes 3 s after the listener's start here (tests/compose.late-listener.yaml): the app server serves the
+    rename comes 3 s after the listener's start here (tests/compose.listener-races.yaml): the app server serves the
     old socket until then (it let go at the new listener's start before, and nginx found no one on the old socket)."""
     listener = ops.compose.container("listener")
     app_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container))
@@ -230,6 +231,38 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
     assert [event for event in watch.events() if event[1] == "uwsgi.sock"] == [("MOVED_TO", "uwsgi.sock")]
     # At most the request each client had queued on the old socket when the old app server let go of it.
     assert load.result.failed <= load.clients, load.result
+
+
+def test_a_listener_replaced_while_the_app_server_starts_is_noticed_and_served(ops):
+    """The app server notes nginx's socket for its touch-exec only once its master loop starts; a listener replaced
+    after it attached and before that went unseen: it served the old socket, nginx queued on the new one, and nothing
+    answered. Here its master is held in that moment (tests/apps/held/sitecustomize.py) while the listener is replaced:
+    its master-start check (wait-listener --unchanged) stops it, and it starts again on the new socket."""
+    app, listener = ops.app_container, ops.compose.container("listener")
+    docker("exec", app, "touch", "/var/lib/app/hold-armed")
+    ops.compose.run("restart", "app", capture=True)
+    restarts = int(docker("inspect", "-f", "{{.RestartCount}}", app))  # a restart by hand counts it from 0
+    held = ["docker", "exec", app, "test", "-e", "/var/lib/app/hold-held"]
+    poll(lambda: subprocess.run(held).returncode == 0, timeout=30, what="the app server's master held after its attach")
+    before = docker("exec", app, "stat", "-c", "%i", "/run/uwsgi/uwsgi.sock").strip()
+    master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
+    docker("exec", listener, "kill", "-KILL", master, check=False)
+
+    def renamed() -> bool:
+        found = docker("exec", app, "sh", "-c", "stat -c %i /run/uwsgi/uwsgi.sock; ls /run/uwsgi", check=False)
+        return found.split()[:1] != [before] and "uwsgi.sock.new" not in found
+
+    poll(renamed, timeout=30, what="the new listener's socket at nginx's path")
+    docker("exec", app, "touch", "/var/lib/app/hold-release")
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"{ops.base_url}/", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    poll(answers, timeout=60, interval=0.5, what="nginx's requests served on the new listener's socket")
+    assert int(docker("inspect", "-f", "{{.RestartCount}}", app)) > restarts, "the held app server stopped"
 
 
 def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):

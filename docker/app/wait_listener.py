@@ -2,13 +2,22 @@
 """Before uWSGI attaches to the listener (uwsgi.ini runs it first on a lent socket, UWSGI_ZERG): wait until the
 listener lends a socket that nginx reaches.
 
-wait-listener ZERG NGINX   ZERG: the listener's private socket; NGINX: the path nginx connects to.
+wait-listener ZERG NGINX SEEN        before uWSGI attaches (hook-asap): wait for the listener, then write down in
+                                     the file SEEN which socket is at NGINX
+wait-listener --unchanged NGINX SEEN as uWSGI's master loop starts (hook-master-start): exit 1 if NGINX is another
+                                     socket by now
+ZERG: the listener's private socket; NGINX: the path nginx connects to.
 
 The listener (uwsgi/listener.ini) binds ZERG, then its socket beside NGINX, and renames that onto NGINX once it
 listens. Ready means both: NGINX is no older than ZERG (the rename has happened: an app server started before it
 would watch the old socket's time and stop again at the rename), and ZERG answers with the socket (a listener is
 running: uWSGI leaves ZERG behind when the listener stops). Looked at every 0.1 s for up to ZERG_WAIT seconds
 (default 30; empty is unset); then one line naming what was missing, and exit 78 (EX_CONFIG).
+
+The second form closes the gap between the two: uWSGI notes NGINX's time for its touch-exec when its master loop
+starts, so a listener replaced after the attach and before that went unseen, and the app server served a socket nginx
+no longer reached. A new socket at NGINX by the master-start hook means such a listener: uWSGI stops, and starts again
+on the new one; one after it, uWSGI's own touch-exec sees.
 """
 
 import array
@@ -56,10 +65,35 @@ def missing(zerg: str, nginx: str) -> str | None:
     return None
 
 
+def identity(path: str) -> str:
+    """Which file is at `path`: its device and inode, as text."""
+    found = os.stat(path)
+    return f"{found.st_dev} {found.st_ino}\n"
+
+
+def unchanged(nginx: str, seen: str) -> int:
+    try:
+        with open(seen) as noted:
+            if noted.read() == identity(nginx):
+                return 0
+    except OSError as exc:
+        print(f"wait-listener: {exc.filename}: {exc.strerror}", file=sys.stderr, flush=True)
+        return 1
+    print(
+        f"wait-listener: {nginx} is a new listener's socket since uWSGI attached: stopping, to start on it",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: wait-listener ZERG_SOCKET NGINX_SOCKET", file=sys.stderr)
+    if len(argv) == 3 and argv[0] == "--unchanged":
+        return unchanged(*argv[1:])
+    if len(argv) != 3:
+        print("usage: wait-listener ZERG NGINX SEEN | wait-listener --unchanged NGINX SEEN", file=sys.stderr)
         return 2
+    zerg, nginx, seen = argv
     setting = os.environ.get("ZERG_WAIT") or "30"  # empty is unset, as for the image's other settings
     try:
         wait = float(setting)
@@ -69,11 +103,13 @@ def main(argv: list[str]) -> int:
         print(f"wait-listener: ZERG_WAIT={setting}: use seconds above 0, e.g. 30", file=sys.stderr)
         return EX_CONFIG
     deadline = time.monotonic() + wait
-    while problem := missing(*argv):
+    while problem := missing(zerg, nginx):
         if time.monotonic() > deadline:
             print(f"wait-listener: after {setting} s (ZERG_WAIT): {problem}", file=sys.stderr, flush=True)
             return EX_CONFIG
         time.sleep(INTERVAL)
+    with open(seen, "w") as note:
+        note.write(identity(nginx))
     return 0
 
 
