@@ -69,6 +69,7 @@ def test_every_point_runs_the_configured_number_of_times_and_reports_median_min_
             assert run[f"{name}_min"] <= run[name] <= run[f"{name}_max"]
             assert run[name] == pytest.approx(statistics.median(values), abs=0.1)
         # Sampled once all the configured workers run (not while one is being respawned).
+        assert "memory" in run, (run["key"], run.get("memory_error"), run["samples"][-1])
         assert len(run["memory"]["workers"]) == data["settings"]["workers"], (run["key"], run["memory"]["workers"])
 
 

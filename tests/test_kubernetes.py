@@ -230,7 +230,7 @@ def test_a_listener_sidecar_owns_the_socket_so_an_app_container_restart_fails_no
     # Bound beside nginx's socket's path, renamed onto it once it listens (in the pod as in compose).
     listener_ini = (ROOT / "uwsgi/listener.ini").read_text()
     assert "zerg-pool = " + zerg + ":/run/uwsgi/uwsgi.sock.new" in listener_ini
-    assert "hook-master-start = exec:mv -f /run/uwsgi/uwsgi.sock.new /run/uwsgi/uwsgi.sock" in listener_ini
+    assert "hook-master-start = exec:listener-rename /run/uwsgi/uwsgi.sock.new /run/uwsgi/uwsgi.sock" in listener_ini
     assert listener["startupProbe"]["exec"]["command"] == ["test", "-S", "/run/uwsgi/uwsgi.sock"]
 
 

@@ -180,8 +180,9 @@ class Runner:
                 **stats.aggregate(runs),
             }
             last = runs[-1]
-            if "memory" in last:
-                entry["memory"] = last["memory"]
+            for name in ("memory", "memory_error"):
+                if name in last:
+                    entry[name] = last[name]
             entries.append(entry)
         return entries
 
