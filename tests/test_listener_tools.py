@@ -56,10 +56,14 @@ class Listener:
         self.server.close()
 
 
-def bound(path: Path) -> socket.socket:
+def bound(path: Path, age: float = 0) -> socket.socket:
+    """A listening socket at `path`, its file dated `age` seconds back (the older of two bound in a row)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     sock.listen(8)
+    if age:
+        then = os.stat(path).st_mtime_ns - int(age * 10**9)
+        os.utime(path, ns=(then, then))
     return sock
 
 
@@ -94,8 +98,7 @@ def sockets(tmp_path):
 
 def old_socket_then_listener(zerg: Path, nginx: Path, opened: list) -> None:
     """nginx's path holds a socket bound before the listener's private one: a new listener that has not renamed."""
-    opened.append(bound(nginx))
-    time.sleep(0.02)  # the file times' granularity: the private socket must be the younger
+    opened.append(bound(nginx, age=1))
     opened.append(Listener(zerg, opened[-1]))
 
 
@@ -112,8 +115,7 @@ def renamed_after_listener(zerg: Path, nginx: Path, opened: list, delay: float =
 
 def stale_private_socket(zerg: Path, nginx: Path, opened: list) -> None:
     """A stopped listener's leftovers: its private socket's file, no one behind it, and its renamed socket."""
-    bound(zerg).close()
-    time.sleep(0.02)
+    bound(zerg, age=1).close()
     opened.append(bound(nginx))
 
 
@@ -181,8 +183,7 @@ def test_at_the_master_loop_without_a_note_it_stops_uwsgi_naming_the_file(socket
 
 def test_behind_a_restarted_listener_it_waits_for_the_rename_and_passes_once_it_comes(sockets):
     zerg, nginx, opened = sockets
-    opened.append(bound(nginx))  # the previous listener's socket, which the app server held
-    time.sleep(0.02)  # the file times' granularity: the new listener's sockets must be the younger
+    opened.append(bound(nginx, age=1))  # the previous listener's socket, which the app server held
     started = time.monotonic()
     rename = renamed_after_listener(zerg, nginx, opened, delay=1.0)
     result = wait_listener(zerg, nginx, wait="20")
