@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ROOT
+from tools.stack import LISTENER_INPUTS
 
 TOOL = ROOT / "docker" / "app" / "wait_listener.py"
 RENAME = ROOT / "docker" / "app" / "listener-rename.sh"
@@ -67,8 +69,10 @@ def bound(path: Path, age: float = 0) -> socket.socket:
     return sock
 
 
-def wait_listener(zerg: Path, nginx: Path, wait: str = "0.3") -> subprocess.CompletedProcess:
-    """The tool as uwsgi.ini's hook-asap runs it, its note in `seen` beside the sockets."""
+def wait_listener(zerg: Path, nginx: Path, wait: str = "20") -> subprocess.CompletedProcess:
+    """The tool as uwsgi.ini's hook-asap runs it, its note in `seen` beside the sockets. A ready listener passes at
+    its first look, however long `wait`; a loaded machine may take a while over that look (three such cases failed at
+    0.3 s beside a running make test)."""
     return subprocess.run(
         [sys.executable, str(TOOL), str(zerg), str(nginx), str(seen(nginx))],
         env={**os.environ, "ZERG_WAIT": wait},
@@ -136,7 +140,7 @@ REFUSED = [
 def test_an_unready_listener_fails_after_zerg_wait_naming_what_is_missing(sockets, state, named):
     zerg, nginx, opened = sockets
     state(zerg, nginx, opened)
-    result = wait_listener(zerg, nginx)
+    result = wait_listener(zerg, nginx, wait="0.3")
     assert result.returncode == EX_CONFIG, result
     assert result.stderr.startswith("wait-listener: after 0.3 s (ZERG_WAIT): ") and named in result.stderr, result
     assert len(result.stderr.splitlines()) == 1
@@ -186,7 +190,7 @@ def test_behind_a_restarted_listener_it_waits_for_the_rename_and_passes_once_it_
     opened.append(bound(nginx, age=1))  # the previous listener's socket, which the app server held
     started = time.monotonic()
     rename = renamed_after_listener(zerg, nginx, opened, delay=1.0)
-    result = wait_listener(zerg, nginx, wait="20")
+    result = wait_listener(zerg, nginx)
     rename.join()
     assert (result.returncode, result.stderr) == (0, "")
     assert 1.0 <= time.monotonic() - started < 10
@@ -236,3 +240,21 @@ def test_the_new_socket_takes_nginxs_path_dated_a_whole_second_past_the_old_one(
         opened[0].settimeout(5)
         accepted, _ = opened[0].accept()
         accepted.close()
+
+
+def test_every_command_the_listener_runs_is_among_the_inputs_that_name_its_image():
+    """The listener runs an image tagged by the content of its inputs (tools/stack.py: LISTENER_INPUTS), so that a new
+    app alone does not replace it: a command its config runs that is not among them would change without it."""
+    listener_ini = (ROOT / "uwsgi" / "listener.ini").read_text()
+    commands = set(re.findall(r"^hook-[a-z-]+ = exec:(\S+)", listener_ini, re.MULTILINE)) - {"mv"}
+    shipped = dict(
+        (Path(target).name, source)
+        for source, target in re.findall(r"^COPY (docker/app/\S+) (/usr/local/bin/\S+)$", dockerfile(), re.MULTILINE)
+    )
+    assert commands == {"listener-rename"}, commands
+    assert {shipped[command] for command in commands} <= set(LISTENER_INPUTS)
+    assert {"uwsgi/listener.ini", "docker/app/app-entrypoint.sh"} <= set(LISTENER_INPUTS)
+
+
+def dockerfile() -> str:
+    return (ROOT / "docker" / "app" / "Dockerfile").read_text()

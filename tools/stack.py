@@ -237,6 +237,7 @@ LISTENER_INPUTS = (
     "uwsgi/requirements.txt",
     "docker/app/build_uwsgi.py",
     "docker/app/app-entrypoint.sh",
+    "docker/app/listener-rename.sh",
 )
 
 
