@@ -34,11 +34,11 @@ class Listener:
     """A stand-in for the listener's zerg pool: answers each connect to its private socket with uWSGI's header, the
     socket count and the lent socket's file descriptor, as uwsgi_manage_zerg does."""
 
-    def __init__(self, zerg: Path, lent: socket.socket):
+    def __init__(self, zerg: Path, lent: socket.socket | None = None):
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(zerg))
         self.server.listen(8)
-        self.lent = lent
+        self.lent = lent  # set before anyone connects, when the socket to lend is bound after the private one
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -107,11 +107,13 @@ def old_socket_then_listener(zerg: Path, nginx: Path, opened: list) -> None:
 
 
 def renamed_after_listener(zerg: Path, nginx: Path, opened: list, delay: float = 0.02) -> threading.Timer:
-    """The listener's order: its private socket, then its socket beside nginx's path, renamed onto the path after
-    `delay` seconds (the returned timer's)."""
+    """The listener's order (uWSGI's zergpool binds them so): its private socket, then its socket beside nginx's path,
+    renamed onto the path after `delay` seconds (the returned timer's). The other way round, the two files' times
+    differed whenever a clock tick fell between the binds, and the tool rightly took nginx's path for the old socket."""
     beside = nginx.with_name(nginx.name + ".new")
-    lent = bound(beside)
-    opened.extend([lent, Listener(zerg, lent)])
+    listener = Listener(zerg)
+    listener.lent = bound(beside)
+    opened.extend([listener.lent, listener])
     rename = threading.Timer(delay, os.rename, (beside, nginx))
     rename.start()
     return rename
