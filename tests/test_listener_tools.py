@@ -248,15 +248,10 @@ def test_every_command_the_listener_runs_is_among_the_inputs_that_name_its_image
     """The listener runs an image tagged by the content of its inputs (tools/stack.py: LISTENER_INPUTS), so that a new
     app alone does not replace it: a command its config runs that is not among them would change without it."""
     listener_ini = (ROOT / "uwsgi" / "listener.ini").read_text()
-    commands = set(re.findall(r"^hook-[a-z-]+ = exec:(\S+)", listener_ini, re.MULTILINE)) - {"mv"}
-    shipped = dict(
-        (Path(target).name, source)
-        for source, target in re.findall(r"^COPY (docker/app/\S+) (/usr/local/bin/\S+)$", dockerfile(), re.MULTILINE)
-    )
+    dockerfile = (ROOT / "docker" / "app" / "Dockerfile").read_text()
+    commands = set(re.findall(r"^hook-[a-z-]+ = exec:(\S+)", listener_ini, re.MULTILINE))
+    copies = re.findall(r"^COPY (docker/app/\S+) /usr/local/bin/(\S+)$", dockerfile, re.MULTILINE)
+    shipped = {command: source for source, command in copies}
     assert commands == {"listener-rename"}, commands
     assert {shipped[command] for command in commands} <= set(LISTENER_INPUTS)
     assert {"uwsgi/listener.ini", "docker/app/app-entrypoint.sh"} <= set(LISTENER_INPUTS)
-
-
-def dockerfile() -> str:
-    return (ROOT / "docker" / "app" / "Dockerfile").read_text()

@@ -206,6 +206,13 @@ def test_an_app_container_restart_under_load_fails_no_request_and_leaves_nginx_a
     assert load.result.failed == 0, load.result
 
 
+def kill_uwsgi_master(container: str) -> None:
+    """SIGKILL to the container's uWSGI master (the app server's or the listener's), as a crash. The exec may itself
+    be cut off (exit 137) when the container ends under it: that is the point."""
+    master = docker("exec", container, "pgrep", "-f", "uWSGI master").split()[0]
+    docker("exec", container, "kill", "-KILL", master, check=False)
+
+
 def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(ops, load_report):
     """A crashed listener is restarted with a new socket; the app server notices and restarts to take it. The new
     socket takes the old one's place in one rename (uwsgi/listener.ini), so nginx never finds the path missing, nor a
@@ -218,8 +225,7 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
     sockets = {mount["Destination"]: mount["Source"] for mount in record(listener)["Mounts"]}["/run/uwsgi"]
     with DirWatch(sockets) as watch, Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
-        master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
-        docker("exec", listener, "kill", "-KILL", master, check=False)
+        kill_uwsgi_master(listener)
         poll(
             lambda: int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container)) > app_restarts,
             timeout=30,
@@ -245,8 +251,7 @@ def test_a_listener_replaced_while_the_app_server_starts_is_noticed_and_served(o
     held = ["docker", "exec", app, "test", "-e", "/var/lib/app/hold-held"]
     poll(lambda: subprocess.run(held).returncode == 0, timeout=30, what="the app server's master held after its attach")
     before = docker("exec", app, "stat", "-c", "%i", "/run/uwsgi/uwsgi.sock").strip()
-    master = docker("exec", listener, "pgrep", "-f", "uWSGI master").split()[0]
-    docker("exec", listener, "kill", "-KILL", master, check=False)
+    kill_uwsgi_master(listener)
 
     def renamed() -> bool:
         found = docker("exec", app, "sh", "-c", "stat -c %i /run/uwsgi/uwsgi.sock; ls /run/uwsgi", check=False)
@@ -268,9 +273,7 @@ def test_a_listener_replaced_while_the_app_server_starts_is_noticed_and_served(o
 def test_a_crashed_uwsgi_master_ends_the_container_and_compose_restarts_it(ops):
     container = ops.app_container
     restarts = int(docker("inspect", "-f", "{{.RestartCount}}", container))
-    master = docker("exec", container, "pgrep", "-f", "uWSGI master").split()[0]
-    # The exec may itself be cut off (exit 137) when the container ends under it: that is the point.
-    docker("exec", container, "kill", "-KILL", master, check=False)
+    kill_uwsgi_master(container)
     poll(
         lambda: int(docker("inspect", "-f", "{{.RestartCount}}", container)) > restarts,
         timeout=30,
