@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The app this container would serve, started on a socket of its own and probed as its health check probes it.
+
+`make up` runs it in a one-off container of the new image, with the new settings, before it replaces an app server
+that runs (tools/preflight.py): an app that imports but fails its health probe (it answers 500, its workers die
+loading it) is refused there, and the running app server keeps serving, instead of being stopped for one that never
+gets healthy.
+
+It starts the app server as the container would (`app-entrypoint serve`: its settings' checks, check-app, uWSGI with
+uwsgi.ini), with one worker, on a socket in this container's /tmp instead of nginx's, and not on the listener's
+(UWSGI_ZERG unset), so nothing reaches it but the probe. Then, every PROBE_EVERY s, the health check's own probes
+(uwsgi-health --ready: liveness, then readiness when READINESS_PATH is set) until one passes. It fails when the app
+server exits, when FAILED_IN_A_ROW probes in a row get an answer that fails (as `make up` gives up on a starting
+container), or at the deadline: exit 78, with one line naming what was asked and what came back, after the app
+server's last log lines.
+
+Usage: try-app [SECONDS] (the deadline, 60 by default).
+"""
+
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+EX_CONFIG = 78
+PROBE_EVERY = 0.5
+FAILED_IN_A_ROW = 3
+# A socket no one else uses: this container's own /tmp (a tmpfs per container), not nginx's path on the shared volume.
+OWN_SOCKET = "/tmp/try-app.sock"  # noqa: S108
+LOG_LINES = 20
+
+
+def health_module():
+    """uwsgi-health, the health check itself (installed without a .py suffix), for its probes."""
+    path = shutil.which("uwsgi-health") or "/usr/local/bin/uwsgi-health"
+    loader = importlib.machinery.SourceFileLoader("uwsgi_health", path)
+    spec = importlib.util.spec_from_loader("uwsgi_health", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def probes(health) -> str | None:
+    """None when the health check (with --ready) would pass, else its line saying why not."""
+    live = os.environ.get("HEALTHCHECK_PATH") or ""
+    checks = [(live or "/", bool(live), "HEALTHCHECK_PATH")]
+    ready = os.environ.get("READINESS_PATH") or ""
+    if ready:
+        checks.append((ready, True, "READINESS_PATH"))
+    for path, strict, setting in checks:
+        problem = health.probe(path, strict, setting)
+        if problem:
+            return problem
+    return None
+
+
+def answered(problem: str) -> bool:
+    """The app answered (a status it should not give, or no status at all), rather than nothing listening yet."""
+    return "is not answering on its socket" not in problem
+
+
+def server_environment() -> dict[str, str]:
+    environ = {key: value for key, value in os.environ.items() if key != "UWSGI_ZERG"}
+    environ.update(UWSGI_SOCKET=OWN_SOCKET, UWSGI_WORKERS="1", STOP_DRAIN="0")
+    return environ
+
+
+def fail(line: str, log: deque) -> int:
+    for logged in log:
+        print(logged, file=sys.stderr)
+    print(f"wsgi-chain: {line}", file=sys.stderr, flush=True)
+    return EX_CONFIG
+
+
+def main(argv: list[str]) -> int:
+    try:
+        seconds = float(argv[0]) if argv else 60.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        print(f"try-app: {argv[0]!r}: give the deadline in seconds, e.g. 60", file=sys.stderr)
+        return 2
+    health = health_module()
+    server = subprocess.Popen(
+        ["app-entrypoint", "serve"],
+        env=server_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    log: deque = deque(maxlen=LOG_LINES)
+    reader = threading.Thread(target=lambda: log.extend(line.rstrip("\n") for line in server.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + seconds
+    failed, problem = 0, "not started"
+    try:
+        while True:
+            status = server.poll()
+            if status is not None:
+                reader.join(timeout=2)
+                own = [line.removeprefix("wsgi-chain: ") for line in log if line.startswith("wsgi-chain: ")]
+                why = own[-1] if own else f"its last log line: {log[-1] if log else '(none)'}"
+                return fail(f"the app server exited with status {status} before it passed its health probe: {why}", log)
+            problem = probes(health)
+            if problem is None:
+                print("try-app: the app passes its health probe")
+                return 0
+            failed = failed + 1 if answered(problem) else 0
+            if failed >= FAILED_IN_A_ROW:
+                return fail(f"{FAILED_IN_A_ROW} health probes in a row failed: {problem}", log)
+            if time.monotonic() > deadline:
+                return fail(f"not healthy within {seconds:.0f} s: {problem}", log)
+            time.sleep(PROBE_EVERY)
+    finally:
+        # A one-off container ends with this process; its app server is not stopped gracefully, nothing is in flight.
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
