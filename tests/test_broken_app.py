@@ -183,13 +183,14 @@ UPGRADE_IMAGES = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx", "SINGLE_IMAGE": "s
 
 
 @pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
-def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_serving(
+def test_make_up_of_an_app_that_no_longer_loads_or_fails_its_health_probe_leaves_the_app_server_that_runs_serving(
     topology, tmp_path, make_env, load_report
 ):
-    """An upgrade whose app does not import (here a module it no longer finds): `make up` names check-app's line and
-    replaces nothing, so the app server that runs keeps serving (compose would stop it before starting the new one).
-    Fixed, the next `make up` checks the new app, says so, and replaces the app server alone, under load with no request
-    failed (split: the check's way on is the same in every topology; the single one has no listener container)."""
+    """An upgrade whose app does not import (here a module it no longer finds), then one that imports but answers 500:
+    `make up` names check-app's line, then the health probe's, and replaces nothing, so the app server that runs keeps
+    serving (compose would stop it before starting the new one). Fixed, the next `make up` checks the new app, says so,
+    and replaces the app server alone, under load with no request failed (split: the check's way on is the same in
+    every topology; the single one has no listener container)."""
     app = tmp_path / "app"
     shutil.copytree(ROOT / "examples/plain", app)
     code = app / "wsgi.py"
@@ -230,6 +231,22 @@ def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_
     assert server() == started, "the same container, not started again"
     assert requests.get(base_url, timeout=10).status_code == 200
 
+    # It imports, but every request gets a 500: the health probe's line, from the new app server tried on a socket of
+    # its own in a one-off container (try-app), which is gone after it.
+    containers = project_containers(make_env["COMPOSE_PROJECT_NAME"])
+    code.write_text(good + "\n\n" + SERVER_ERROR_APP)
+    refused = make("up", env, timeout=180)
+    assert refused.returncode != 0
+    [line] = [line for line in refused.stderr.splitlines() if line.startswith("up: error: ")]
+    assert line.startswith(
+        "up: error: the app this make up would start does not pass its health probe: wsgi-chain: 3 health probes in a "
+        "row failed: unhealthy: GET / -> HTTP/1.1 500 Internal Server Error: a server error"
+    ), line
+    assert f"({name}) was left serving as it was" in line, line
+    assert "up: start" not in refused.stdout, "nothing was started"
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"]) == containers, "the same containers, no one-off left"
+    assert requests.get(base_url, timeout=10).status_code == 200
+
     if topology != "split":
         return  # the check's way on is the same in every topology: the split one shows it
     # The new version replaces the app server under load, and nothing else: the listener, which owns nginx's socket
@@ -243,7 +260,9 @@ def test_make_up_of_an_app_that_no_longer_loads_leaves_the_app_server_that_runs_
         load.wait_for_requests(load.result.ok + 100, timeout=30)
     load_report.append(f"make up of a new app version (split, under load): {load.result}")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert f"up: check     the new app loads (check-app), so {name} is replaced" in fixed.stdout, fixed.stdout
+    assert (
+        f"up: check     the new app loads and passes its health probe (try-app), so {name} is replaced" in fixed.stdout
+    ), fixed.stdout
     assert server() not in ("", started), "replaced"
     assert project_containers(make_env["COMPOSE_PROJECT_NAME"])[listener] == owner, "the listener runs on"
     assert load.result.failed == 0, load.result

@@ -1,24 +1,30 @@
-"""Before `make up` replaces the app server that runs: the app it would start must load, or nothing is replaced.
+"""Before `make up` replaces the app server that runs: the app it would start must load and pass its health probe, or
+nothing is replaced.
 
 compose recreates a container by stopping the old one, then starting the new. A new version of the app that no
-longer imports (a syntax error, a dependency missing from its requirements, a setting it refuses at import) left the
-stack without an app server: requests waited in the listener's queue until they timed out, and `make up` failed,
-naming the cause, after the outage had begun. So `make up` first asks compose what it would do (`--dry-run`); when it
-would recreate the app server that runs, the app's own start check (check-app: WSGI_MODULE imports and names a WSGI
-callable) runs in a one-off container of the new image, with the new settings and the stack's volumes, networks and
-secrets (`compose run --rm --no-deps`), and a failure stops `make up` before anything changes.
+longer imports (a syntax error, a dependency missing from its requirements, a setting it refuses at import), or that
+imports but then fails its health probe (it answers 500, its workers die while loading it), left the stack without an
+app server that served: requests waited in the listener's queue until they timed out, or got the new app's errors,
+and `make up` failed, naming the cause, after the outage had begun. So `make up` first asks compose what it would do
+(`--dry-run`); when it would recreate the app server that runs, it tries the new app first, each step in a one-off
+container with the new image and settings and the stack's volumes, networks and secrets (`compose run --rm
+--no-deps`), and the first that fails stops `make up` before anything changes:
 
-What the check cannot see, an app that imports but then fails its health check, still fails `make up` after the
-replacement, as before (docs/operations.md: Reload and full restart).
+1. check-app: WSGI_MODULE imports and names a WSGI callable.
+2. the pre-start hook (the migrate service: the default app's migrations), which `compose up` runs next anyway: the
+   new app is then probed against the schema it will serve.
+3. try-app: the new app server, started on a socket of its own (never nginx's or the listener's), until the health
+   check's own probes pass (docker/app/try_app.py).
 """
 
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 
 from tools.compose import Compose, Container
 
-# check-app's own line, which names the problem (docker/app/check_app.py).
+# check-app's and try-app's own line, which names the problem (docker/app/check_app.py, try_app.py).
 CHECK_APP_SAYS = "wsgi-chain: "
 
 
@@ -41,16 +47,44 @@ def replaced(stack: Compose, server: str) -> Container | None:
     return running[0]
 
 
-def check(stack: Compose, server: str, timeout: float) -> str:
-    """check-app in a one-off container of the service as `make up` would start it: "" when the app loads, else the
-    line that says why (check-app's own, else the last one said)."""
-    command = stack.command("run", "--rm", "--no-deps", "-T", "--entrypoint", "check-app", server)
+@dataclass(frozen=True)
+class Refusal:
+    """Why the new app is refused: the step that failed ("load", "prestart", "health") and the line that says why."""
+
+    step: str
+    line: str
+
+
+def one_off(stack: Compose, timeout: float, *args: str) -> tuple[int, list[str]]:
+    """`compose run --rm --no-deps -T ARGS`: its status and its output's non-empty lines (status 124: timed out)."""
+    command = stack.command("run", "--rm", "--no-deps", "-T", *args)
     try:
         result = subprocess.run(command, env=stack.environment(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return f"check-app did not finish within {timeout:.0f} s (UP_TIMEOUT): the app's import hangs"
-    if result.returncode == 0:
-        return ""
-    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        return 124, []
+    return result.returncode, [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+
+
+def said(lines: list[str], status: int) -> str:
+    """The line that says why: the tool's own (check-app's, try-app's), else the last one said."""
     own = [line for line in lines if line.startswith(CHECK_APP_SAYS)]
-    return (own or lines or [f"check-app exited {result.returncode}"])[-1]
+    return (own or lines or [f"exited {status}"])[-1]
+
+
+def check(stack: Compose, server: str, timeout: float) -> Refusal | None:
+    """The new app, tried step by step as `make up` would start it: None when it loads and passes its health probe."""
+    status, lines = one_off(stack, timeout, "--entrypoint", "check-app", server)
+    if status == 124:
+        return Refusal("load", f"check-app did not finish within {timeout:.0f} s (UP_TIMEOUT): the app's import hangs")
+    if status != 0:
+        return Refusal("load", said(lines, status))
+    # Every topology has the migrate one-shot (compose.yaml, compose.single.yaml).
+    status, lines = one_off(stack, timeout, "migrate")
+    if status != 0:
+        why = f"did not finish within {timeout:.0f} s (UP_TIMEOUT)" if status == 124 else said(lines, status)
+        return Refusal("prestart", why)
+    # try-app's own deadline comes first; the margin covers the one-off container's start and removal.
+    status, lines = one_off(stack, timeout + 30, "--entrypoint", "try-app", server, f"{timeout:.0f}")
+    if status != 0:
+        return Refusal("health", said(lines, status) if status != 124 else f"try-app hung past {timeout:.0f} s")
+    return None

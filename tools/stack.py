@@ -602,6 +602,14 @@ def check_tls_config(stack: Compose) -> None:
         raise StackError(f"TLS=on: nginx -t fails: {lines[-1] if lines else 'no output'}; {unchanged()}")
 
 
+# What `make up` says of a new app that tools/preflight.py refused, by the step that refused it.
+REFUSED = {
+    "load": "does not load",
+    "prestart": "fails its pre-start hook (the migrate service)",
+    "health": "does not pass its health probe",
+}
+
+
 def up(timeout: int) -> int:
     bootstrap()
     check_tls_files()
@@ -617,16 +625,16 @@ def up(timeout: int) -> int:
     server = server_service(stack)
     running = preflight.replaced(stack, server)
     if running:
-        said = preflight.check(stack, server, timeout)
-        if said:
+        refused = preflight.check(stack, server, timeout)
+        if refused:
             print(
-                f"up: error: the app this make up would start does not load: {said}. The app server that runs "
-                f"({running.name}) was left serving as it was (the new image is built, not run): fix the app or its "
-                "settings, then run make up again",
+                f"up: error: the app this make up would start {REFUSED[refused.step]}: {refused.line}. The app server "
+                f"that runs ({running.name}) was left serving as it was (the new image ran only in one-off "
+                "containers, now removed): fix the app or its settings, then run make up again",
                 file=sys.stderr,
             )
             return 1
-        phase("check", f"the new app loads (check-app), so {running.name} is replaced")
+        phase("check", f"the new app loads and passes its health probe (try-app), so {running.name} is replaced")
     phase("start", f"starting {stack.project or env('COMPOSE_PROJECT_NAME', 'wsgi-chain')}, waiting until healthy")
     started = time.monotonic()
     if not start(stack, timeout):
