@@ -55,17 +55,18 @@ class Refusal:
     line: str
 
 
-def one_off(stack: Compose, timeout: float, *args: str) -> tuple[int, list[str]]:
-    """`compose run --rm --no-deps -T ARGS`: its status and its output's non-empty lines (status 124: timed out)."""
+def one_off(stack: Compose, timeout: float, *args: str) -> tuple[int | None, list[str]]:
+    """`compose run --rm --no-deps -T ARGS`: its status (None: not done within `timeout` s) and its output's non-empty
+    lines."""
     command = stack.command("run", "--rm", "--no-deps", "-T", *args)
     try:
         result = subprocess.run(command, env=stack.environment(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return 124, []
+        return None, []
     return result.returncode, [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
 
 
-def said(lines: list[str], status: int) -> str:
+def said(lines: list[str], status: int | None) -> str:
     """The line that says why: the tool's own (check-app's, try-app's), else the last one said."""
     own = [line for line in lines if line.startswith(CHECK_APP_SAYS)]
     return (own or lines or [f"exited {status}"])[-1]
@@ -74,17 +75,17 @@ def said(lines: list[str], status: int) -> str:
 def check(stack: Compose, server: str, timeout: float) -> Refusal | None:
     """The new app, tried step by step as `make up` would start it: None when it loads and passes its health probe."""
     status, lines = one_off(stack, timeout, "--entrypoint", "check-app", server)
-    if status == 124:
+    if status is None:
         return Refusal("load", f"check-app did not finish within {timeout:.0f} s (UP_TIMEOUT): the app's import hangs")
     if status != 0:
         return Refusal("load", said(lines, status))
     # Every topology has the migrate one-shot (compose.yaml, compose.single.yaml).
     status, lines = one_off(stack, timeout, "migrate")
     if status != 0:
-        why = f"did not finish within {timeout:.0f} s (UP_TIMEOUT)" if status == 124 else said(lines, status)
+        why = f"did not finish within {timeout:.0f} s (UP_TIMEOUT)" if status is None else said(lines, status)
         return Refusal("prestart", why)
     # try-app's own deadline comes first; the margin covers the one-off container's start and removal.
     status, lines = one_off(stack, timeout + 30, "--entrypoint", "try-app", server, f"{timeout:.0f}")
     if status != 0:
-        return Refusal("health", said(lines, status) if status != 124 else f"try-app hung past {timeout:.0f} s")
+        return Refusal("health", f"try-app hung past {timeout:.0f} s" if status is None else said(lines, status))
     return None
