@@ -70,11 +70,23 @@ def server_environment() -> dict[str, str]:
     return environ
 
 
-def fail(line: str, log: deque) -> int:
-    for logged in log:
-        print(logged, file=sys.stderr)
-    print(f"wsgi-chain: {line}", file=sys.stderr, flush=True)
-    return EX_CONFIG
+def outcome(server: subprocess.Popen, health, seconds: float) -> str | None:
+    """None once the health check's probes pass, else the line saying why the app server will not."""
+    deadline = time.monotonic() + seconds
+    failed = 0
+    while True:
+        status = server.poll()
+        if status is not None:
+            return f"the app server exited with status {status} before it passed its health probe"
+        problem = probes(health)
+        if problem is None:
+            return None
+        failed = failed + 1 if answered(problem) else 0
+        if failed >= FAILED_IN_A_ROW:
+            return f"{FAILED_IN_A_ROW} health probes in a row failed: {problem}"
+        if time.monotonic() > deadline:
+            return f"not healthy within {seconds:.0f} s: {problem}"
+        time.sleep(PROBE_EVERY)
 
 
 def main(argv: list[str]) -> int:
@@ -98,31 +110,26 @@ def main(argv: list[str]) -> int:
     log: deque = deque(maxlen=LOG_LINES)
     reader = threading.Thread(target=lambda: log.extend(line.rstrip("\n") for line in server.stdout), daemon=True)
     reader.start()
-    deadline = time.monotonic() + seconds
-    failed, problem = 0, "not started"
     try:
-        while True:
-            status = server.poll()
-            if status is not None:
-                reader.join(timeout=2)
-                own = [line.removeprefix("wsgi-chain: ") for line in log if line.startswith("wsgi-chain: ")]
-                why = own[-1] if own else f"its last log line: {log[-1] if log else '(none)'}"
-                return fail(f"the app server exited with status {status} before it passed its health probe: {why}", log)
-            problem = probes(health)
-            if problem is None:
-                print("try-app: the app passes its health probe")
-                return 0
-            failed = failed + 1 if answered(problem) else 0
-            if failed >= FAILED_IN_A_ROW:
-                return fail(f"{FAILED_IN_A_ROW} health probes in a row failed: {problem}", log)
-            if time.monotonic() > deadline:
-                return fail(f"not healthy within {seconds:.0f} s: {problem}", log)
-            time.sleep(PROBE_EVERY)
+        why = outcome(server, health, seconds)
     finally:
         # A one-off container ends with this process; its app server is not stopped gracefully, nothing is in flight.
         if server.poll() is None:
             server.kill()
-            server.wait()
+        server.wait()
+    if why is None:
+        print("try-app: the app passes its health probe")
+        return 0
+    # Its output read to the end, or for a second: the processes it started (its metrics daemon) may hold the pipe.
+    reader.join(timeout=1)
+    lines = list(log)  # one copy, taken at once (the reader may still add to it)
+    print("\n".join(lines), file=sys.stderr)
+    # The app server's own line naming the problem (check-app's, which it runs first), when it said one.
+    own = [line.removeprefix("wsgi-chain: ") for line in lines if line.startswith("wsgi-chain: ")]
+    if why.startswith("the app server exited"):
+        why += f": {own[-1] if own else 'its last log line: ' + (lines[-1] if lines else '(none)')}"
+    print(f"wsgi-chain: {why}", file=sys.stderr, flush=True)
+    return EX_CONFIG
 
 
 if __name__ == "__main__":
