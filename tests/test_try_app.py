@@ -29,6 +29,18 @@ if mode == "exits":
 if mode == "silent":
     time.sleep(60)
 status = {"healthy": "200 OK", "500": "500 Internal Server Error"}[mode]
+if mode == "500":
+    # Logging all the while, as uWSGI logs each failing request: try-app prints the log as it fails (a copy of it: the
+    # reader adding to the log while it was printed made the reason "deque mutated during iteration"; a race, which
+    # this case caught about one run in three before the fix).
+    import threading
+    def chatter():
+        number = 0
+        while True:
+            number += 1
+            print(f"log line {number}", flush=True)
+            time.sleep(0.0005)
+    threading.Thread(target=chatter, daemon=True).start()
 server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 server.bind(os.environ["HEALTHCHECK_SOCKET"])
 server.listen(8)
