@@ -45,23 +45,9 @@ def health_module():
     return module
 
 
-def probes(health) -> str | None:
-    """None when the health check (with --ready) would pass, else its line saying why not."""
-    live = os.environ.get("HEALTHCHECK_PATH") or ""
-    checks = [(live or "/", bool(live), "HEALTHCHECK_PATH")]
-    ready = os.environ.get("READINESS_PATH") or ""
-    if ready:
-        checks.append((ready, True, "READINESS_PATH"))
-    for path, strict, setting in checks:
-        problem = health.probe(path, strict, setting)
-        if problem:
-            return problem
-    return None
-
-
-def answered(problem: str) -> bool:
+def answered(health, problem: str) -> bool:
     """The app answered (a status it should not give, or no status at all), rather than nothing listening yet."""
-    return "is not answering on its socket" not in problem
+    return health.NOT_ANSWERING not in problem
 
 
 def server_environment() -> dict[str, str]:
@@ -78,10 +64,10 @@ def outcome(server: subprocess.Popen, health, seconds: float) -> str | None:
         status = server.poll()
         if status is not None:
             return f"the app server exited with status {status} before it passed its health probe"
-        problem = probes(health)
+        problem = health.first_problem(ready=True)
         if problem is None:
             return None
-        failed = failed + 1 if answered(problem) else 0
+        failed = failed + 1 if answered(health, problem) else 0
         if failed >= FAILED_IN_A_ROW:
             return f"{FAILED_IN_A_ROW} health probes in a row failed: {problem}"
         if time.monotonic() > deadline:

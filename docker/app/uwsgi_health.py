@@ -67,6 +67,10 @@ def get(path: str) -> str:
         return sock.makefile("rb").readline().decode("latin-1").strip()
 
 
+# Said of a socket nothing answers on (uWSGI not started yet, or gone), unlike an answer that fails.
+NOT_ANSWERING = "uWSGI is not answering on its socket"
+
+
 def status(status_line: str) -> int | None:
     """The status code of a status line ("HTTP/1.1 404 Not Found" -> 404); None when there is none."""
     code = (status_line.split(" ")[1:2] or [""])[0]
@@ -78,7 +82,7 @@ def probe(path: str, strict: bool, setting: str) -> str | None:
     try:
         status_line = get(path)
     except OSError as exc:
-        return f"unhealthy: GET {path}: {exc} (uWSGI is not answering on its socket)"
+        return f"unhealthy: GET {path}: {exc} ({NOT_ANSWERING})"
     code = status(status_line)
     if code is None:
         return f"unhealthy: GET {path} -> no HTTP status ({status_line!r}): the app's worker did not answer"
@@ -90,18 +94,33 @@ def probe(path: str, strict: bool, setting: str) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
+def checks(ready: bool) -> list[tuple[str, bool, str]]:
+    """What is probed, in order, as (path, 2xx required, the setting that names it): liveness, then readiness."""
     live = os.environ.get("HEALTHCHECK_PATH") or ""
-    checks = [(live or "/", bool(live), "HEALTHCHECK_PATH")]
-    ready = os.environ.get("READINESS_PATH") or ""
-    if "--ready" in argv and ready:
-        checks.append((ready, True, "READINESS_PATH"))
-    for path, strict, setting in checks:
+    found = [(live or "/", bool(live), "HEALTHCHECK_PATH")]
+    readiness = os.environ.get("READINESS_PATH") or ""
+    if ready and readiness:
+        found.append((readiness, True, "READINESS_PATH"))
+    return found
+
+
+def first_problem(ready: bool) -> str | None:
+    """None when every check passes, else the first failing one's line (try-app asks this too)."""
+    for path, strict, setting in checks(ready):
         problem = probe(path, strict, setting)
         if problem:
-            print(problem)
-            return 1
-    print("healthy: " + ", ".join(f"GET {path} -> {'2xx' if strict else 'below 500'}" for path, strict, _ in checks))
+            return problem
+    return None
+
+
+def main(argv: list[str]) -> int:
+    ready = "--ready" in argv
+    problem = first_problem(ready)
+    if problem:
+        print(problem)
+        return 1
+    done = checks(ready)
+    print("healthy: " + ", ".join(f"GET {path} -> {'2xx' if strict else 'below 500'}" for path, strict, _ in done))
     return 0
 
 
