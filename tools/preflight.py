@@ -49,9 +49,9 @@ def replaced(stack: Compose, server: str) -> Container | None:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why the new app is refused: the step that failed ("load", "prestart", "health") and the line that says why."""
+    """Why the new app is refused: what the failed step found ("does not load") and the line that says why."""
 
-    step: str
+    what: str
     line: str
 
 
@@ -74,18 +74,27 @@ def said(lines: list[str], status: int | None) -> str:
 
 def check(stack: Compose, server: str, timeout: float) -> Refusal | None:
     """The new app, tried step by step as `make up` would start it: None when it loads and passes its health probe."""
-    status, lines = one_off(stack, timeout, "--entrypoint", "check-app", server)
-    if status is None:
-        return Refusal("load", f"check-app did not finish within {timeout:.0f} s (UP_TIMEOUT): the app's import hangs")
-    if status != 0:
-        return Refusal("load", said(lines, status))
-    # Every topology has the migrate one-shot (compose.yaml, compose.single.yaml).
-    status, lines = one_off(stack, timeout, "migrate")
-    if status != 0:
-        why = f"did not finish within {timeout:.0f} s (UP_TIMEOUT)" if status is None else said(lines, status)
-        return Refusal("prestart", why)
-    # try-app's own deadline comes first; the margin covers the one-off container's start and removal.
-    status, lines = one_off(stack, timeout + 30, "--entrypoint", "try-app", server, f"{timeout:.0f}")
-    if status != 0:
-        return Refusal("health", f"try-app hung past {timeout:.0f} s" if status is None else said(lines, status))
+    limit = f"{timeout:.0f} s (UP_TIMEOUT)"
+    # (what a failure means, the one-off's arguments, its timeout, what a timeout means). Every topology has the migrate
+    # one-shot (compose.yaml, compose.single.yaml); try-app's own deadline comes first, the margin covers the one-off
+    # container's start and removal.
+    steps = (
+        (
+            "does not load",
+            ("--entrypoint", "check-app", server),
+            timeout,
+            f"check-app did not finish within {limit}: the app's import hangs",
+        ),
+        ("fails its pre-start hook (the migrate service)", ("migrate",), timeout, f"did not finish within {limit}"),
+        (
+            "does not pass its health probe",
+            ("--entrypoint", "try-app", server, f"{timeout:.0f}"),
+            timeout + 30,
+            f"try-app hung past {timeout:.0f} s",
+        ),
+    )
+    for what, args, seconds, hung in steps:
+        status, lines = one_off(stack, seconds, *args)
+        if status != 0:
+            return Refusal(what, hung if status is None else said(lines, status))
     return None

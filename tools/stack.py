@@ -602,14 +602,6 @@ def check_tls_config(stack: Compose) -> None:
         raise StackError(f"TLS=on: nginx -t fails: {lines[-1] if lines else 'no output'}; {unchanged()}")
 
 
-# What `make up` says of a new app that tools/preflight.py refused, by the step that refused it.
-REFUSED = {
-    "load": "does not load",
-    "prestart": "fails its pre-start hook (the migrate service)",
-    "health": "does not pass its health probe",
-}
-
-
 def up(timeout: int) -> int:
     bootstrap()
     check_tls_files()
@@ -628,7 +620,7 @@ def up(timeout: int) -> int:
         refused = preflight.check(stack, server, timeout)
         if refused:
             print(
-                f"up: error: the app this make up would start {REFUSED[refused.step]}: {refused.line}. The app server "
+                f"up: error: the app this make up would start {refused.what}: {refused.line}. The app server "
                 f"that runs ({running.name}) was left serving as it was (the new image ran only in one-off "
                 "containers, now removed): fix the app or its settings, then run make up again",
                 file=sys.stderr,

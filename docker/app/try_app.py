@@ -56,22 +56,23 @@ def server_environment() -> dict[str, str]:
     return environ
 
 
-def outcome(server: subprocess.Popen, health, seconds: float) -> str | None:
-    """None once the health check's probes pass, else the line saying why the app server will not."""
+def outcome(server: subprocess.Popen, health, seconds: float) -> tuple[str, bool] | None:
+    """None once the health check's probes pass, else the line saying why the app server will not, and whether it
+    exited (then its own line is added once its output is read)."""
     deadline = time.monotonic() + seconds
     failed = 0
     while True:
         status = server.poll()
         if status is not None:
-            return f"the app server exited with status {status} before it passed its health probe"
+            return f"the app server exited with status {status} before it passed its health probe", True
         problem = health.first_problem(ready=True)
         if problem is None:
             return None
         failed = failed + 1 if answered(health, problem) else 0
         if failed >= FAILED_IN_A_ROW:
-            return f"{FAILED_IN_A_ROW} health probes in a row failed: {problem}"
+            return f"{FAILED_IN_A_ROW} health probes in a row failed: {problem}", False
         if time.monotonic() > deadline:
-            return f"not healthy within {seconds:.0f} s: {problem}"
+            return f"not healthy within {seconds:.0f} s: {problem}", False
         time.sleep(PROBE_EVERY)
 
 
@@ -97,13 +98,13 @@ def main(argv: list[str]) -> int:
     reader = threading.Thread(target=lambda: log.extend(line.rstrip("\n") for line in server.stdout), daemon=True)
     reader.start()
     try:
-        why = outcome(server, health, seconds)
+        failed = outcome(server, health, seconds)
     finally:
         # A one-off container ends with this process; its app server is not stopped gracefully, nothing is in flight.
         if server.poll() is None:
             server.kill()
         server.wait()
-    if why is None:
+    if failed is None:
         print("try-app: the app passes its health probe")
         return 0
     # Its output read to the end, or for a second: the processes it started (its metrics daemon) may hold the pipe.
@@ -112,7 +113,8 @@ def main(argv: list[str]) -> int:
     print("\n".join(lines), file=sys.stderr)
     # The app server's own line naming the problem (check-app's, which it runs first), when it said one.
     own = [line.removeprefix("wsgi-chain: ") for line in lines if line.startswith("wsgi-chain: ")]
-    if why.startswith("the app server exited"):
+    why, exited = failed
+    if exited:
         why += f": {own[-1] if own else 'its last log line: ' + (lines[-1] if lines else '(none)')}"
     print(f"wsgi-chain: {why}", file=sys.stderr, flush=True)
     return EX_CONFIG
