@@ -218,6 +218,17 @@ def kill_uwsgi_master(container: str) -> None:
     docker("exec", container, "kill", "-KILL", master, check=False)
 
 
+def listener_race_state(ops, listener: str, watch: DirWatch) -> str:
+    """What a failure of the listener tests needs to be read: each container's state and last log lines, and what
+    happened at the socket volume's directory."""
+    state = "{{.State.Status}} restarts={{.RestartCount}} started={{.State.StartedAt}} exit={{.State.ExitCode}}"
+    lines = [f"socket directory: {watch.events()}"]
+    for container in (listener, ops.app_container):
+        lines.append(f"{container}: {docker('inspect', '-f', state, container).strip()}")
+        lines.append(ops.logs(container)[-2500:])
+    return "\n".join(lines)
+
+
 def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(ops, load_report):
     """A crashed listener is restarted with a new socket; the app server notices and restarts to take it. The new
     socket takes the old one's place in one rename (uwsgi/listener.ini), so nginx never finds the path missing, nor a
@@ -231,11 +242,16 @@ def test_a_replaced_listener_makes_the_app_server_restart_onto_its_new_socket(op
     with DirWatch(sockets) as watch, Load(f"{ops.base_url}/", clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
         kill_uwsgi_master(listener)
-        poll(
-            lambda: int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container)) > app_restarts,
-            timeout=30,
-            what="the app container restarts",
-        )
+        try:
+            poll(
+                lambda: int(docker("inspect", "-f", "{{.RestartCount}}", ops.app_container)) > app_restarts,
+                timeout=30,
+                what="the app container restarts",
+            )
+        except AssertionError as error:
+            # Once (2026-12-06, a cold run) the app server did not restart in 30 s, unexplained; never since, alone or
+            # beside a CPU load: the message carries both containers' states and logs, and the socket's directory.
+            raise AssertionError(f"{error}\n{listener_race_state(ops, listener, watch)}") from None
         poll(lambda: stats_answer(ops.app_container), timeout=30, what="the app is back")
         load.wait_for_requests(load.result.ok + 200, timeout=30)
     load_report.append(f"listener crash (under load, its rename 3 s late): {load.result}")
