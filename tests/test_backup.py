@@ -61,8 +61,19 @@ class Author:
         return listed_texts(self.base_url, self.name)
 
 
-def round_trip(deployment, container: str, env: dict[str, str]) -> Path:
-    """A post made before the backup and deleted after it is back after the restore; one made after it is gone."""
+def kept_before_restore(restored: subprocess.CompletedProcess, env: dict[str, str], suffix: str) -> Path:
+    """The backup of what a restore replaced, as its output names it: written before it, in BACKUP_DIR."""
+    [line] = [line for line in restored.stdout.splitlines() if line.startswith("restore: what it replaces is kept in ")]
+    path = Path(line.removeprefix("restore: what it replaces is kept in ").split(" (")[0])
+    assert path.parent == Path(env["BACKUP_DIR"]) and path.name.endswith(f"-before-restore{suffix}"), line
+    assert f"(make restore BACKUP={path} brings it back)" in line, line
+    assert path.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
+    return path
+
+
+def round_trip(deployment, container: str, env: dict[str, str], restored_check=lambda: None) -> Path:
+    """A post made before the backup and deleted after it is back after the restore; one made after it is gone
+    (`restored_check` then looks further). Restoring the copy the restore kept of what it replaced undoes it."""
     author = Author(deployment, container)
     kept = author.post("made before the backup")
     backup = make_backup(env)
@@ -74,6 +85,11 @@ def round_trip(deployment, container: str, env: dict[str, str]) -> Path:
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert author.texts() == ["made before the backup"]
     assert requests.get(kept, timeout=10).status_code == 200
+    restored_check()
+
+    undone = make_restore(env, kept_before_restore(restored, env, backup.suffix))
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert author.texts() == ["made after the backup"], "the restore of the copy it kept undoes it"
     return backup
 
 
@@ -194,11 +210,18 @@ def test_the_files_beside_the_database_are_archived_beside_its_backup_and_a_rest
         docker("exec", container, "rm", "/var/lib/app/media/b.pdf")
         write_files(container, {"media/added.bin": 1000, "index.json": 20})
         author.post("made after the backup")
+        replaced = read_files(container)
         restored = make_restore(env, files)
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert f"restore: the app's files (3 files, 2.5 MB) are now those of {files}" in restored.stdout
         assert read_files(container) == backed_up
         assert author.texts() == ["made after the backup"], "the database is left as it is"
+        # The files it replaced were archived first (the database, not replaced, was not): that archive undoes it.
+        before = kept_before_restore(restored, env, ".files.tar.gz")
+        assert not list(Path(env["BACKUP_DIR"]).glob("*-before-restore.sqlite3"))
+        undone = make_restore(env, before)
+        assert undone.returncode == 0, undone.stdout + undone.stderr
+        assert read_files(container) == replaced
     finally:
         docker("exec", container, "rm", "-rf", "/var/lib/app/media", "/var/lib/app/index.json")
     make_backup(env)  # the files gone, the database's backup alone
@@ -259,6 +282,7 @@ def test_restore_refuses_what_is_not_a_backup_with_a_clear_message_and_changes_n
     assert line.startswith("restore: error: ") and message in line, result.stderr
     assert author.texts() == ["made after the backup", "made before the backup"]
     assert post_count(deployment.app_container) == count
+    assert list(Path(env["BACKUP_DIR"]).iterdir()) == [backup], "a refused restore writes no copy of the data either"
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
@@ -282,14 +306,15 @@ def pg_env(pg_stack, postgres, tmp_path) -> dict[str, str]:
 
 def test_a_post_deleted_after_a_postgresql_backup_is_back_after_the_restore(pg_stack, postgres, tmp_path):
     env = pg_env(pg_stack, postgres, tmp_path)
-    backup = round_trip(pg_stack, pg_stack.app_container, env)
+
+    def stored_in_postgresql() -> None:
+        query = "SELECT count(*) FROM microposts_micropost WHERE text = 'made before the backup'"
+        assert postgres.psql(query, database="microposts") == "1"
+
+    backup = round_trip(pg_stack, pg_stack.app_container, env, stored_in_postgresql)
     assert backup.suffix == ".pgdump"
     listing = subprocess.run(["pg_restore", "--list", str(backup)], capture_output=True, text=True, check=True)
     assert " TABLE public microposts_micropost " in listing.stdout
-    stored = postgres.psql(
-        "SELECT count(*) FROM microposts_micropost WHERE text = 'made before the backup'", database="microposts"
-    )
-    assert stored == "1"
 
 
 def test_a_sqlite_backup_is_refused_by_a_postgresql_stack(pg_stack, postgres, tmp_path):

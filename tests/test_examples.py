@@ -135,7 +135,8 @@ def test_make_backup_of_an_app_without_a_database_archives_its_files_and_a_resto
 ):
     """Neither example keeps a database: with nothing in its data volume, `make backup` says there is nothing to back
     up and writes nothing, not even a partial file; with files there, it archives them alone, and `make restore` of
-    the archive brings back their state (a file changed since as it was, one added since gone)."""
+    the archive brings back their state (a file changed since as it was, one added since gone), after an archive of
+    the files it replaces (none, into an empty data volume)."""
     _, deployment = example
     backups = tmp_path / "backups"
     env = backup_env(deployment, backups)
@@ -160,6 +161,15 @@ def test_make_backup_of_an_app_without_a_database_archives_its_files_and_a_resto
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert docker("exec", container, "cat", "/var/lib/app/notes/a") == "kept\n"
         assert docker("exec", container, "ls", "/var/lib/app/notes").split() == ["a"]
+        [kept] = set(backups.iterdir()) - {archive}
+        assert f"restore: what it replaces is kept in {kept} (" in restored.stdout, restored.stdout
+
+        # Into an empty data volume: nothing to keep, and no copy written.
+        docker("exec", container, "rm", "-rf", "/var/lib/app/notes")
+        restored = make("restore", {**env, "BACKUP": str(archive)})
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert "what it replaces" not in restored.stdout and set(backups.iterdir()) == {archive, kept}
+        assert docker("exec", container, "cat", "/var/lib/app/notes/a") == "kept\n"
     finally:
         docker("exec", container, "rm", "-rf", "/var/lib/app/notes")
 

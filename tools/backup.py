@@ -14,7 +14,9 @@ A backup lands in BACKUP_DIR (default backups/) as <project>-<UTC time>.sqlite3 
 the data volume holds other files, each under a temporary name until it is complete and checked. A restore (one file
 at a time) checks the file before anything else (a SQLite database that passes integrity_check, or a pg_dump archive,
 sharing a table with the app's database, of the kind the stack runs on; or an archive of the app's files) and refuses
-anything else without changing a thing. It then replaces the data in place (SQLite's backup API into the live
+anything else without changing a thing. It then backs up what it is about to replace (<project>-<UTC
+time>-before-restore.<suffix>, and says so: a restore of the wrong file is undone by restoring that one), replaces the
+data in place (SQLite's backup API into the live
 database; pg_restore --clean in a single transaction; the files moved into place) and runs the app's pre-start hook
 (its migrations), which brings an older backup's schema up to date.
 
@@ -33,7 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,9 +252,10 @@ def backup_dir() -> Path:
     return directory
 
 
-def new_name(directory: Path, kind: str) -> Path:
+def new_name(directory: Path, kind: str, label: str = "") -> Path:
+    """<project>-<UTC time>[-<label>][-<n>]<the kind's suffix>, a name no file in directory has."""
     project = project_name()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + (f"-{label}" if label else "")
     for n in range(100):
         path = directory / f"{project}-{stamp}{f'-{n}' if n else ''}{SUFFIXES[kind]}"
         if not path.exists():
@@ -307,7 +310,7 @@ def kept(partial: Path, target: Path) -> Path:
     return target
 
 
-def dump_database(database: Database, directory: Path) -> Path | None:
+def dump_database(database: Database, directory: Path, label: str = "") -> Path | None:
     """The database's backup, checked; None for an app with no SQLite database at SQLITE_PATH."""
     if database.kind == "sqlite":
         command = database.python(SQLITE_BACKUP)
@@ -324,7 +327,7 @@ def dump_database(database: Database, directory: Path) -> Path | None:
             check_sqlite(partial)
         else:
             check_pgdump(partial, database)
-        return kept(partial, new_name(directory, database.kind))
+        return kept(partial, new_name(directory, database.kind, label))
 
 
 def archive_files(database: Database, directory: Path, target: Path) -> Path:
@@ -359,8 +362,25 @@ def uncovered(database: Database) -> str:
 # --- restore -----------------------------------------------------------------------------------------------------
 
 
-def restore(file: str) -> str:
-    """What of the app's data is now the backup's."""
+# What a restore replaces is backed up first, under this label: a restore of the wrong file, or one that fails half
+# way through the files, loses nothing.
+BEFORE_RESTORE = "before-restore"
+
+
+def keep_what_it_replaces(database: Database, kind: str) -> Path | None:
+    """A backup of the data a restore of `kind` is about to replace (BEFORE_RESTORE in its name); None when there is
+    none (no SQLite database yet, no file beside it)."""
+    directory = backup_dir()
+    if kind != "files":
+        return dump_database(database, directory, BEFORE_RESTORE)
+    if not uncovered(database):
+        return None
+    return archive_files(database, directory, new_name(directory, "files", BEFORE_RESTORE))
+
+
+def restore(file: str, replaced: Callable[[Path], None] = lambda path: None) -> str:
+    """What of the app's data is now the backup's. Once the backup passed its checks, and before anything changes,
+    what it replaces is backed up and handed to `replaced`."""
     if not file:
         raise StackError("name the backup to restore: make restore BACKUP=backups/<file>")
     path = Path(file)
@@ -391,6 +411,9 @@ def restore(file: str) -> str:
         args = ("--clean", "--if-exists", "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges")
         command = database.pg_command("pg_restore", *args)
         what = "PostgreSQL database is now that"
+    before = keep_what_it_replaces(database, kind)
+    if before:
+        replaced(before)
     with path.open("rb") as data:
         result = subprocess.run(command, stdin=data, capture_output=True)
     if result.returncode != 0:
@@ -400,6 +423,10 @@ def restore(file: str) -> str:
     if hook.returncode != 0:
         raise StackError(f"restored, but the app's pre-start hook (migrations) failed: {hook.stderr.strip()[-1000:]}")
     return what
+
+
+def said_kept(path: Path) -> None:
+    print(f"restore: what it replaces is kept in {path} (make restore BACKUP={path} brings it back)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             if len(written) > 1:
                 print("backup: to bring all of it back, restore each (make restore BACKUP=<file>, one at a time)")
         else:
-            what = restore(args.file)
+            what = restore(args.file, replaced=said_kept)
             print(f"restore: the app's {what} of {args.file}")
         return 0
     except StackError as exc:
