@@ -340,6 +340,33 @@ def test_a_response_larger_than_nginxs_memory_reaches_a_slow_client_whole_and_ng
     assert nginx_state(nginx) == before
 
 
+def test_an_event_streams_first_event_reaches_the_client_while_the_app_still_holds_the_stream_open(echo: Deployment):
+    """Server-Sent Events: the app writes an event and keeps the stream open. nginx buffers what the app server
+    answers, and passed it on only at the end until the entry point marked an event stream unbuffered for it
+    (docker/app/wsgi_entry.py): a browser's EventSource got every event at once, when the stream ended."""
+    app, token = echo.app_container, secrets.token_hex(8)
+    with socket.create_connection(("127.0.0.1", urlsplit(echo.base_url).port), timeout=10) as client:
+        request = f"GET /events/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        client.sendall(f"{request}Connection: close\r\n\r\n".encode())
+        received = b""
+        # The app holds the stream open until told to go (30 s at most): the first event must come before that.
+        while b"data: 0\n\n" not in received:
+            try:
+                chunk = client.recv(65536)
+            except TimeoutError:
+                pytest.fail(f"no first event within 10 s while the app held the stream open: {received[-300:]!r}")
+            assert chunk, f"the stream ended before its first event was read: {received[-300:]!r}"
+            received += chunk
+        assert b"data: 1" not in received
+        docker("exec", app, "sh", "-c", f'touch "${{TMPDIR:-/tmp}}/echo-events-{token}"')
+        while chunk := client.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head, head
+    assert b"x-accel-buffering" not in head.lower(), "nginx takes the header meant for it out"
+    assert b"data: 0\n\n" in body and body.index(b"data: 0") < body.index(b"data: 1\n\n"), body
+
+
 def test_uploads_adding_up_past_nginxs_memory_are_all_served_whole_and_nginx_keeps_running(echo: Deployment):
     """nginx reads a request's whole body before it passes it on (bodies past its buffers go to disk), so bodies
     arriving at once add up in nginx: more of them than its container's memory limit (or its /tmp) holds. Before

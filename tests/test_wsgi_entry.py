@@ -1,5 +1,6 @@
 """The WSGI entry point's handling of an app's generator body (docker/app/wsgi_entry.py: first_chunk_checked), on the
-host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own."""
+host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own; and
+the header it adds to an event stream's answer for nginx (streamed_events)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def chunks(count, fail_at=None):
 
 def application(environ, start_response):
     kind, _, count = environ["PATH_INFO"].strip("/").partition("/")
+    if kind == "typed":
+        start_response("200 OK", [("Content-Type", environ["TEST_CONTENT_TYPE"]), *environ["TEST_HEADERS"]])
+        return [b"data: 1\\n\\n"]
     start_response("200 OK", [("Content-Type", "text/plain")])
     if kind == "list":
         return [b"whole"]
@@ -47,9 +51,9 @@ def entry(tmp_path, monkeypatch):
     sys.modules.pop("standin", None)
 
 
-def call(module, path: str):
+def call(module, path: str, **environ):
     started: list[tuple[str, list]] = []
-    body = module.application({"PATH_INFO": path}, lambda status, headers: started.append((status, headers)))
+    body = module.application({"PATH_INFO": path, **environ}, lambda status, headers: started.append((status, headers)))
     return body, started
 
 
@@ -90,3 +94,31 @@ def test_an_answer_that_is_not_a_generator_reaches_uwsgi_as_it_is(entry):
     module, _ = entry
     body, _ = call(module, "/list")
     assert body == [b"whole"] and type(body) is list
+
+
+UNBUFFERED = ("X-Accel-Buffering", "no")
+# (the request's Accept, the answer's Content-Type, headers the app adds) -> whether X-Accel-Buffering: no is added.
+EVENT_STREAMS = {
+    "an EventSource's request, an event stream": ("text/event-stream", "text/event-stream", [], True),
+    "with a charset, and among other types": (
+        "text/event-stream, */*;q=0.1",
+        "text/event-stream; charset=utf-8",
+        [],
+        True,
+    ),
+    "the type in capitals": ("text/event-stream", "Text/Event-Stream", [], True),
+    "an answer of another type": ("text/event-stream", "application/json", [], False),
+    "a request that does not accept one": ("*/*", "text/event-stream", [], False),
+    "the app's own choice kept": ("text/event-stream", "text/event-stream", [("X-Accel-Buffering", "yes")], False),
+}
+
+
+@pytest.mark.parametrize("case", list(EVENT_STREAMS))
+def test_an_event_stream_answer_is_marked_unbuffered_for_nginx_and_nothing_else_changes(entry, case):
+    module, _ = entry
+    accept, content_type, extra, marked = EVENT_STREAMS[case]
+    environ = {"HTTP_ACCEPT": accept, "TEST_CONTENT_TYPE": content_type, "TEST_HEADERS": extra}
+    body, [(status, headers)] = call(module, "/typed", **environ)
+    assert status == "200 OK" and list(body) == [b"data: 1\n\n"]
+    expected = [("Content-Type", content_type), *extra, *([UNBUFFERED] if marked else [])]
+    assert headers == expected

@@ -7,6 +7,9 @@ QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: B
 exception for, before its answer began (its generator body's first chunk included), gets a 500 (app_error, below).
 
 And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the request in hand (below).
+
+One header is added, for nginx only (which takes it out): an event stream (Server-Sent Events) is marked unbuffered,
+so that nginx passes each event on as the app writes it (streamed_events, below).
 """
 
 import functools
@@ -94,12 +97,38 @@ def app_error(environ, start_response, error: Exception):
     raise error
 
 
+# An event stream (text/event-stream, Server-Sent Events) holds its connection open and writes an event now and then.
+# nginx buffers what the app server answers (its default, kept: a sync worker never waits on a slow client) and passed
+# nothing on until the buffer filled or the answer ended, so a browser's EventSource got every event at the end. nginx
+# passes an answer on as it comes when the app server's header says `X-Accel-Buffering: no` (nginx takes the header
+# out), which few apps send: it is added to an event stream's answer, unless the app chose for itself. Looked for only
+# when the request accepts an event stream, as every EventSource's does (its Accept field), so that other requests
+# pay one dict lookup for it.
+EVENT_STREAM = "text/event-stream"
+
+
+def streamed_events(start_response):
+    """start_response, with `X-Accel-Buffering: no` added to an answer whose Content-Type is an event stream."""
+
+    def start(status, headers, exc_info=None):
+        names = {name.lower(): value for name, value in headers}
+        content_type = names.get("content-type", "").partition(";")[0].strip().lower()
+        if content_type == EVENT_STREAM and "x-accel-buffering" not in names:
+            headers = [*headers, ("X-Accel-Buffering", "no")]
+        return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+
+    return start
+
+
 def application(environ, start_response):
     # Runs on every request, so it does as little as it can in Python (docs/benchmark.md: Where the time goes): a
-    # dict lookup for the stamp, then one comprehension over the environ that finds the rare padded header.
+    # dict lookup for the stamp, one for Accept, then one comprehension over the environ that finds the rare padded
+    # header.
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
+    if EVENT_STREAM in environ.get("HTTP_ACCEPT", ""):
+        start_response = streamed_events(start_response)
     padded = [k for k, v in environ.items() if k[:5] == "HTTP_" and v and (v[0] in WHITESPACE or v[-1] in WHITESPACE)]
     for key in padded:
         environ[key] = environ[key].strip(WHITESPACE)

@@ -11,7 +11,9 @@ a large upload (tempfile's directory), and answers its {"size", "sha256"} read b
 `/raise/<token>` raises an exception instead of answering, `/raise-after-start/<token>` does so once it has
 called start_response, `/raise-in-body/<token>` answers with a generator that does so before its first chunk, as a
 generator function written as a WSGI app does, and `/raise-mid-body/<token>` with one that does so after its first
-(RuntimeError: raised by the app for <token>).
+(RuntimeError: raised by the app for <token>). `/events/<token>` is an event stream (text/event-stream) that writes
+`data: 0`, then waits (up to 30 s) for a file named for the token in its /tmp (EVENTS_GO) before `data: 1` and the
+end, so a test knows whether the first event reached it while the stream was still open.
 
 WSGI_MODULE=dispatch:application
 """
@@ -20,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from wsgiref.validate import check_environ
 
@@ -164,6 +167,20 @@ def raise_mid_body(path, start_response):
     raise RuntimeError(f"raised by the app for {path.rsplit('/', 1)[1]}")
 
 
+EVENTS_GO = os.path.join(tempfile.gettempdir(), "echo-events-")
+
+
+def events(path, start_response):
+    """An event stream held open between its two events until the test says go (bounded: 30 s)."""
+    go = EVENTS_GO + "".join(c for c in path.rsplit("/", 1)[1] if c.isalnum())[:64]
+    start_response("200 OK", [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store")])
+    yield b"data: 0\n\n"
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield b"data: 1\n\n"
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -189,6 +206,8 @@ def application(environ, start_response):
         return raise_in_body(path, start_response)
     if path.startswith("/raise-mid-body/"):
         return raise_mid_body(path, start_response)
+    if path.startswith("/events/"):
+        return events(path, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
