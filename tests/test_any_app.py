@@ -367,6 +367,19 @@ def test_an_event_streams_first_event_reaches_the_client_while_the_app_still_hol
     assert b"data: 0\n\n" in body and body.index(b"data: 0") < body.index(b"data: 1\n\n"), body
 
 
+@pytest.mark.parametrize("count, status", [(7, 200), (9, 502)], ids=["7 cookies (28 KB)", "9 cookies (36 KB)"])
+def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(echo: Deployment, count, status):
+    """An app's answer with a large header block (here cookies of 4 KB each, as a large session sets): up to 32 KB it
+    reaches the client field for field. Past one memory page (4 KB, nginx's default) nginx answered 502 "upstream sent
+    too big header" after the app had run; past 32 KB it still does, as for a request's header fields."""
+    response = requests.get(f"{echo.base_url}/cookies/{count}", timeout=10)
+    assert response.status_code == status, response.text[:300]
+    if status == 200:
+        sent = [f"c{n}={str(n) * 3996}; Path=/" for n in range(count)]
+        assert response.raw.headers.getlist("Set-Cookie") == sent
+        assert response.text == "ok\n"
+
+
 def test_uploads_adding_up_past_nginxs_memory_are_all_served_whole_and_nginx_keeps_running(echo: Deployment):
     """nginx reads a request's whole body before it passes it on (bodies past its buffers go to disk), so bodies
     arriving at once add up in nginx: more of them than its container's memory limit (or its /tmp) holds. Before

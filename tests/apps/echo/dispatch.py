@@ -13,7 +13,8 @@ called start_response, `/raise-in-body/<token>` answers with a generator that do
 generator function written as a WSGI app does, and `/raise-mid-body/<token>` with one that does so after its first
 (RuntimeError: raised by the app for <token>). `/events/<token>` is an event stream (text/event-stream) that writes
 `data: 0`, then waits (up to 30 s) for a file named for the token in its /tmp (EVENTS_GO) before `data: 1` and the
-end, so a test knows whether the first event reached it while the stream was still open.
+end, so a test knows whether the first event reached it while the stream was still open. `/cookies/<n>` answers
+with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does.
 
 WSGI_MODULE=dispatch:application
 """
@@ -181,6 +182,16 @@ def events(path, start_response):
     yield b"data: 1\n\n"
 
 
+COOKIE_BYTES = 4000  # about a browser's limit for one cookie (4096 bytes, name and value)
+
+
+def cookies(path, start_response):
+    count = min(int("".join(c for c in path.rsplit("/", 1)[1] if c.isdigit()) or 0), 64)
+    fields = [("Set-Cookie", f"c{n}={str(n) * (COOKIE_BYTES - 4)}; Path=/") for n in range(count)]
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3"), *fields])
+    return [b"ok\n"]
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -208,6 +219,8 @@ def application(environ, start_response):
         return raise_mid_body(path, start_response)
     if path.startswith("/events/"):
         return events(path, start_response)
+    if path.startswith("/cookies/"):
+        return cookies(path, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
