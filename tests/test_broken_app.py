@@ -197,12 +197,13 @@ UPGRADE_IMAGES = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx", "SINGLE_IMAGE": "s
 
 
 @pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
-def test_make_up_of_an_app_that_no_longer_loads_or_fails_its_health_probe_leaves_the_app_server_that_runs_serving(
+def test_make_up_of_an_app_that_would_not_serve_or_a_setting_nginx_refuses_leaves_what_runs_serving(
     topology, tmp_path, make_env, load_report
 ):
     """An upgrade whose app does not import (here a module it no longer finds), then one that imports but answers 500:
     `make up` names check-app's line, then the health probe's, and replaces nothing, so the app server that runs keeps
-    serving (compose would stop it before starting the new one). Fixed, the next `make up` checks the new app, says so,
+    serving (compose would stop it before starting the new one); a setting nginx refuses, likewise for nginx. Fixed,
+    the next `make up` checks the new app, says so,
     and replaces the app server alone, under load with no request failed (split: the check's way on is the same in
     every topology; the single one has no listener container)."""
     app = tmp_path / "app"
@@ -246,6 +247,18 @@ def test_make_up_of_an_app_that_no_longer_loads_or_fails_its_health_probe_leaves
         assert "up: start" not in refused.stdout, "nothing was started"
         assert project_containers(make_env["COMPOSE_PROJECT_NAME"]) == containers
         assert requests.get(base_url, timeout=10).status_code == 200
+
+    # A setting nginx refuses, the app as it was: the new nginx (the single container's, in that topology) is checked
+    # in a one-off first, and the one that runs keeps serving. Before, it was stopped and its successor exited.
+    front = name if topology == "single" else f"{make_env['COMPOSE_PROJECT_NAME']}-nginx-1"
+    refused = make("up", {**env, "MAX_BODY_SIZE": "10q"}, timeout=180)
+    assert refused.returncode != 0
+    [line] = [line for line in refused.stderr.splitlines() if line.startswith("up: error: ")]
+    says = "fails its config check: nginx-entrypoint: MAX_BODY_SIZE='10q' is not a size: use e.g. 10m, 512k or 1g."
+    assert line.startswith(f"up: error: the nginx this make up would start {says}"), line
+    assert f"({front}) was left serving as it was" in line, line
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"]) == containers
+    assert requests.get(base_url, timeout=10).status_code == 200
 
     if topology != "split":
         return  # the check's way on is the same in every topology: the split one shows it

@@ -15,36 +15,44 @@ container with the new image and settings and the stack's volumes, networks and 
    new app is then probed against the schema it will serve.
 3. try-app: the new app server, started on a socket of its own (never nginx's or the listener's), until the health
    check's own probes pass (docker/app/try_app.py).
+
+nginx likewise: when `make up` would recreate the nginx that runs (the single container, in that topology), the new
+image's entrypoint renders the new settings and runs `nginx -t` on them in a one-off container first. A setting nginx
+refuses (MAX_BODY_SIZE=10q, a SERVER_NAMES entry it cannot hold) stopped the running nginx and started one that
+exited: the site was down until the next `make up`.
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tools.compose import Compose, Container
 
-# check-app's and try-app's own line, which names the problem (docker/app/check_app.py, try_app.py).
-CHECK_APP_SAYS = "wsgi-chain: "
+# The lines that name the problem: check-app's and try-app's own (docker/app/check_app.py, try_app.py), the nginx
+# entrypoint's refusal of a setting (docker/nginx/nginx-entrypoint.sh), nginx's own on a config it cannot load.
+NAMES_THE_PROBLEM = ("wsgi-chain: ", "nginx-entrypoint: ", "nginx: [emerg]")
 
 
-def replaced(stack: Compose, server: str) -> Container | None:
-    """The running app server container that `compose up` would recreate; None when none runs, or it would be kept.
-    When compose's plan cannot be read, it is taken as replaced: the check then runs, which costs a second or two."""
-    running = [state for state in stack.containers() if state.service == server and state.status == "running"]
+def replaced(stack: Compose, services: Collection[str]) -> dict[str, Container]:
+    """The running containers of `services` that `compose up` would recreate, by service (one plan for all). When
+    compose's plan cannot be read, each is taken as replaced: the checks then run, which costs a second or two."""
+    running = [state for state in stack.containers() if state.service in services and state.status == "running"]
     if not running:
-        return None
+        return {}
     plan = subprocess.run(
         stack.command("--dry-run", "up", "-d", "--remove-orphans"),
         env=stack.environment(),
         capture_output=True,
         text=True,
     )
-    name = running[0].name
-    about = [line for line in (plan.stdout + plan.stderr).splitlines() if f"Container {name} " in line + " "]
-    if plan.returncode == 0 and about and not any("Recreate" in line for line in about):
-        return None
-    return running[0]
+    found = {}
+    for state in running:
+        about = [line for line in (plan.stdout + plan.stderr).splitlines() if f"Container {state.name} " in line + " "]
+        if plan.returncode != 0 or not about or any("Recreate" in line for line in about):
+            found[state.service] = state
+    return found
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,21 @@ def one_off(stack: Compose, timeout: float, *args: str) -> tuple[int | None, lis
 
 
 def said(lines: list[str], status: int | None) -> str:
-    """The line that says why: the tool's own (check-app's, try-app's), else the last one said."""
-    own = [line for line in lines if line.startswith(CHECK_APP_SAYS)]
+    """The line that says why: the last of those that name the problem, else the last one said."""
+    own = [line for line in lines if line.startswith(NAMES_THE_PROBLEM)]
     return (own or lines or [f"exited {status}"])[-1]
+
+
+def check_nginx(stack: Compose, front: str, timeout: float) -> Refusal | None:
+    """The nginx `make up` would start in `front` (nginx, or the single container): None when its entrypoint takes the
+    settings and `nginx -t` the config it renders, with the service's own volumes and secrets (TLS's certificate)."""
+    status, lines = one_off(stack, timeout, "--entrypoint", "nginx-entrypoint", front, "nginx", "-t", "-q")
+    if status == 0:
+        return None
+    return Refusal(
+        "fails its config check",
+        f"nginx -t did not finish within {timeout:.0f} s" if status is None else said(lines, status),
+    )
 
 
 def check(stack: Compose, server: str, timeout: float) -> Refusal | None:

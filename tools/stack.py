@@ -615,7 +615,20 @@ def up(timeout: int) -> int:
     phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
     check_tls_config(stack)
     server = server_service(stack)
-    running = preflight.replaced(stack, server)
+    front = server if single(stack) else "nginx"
+    replaced = preflight.replaced(stack, {server, front})
+    if front in replaced:
+        refused = preflight.check_nginx(stack, front, timeout)
+        if refused:
+            print(
+                f"up: error: the nginx this make up would start {refused.what}: {refused.line}. The nginx that runs "
+                f"({replaced[front].name}) was left serving as it was (the new config was checked only in a one-off "
+                "container, now removed): fix the setting, then run make up again",
+                file=sys.stderr,
+            )
+            return 1
+        phase("check", f"nginx takes the new settings (nginx -t), so {replaced[front].name} is replaced")
+    running = replaced.get(server)
     if running:
         refused = preflight.check(stack, server, timeout)
         if refused:
