@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -161,6 +163,32 @@ def test_make_up_whose_build_fails_shows_the_builds_last_lines(make_env, tmp_pat
     assert "the build failed" in result.stderr and "VERBOSE=1 shows all of it" in result.stderr, result.stderr
     assert not re.search(r"^#\d+ ", result.stdout, re.M), "the build's output came before its failure"
     assert "up: start" not in result.stdout
+
+
+@pytest.mark.parametrize("holder", ["a program on this host", "another stack's nginx"])
+def test_make_up_on_a_port_something_else_holds_names_it_in_one_line_and_creates_nothing(holder, make_env, deployment):
+    """Docker created the containers, the app's started, and nginx's failed on "address already in use", a line in the
+    middle of compose's, after `make up` had named the services still starting as what failed. Now the ports are
+    checked first."""
+    with socket.socket() as program:
+        if holder == "a program on this host":
+            program.bind(("127.0.0.1", 0))
+            program.listen()
+            port, by = program.getsockname()[1], "a program on this host"
+        else:
+            port, by = (
+                urlsplit(deployment.base_url).port,
+                f"the container {deployment.nginx_container}",
+            )
+        result = make("up", {**make_env, "HTTP_PORT": str(port)}, timeout=120)
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("up: error: ")]
+    assert line == (
+        f"up: error: HTTP_PORT={port} on 127.0.0.1 is taken by {by}: stop it, or publish the stack on another port "
+        "(make up HTTP_PORT=<port>); nothing was started"
+    )
+    assert "up: start" not in result.stdout
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"]) == {}
 
 
 # --- every target acts on the topology that runs; TOPOLOGY= chooses only at `make up` ---------------------------

@@ -151,6 +151,7 @@ def dev(timeout: int) -> int:
             "DEV_STATIC_DIRS": ",".join(m.relative(app) for m in mounts),
         },
     )
+    stk.check_ports(stack)
     phase("start", f"starting the development stack {project}, waiting until healthy")
     started = time.monotonic()
     if not stk.start(stack, timeout):

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -584,6 +586,58 @@ def check_tls_files() -> None:
         )
 
 
+def published_ports() -> list[tuple[str, str]]:
+    """(setting, port) of each port the stack publishes on HTTP_BIND: HTTP_PORT, and HTTPS_PORT with TLS=on."""
+    names = ("HTTP_PORT", "HTTPS_PORT") if settings.get("TLS") == "on" else ("HTTP_PORT",)
+    return [(name, settings.get(name)) for name in names]
+
+
+def port_taken(bind: str, port: int) -> bool:
+    """Something on this host listens on (bind, port): a listening socket of our own there fails with EADDRINUSE."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT only is free
+        try:
+            probe.bind((bind, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def check_ports(stack: Compose) -> None:
+    """The ports the stack publishes are free, or its own: held by another program, nginx's container was created and
+    failed to start (Docker's "address already in use", among compose's lines), and `make up` named the services
+    still starting first."""
+    ours = stack.project or project_name()
+    bind = settings.get("HTTP_BIND")
+    for setting, port in published_ports():
+        listed = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "--filter",
+                f"publish={port}",
+                "--format",
+                f'{{{{.Names}}}} {{{{.Label "{PROJECT_LABEL}"}}}}',
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        holders = [line.split() for line in listed.stdout.splitlines() if line.strip()]
+        others = [holder[0] for holder in holders if holder[1:] != [ours]]
+        if others:
+            by = f"the container {', '.join(others)}"
+        elif not holders and port_taken(bind, int(port)):
+            by = "a program on this host"
+        else:
+            continue
+        raise StackError(
+            f"{setting}={port} on {bind} is taken by {by}: stop it, or publish the stack on another port "
+            f"(make up {setting}=<port>); {unchanged()}"
+        )
+
+
 def check_tls_config(stack: Compose) -> None:
     """TLS=on: `nginx -t` on the config the new nginx would render, with the certificate mounted as it will be and
     as nginx's own uid, so an unreadable key or a mismatched pair fails here, before any running container is
@@ -613,6 +667,7 @@ def up(timeout: int) -> int:
     build(stack, quiet=not verbose())
     images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
     phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
+    check_ports(stack)
     check_tls_config(stack)
     server = server_service(stack)
     front = server if single(stack) else "nginx"
