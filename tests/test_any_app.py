@@ -380,6 +380,17 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
         assert response.text == "ok\n"
 
 
+def test_the_app_has_a_home_it_can_write_to_on_the_temp_volume(echo: Deployment):
+    """Libraries keep caches and settings in the home directory (~/.cache, ~/.config: matplotlib, fontconfig). The
+    image's, the app's code on the read-only root, made matplotlib create a new temporary cache in every worker and
+    say so in the log; the entry point now gives the app one on the temp volume."""
+    home = requests.get(f"{echo.base_url}/env/HOME", timeout=10).json()["HOME"]
+    assert home == "/var/tmp/home", home  # noqa: S108 - the app's home, compared
+    app = echo.app_container
+    docker("exec", app, "sh", "-c", f'mkdir -p "{home}/.cache/probe" && test -w "{home}/.cache/probe"')
+    assert docker("exec", app, "stat", "-c", "%U %a", home).split() == ["app", "700"]
+
+
 def test_uploads_adding_up_past_nginxs_memory_are_all_served_whole_and_nginx_keeps_running(echo: Deployment):
     """nginx reads a request's whole body before it passes it on (bodies past its buffers go to disk), so bodies
     arriving at once add up in nginx: more of them than its container's memory limit (or its /tmp) holds. Before

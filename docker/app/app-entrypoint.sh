@@ -5,6 +5,13 @@
 #   prestart  run the app's pre-start hook once per deploy ($PRESTART_CMD, else an executable ./prestart)
 #   anything else is run as given (e.g. `python manage.py shell`)
 set -eu
+# A home the app's libraries can write their caches and settings to (matplotlib, fontconfig, Hugging Face...): the
+# image's, /srv/app, is the app's code on the read-only root, and such a library then made a new temporary cache in
+# every process, each worker and each recycled one, and said so in the log. On the temp volume (TMPDIR, else /tmp),
+# kept across restarts as a cache may be; left as it is where neither can be written.
+if [ ! -w "${HOME:-/nonexistent}" ] && home="${TMPDIR:-/tmp}/home" && mkdir -p -m 0700 "$home" 2>/dev/null; then
+    export HOME="$home"
+fi
 cmd="${1:-serve}"
 case "$cmd" in
 serve)
