@@ -611,15 +611,10 @@ def check_ports(stack: Compose) -> None:
     ours = stack.project or project_name()
     bind = settings.get("HTTP_BIND")
     for setting, port in published_ports():
+        # Each container that publishes the port on this host: its name and its compose project.
+        shown = "{{.Names}} {{.Label " + json.dumps(PROJECT_LABEL) + "}}"
         listed = subprocess.run(
-            [
-                "docker",
-                "ps",
-                "--filter",
-                f"publish={port}",
-                "--format",
-                f'{{{{.Names}}}} {{{{.Label "{PROJECT_LABEL}"}}}}',
-            ],
+            ["docker", "ps", "--filter", f"publish={port}", "--format", shown],
             capture_output=True,
             text=True,
             check=True,
