@@ -380,6 +380,14 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
         assert response.text == "ok\n"
 
 
+def test_an_app_without_static_files_for_nginx_gets_the_static_url_paths_itself(echo: Deployment):
+    """The echo app is neither Django nor given a STATIC_DIR: nginx claims no URL prefix for static files, so a path
+    under STATIC_URL's default (/static/) reaches the app, which answers its own 404. nginx answered it before (its
+    JSON 404), and a Flask app serving its own /static/ files (Flask's default) lost them all."""
+    response = requests.get(f"{echo.base_url}/static/site.css", timeout=10)
+    assert (response.status_code, response.text) == (404, "not found\n"), response.text
+
+
 def test_the_app_has_a_home_it_can_write_to_on_the_temp_volume(echo: Deployment):
     """Libraries keep caches and settings in the home directory (~/.cache, ~/.config: matplotlib, fontconfig). The
     image's, the app's code on the read-only root, made matplotlib create a new temporary cache in every worker and
