@@ -246,8 +246,10 @@ def test_every_target_finds_the_single_topology_that_make_up_started_whatever_to
 
     assert "single-1" in followed_logs(later, until="single-1")
 
-    shell = make_piped("shell", later, stdin="id -un\n")
-    assert shell.returncode == 0 and shell.stdout.strip() == "app", shell.stdout + shell.stderr
+    # As the app's user, with the app's writable home (app-entrypoint's; the image's is read-only).
+    shell = make_piped("shell", later, stdin='id -un\necho "$HOME"\ntouch "$HOME/.probe" && echo wrote\n')
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    assert shell.stdout.split() == ["app", "/var/tmp/home", "wrote"], shell.stdout + shell.stderr  # noqa: S108
 
     reload = make("reload", later)
     assert reload.returncode == 0, reload.stdout + reload.stderr
