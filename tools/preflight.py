@@ -47,9 +47,10 @@ def replaced(stack: Compose, services: Collection[str]) -> dict[str, Container]:
         capture_output=True,
         text=True,
     )
+    said = (plan.stdout + plan.stderr).splitlines()
     found = {}
     for state in running:
-        about = [line for line in (plan.stdout + plan.stderr).splitlines() if f"Container {state.name} " in line + " "]
+        about = [line for line in said if f"Container {state.name} " in line + " "]
         if plan.returncode != 0 or not about or any("Recreate" in line for line in about):
             found[state.service] = state
     return found

@@ -642,7 +642,7 @@ def check_tls_config(stack: Compose) -> None:
     image = settings.get("SINGLE_IMAGE") if single(stack) else settings.get("NGINX_IMAGE")
     # The image carries its compose project's label: cleared, so this check never counts as one of its containers.
     cmd = ["docker", "run", "--rm", "--network", "none", "--label", f"{PROJECT_LABEL}=", "-e", "TLS=on"]
-    cmd += ["-e", f"HTTPS_PORT={env('HTTPS_PORT', '8443')}", "-v", f"{tls_certs_dir()}:/etc/nginx/tls:ro"]
+    cmd += ["-e", f"HTTPS_PORT={settings.get('HTTPS_PORT')}", "-v", f"{tls_certs_dir()}:/etc/nginx/tls:ro"]
     if single(stack):
         cmd += ["--entrypoint", "nginx-entrypoint"]  # the single image's entrypoint is supervisord
     result = subprocess.run([*cmd, image, "nginx", "-t", "-q"], capture_output=True, text=True, check=False)
@@ -690,7 +690,7 @@ def up(timeout: int) -> int:
             )
             return 1
         phase("check", f"the new app loads and passes its health probe (try-app), so {running.name} is replaced")
-    phase("start", f"starting {stack.project or env('COMPOSE_PROJECT_NAME', 'wsgi-chain')}, waiting until healthy")
+    phase("start", f"starting {stack.project or project_name()}, waiting until healthy")
     started = time.monotonic()
     if not start(stack, timeout):
         print("\nup: the stack did not get healthy", file=sys.stderr)
@@ -700,7 +700,7 @@ def up(timeout: int) -> int:
     bind = settings.get("HTTP_BIND")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
     if settings.get("TLS") == "on":
-        print(f"up: wsgi-chain is up at https://{host}:{env('HTTPS_PORT', '8443')}/")
+        print(f"up: wsgi-chain is up at https://{host}:{settings.get('HTTPS_PORT')}/")
     else:
         print(f"up: wsgi-chain is up at http://{host}:{settings.get('HTTP_PORT')}/")
     return 0
