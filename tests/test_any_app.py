@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -252,6 +253,45 @@ def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_
     echoed = requests.post(base + "/anything", data=iter([body[:50_000], body[50_000:]]), timeout=30).json()
     assert "Transfer-Encoding" not in echoed["headers"]
     assert echoed["headers"]["Content-Length"] == str(len(body))
+
+
+# A Django project as its own template lays it out (tests/apps/project): STATIC_ROOT inside the project,
+# ManifestStaticFilesStorage, and migrations run by PRESTART_CMD, as the README's table offers it.
+PROJECT_APP = {
+    "APP_SRC": "tests/apps/project",
+    "WSGI_MODULE": "project.wsgi:application",
+    "DJANGO_SETTINGS_MODULE": "project.settings",
+    "PRESTART_CMD": "python manage.py migrate --noinput",
+    "APP_IMAGE": "wsgi-chain-test/project-app:dev",
+    "NGINX_IMAGE": "wsgi-chain-test/project-nginx:dev",
+    "SINGLE_IMAGE": "wsgi-chain-test/project-single:dev",
+}
+PROJECT_CSS = "body { color: #123456; }\n"
+
+
+@pytest.mark.lifecycle
+@pytest.mark.parametrize("topology", list(settings.TOPOLOGIES), ids=[f"project-{name}" for name in settings.TOPOLOGIES])
+def test_a_django_project_with_its_own_static_root_is_migrated_by_prestart_cmd_and_nginx_serves_its_hashed_files(
+    make_env, topology: str
+):
+    """`make up PRESTART_CMD=...` runs the command before any worker starts (the page reads a table its migrations
+    create: a 500 without them, which it was, PRESTART_CMD reaching no container); the project's static files,
+    collected into its own STATIC_ROOT, are the ones nginx serves under their hashed names (its nginx image failed to
+    build: no /srv/static), and its pages find their manifest (ManifestStaticFilesStorage: a 500 without it)."""
+    env = {**make_env, **PROJECT_APP, "TOPOLOGY": topology}
+    up = make("up", env, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    migrate = docker("logs", f"{env['COMPOSE_PROJECT_NAME']}-migrate-1")
+    assert "prestart: running PRESTART_CMD" in migrate, migrate
+    assert "Applying contenttypes.0001_initial... OK" in migrate, migrate
+    base = f"http://127.0.0.1:{env['HTTP_PORT']}"
+    page = requests.get(base + "/", timeout=10)
+    assert page.status_code == 200, page.text[:500]
+    assert "content types: " in page.text, page.text
+    [css] = re.findall(r'href="(/static/project/site\.[0-9a-f]{12}\.css)"', page.text)
+    # nginx's: the app, not in DEBUG, serves no static file.
+    served = requests.get(base + css, timeout=10)
+    assert served.status_code == 200 and served.text == PROJECT_CSS, (served.status_code, served.text[:200])
 
 
 def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_request_and_no_request_fails(
