@@ -13,6 +13,7 @@ import secrets
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -24,13 +25,18 @@ from tests.harness import (
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     Deployment,
+    compose_down,
     docker,
+    free_port,
     health_verdict,
+    in_background,
     json_lines,
     make,
     poll,
     running_workers,
+    send_raw,
     uwsgi_stats,
+    write_secret_key,
 )
 from tests.http_wire import NOT_FORWARDED, exchange
 from tests.load import Load
@@ -256,12 +262,13 @@ def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_
 
 
 # A Django project as its own template lays it out (tests/apps/project): STATIC_ROOT inside the project,
-# ManifestStaticFilesStorage, and migrations run by PRESTART_CMD, as the README's table offers it.
+# ManifestStaticFilesStorage, migrations run by PRESTART_CMD and uploads under MEDIA_URL, as the README's table offers.
 PROJECT_APP = {
     "APP_SRC": "tests/apps/project",
     "WSGI_MODULE": "project.wsgi:application",
     "DJANGO_SETTINGS_MODULE": "project.settings",
     "PRESTART_CMD": "python manage.py migrate --noinput",
+    "MEDIA_URL": "/media/",
     "APP_IMAGE": "wsgi-chain-test/project-app:dev",
     "NGINX_IMAGE": "wsgi-chain-test/project-nginx:dev",
     "SINGLE_IMAGE": "wsgi-chain-test/project-single:dev",
@@ -269,29 +276,72 @@ PROJECT_APP = {
 PROJECT_CSS = "body { color: #123456; }\n"
 
 
+@pytest.fixture(scope="module", params=list(settings.TOPOLOGIES), ids=lambda name: f"project-{name}")
+def project(request, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The project, brought up with `make up` as a new user would (its settings: PRESTART_CMD, MEDIA_URL); its env."""
+    workdir = tmp_path_factory.mktemp("project")
+    env = {
+        **PROJECT_APP,
+        "TOPOLOGY": request.param,
+        "COMPOSE_PROJECT_NAME": f"wct-project-{secrets.token_hex(3)}",
+        "HTTP_PORT": str(free_port()),
+        "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
+    }
+    try:
+        up = make("up", env, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        yield {**env, "BASE_URL": f"http://127.0.0.1:{env['HTTP_PORT']}"}
+    finally:
+        in_background(lambda: compose_down(env["COMPOSE_PROJECT_NAME"]))
+
+
 @pytest.mark.lifecycle
-@pytest.mark.parametrize("topology", list(settings.TOPOLOGIES), ids=[f"project-{name}" for name in settings.TOPOLOGIES])
-def test_a_django_project_with_its_own_static_root_is_migrated_by_prestart_cmd_and_nginx_serves_its_hashed_files(
-    make_env, topology: str
-):
-    """`make up PRESTART_CMD=...` runs the command before any worker starts (the page reads a table its migrations
-    create: a 500 without them, which it was, PRESTART_CMD reaching no container); the project's static files,
-    collected into its own STATIC_ROOT, are the ones nginx serves under their hashed names (its nginx image failed to
-    build: no /srv/static), and its pages find their manifest (ManifestStaticFilesStorage: a 500 without it)."""
-    env = {**make_env, **PROJECT_APP, "TOPOLOGY": topology}
-    up = make("up", env, timeout=600)
-    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    migrate = docker("logs", f"{env['COMPOSE_PROJECT_NAME']}-migrate-1")
+def test_make_up_runs_prestart_cmd_before_the_app_serves(project):
+    """The page reads a table the project's migrations create: a 500 without them, which it was, PRESTART_CMD
+    reaching no container."""
+    migrate = docker("logs", f"{project['COMPOSE_PROJECT_NAME']}-migrate-1")
     assert "prestart: running PRESTART_CMD" in migrate, migrate
     assert "Applying contenttypes.0001_initial... OK" in migrate, migrate
-    base = f"http://127.0.0.1:{env['HTTP_PORT']}"
-    page = requests.get(base + "/", timeout=10)
+    page = requests.get(project["BASE_URL"] + "/", timeout=10)
     assert page.status_code == 200, page.text[:500]
     assert "content types: " in page.text, page.text
+
+
+@pytest.mark.lifecycle
+def test_a_django_projects_own_static_root_is_what_nginx_serves_under_the_hashed_names_its_pages_give(project):
+    """Collected into the project's own STATIC_ROOT, where its pages find their manifest (ManifestStaticFilesStorage:
+    a 500 without it), and served by nginx (its image failed to build before: no /srv/static)."""
+    page = requests.get(project["BASE_URL"] + "/", timeout=10)
     [css] = re.findall(r'href="(/static/project/site\.[0-9a-f]{12}\.css)"', page.text)
     # nginx's: the app, not in DEBUG, serves no static file.
-    served = requests.get(base + css, timeout=10)
+    served = requests.get(project["BASE_URL"] + css, timeout=10)
     assert served.status_code == 200 and served.text == PROJECT_CSS, (served.status_code, served.text[:200])
+
+
+@pytest.mark.lifecycle
+def test_the_files_the_app_keeps_in_media_root_are_served_under_media_url_and_nothing_outside_it(project):
+    """MEDIA_URL: an upload the app saved in MEDIA_ROOT is served at the URL the app gives it (the project has no view
+    that serves it), with its type and a sandbox policy; a missing file, and a link out of MEDIA_ROOT to the database,
+    reach the app (its 404), as does a path that climbs out of MEDIA_URL."""
+    base, body = project["BASE_URL"], b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
+    saved = requests.post(base + "/upload/photo.png", data=body, timeout=10)
+    assert saved.status_code == 201, saved.text[:500]
+    url = saved.json()["url"]
+    assert url.startswith("/media/photo"), url
+    served = requests.get(base + url, timeout=10)
+    assert served.status_code == 200 and served.content == body, (served.status_code, len(served.content))
+    assert served.headers["Content-Type"] == "image/png", served.headers
+    assert served.headers["Content-Security-Policy"] == "sandbox", served.headers
+    head = requests.head(base + url, timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(body)), head.headers
+
+    container = f"{project['COMPOSE_PROJECT_NAME']}-{settings.TOPOLOGIES[project['TOPOLOGY']].server}-1"
+    docker("exec", container, "ln", "-sf", "/var/lib/app/db.sqlite3", "/var/lib/app/media/db.png")
+    port = int(project["HTTP_PORT"])
+    for path in ("/media/missing.png", "/media/db.png", "/media/../db.sqlite3", "/media/%2e%2e/db.sqlite3"):
+        answer = send_raw(port, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 404 Not Found", (path, answer[:300])
+        assert b"SQLite format 3" not in answer, path
 
 
 def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_request_and_no_request_fails(

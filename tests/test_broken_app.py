@@ -119,6 +119,14 @@ UNUSABLE_SETTINGS = {
         {"HEALTH_INTERVAL": "5"},
         "HEALTH_INTERVAL='5': use a duration with its unit, such as 5s, 500ms or 1m",
     ),
+    "a media prefix that is no path": (
+        {"MEDIA_URL": "media"},
+        "MEDIA_URL='media' must be a path like /media/ (leading and trailing slash), or empty",
+    ),
+    "a media prefix under the static files'": (
+        {"MEDIA_URL": "/static/uploads/"},
+        "MEDIA_URL=/static/uploads/ and STATIC_URL=/static/ overlap",
+    ),
 }
 
 

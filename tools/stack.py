@@ -86,7 +86,26 @@ def compose() -> Compose:
         raise StackError(
             f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
         ) from None
+    check_media_url()
     return named((topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()))
+
+
+URL_PATH = re.compile(r"/([\w.-]+/)+", re.ASCII)
+
+
+def check_media_url() -> None:
+    """MEDIA_URL, the prefix the app server serves MEDIA_ROOT's files under (uwsgi/uwsgi.ini): empty, or a path of
+    its own beside STATIC_URL's, whose paths nginx answers itself."""
+    media_url, static_url = settings.get("MEDIA_URL"), settings.get("STATIC_URL")
+    if not media_url:
+        return
+    if not URL_PATH.fullmatch(media_url) or "/./" in media_url or "/../" in media_url:
+        raise StackError(f"MEDIA_URL={media_url!r} must be a path like /media/ (leading and trailing slash), or empty")
+    if media_url.startswith(static_url) or static_url.startswith(media_url):
+        raise StackError(
+            f"MEDIA_URL={media_url} and STATIC_URL={static_url} overlap: nginx answers the paths under STATIC_URL from"
+            " the static files; give the media a prefix of their own, such as /media/"
+        )
 
 
 def named(files: tuple[str, ...]) -> Compose:
@@ -130,7 +149,7 @@ def app_settings() -> dict[str, str]:
     if wsgi_module and not re.fullmatch(r"[\w.]+(:[\w.]+)?", wsgi_module):
         raise StackError(f"WSGI_MODULE={wsgi_module!r} is not of the form package.module:callable")
     static_url = settings.get("STATIC_URL")
-    if not re.fullmatch(r"/([\w.-]+/)+", static_url):
+    if not URL_PATH.fullmatch(static_url):
         raise StackError(f"STATIC_URL={static_url!r} must be a path like /static/ (leading and trailing slash)")
     app_env_file = settings.path("APP_ENV_FILE")
     if not app_env_file.exists() or app_env_file.is_dir():

@@ -38,6 +38,17 @@ serve)
     export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
     rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     mkdir -p -m 0700 "$PROMETHEUS_MULTIPROC_DIR"
+    # MEDIA_URL (empty: none): the prefix uWSGI serves MEDIA_ROOT's files under (uwsgi/uwsgi.ini). Unset when empty:
+    # uWSGI's if-env holds for a set variable, and an empty prefix would match every path. uWSGI looks for the
+    # directory once, at its first request under the prefix, and serves nothing from it if it is missing then.
+    case "${MEDIA_URL:-}" in
+    '') unset MEDIA_URL ;;
+    /*/) case "$MEDIA_URL" in
+        *[!A-Za-z0-9/._-]* | *//* | */./* | */../*) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: use a path of A-Z a-z 0-9 . _ - such as /media/" >&2; exit 78 ;;
+        esac
+        mkdir -p "$MEDIA_ROOT" ;;
+    *) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL must be a path like /media/ (leading and trailing slash), or empty" >&2; exit 78 ;;
+    esac
     check-app
     # STOP_DRAIN (seconds; unset or 0: none): keep serving that long after the stop signal, before uWSGI's graceful
     # stop, so that a replica that leaves a service's DNS (Swarm: compose.swarm.yaml) gets no connection after its

@@ -1,5 +1,6 @@
 """A project's settings as its own template writes them, not the stack's: STATIC_ROOT inside the project and
-ManifestStaticFilesStorage (hashed names, read from a manifest at run time), its database on the stack's data volume."""
+ManifestStaticFilesStorage (hashed names, read from a manifest at run time), its database and its uploads (MEDIA_ROOT)
+on the stack's data volume."""
 
 import os
 from pathlib import Path
@@ -21,6 +22,8 @@ DATABASES = {
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT", BASE_DIR / "media")
+MEDIA_URL = os.environ.get("MEDIA_URL") or "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
