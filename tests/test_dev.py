@@ -69,7 +69,13 @@ KINDS = {
         # Django app keeps them, <app>/static/<app>/.
         static_file="microposts/static/microposts/dev.css",
         static_url="/static/microposts/dev.css",
-        extra_files={"microposts/static/microposts/dev.css": "body { color: black; }\n"},
+        # And two static directories that share a namespace, as Wagtail's project template has them (css/ in the
+        # project's and in an app's): nginx serves both's files.
+        extra_files={
+            "microposts/static/microposts/dev.css": "body { color: black; }\n",
+            "microposts/static/shared/one.css": "/* one */\n",
+            "pages/static/shared/two.css": "/* two */\n",
+        },
     ),
     "flask": AppKind(
         source="examples/flask",
@@ -407,6 +413,10 @@ def test_a_static_file_of_the_working_copy_is_served_by_nginx_as_it_is_now(dev):
     if dev.kind == "django":
         # Collected from the installed packages at build: Django's admin still has its files.
         assert dev.get("/static/admin/css/base.css").status_code == 200
+        # One namespace in two directories: each one's file (the first's alone, the other's a 404, before).
+        for name, text in (("one", "/* one */\n"), ("two", "/* two */\n")):
+            shared = dev.get(f"/static/shared/{name}.css")
+            assert (shared.status_code, shared.text) == (200, text), name
 
 
 def test_a_syntax_error_gives_a_clear_error_in_the_log_and_a_5xx_and_the_fix_recovers_without_a_restart(dev):

@@ -23,6 +23,9 @@ from tools.progress import phase, verbose
 
 DEV_DIR = ROOT / ".build" / "dev"
 STATIC_ROOT = "/srv/static"
+# Where nginx finds a Django app's static directories of the working copy, one numbered directory each, in the order
+# it looks in them (nginx/dev/static.conf) before the files collected at build.
+DEV_STATIC_ROOT = "/srv/dev-static"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Where a Django app keeps its static files by convention (<app>/static/<app>/...), searched this deep under APP_SRC.
 DJANGO_STATIC_DEPTH = 3
@@ -77,10 +80,11 @@ def static_mounts(app: Path) -> list[StaticMount]:
     """What nginx serves from the working copy.
 
     Another app: STATIC_DIR as the whole static root. A Django app: collectstatic is skipped, so the image's collected
-    files stay (Django's admin, third-party apps') and each namespace directory of the app's own static directories
-    (<app>/static/<namespace>, and STATIC_DIR's subdirectories when set: STATICFILES_DIRS) is mounted over its
-    collected copy. Files directly in a static directory, outside a namespace, are served as collected (a file mount
-    would pin the inode an editor replaces on save).
+    files stay (Django's admin, third-party apps'), and each static directory of the working copy (STATIC_DIR's when
+    set, for STATICFILES_DIRS, then each app's <app>/static) is mounted whole under DEV_STATIC_ROOT: nginx looks for a
+    path in each, in that order, and then among the collected files, as Django's finders merge them. Mounted one
+    namespace at a time over the collected copy, a namespace two directories share (Wagtail's project template has
+    css/ in two) was the first one's alone: the other's files were 404s.
     """
     static_dir = stk.env("STATIC_DIR")
     if not is_django(app):
@@ -90,26 +94,23 @@ def static_mounts(app: Path) -> list[StaticMount]:
         if not source.is_dir():
             raise stk.StackError(f"STATIC_DIR={static_dir}: no such directory in APP_SRC={app}")
         return [StaticMount(source.resolve(), STATIC_ROOT)]
-    roots = django_static_dirs(app) + ([app / static_dir] if static_dir and (app / static_dir).is_dir() else [])
-    mounts: dict[str, StaticMount] = {}
-    for root in roots:
-        for namespace in sorted(p for p in root.iterdir() if p.is_dir()):
-            mounts.setdefault(namespace.name, StaticMount(namespace.resolve(), f"{STATIC_ROOT}/{namespace.name}"))
-    return list(mounts.values())
+    roots = ([app / static_dir] if static_dir and (app / static_dir).is_dir() else []) + django_static_dirs(app)
+    unique = list(dict.fromkeys(root.resolve() for root in roots))
+    return [StaticMount(root, f"{DEV_STATIC_ROOT}/{number}") for number, root in enumerate(unique)]
 
 
 def write_overlay(project: str, topology: str, mounts: list[StaticMount]) -> Path:
     """The static files' overlay of this project: the working copy's static directories mounted into nginx (its dev
     static location, nothing cached, is compose.dev.yaml's: nginx/dev/static.conf)."""
-    volumes = [
-        {"type": "bind", "source": str(m.source), "target": m.target, "read_only": True}
-        for m in sorted(mounts, key=lambda m: m.target)
-    ]
+    volumes = [{"type": "bind", "source": str(m.source), "target": m.target, "read_only": True} for m in mounts]
     folder = DEV_DIR / project
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "compose.static.yaml"
+    # The order nginx looks in them (nginx/dev/static.conf), for the entrypoint's STATIC_URL step to render.
+    looked_in = " ".join(m.target for m in mounts if m.target.startswith(DEV_STATIC_ROOT + "/"))
+    front = {"volumes": volumes, "environment": {"NGINX_DEV_STATIC": looked_in}}
+    overlay = {"name": "wsgi-chain", "services": {settings.TOPOLOGIES[topology].front: front}}
     # JSON is YAML: compose reads it as any other file.
-    overlay = {"name": "wsgi-chain", "services": {settings.TOPOLOGIES[topology].front: {"volumes": volumes}}}
     path.write_text("# Written by `make dev` (tools/dev.py) for this project.\n" + json.dumps(overlay, indent=2))
     return path
 
@@ -122,7 +123,7 @@ def banner(url: str, app: Path, mounts: list[StaticMount], topology: str) -> Non
         shown = ", ".join(f"{m.relative(app)} -> {m.target}" for m in mounts)
         print(f"dev: live: static files, served by nginx as they are: {shown}")
     if is_django(app):
-        print("dev: as built: collected static files outside those (Django admin's); rebuild with `make dev`")
+        print("dev: as built: collected static files in none of those (Django admin's); rebuild with `make dev`")
     print("dev: needs `make dev` again: requirements.txt (until then the workers are not reloaded), new migrations")
     print("dev: the reloads and errors: make logs; leave: make down")
 
