@@ -4,7 +4,6 @@ per container, an HTTP session on the published port."""
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -23,15 +22,14 @@ from tests.harness import (
     compose_down,
     finish_teardowns,
     forget_builds,
-    free_port,
     in_background,
+    own_settings,
     shared,
     stop_shared_stacks,
     under_xdist,
 )
 from tests.host_postgres import HostPostgres
 from tools import settings
-from tools.compose import write_secret_key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -203,11 +201,9 @@ def _with_base(request, base_url: str):
 @pytest.fixture
 def make_env(tmp_path) -> Iterator[dict[str, str]]:
     """Settings for a `make up` of its own: project name, free port, secret; torn down afterwards."""
-    secret = write_secret_key(tmp_path / "secret_key")
-    project = f"wct-make-{secrets.token_hex(3)}"
-    env = {"COMPOSE_PROJECT_NAME": project, "HTTP_PORT": str(free_port()), "SECRET_KEY_FILE": str(secret)}
+    env = own_settings(tmp_path, "wct-make")
     yield env
-    in_background(lambda: compose_down(project))
+    in_background(lambda: compose_down(env["COMPOSE_PROJECT_NAME"]))
 
 
 # Module-scoped: kept up for the session, an echo stack ran its health checks (every 5 s) to the end of its worker's

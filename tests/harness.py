@@ -545,6 +545,28 @@ def operator_env() -> dict[str, str]:
 STACK_TARGETS = {"up", "dev", "down", "restart", "swarm-up", "swarm-down"}
 
 
+def own_settings(workdir: Path, prefix: str) -> dict[str, str]:
+    """The settings that make a `make up` stack of its own: its compose project (<prefix>-<random>), a free loopback
+    port and a secret key file in workdir."""
+    return {
+        "COMPOSE_PROJECT_NAME": f"{prefix}-{secrets.token_hex(3)}",
+        "HTTP_PORT": str(free_port()),
+        "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
+    }
+
+
+@contextmanager
+def made_up(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """`make up` with env (own_settings' among them), as an operator runs it; the stack goes down afterwards
+    (in_background), whatever happened."""
+    try:
+        up = make("up", env, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        yield env
+    finally:
+        in_background(lambda: compose_down(env["COMPOSE_PROJECT_NAME"]))
+
+
 def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) -> subprocess.CompletedProcess:
     """`make <target>` as an operator runs it, with `env` over the operator's environment."""
     if target not in STACK_TARGETS:

@@ -25,18 +25,16 @@ from tests.harness import (
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     Deployment,
-    compose_down,
     docker,
-    free_port,
     health_verdict,
-    in_background,
     json_lines,
+    made_up,
     make,
+    own_settings,
     poll,
     running_workers,
     send_raw,
     uwsgi_stats,
-    write_secret_key,
 )
 from tests.http_wire import NOT_FORWARDED, exchange
 from tests.load import Load
@@ -279,20 +277,9 @@ PROJECT_CSS = "body { color: #123456; }\n"
 @pytest.fixture(scope="module", params=list(settings.TOPOLOGIES), ids=lambda name: f"project-{name}")
 def project(request, tmp_path_factory) -> Iterator[dict[str, str]]:
     """The project, brought up with `make up` as a new user would (its settings: PRESTART_CMD, MEDIA_URL); its env."""
-    workdir = tmp_path_factory.mktemp("project")
-    env = {
-        **PROJECT_APP,
-        "TOPOLOGY": request.param,
-        "COMPOSE_PROJECT_NAME": f"wct-project-{secrets.token_hex(3)}",
-        "HTTP_PORT": str(free_port()),
-        "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
-    }
-    try:
-        up = make("up", env, timeout=600)
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    env = {**PROJECT_APP, "TOPOLOGY": request.param, **own_settings(tmp_path_factory.mktemp("project"), "wct-project")}
+    with made_up(env):
         yield {**env, "BASE_URL": f"http://127.0.0.1:{env['HTTP_PORT']}"}
-    finally:
-        in_background(lambda: compose_down(env["COMPOSE_PROJECT_NAME"]))
 
 
 @pytest.mark.lifecycle

@@ -24,17 +24,18 @@ import requests
 
 from tests.harness import (
     ROOT,
-    compose_down,
     docker,
     free_port,
+    made_up,
     make,
+    own_settings,
     poll,
     project_containers,
     stats_answer,
     uwsgi_stats,
 )
 from tools import settings, unapplied
-from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, Container, write_secret_key
+from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, Container
 from tools.tls import self_signed
 
 # --- /healthz is public: it names no version ------------------------------------------------------------------
@@ -290,19 +291,9 @@ SET_EMPTY = ("HEALTH_INTERVAL", "LOG_MAX_SIZE", "LOG_MAX_FILES")
 def plain_up(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A stack of its own started by `make up`, plain HTTP, for TLS attempts against it; torn down afterwards. A few
     settings are set empty (SET_EMPTY)."""
-    workdir = tmp_path_factory.mktemp("plain-up")
-    env = {
-        "COMPOSE_PROJECT_NAME": f"wct-tlsup-{uuid.uuid4().hex[:6]}",
-        "HTTP_PORT": str(free_port()),
-        "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
-        **dict.fromkeys(SET_EMPTY, ""),
-    }
-    try:
-        started = make("up", env, timeout=600)
-        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+    env = {**own_settings(tmp_path_factory.mktemp("plain-up"), "wct-tlsup"), **dict.fromkeys(SET_EMPTY, "")}
+    with made_up(env):
         yield env
-    finally:
-        compose_down(env["COMPOSE_PROJECT_NAME"])
 
 
 def test_a_stack_make_up_started_runs_each_health_check_every_health_interval(plain_up):
