@@ -400,6 +400,14 @@ def last_said(log: str) -> str:
     return (causes or said or lines or ["(none)"])[-1]
 
 
+def about_its_probe(state: Container, why: str) -> bool:
+    """Whether what the probe asks (PROBE_SETTINGS) may be why: the container failed its health check (not an exit, a
+    crash or a restart), and it is an app server (the probe is uwsgi-health's) or its probe got an answer."""
+    failed_its_check = why == "unhealthy" or "health check" in why
+    servers = {topology.server for topology in settings.TOPOLOGIES.values()}
+    return failed_its_check and (state.service in servers or bool(ANSWERED.search(state.last_probe)))
+
+
 def report_failures(
     stack: Compose, failing: list[tuple[Container, str]], compose_output: str, target: str = "up"
 ) -> None:
@@ -416,7 +424,7 @@ def report_failures(
             say(f"{target}:   its last log line: {last_said(logs[state.service])}")
         if state.last_probe:
             say(f"{target}:   its health probe's last answer: {state.last_probe}")
-        if any(name in state.env for name in PROBE_SETTINGS) or ANSWERED.search(state.last_probe):
+        if about_its_probe(state, why):
             shown = ", ".join(f"{name}={state.env.get(name) or '(unset)'}" for name in PROBE_SETTINGS)
             say(
                 f"{target}:   what the probe asks is set by {shown}: change them with "
@@ -553,9 +561,13 @@ def start(stack: Compose, timeout: int) -> bool:
             if stopped_as_compose_started(remaining, baseline, compose_output):
                 print(STOPPED_WHILE_STARTING, file=sys.stderr)
                 return False
-            failing = [(state, failure(state, 0, baseline.get(state.id, 0)) or state.status) for state in remaining]
-            # A container still "created" waited for a dependency that failed: a consequence, not a cause.
-            failing = [(state, why) for state, why in failing if not state.ok and state.status != "created"]
+            # The containers that failed; only if none clearly did, every one not ready. One still "created" waited for
+            # a dependency that failed, and one still starting (the listener, beside a pre-start hook that failed) was
+            # not given the time: consequences, not causes, and nothing to stop.
+            failing = [(state, why) for state in remaining if (why := failure(state, 0, baseline.get(state.id, 0)))]
+            failing = failing or [
+                (state, state.status) for state in remaining if not state.ok and state.status != "created"
+            ]
         report_failures(stack, failing, compose_output)
     return False
 
