@@ -331,6 +331,39 @@ def test_the_files_the_app_keeps_in_media_root_are_served_under_media_url_and_no
         assert b"SQLite format 3" not in answer, path
 
 
+SEGMENTS = "use segments of A-Z a-z 0-9 . _ - (none empty, . or ..), such as /media/"
+NO_PATH = "use a path like /media/ (leading and trailing slash), or empty for none"
+NO_VOLUME = (
+    "MEDIA_ROOT=/var/lib/app/media cannot be made: it is on the data volume (/var/lib/app), which Kubernetes gives the"
+    " app none of: keep uploads in object storage there, MEDIA_URL empty"
+)
+MEDIA_URL_REFUSED = {
+    "no slashes": ("media", NO_PATH),
+    "the root": ("/", NO_PATH),
+    "a space": ("/my media/", SEGMENTS),
+    "a dot-dot segment": ("/media/../", SEGMENTS),
+    "an empty segment": ("/media//", SEGMENTS),
+    "no data volume (Kubernetes)": ("/media/", NO_VOLUME),
+}
+
+
+@pytest.mark.parametrize("case", MEDIA_URL_REFUSED)
+def test_a_media_url_the_app_server_cannot_serve_stops_the_app_container_at_start_with_one_line(case):
+    """The app image's own check (Kubernetes runs it without make up's): exit 78 and one line naming the fix. The
+    container's root is read-only, as everywhere, and without the data volume MEDIA_ROOT cannot be made."""
+    value, advice = MEDIA_URL_REFUSED[case]
+    hardened = ["--read-only", "--tmpfs", "/tmp"]  # noqa: S108 - the container's own tmpfs, as compose gives it
+    run = ["docker", "run", "--rm", "--network", "none", *hardened, "-e", f"MEDIA_URL={value}"]
+    result = subprocess.run(
+        [*run, settings.get("APP_IMAGE"), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [f"app-entrypoint: MEDIA_URL={value}: {advice}"]
+
+
 def test_a_worker_whose_memory_grows_past_the_limit_is_recycled_after_its_request_and_no_request_fails(
     echo, load_report
 ):

@@ -44,10 +44,13 @@ serve)
     case "${MEDIA_URL:-}" in
     '') unset MEDIA_URL ;;
     /*/) case "$MEDIA_URL" in
-        *[!A-Za-z0-9/._-]* | *//* | */./* | */../*) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: use a path of A-Z a-z 0-9 . _ - such as /media/" >&2; exit 78 ;;
+        *[!A-Za-z0-9/._-]* | *//* | */./* | */../*) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: use segments of A-Z a-z 0-9 . _ - (none empty, . or ..), such as /media/" >&2; exit 78 ;;
         esac
-        mkdir -p "$MEDIA_ROOT" ;;
-    *) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL must be a path like /media/ (leading and trailing slash), or empty" >&2; exit 78 ;;
+        mkdir -p "$MEDIA_ROOT" 2>/dev/null || {
+            echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: MEDIA_ROOT=$MEDIA_ROOT cannot be made: it is on the data volume (/var/lib/app), which Kubernetes gives the app none of: keep uploads in object storage there, MEDIA_URL empty" >&2
+            exit 78
+        } ;;
+    *) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: use a path like /media/ (leading and trailing slash), or empty for none" >&2; exit 78 ;;
     esac
     check-app
     # STOP_DRAIN (seconds; unset or 0: none): keep serving that long after the stop signal, before uWSGI's graceful
