@@ -545,6 +545,12 @@ def operator_env() -> dict[str, str]:
 STACK_TARGETS = {"up", "dev", "down", "restart", "swarm-up", "swarm-down"}
 
 
+def networks_of(container: str) -> dict[str, bool]:
+    """The container's networks, each with whether it is internal (Docker drops what would leave the host from one)."""
+    names = json.loads(docker("inspect", container, "--format", "{{json .NetworkSettings.Networks}}"))
+    return {name: docker("network", "inspect", name, "--format", "{{.Internal}}").strip() == "true" for name in names}
+
+
 def own_settings(workdir: Path, prefix: str) -> dict[str, str]:
     """The settings that make a `make up` stack of its own: its compose project (<prefix>-<random>), a free loopback
     port and a secret key file in workdir."""

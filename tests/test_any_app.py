@@ -30,6 +30,7 @@ from tests.harness import (
     json_lines,
     made_up,
     make,
+    networks_of,
     own_settings,
     poll,
     running_workers,
@@ -260,13 +261,15 @@ def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_
 
 
 # A Django project as its own template lays it out (tests/apps/project): STATIC_ROOT inside the project,
-# ManifestStaticFilesStorage, migrations run by PRESTART_CMD and uploads under MEDIA_URL, as the README's table offers.
+# ManifestStaticFilesStorage, migrations run by PRESTART_CMD, uploads under MEDIA_URL and a way out of the stack
+# (APP_EGRESS), as the README's table offers them.
 PROJECT_APP = {
     "APP_SRC": "tests/apps/project",
     "WSGI_MODULE": "project.wsgi:application",
     "DJANGO_SETTINGS_MODULE": "project.settings",
     "PRESTART_CMD": "python manage.py migrate --noinput",
     "MEDIA_URL": "/media/",
+    "APP_EGRESS": "on",
     "APP_IMAGE": "wsgi-chain-test/project-app:dev",
     "NGINX_IMAGE": "wsgi-chain-test/project-nginx:dev",
     "SINGLE_IMAGE": "wsgi-chain-test/project-single:dev",
@@ -329,6 +332,29 @@ def test_the_files_the_app_keeps_in_media_root_are_served_under_media_url_and_no
         answer = send_raw(port, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
         assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 404 Not Found", (path, answer[:300])
         assert b"SQLite format 3" not in answer, path
+
+
+@pytest.mark.lifecycle
+def test_with_app_egress_on_the_app_server_and_its_pre_start_hook_may_connect_out_of_the_stack(project):
+    """APP_EGRESS=on: the app server and the migrate one-shot join the egress network, which is not internal (a way
+    out: nothing of this test's goes beyond the host, so the app server connects to a listener of the test's at that
+    network's gateway); nginx and the listener stay off it."""
+    name, topology = project["COMPOSE_PROJECT_NAME"], settings.TOPOLOGIES[project["TOPOLOGY"]]
+    egress = f"{name}_egress"
+    server = f"{name}-{topology.server}-1"
+    assert networks_of(server).get(egress) is False, networks_of(server)
+    assert networks_of(f"{name}-migrate-1").get(egress) is False
+    others = ("nginx", "listener") if topology.name == "split" else ()
+    assert all(egress not in networks_of(f"{name}-{service}-1") for service in others)
+    gateway = json.loads(docker("network", "inspect", egress, "--format", "{{json .IPAM.Config}}"))[0]["Gateway"]
+    with socket.create_server((gateway, 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        hello = f"import socket; socket.create_connection(({gateway!r}, {port}), timeout=5).sendall(b'out')"
+        docker("exec", server, "python3", "-c", hello)
+        connection, _ = listener.accept()
+        with connection:
+            assert connection.recv(3) == b"out"
 
 
 SEGMENTS = "use segments of A-Z a-z 0-9 . _ - (none empty, . or ..), such as /media/"

@@ -119,6 +119,10 @@ UNUSABLE_SETTINGS = {
         {"HEALTH_INTERVAL": "5"},
         "HEALTH_INTERVAL='5': use a duration with its unit, such as 5s, 500ms or 1m",
     ),
+    "an egress setting that is neither on nor off": (
+        {"APP_EGRESS": "yes"},
+        "APP_EGRESS='yes': use on (the app may connect out of the stack) or off",
+    ),
     "a media prefix that is no path": (
         {"MEDIA_URL": "media"},
         "MEDIA_URL='media' must be a path like /media/ (leading and trailing slash), or empty",

@@ -385,6 +385,7 @@ def test_a_reload_or_restart_refuses_each_setting_given_now_that_the_running_sta
             ["ALLOWED_HOSTS=example.com (the app container has", "SERVER_NAMES=example.com (the nginx container has"],
         ),
         ({"HTTP_PORT": "1"}, ["ports 127.0.0.1:1 (the nginx container publishes 127.0.0.1:"]),
+        ({"APP_EGRESS": "on"}, ["APP_EGRESS=on (the app container has 'off')"]),
     ],
 )
 def test_make_reload_and_restart_given_a_setting_the_stack_lacks_refuse_in_one_line_and_change_nothing(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.harness import Deployment, OwnStack
+from tests.harness import Deployment, OwnStack, networks_of
 from tests.test_examples import EXAMPLES
 
 HEADERS = {
@@ -70,3 +70,10 @@ def test_a_spoofed_x_forwarded_for_never_becomes_the_client_address(plain: Deplo
     assert "203.0.113" not in str(spoofed)
     assert spoofed["HTTP_X_FORWARDED_FOR"] == spoofed["HTTP_X_REAL_IP"] == spoofed["REMOTE_ADDR"]
     assert spoofed["HTTP_X_FORWARDED_PROTO"] == "http"
+
+
+def test_the_app_server_has_no_way_out_of_the_stack_by_default(deployment: Deployment):
+    """APP_EGRESS=off (the default): the app server is on internal networks only, from which Docker lets no packet
+    leave the host: no API, mail server or tracker of the app's is reached unless the operator says so."""
+    joined = networks_of(deployment.app_container)
+    assert joined and all(joined.values()), joined

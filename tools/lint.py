@@ -32,6 +32,7 @@ COMPOSE_SETS: list[tuple[tuple[str, ...], dict[str, str]]] = [
     *(((t.compose_file,), {}) for t in settings.TOPOLOGIES.values()),
     *(((t.compose_file, t.tls_overlay), {"TLS_CERTS_DIR": "/nonexistent"}) for t in settings.TOPOLOGIES.values()),
     *(((t.compose_file, t.dev_overlay), {"DEV_APP_SRC": "/nonexistent"}) for t in settings.TOPOLOGIES.values()),
+    *(((t.compose_file, t.egress_overlay), {}) for t in settings.TOPOLOGIES.values()),
     (("compose.yaml", "tests/compose.host-postgres.yaml"), {"PG_SOCKET_DIR": "/nonexistent"}),
     (("compose.yaml", "tests/compose.writable-app.yaml"), {}),
     (

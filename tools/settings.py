@@ -36,12 +36,22 @@ class Topology:
     front: str
     # What `make dev` adds over compose_file (docs/development.md).
     dev_overlay: str
+    # APP_EGRESS=on adds this overlay: the app server's and the pre-start hook's way out of the stack.
+    egress_overlay: str
 
 
 TOPOLOGIES = {
-    "split": Topology("split", "compose.yaml", "compose.tls.yaml", "app", "nginx", "compose.dev.yaml"),
+    "split": Topology(
+        "split", "compose.yaml", "compose.tls.yaml", "app", "nginx", "compose.dev.yaml", "compose.egress.yaml"
+    ),
     "single": Topology(
-        "single", "compose.single.yaml", "compose.single.tls.yaml", "single", "single", "compose.single.dev.yaml"
+        "single",
+        "compose.single.yaml",
+        "compose.single.tls.yaml",
+        "single",
+        "single",
+        "compose.single.dev.yaml",
+        "compose.single.egress.yaml",
     ),
 }
 IMAGES = ("APP_IMAGE", "NGINX_IMAGE", "SINGLE_IMAGE")

@@ -87,7 +87,15 @@ def compose() -> Compose:
             f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
         ) from None
     check_media_url()
-    return named((topology.compose_file,) + ((topology.tls_overlay,) if tls == "on" else ()))
+    return named((topology.compose_file, *((topology.tls_overlay,) if tls == "on" else ()), *egress_overlay(topology)))
+
+
+def egress_overlay(topology: settings.Topology) -> tuple[str, ...]:
+    """APP_EGRESS: the topology's way out of the stack for the app (its egress overlay) when on, none when off."""
+    egress = settings.get("APP_EGRESS")
+    if egress not in {"on", "off"}:
+        raise StackError(f"APP_EGRESS={egress!r}: use on (the app may connect out of the stack) or off")
+    return (topology.egress_overlay,) if egress == "on" else ()
 
 
 URL_PATH = re.compile(r"/([\w.-]+/)+", re.ASCII)

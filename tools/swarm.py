@@ -30,7 +30,7 @@ import yaml
 
 from tools import engine, settings
 from tools.compose import ROOT, Compose, timestamp
-from tools.stack import ensure_secret_key
+from tools.stack import StackError, egress_overlay, ensure_secret_key
 
 BUILD_DIR = ROOT / ".build" / "swarm"
 # Written by `up` when it started the swarm, naming the stack: only `down` of that stack leaves the swarm again.
@@ -133,8 +133,11 @@ def adapt_service(service: dict[str, Any]) -> None:
 
 
 def render(stack: str) -> dict[str, Any]:
-    """compose.yaml + compose.swarm.yaml as a stack file Docker 20.10's `docker stack deploy` takes."""
-    out = Compose(files=("compose.yaml", "compose.swarm.yaml")).run("config", capture=True).stdout
+    """compose.yaml + compose.swarm.yaml (and the egress overlay with APP_EGRESS=on) as a stack file Docker 20.10's
+    `docker stack deploy` takes."""
+    split = settings.TOPOLOGIES["split"]
+    files = (split.compose_file, "compose.swarm.yaml", *egress_overlay(split))
+    out = Compose(files=files).run("config", capture=True).stdout
     config = yaml.safe_load(out)
     # 20.10's stack loader needs a file format version; 3.9 has every key used here.
     stack_file: dict[str, Any] = {"version": "3.9"}
@@ -445,7 +448,7 @@ def main() -> int:
             down(stack, timeout, volumes=args.volumes)
         else:
             print(yaml.safe_dump(render(stack), sort_keys=False), end="")
-    except SwarmError as exc:
+    except (SwarmError, StackError) as exc:
         print(f"swarm: {exc}", file=sys.stderr)
         return 1
     return 0
