@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -98,3 +100,51 @@ def test_a_duration_setting_reads_as_compose_reads_it_and_a_number_without_its_u
 
 def test_the_default_health_interval_is_a_duration():
     assert settings.duration_seconds(DEFAULTS["HEALTH_INTERVAL"]) > 0
+
+
+def readme_settings() -> set[str]:
+    """Every variable the README's tables of settings name: the configuration table's and Bring your own WSGI app's."""
+    readme = (ROOT / "README.md").read_text()
+    sections = (
+        readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+        for title in ("Configuration", "Bring your own WSGI app")
+    )
+    names: set[str] = set()
+    for section in sections:
+        for line in section.splitlines():
+            if line.startswith("| `"):
+                names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+# The values a sentinel cannot stand in for: compose reads these settings itself, or casts them (a count).
+AS_GIVEN = {"COMPOSE_PROFILES": "postgres", "COMPOSE_PROJECT_NAME": "wct-settings", "APP_REPLICAS": "4242"}
+# Pins the README lists beside the settings, which the tests check against the images (test_chain): no container reads
+# them.
+PINS = {"NGINX_SERIES", "PYTHON_SERIES"}
+
+
+def test_every_setting_the_readme_offers_reaches_a_tool_or_the_stacks_containers():
+    """A setting in the README's tables is read by a tool (`make` passes its command line on) or lands in what compose
+    makes of the stack when given (`make up NAME=value`): PRESTART_CMD reached no container for a long time, and
+    SQLITE_TIMEOUT, DB_WAIT_TIMEOUT, DB_CONN_MAX_AGE and API_PAGE_SIZE neither, all of them changing nothing."""
+    host = (
+        "".join(path.read_text() for path in sorted((ROOT / "tools").rglob("*.py"))) + (ROOT / "Makefile").read_text()
+    )
+    offered = readme_settings() - PINS
+    stack = sorted(name for name in offered if f'"{name}"' not in host and f"$({name})" not in host)
+    given = {name: AS_GIVEN.get(name, f"sentinel-{name.lower()}") for name in stack}
+    rendered = "".join(
+        subprocess.run(
+            ["docker", "compose", "--env-file", str(settings.DEFAULTS_FILE), *files, "config"],
+            cwd=ROOT,
+            env={**os.environ, **given},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        # The split topology's files as `make up` and as `make swarm-up` render them (the single one extends them).
+        for files in (["-f", "compose.yaml"], ["-f", "compose.yaml", "-f", "compose.swarm.yaml"])
+    )
+    unread = [name for name, value in given.items() if value not in rendered]
+    assert not unread, f"offered by the README, read by no tool and passed to no container: {unread}"
