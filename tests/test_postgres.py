@@ -13,9 +13,11 @@ import sys
 import pytest
 import requests
 
-from tests.harness import ROOT
+from tests.harness import ROOT, docker, make
 from tests.host_postgres import stack_on
 from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, create_users, listed_texts, post_concurrently, unique
+from tests.test_examples import example_env
+from tools import settings
 from tools.compose import Compose
 
 pytestmark = pytest.mark.lifecycle
@@ -111,3 +113,39 @@ def test_the_postgres_profile_runs_the_official_image_on_the_internal_network_on
         assert config["services"][service]["environment"]["DATABASE_URL"] == env["DATABASE_URL"]
     without = Compose(env=env, files=("compose.yaml",))
     assert "postgres" not in without.run("config", "--services", capture=True).stdout.split()
+
+
+@pytest.fixture(scope="module")
+def profile_postgres_image() -> str:
+    """A PostgreSQL image for the compose profile: this machine has no registry to pull the official one from, so the
+    local cluster's, which keeps the official image's contract (deploy/cluster/postgres.Dockerfile), under a tag of
+    the tests' own (the cluster's `down` removes its own)."""
+    image = "wsgi-chain-test/postgres:17"
+    images = Compose(
+        files=("deploy/cluster/images.yaml",),
+        env={"BASE_IMAGE": settings.get("BASE_IMAGE"), "CLUSTER_NODE_IMAGE": "unused", "CLUSTER_POSTGRES_IMAGE": image},
+    )
+    images.run("build", "postgres", capture=True)
+    return image
+
+
+def test_an_apps_own_pre_start_hook_starts_once_the_postgres_profiles_database_answers(
+    make_env, profile_postgres_image
+):
+    """On a first start, PostgreSQL initialises its data before it takes a TCP connection: an app's own pre-start
+    hook that tries the database once (PRESTART_CMD: `manage.py migrate`) was refused, and `make up` failed until it
+    was run again. The migrate one-shot now starts once PostgreSQL passes its health check."""
+    password = "pw-" + make_env["COMPOSE_PROJECT_NAME"]
+    once = "import socket; socket.create_connection(('postgres', 5432), timeout=3); print('prestart: database reached')"
+    env = {
+        **make_env,
+        **example_env("plain"),
+        "COMPOSE_PROFILES": "postgres",
+        "POSTGRES_IMAGE": profile_postgres_image,
+        "POSTGRES_PASSWORD": password,
+        "DATABASE_URL": f"postgres://microposts:{password}@postgres/microposts",
+        "PRESTART_CMD": f'python3 -c "{once}"',
+    }
+    up = make("up", env, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "prestart: database reached" in docker("logs", f"{make_env['COMPOSE_PROJECT_NAME']}-migrate-1")
