@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import time
+from collections import Counter
 
 import pytest
 import requests
@@ -206,6 +207,13 @@ BAD_RELEASES = [
 ]
 
 UPGRADE_IMAGES = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx", "SINGLE_IMAGE": "single"}
+# The fixed release writes down each import of it, by container (the one-offs share the temp volume).
+IMPORTS_LOG = "/var/tmp/imports.log"  # noqa: S108 - in the containers, on their temp volume
+RECORDS_ITS_IMPORTS = (
+    "\nimport socket as _socket\n\n"
+    f"with open({IMPORTS_LOG!r}, 'a') as _log:\n"
+    "    _log.write(_socket.gethostname() + '\\n')\n"
+)
 
 
 @pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
@@ -278,7 +286,7 @@ def test_make_up_of_an_app_that_would_not_serve_or_a_setting_nginx_refuses_leave
     # and its queue, runs on (tools/stack.py: listener_image), so clients wait for the new app server, none fail.
     listener = f"{make_env['COMPOSE_PROJECT_NAME']}-listener-1"
     owner = project_containers(make_env["COMPOSE_PROJECT_NAME"])[listener]
-    code.write_text(good + "# the fix\n")
+    code.write_text(good + "# the fix\n" + RECORDS_ITS_IMPORTS)
     with Load(base_url, clients=4, duration=60, timeout=30) as load:
         load.wait_for_requests(50)
         fixed = make("up", env, timeout=180)
@@ -288,6 +296,11 @@ def test_make_up_of_an_app_that_would_not_serve_or_a_setting_nginx_refuses_leave
     assert (
         f"up: check     the new app loads and passes its health probe (try-app), so {name} is replaced" in fixed.stdout
     ), fixed.stdout
+    # Imported once in each one-off of the trial (check-app's, try-app's worker: try-app --checked imports no more) and
+    # in the new app server, by its check-app and each of its two workers.
+    imports = Counter(docker("exec", name, "cat", IMPORTS_LOG).split())
+    serving = docker("inspect", name, "--format", "{{.Config.Hostname}}").strip()
+    assert imports.pop(serving) == 3 and sorted(imports.values()) == [1, 1], imports
     assert server() not in ("", started), "replaced"
     assert project_containers(make_env["COMPOSE_PROJECT_NAME"])[listener] == owner, "the listener runs on"
     assert load.result.failed == 0, load.result

@@ -118,6 +118,15 @@ def test_try_app_passes_only_an_app_server_that_passes_the_health_probe_and_name
         assert last_line(result).startswith(line), result.stderr
 
 
+@pytest.mark.parametrize(("argv", "serve"), [(("10",), ["serve"]), (("--checked", "10"), ["serve", "--checked"])])
+def test_try_app_checked_starts_the_app_server_without_check_app_which_make_up_ran_just_before(argv, serve, tmp_path):
+    """`make up` runs check-app in a one-off container first, then try-app --checked: the app server it tries is
+    started without importing the app once more (app-entrypoint serve --checked); by itself, try-app checks."""
+    result, record = try_app(tmp_path, "healthy", *argv)
+    assert result.returncode == 0, result.stderr
+    assert record["argv"] == serve
+
+
 def test_try_app_starts_the_app_server_with_one_worker_on_a_socket_of_its_own_never_on_the_listeners(tmp_path):
     """Never nginx's socket (the shared volume) nor the listener's lent one: the running app server's stay untouched."""
     result, record = try_app(tmp_path, "healthy", "10", UWSGI_ZERG="/run/uwsgi-zerg/zerg.sock", UWSGI_WORKERS="4")

@@ -109,7 +109,8 @@ def check(stack: Compose, server: str, timeout: float) -> Refusal | None:
         ("fails its pre-start hook (the migrate service)", ("migrate",), timeout, f"did not finish within {limit}"),
         (
             "does not pass its health probe",
-            ("--entrypoint", "try-app", server, f"{timeout:.0f}"),
+            # --checked: check-app passed above, so its app server starts without importing the app once more.
+            ("--entrypoint", "try-app", server, "--checked", f"{timeout:.0f}"),
             timeout + 30,
             f"try-app hung past {timeout:.0f} s",
         ),

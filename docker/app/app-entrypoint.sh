@@ -1,6 +1,6 @@
 #!/bin/sh
 # The app container's commands:
-#   serve     (default) run the uWSGI master and its workers
+#   serve     (default) run the uWSGI master and its workers, after check-app (--checked: without, it has just passed)
 #   listen    run the socket listener (uwsgi/listener.ini): owns nginx's socket across app server restarts
 #   prestart  run the app's pre-start hook once per deploy ($PRESTART_CMD, else an executable ./prestart)
 #   anything else is run as given (e.g. `python manage.py shell`)
@@ -16,6 +16,13 @@ cmd="${1:-serve}"
 case "$cmd" in
 serve)
     shift || true
+    # --checked: check-app has just passed for this image and these settings (try-app, which `make up` runs after its
+    # own check-app in a one-off container): the app is not imported once more before uWSGI imports it.
+    checked=""
+    if [ "${1:-}" = --checked ]; then
+        checked=1
+        shift
+    fi
     # A stop before uWSGI runs (during check-app) ends the container at once. As the container's first process
     # without an init (Kubernetes), the shell is sent the stop signal with no handler and the kernel drops it: the
     # stop waited out its timeout. The trap runs once the command in hand has finished.
@@ -52,7 +59,7 @@ serve)
         } ;;
     *) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: use a path like /media/ (leading and trailing slash), or empty for none" >&2; exit 78 ;;
     esac
-    check-app
+    [ -n "$checked" ] || check-app
     # STOP_DRAIN (seconds; unset or 0: none): keep serving that long after the stop signal, before uWSGI's graceful
     # stop, so that a replica that leaves a service's DNS (Swarm: compose.swarm.yaml) gets no connection after its
     # socket closes. Kubernetes does the same with a preStop sleep. Without it, uWSGI becomes the process itself.
