@@ -551,6 +551,14 @@ def networks_of(container: str) -> dict[str, bool]:
     return {name: docker("network", "inspect", name, "--format", "{{.Internal}}").strip() == "true" for name in names}
 
 
+def app_image_serving(name: str, value: str) -> subprocess.CompletedProcess:
+    """The app image's `serve` with one setting, hardened as compose starts it (a read-only root, a tmpfs /tmp) and on
+    no network, with no volume: for its entrypoint's refusal of a setting it cannot use (exit 78, one line)."""
+    hardened = ["--read-only", "--tmpfs", "/tmp"]  # noqa: S108 - the container's own tmpfs, as compose gives it
+    run = ["docker", "run", "--rm", "--network", "none", *hardened, "-e", f"{name}={value}"]
+    return subprocess.run([*run, settings.get("APP_IMAGE"), "serve"], capture_output=True, text=True, timeout=60)
+
+
 def own_settings(workdir: Path, prefix: str) -> dict[str, str]:
     """The settings that make a `make up` stack of its own: its compose project (<prefix>-<random>), a free loopback
     port and a secret key file in workdir."""

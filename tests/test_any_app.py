@@ -25,6 +25,7 @@ from tests.harness import (
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
     Deployment,
+    app_image_serving,
     docker,
     health_verdict,
     json_lines,
@@ -378,14 +379,7 @@ def test_a_media_url_the_app_server_cannot_serve_stops_the_app_container_at_star
     """The app image's own check (Kubernetes runs it without make up's): exit 78 and one line naming the fix. The
     container's root is read-only, as everywhere, and without the data volume MEDIA_ROOT cannot be made."""
     value, advice = MEDIA_URL_REFUSED[case]
-    hardened = ["--read-only", "--tmpfs", "/tmp"]  # noqa: S108 - the container's own tmpfs, as compose gives it
-    run = ["docker", "run", "--rm", "--network", "none", *hardened, "-e", f"MEDIA_URL={value}"]
-    result = subprocess.run(
-        [*run, settings.get("APP_IMAGE"), "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = app_image_serving("MEDIA_URL", value)
     assert result.returncode == 78, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [f"app-entrypoint: MEDIA_URL={value}: {advice}"]
 

@@ -27,10 +27,19 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.harness import ROOT, OwnStack, docker, poll, project_containers, serving, slow_request, wait_passing
+from tests.harness import (
+    ROOT,
+    OwnStack,
+    app_image_serving,
+    docker,
+    poll,
+    project_containers,
+    serving,
+    slow_request,
+    wait_passing,
+)
 from tests.load import Load
 from tests.test_examples import example_env
-from tools import settings
 from tools.compose import Compose
 
 # --- bounded logs ------------------------------------------------------------------------------------------------
@@ -417,13 +426,7 @@ UNREADABLE = [
 
 @pytest.mark.parametrize("name, value, advice", UNREADABLE, ids=[f"{name}={value}" for name, value, _ in UNREADABLE])
 def test_a_queue_timeout_or_memory_limit_that_is_not_a_number_stops_the_app_container_at_start(name, value, advice):
-    image = settings.get("APP_IMAGE")
-    result = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-e", f"{name}={value}", image, "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = app_image_serving(name, value)
     assert result.returncode == 78, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [f"app-entrypoint: {name}={value}: {advice}"]
 
