@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 
 import pytest
 
 from tools import settings
-from tools.compose import ROOT
+from tools.compose import ROOT, Compose
 
 DEFAULTS = settings.defaults()
 COMPOSE_FILES = sorted(ROOT.glob("compose*.yaml")) + sorted((ROOT / "bench").glob("compose*.yaml"))
@@ -25,13 +23,16 @@ def same_path(value: str) -> str:
     return value.removeprefix("./").rstrip("/")
 
 
+def readme_section(title: str) -> str:
+    """The README's section of that title, to the next one."""
+    return (ROOT / "README.md").read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
 def readme_defaults() -> dict[str, str | None]:
     """The configuration table's default for each variable, as written (the first code span; rows may list several
     variables with as many values, separated the same way); None where the row points to another section."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     found: dict[str, str | None] = {}
-    for line in section.splitlines():
+    for line in readme_section("Configuration").splitlines():
         match = README_ROW.match(line)
         if not match:
             continue
@@ -104,14 +105,9 @@ def test_the_default_health_interval_is_a_duration():
 
 def readme_settings() -> set[str]:
     """Every variable the README's tables of settings name: the configuration table's and Bring your own WSGI app's."""
-    readme = (ROOT / "README.md").read_text()
-    sections = (
-        readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
-        for title in ("Configuration", "Bring your own WSGI app")
-    )
     names: set[str] = set()
-    for section in sections:
-        for line in section.splitlines():
+    for title in ("Configuration", "Bring your own WSGI app"):
+        for line in readme_section(title).splitlines():
             if line.startswith("| `"):
                 names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
     return names
@@ -135,16 +131,9 @@ def test_every_setting_the_readme_offers_reaches_a_tool_or_the_stacks_containers
     stack = sorted(name for name in offered if f'"{name}"' not in host and f"$({name})" not in host)
     given = {name: AS_GIVEN.get(name, f"sentinel-{name.lower()}") for name in stack}
     rendered = "".join(
-        subprocess.run(
-            ["docker", "compose", "--env-file", str(settings.DEFAULTS_FILE), *files, "config"],
-            cwd=ROOT,
-            env={**os.environ, **given},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        Compose(files=files, env=given).run("config", capture=True).stdout
         # The split topology's files as `make up` and as `make swarm-up` render them (the single one extends them).
-        for files in (["-f", "compose.yaml"], ["-f", "compose.yaml", "-f", "compose.swarm.yaml"])
+        for files in (("compose.yaml",), ("compose.yaml", "compose.swarm.yaml"))
     )
     unread = [name for name, value in given.items() if value not in rendered]
     assert not unread, f"offered by the README, read by no tool and passed to no container: {unread}"
