@@ -17,7 +17,7 @@ from tests.harness import ROOT, docker, make
 from tests.host_postgres import stack_on
 from tests.microposts_api import CLIENTS, POSTS_EACH, create_user, create_users, listed_texts, post_concurrently, unique
 from tests.test_examples import example_env
-from tools import settings
+from tools import cluster
 from tools.compose import Compose
 
 pytestmark = pytest.mark.lifecycle
@@ -121,11 +121,7 @@ def profile_postgres_image() -> str:
     local cluster's, which keeps the official image's contract (deploy/cluster/postgres.Dockerfile), under a tag of
     the tests' own (the cluster's `down` removes its own)."""
     image = "wsgi-chain-test/postgres:17"
-    images = Compose(
-        files=("deploy/cluster/images.yaml",),
-        env={"BASE_IMAGE": settings.get("BASE_IMAGE"), "CLUSTER_NODE_IMAGE": "unused", "CLUSTER_POSTGRES_IMAGE": image},
-    )
-    images.run("build", "postgres", capture=True)
+    cluster.images_compose(postgres_image=image).run("build", "postgres", capture=True)
     return image
 
 

@@ -150,16 +150,21 @@ class Cluster:
 # --- up -----------------------------------------------------------------------------------------------------------
 
 
+def images_compose(postgres_image: str = POSTGRES_IMAGE) -> Compose:
+    """The compose project that builds the node image and the PostgreSQL one (deploy/cluster/images.yaml), from the
+    base image (defaults.env). The PostgreSQL image keeps the official image's contract: the tests also build it, under
+    a tag of their own, for the stack's postgres profile (this machine has no registry)."""
+    env = {"BASE_IMAGE": settings.get("BASE_IMAGE"), "CLUSTER_NODE_IMAGE": NODE_IMAGE}
+    return Compose(files=(str(IMAGES_FILE.relative_to(ROOT)),), env={**env, "CLUSTER_POSTGRES_IMAGE": postgres_image})
+
+
 def build_images() -> None:
-    """The node image and the PostgreSQL one, from the base image (defaults.env), built together by compose
-    (deploy/cluster/images.yaml: BuildKit's cache, which `down` removing the images leaves in place)."""
+    """The node image and the PostgreSQL one, built together by compose (BuildKit's cache, which `down` removing the
+    images leaves in place)."""
     base = settings.get("BASE_IMAGE")
     if not host_docker("image", "ls", "-q", base):
         raise ClusterError(f"base image {base} missing: run `make build` (its bootstrap builds it)")
-    images = Compose(
-        files=(str(IMAGES_FILE.relative_to(ROOT)),),
-        env={"BASE_IMAGE": base, "CLUSTER_NODE_IMAGE": NODE_IMAGE, "CLUSTER_POSTGRES_IMAGE": POSTGRES_IMAGE},
-    )
+    images = images_compose()
     environ = host_environ(images.environment())
     built = subprocess.run(images.command("build"), env=environ, capture_output=True, text=True, timeout=900)
     if built.returncode != 0:
