@@ -7,9 +7,6 @@ esac
 case "$STATIC_URL" in
 *[!A-Za-z0-9/._-]* | *//*) refuse "STATIC_URL='$STATIC_URL' has a character outside A-Z a-z 0-9 / . _ - (or a //)" ;;
 esac
-# An app with no static files for nginx (neither Django's nor STATIC_DIR's: the marker docker/app/collect_static.py
-# leaves) gets no static location, and STATIC_URL's paths reach it: nginx answered its own 404 there before, and an
-# app serving /static/ itself (Flask's default) lost its files.
 # NGINX_DEV_STATIC (`make dev` only, tools/dev.py): the working copy's static directories mounted here, in the order the
 # development location (nginx/dev/static.conf) looks in them before the collected files, each its own try.
 DEV_STATIC_TRY=""
@@ -20,6 +17,9 @@ for directory in ${NGINX_DEV_STATIC:-}; do
     esac
     DEV_STATIC_TRY="$DEV_STATIC_TRY$(render_each static-try.line "$directory") "
 done
+# An app with no static files for nginx (neither Django's nor STATIC_DIR's: the marker docker/app/collect_static.py
+# leaves) gets no static location, and STATIC_URL's paths reach it: nginx answered its own 404 there before, and an
+# app serving /static/ itself (Flask's default) lost its files.
 if [ -e /srv/static/.no-static-files ]; then
     : >"$OUT/static.conf.new"
 else
