@@ -52,6 +52,23 @@ ECHO_APP = {
 # The echo stack's APP_ENV_FILE (tests/conftest.py: echo): a setting of the app's own, beyond ASCII, and one the stack
 # sets itself (DEBUG), which the stack's value must win.
 ECHO_APP_ENV = {"ECHO_SETTING": "héllo, wörld = 1", "DEBUG": "true"}
+# A Django project as its own template lays it out (tests/apps/project): STATIC_ROOT inside the project,
+# ManifestStaticFilesStorage, migrations run by PRESTART_CMD, uploads under MEDIA_URL and a way out of the stack
+# (APP_EGRESS), and requirements that need Debian packages to build (APP_BUILD_PACKAGES) and to run (APP_PACKAGES), as
+# the README's table offers them (tests/test_any_app.py; the build without them, tests/test_broken_app.py).
+PROJECT_APP = {
+    "APP_SRC": "tests/apps/project",
+    "WSGI_MODULE": "project.wsgi:application",
+    "DJANGO_SETTINGS_MODULE": "project.settings",
+    "PRESTART_CMD": "python manage.py migrate --noinput",
+    "MEDIA_URL": "/media/",
+    "APP_EGRESS": "on",
+    "APP_BUILD_PACKAGES": "libpq-dev",
+    "APP_PACKAGES": "libmagic1",
+    "APP_IMAGE": "wsgi-chain-test/project-app:dev",
+    "NGINX_IMAGE": "wsgi-chain-test/project-nginx:dev",
+    "SINGLE_IMAGE": "wsgi-chain-test/project-single:dev",
+}
 # The echo stack's memory limit per worker (WORKER_MAX_RSS_MB): above what an echo worker uses (every framework
 # imported, about 60 MB), below what the memory test makes one hold.
 ECHO_MAX_RSS_MB = 160

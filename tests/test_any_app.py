@@ -24,6 +24,8 @@ from tests.harness import (
     ECHO_CSP,
     ECHO_MAX_BODY_MB,
     ECHO_MAX_RSS_MB,
+    PROJECT_APP,
+    ROOT,
     Deployment,
     app_image_serving,
     docker,
@@ -261,20 +263,6 @@ def test_a_stock_app_from_pypi_comes_up_with_app_src_and_wsgi_module_alone(make_
     assert echoed["headers"]["Content-Length"] == str(len(body))
 
 
-# A Django project as its own template lays it out (tests/apps/project): STATIC_ROOT inside the project,
-# ManifestStaticFilesStorage, migrations run by PRESTART_CMD, uploads under MEDIA_URL and a way out of the stack
-# (APP_EGRESS), as the README's table offers them.
-PROJECT_APP = {
-    "APP_SRC": "tests/apps/project",
-    "WSGI_MODULE": "project.wsgi:application",
-    "DJANGO_SETTINGS_MODULE": "project.settings",
-    "PRESTART_CMD": "python manage.py migrate --noinput",
-    "MEDIA_URL": "/media/",
-    "APP_EGRESS": "on",
-    "APP_IMAGE": "wsgi-chain-test/project-app:dev",
-    "NGINX_IMAGE": "wsgi-chain-test/project-nginx:dev",
-    "SINGLE_IMAGE": "wsgi-chain-test/project-single:dev",
-}
 PROJECT_CSS = "body { color: #123456; }\n"
 
 
@@ -314,9 +302,12 @@ def test_the_files_the_app_keeps_in_media_root_are_served_under_media_url_and_no
     """MEDIA_URL: an upload the app saved in MEDIA_ROOT is served at the URL the app gives it (the project has no view
     that serves it), with its type and a sandbox policy; a missing file, and a link out of MEDIA_ROOT to the database,
     reach the app (its 404), as does a path that climbs out of MEDIA_URL."""
-    base, body = project["BASE_URL"], b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
+    # A PNG's signature and header chunk, as libmagic reads them (the project's upload view gives its finding).
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02\x00\x00\x00"
+    base, body = project["BASE_URL"], png + os.urandom(300_000)
     saved = requests.post(base + "/upload/photo.png", data=body, timeout=10)
     assert saved.status_code == 201, saved.text[:500]
+    assert saved.json()["type"] == "image/png", saved.text  # libmagic's reading of it (APP_PACKAGES)
     url = saved.json()["url"]
     assert url.startswith("/media/photo"), url
     served = requests.get(base + url, timeout=10)
@@ -356,6 +347,49 @@ def test_with_app_egress_on_the_app_server_and_its_pre_start_hook_may_connect_ou
         connection, _ = listener.accept()
         with connection:
             assert connection.recv(3) == b"out"
+
+
+# What the app image's build says of a shared object that needs a library no package in the image holds
+# (docker/app/system_packages.py: check).
+NO_LIBRARY = re.compile(
+    r"app image: lib/python3\.\d+/site-packages/psycopg2/_psycopg\S*\.so needs libpq\.so\.5, which no package in the"
+    r" image holds: name the Debian package that has it in APP_PACKAGES \(the module fails to import without it\)"
+)
+
+
+@pytest.mark.lifecycle
+def test_a_requirement_built_against_a_system_library_runs_with_the_library_and_without_its_headers(project):
+    """APP_BUILD_PACKAGES=libpq-dev builds psycopg2 from source (before, a project requiring it could not be built:
+    pg_config was nowhere, and nothing could bring it); the libpq5 its module links against came into the app image by
+    itself, and libmagic1, which python-magic loads by name, by APP_PACKAGES; the headers stayed in the build stage."""
+    base = project["BASE_URL"]
+    page = requests.get(base + "/", timeout=10)
+    assert page.status_code == 200 and re.search(r"libpq: [1-9]\d{5}<", page.text), page.text
+    saved = requests.post(base + "/upload/paper.bin", data=b"%PDF-1.7\n" + os.urandom(1000), timeout=10)
+    assert saved.status_code == 201 and saved.json()["type"] == "application/pdf", saved.text[:500]
+    server = f"{project['COMPOSE_PROJECT_NAME']}-{settings.TOPOLOGIES[project['TOPOLOGY']].server}-1"
+    headers = subprocess.run(["docker", "exec", server, "ls", "/usr/include/postgresql"], capture_output=True)
+    assert headers.returncode != 0, headers.stdout
+
+
+@pytest.mark.lifecycle
+def test_an_app_image_whose_module_needs_a_library_it_lacks_is_refused_naming_both(project):
+    """The build's last check of the runtime image (docker/app/system_packages.py check), run on the project's image
+    with libpq5 taken out of it: exit 1, and a line naming the module, the library and the setting that brings it.
+    Left so, psycopg2 would have failed to import at run time."""
+    script = ROOT / "docker" / "app" / "system_packages.py"
+    check = subprocess.run(
+        [
+            *("docker", "run", "--rm", "--user", "0", "--entrypoint", "sh"),
+            *("--volume", f"{script}:/tmp/system_packages.py:ro", project["APP_IMAGE"], "-c"),
+            "dpkg --remove --force-depends libpq5 >/dev/null 2>&1 && python3 /tmp/system_packages.py check /opt/venv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 1, (check.stdout, check.stderr)
+    assert NO_LIBRARY.fullmatch(check.stderr.strip()), check.stderr
 
 
 SEGMENTS = "use segments of A-Z a-z 0-9 . _ - (none empty, . or ..), such as /media/"

@@ -34,6 +34,17 @@ CASES = {
         "app:application",
         "has no requirements.txt",
     ),
+    # psycopg2 built from source: without APP_BUILD_PACKAGES=libpq-dev, pg_config is nowhere. A version the suite
+    # never builds with the headers, which would leave its wheel in pip's cache (the build's cache mount) for this one.
+    "requirement that needs a system library's headers": (
+        {
+            "app.py": "def application(environ, start_response):\n    return []\n",
+            "requirements.txt": "psycopg2==2.9.12\n",
+        },
+        "app:application",
+        "up: error: the build failed (exit 1): pip could not install the app's requirements.txt (its error is above);"
+        " one built from source may need a system library's headers: name their Debian packages in APP_BUILD_PACKAGES",
+    ),
     "callable that is not a WSGI app": (
         {"app.py": "def application():\n    return 'hello'\n", "requirements.txt": ""},
         "app:application",
@@ -127,6 +138,11 @@ UNUSABLE_SETTINGS = {
     "a media prefix that is no path": (
         {"MEDIA_URL": "media"},
         "MEDIA_URL='media' must be a path like /media/ (leading and trailing slash), or empty",
+    ),
+    "a Debian package setting that is no package name": (
+        {"APP_BUILD_PACKAGES": "libpq-dev;true"},
+        "APP_BUILD_PACKAGES='libpq-dev;true': 'libpq-dev;true' is not a Debian package name; give names separated by"
+        " spaces, such as libpq-dev",
     ),
     "a media prefix under the static files'": (
         {"MEDIA_URL": "/static/uploads/"},

@@ -55,6 +55,8 @@ DEFAULT_APP = ROOT / settings.defaults()["APP_SRC"]
 DEFAULT_PROJECT = BUILD_PROJECT = "wsgi-chain"
 SPLIT = settings.TOPOLOGIES["split"].compose_file
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
+# A Debian package's name (Debian Policy 5.6.1), maybe with a version (name=1.2-3), as apt-get install takes it.
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[0-9A-Za-z.+~:-]+)?", re.ASCII)
 # Image label -> piece, for reading versions off running containers.
 LABELS = {
     "io.wsgi-chain.app.version": "app",
@@ -175,7 +177,22 @@ def app_settings() -> dict[str, str]:
         values["DJANGO_SETTINGS_MODULE"] = env("DJANGO_SETTINGS_MODULE")
     if env("STATIC_DIR"):
         values["STATIC_DIR"] = env("STATIC_DIR")
+    for name in ("APP_BUILD_PACKAGES", "APP_PACKAGES"):
+        if packages := debian_packages(name):
+            values[name] = packages
     return values
+
+
+def debian_packages(name: str) -> str:
+    """A setting naming Debian packages for the app image (space-separated names, each maybe pinned as name=version),
+    as its build's apt-get takes them; refused before anything is built when one is no package name."""
+    given = settings.get(name).split()
+    if bad := [each for each in given if not DEBIAN_PACKAGE.fullmatch(each)]:
+        raise StackError(
+            f"{name}={settings.get(name)!r}: {bad[0]!r} is not a Debian package name; give names separated by spaces,"
+            " such as libpq-dev"
+        )
+    return " ".join(given)
 
 
 def app_source() -> Path:
@@ -250,11 +267,23 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
         code, tail, _ = run_step("build", each.command("build"), {**each.environment(), "BUILDKIT_PROGRESS": "plain"})
         if code != 0:
             print("\n".join(tail), file=sys.stderr)
-            raise StackError(f"the build failed (exit {code}); its last lines are above, VERBOSE=1 shows all of it")
+            raise StackError(build_failure(code, tail))
     for image, tag in version_tags(values).items():
         tag_image(image, tag)
     stack.env["LISTENER_IMAGE"] = listener_image()
     return values
+
+
+# What the app image's build says when it fails for a reason of the app's (docker/app/Dockerfile, system_packages.py):
+# BuildKit puts the step and the time before it.
+BUILD_SAID = re.compile(r"(?:^|\s)app image: (.+)$")
+
+
+def build_failure(code: int, tail: list[str]) -> str:
+    """make up's line for a failed build: the cause the build gave, if it gave one, and where the rest is."""
+    said = [match[1] for line in tail if (match := BUILD_SAID.search(line))]
+    cause = f": {said[0]}" if said else ""
+    return f"the build failed (exit {code}){cause}; its last lines are above, VERBOSE=1 shows all of it"
 
 
 # What the split topology's listener runs of the app image: the base image with the image's own packages and user

@@ -1,3 +1,5 @@
+import magic
+import psycopg2
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -8,15 +10,18 @@ from django.urls import path
 
 def home(request):
     # A table the migrations create: "no such table" (a 500) until PRESTART_CMD has run them.
-    return render(request, "home.html", {"content_types": ContentType.objects.count()})
+    context = {"content_types": ContentType.objects.count(), "libpq": psycopg2.__libpq_version__}
+    return render(request, "home.html", context)
 
 
 def upload(request, name):
-    """The body, kept as a file in MEDIA_ROOT; the answer is the URL it is served at (no view here serves it)."""
+    """The body, kept as a file in MEDIA_ROOT; the answer is the URL it is served at (no view here serves it) and the
+    type libmagic finds in it."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     saved = default_storage.save(name, ContentFile(request.body))
-    return JsonResponse({"url": default_storage.url(saved)}, status=201)
+    found = magic.from_buffer(request.body[:2048], mime=True)
+    return JsonResponse({"url": default_storage.url(saved), "type": found}, status=201)
 
 
 urlpatterns = [path("", home), path("upload/<str:name>", upload)]
