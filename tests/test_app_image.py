@@ -4,15 +4,11 @@ module an app may import, and UTF-8 for file names and text (the image sets LANG
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
 from tools import settings
 
 UWSGI = "/opt/venv/bin/uwsgi"
@@ -72,51 +68,3 @@ def embedded_checks() -> dict[str, bool]:
 @pytest.mark.parametrize("check", CHECKS)
 def test_the_embedded_python_has_what_an_app_may_import(check, embedded_checks):
     assert embedded_checks[check] is True, f"{check}: {CHECKS[check]} is false under uWSGI's embedded Python"
-
-
-def system_packages():
-    spec = importlib.util.spec_from_file_location("system_packages", ROOT / "docker" / "app" / "system_packages.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # where its dataclass looks itself up
-    spec.loader.exec_module(module)
-    return module
-
-
-MODULE = "/opt/venv/lib/python3.13/site-packages/psycopg2/_psycopg.so"
-UWSGI_LDD = f"""{UWSGI}:
-\tlinux-vdso.so.1 (0x00007ffd)
-\tlibpcre2-8.so.0 => /lib/x86_64-linux-gnu/libpcre2-8.so.0 (0x00007f1)
-\t/lib64/ld-linux-x86-64.so.2 (0x00007f2)
-"""
-# ldd's output (a "file:" line before each one's when it is given several) -> libraries found, and the ones missing
-# with the file that needs each (docker/app/system_packages.py: parse_ldd).
-LDD_OUTPUTS = {
-    "one file, no header": (
-        [MODULE],
-        "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibpq.so.5 => /lib/x86_64-linux-gnu/libpq.so.5 (0x00007f0)\n",
-        {"/lib/x86_64-linux-gnu/libpq.so.5"},
-        {},
-    ),
-    "one missing, the other found": (
-        [UWSGI, MODULE],
-        UWSGI_LDD + f"{MODULE}:\n\tlibpq.so.5 => not found\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f3)\n",
-        {"/lib/x86_64-linux-gnu/libpcre2-8.so.0", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"},
-        {"libpq.so.5": MODULE},
-    ),
-    "a static file among them": (
-        ["/opt/venv/bin/static", UWSGI],
-        "/opt/venv/bin/static:\n\tnot a dynamic executable\n" + UWSGI_LDD,
-        {"/lib/x86_64-linux-gnu/libpcre2-8.so.0", "/lib64/ld-linux-x86-64.so.2"},
-        {},
-    ),
-}
-
-
-@pytest.mark.parametrize("case", LDD_OUTPUTS)
-def test_the_build_reads_each_shared_library_ldd_finds_and_each_it_misses_with_the_file_needing_it(case):
-    files, output, found, missing = LDD_OUTPUTS[case]
-    module = system_packages()
-    links = module.Links()
-    module.parse_ldd(output, [Path(file) for file in files], links)
-    assert links.found == found
-    assert links.missing == {name: Path(file) for name, file in missing.items()}

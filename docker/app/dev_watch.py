@@ -7,9 +7,10 @@ one changes it waits until the files are still (an editor's save is several writ
 FIFO: a chain reload, the workers replaced one at a time with freshly loaded code, none failing a request. Files
 under DEV_STATIC_DIRS (served by nginx straight from the working copy) need no reload.
 
-requirements.txt is compared with the one the image was built with (/opt/venv/app-requirements.txt): while they
-differ the watcher refuses to reload, and says so loudly in the log at every change: new code could need the new
-dependencies, which only a rebuild (`make dev` again) installs. Never served with stale dependencies silently.
+requirements.txt, and the requirement files it names, are compared with the ones the image was built with
+(/opt/venv/app-requirements/, docker/app/requirement_files.py): while one differs the watcher refuses to reload, and
+says so loudly in the log at every change: new code could need the new dependencies, which only a rebuild (`make dev`
+again) installs. Never served with stale dependencies silently.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from uwsgi_ctl import FIFO, stats
 
 APP_DIR = Path(os.environ.get("APP_DIR", "/srv/app"))
-BUILT_REQUIREMENTS = Path("/opt/venv/app-requirements.txt")
+BUILT_REQUIREMENTS = Path("/opt/venv/app-requirements")
 # Not the app's code: never a reason to reload.
 SKIPPED_DIRS = {"__pycache__", ".git", ".hg", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", "~")
@@ -87,15 +88,18 @@ def settle(root: Path, current: Snapshot) -> Snapshot:
 
 def requirements_problem() -> str | None:
     """Why the running image's dependencies may not be the working copy's, or None when they are."""
-    if not BUILT_REQUIREMENTS.is_file():
+    if not (BUILT_REQUIREMENTS / "requirements.txt").is_file():
         return f"the image does not record the requirements it was built with ({BUILT_REQUIREMENTS}): rebuild it"
-    mounted = APP_DIR / "requirements.txt"
-    try:
-        current = mounted.read_bytes()
-    except OSError:
-        return "requirements.txt is missing from the working copy"
-    if current != BUILT_REQUIREMENTS.read_bytes():
-        return "requirements.txt changed since the image was built"
+    # requirements.txt first: a file it names anew changes it too.
+    top = BUILT_REQUIREMENTS / "requirements.txt"
+    for path in [top, *sorted(path for path in BUILT_REQUIREMENTS.rglob("*") if path.is_file() and path != top)]:
+        name = path.relative_to(BUILT_REQUIREMENTS).as_posix()
+        try:
+            current = (APP_DIR / name).read_bytes()
+        except OSError:
+            return f"{name} is missing from the working copy"
+        if current != path.read_bytes():
+            return f"{name} changed since the image was built"
     return None
 
 
