@@ -45,6 +45,13 @@ CASES = {
         "up: error: the build failed (exit 1): pip could not install the app's requirements.txt (its error is above);"
         " one built from source may need a system library's headers: name their Debian packages in APP_BUILD_PACKAGES",
     ),
+    # The build stage has the app's requirement files only (docker/app/requirement_files.py), not the app itself.
+    "requirement that is the app itself": (
+        {"app.py": "def application(environ, start_response):\n    return []\n", "requirements.txt": "-e .\n"},
+        "app:application",
+        "up: error: the build failed (exit 1): requirements.txt:1 installs '-e .', a path in the app: its files come"
+        " into the image after the requirements are installed",
+    ),
     "callable that is not a WSGI app": (
         {"app.py": "def application():\n    return 'hello'\n", "requirements.txt": ""},
         "app:application",
