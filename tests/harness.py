@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
@@ -584,6 +585,19 @@ def own_settings(workdir: Path, prefix: str) -> dict[str, str]:
         "HTTP_PORT": str(free_port()),
         "SECRET_KEY_FILE": str(write_secret_key(workdir / "secret_key")),
     }
+
+
+def image_module(name: str):
+    """docker/app/<name>.py, as the image runs it (its directory first on the path: dev_watch imports uwsgi_ctl)."""
+    sys.path.insert(0, str(ROOT / "docker" / "app"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "docker" / "app" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # where a dataclass of it looks itself up
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "docker" / "app"))
 
 
 @contextmanager

@@ -5,28 +5,13 @@ how it reads the libraries the virtualenv's compiled modules link against (docke
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import image_module
 
 UWSGI = "/opt/venv/bin/uwsgi"
-
-
-def image_module(name: str):
-    """docker/app/<name>.py, as the image runs it (its directory first on the path: dev_watch imports uwsgi_ctl)."""
-    sys.path.insert(0, str(ROOT / "docker" / "app"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "docker" / "app" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # where a dataclass of it looks itself up
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ROOT / "docker" / "app"))
 
 
 MODULE = "/opt/venv/lib/python3.13/site-packages/psycopg2/_psycopg.so"

@@ -50,7 +50,10 @@ def log(level: str, message: str) -> None:
     else:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         line = json.dumps({"time": stamp, "source": "dev", "level": level, "message": message})
-    print(line, flush=True)
+    # One write for the line and its newline (print makes two under PYTHONUNBUFFERED): the workers' lines go to the
+    # same log, and one written between them was glued to this one.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def snapshot(root: Path) -> Snapshot:

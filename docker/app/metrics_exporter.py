@@ -200,7 +200,8 @@ def main() -> int:
     bind = os.environ.get("METRICS_BIND", "0.0.0.0")  # noqa: S104 - the container's private networks only
     server = make_server(bind, port, application(make_wsgi_app(registry())), Server, QuietHandler)
     signal.signal(signal.SIGTERM, stop)
-    print(f"metrics-exporter: serving /metrics on {bind}:{port}", file=sys.stderr, flush=True)
+    # One write (print makes two under PYTHONUNBUFFERED): uWSGI's lines go to the same log, and one was glued to it.
+    sys.stderr.write(f"metrics-exporter: serving /metrics on {bind}:{port}\n")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

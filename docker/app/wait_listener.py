@@ -31,6 +31,12 @@ EX_CONFIG = 78
 INTERVAL = 0.1
 
 
+def say(message: str) -> None:
+    """A line in uWSGI's log, in one write (print makes two under PYTHONUNBUFFERED: another process's line could come
+    between them, glued to this one)."""
+    sys.stderr.write(f"wait-listener: {message}\n")
+
+
 def lends(zerg: str) -> bool:
     """True when the listener's private socket answers with its header and at least one file descriptor."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -77,13 +83,9 @@ def unchanged(nginx: str, seen: str) -> int:
             if noted.read() == identity(nginx):
                 return 0
     except OSError as exc:
-        print(f"wait-listener: {exc.filename}: {exc.strerror}", file=sys.stderr, flush=True)
+        say(f"{exc.filename}: {exc.strerror}")
         return 1
-    print(
-        f"wait-listener: {nginx} is a new listener's socket since uWSGI attached: stopping, to start on it",
-        file=sys.stderr,
-        flush=True,
-    )
+    say(f"{nginx} is a new listener's socket since uWSGI attached: stopping, to start on it")
     return 1
 
 
@@ -91,7 +93,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "--unchanged":
         return unchanged(*argv[1:])
     if len(argv) != 3:
-        print("usage: wait-listener ZERG NGINX SEEN | wait-listener --unchanged NGINX SEEN", file=sys.stderr)
+        say("usage: wait-listener ZERG NGINX SEEN | wait-listener --unchanged NGINX SEEN")
         return 2
     zerg, nginx, seen = argv
     setting = os.environ.get("ZERG_WAIT") or "30"  # empty is unset, as for the image's other settings
@@ -100,12 +102,12 @@ def main(argv: list[str]) -> int:
     except ValueError:
         wait = math.nan
     if not 0 < wait < math.inf:
-        print(f"wait-listener: ZERG_WAIT={setting}: use seconds above 0, e.g. 30", file=sys.stderr)
+        say(f"ZERG_WAIT={setting}: use seconds above 0, e.g. 30")
         return EX_CONFIG
     deadline = time.monotonic() + wait
     while problem := missing(zerg, nginx):
         if time.monotonic() > deadline:
-            print(f"wait-listener: after {setting} s (ZERG_WAIT): {problem}", file=sys.stderr, flush=True)
+            say(f"after {setting} s (ZERG_WAIT): {problem}")
             return EX_CONFIG
         time.sleep(INTERVAL)
     with open(seen, "w") as note:

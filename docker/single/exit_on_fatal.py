@@ -19,11 +19,10 @@ def main() -> None:
         sys.stdout.flush()
         header = fields(sys.stdin.readline())
         payload = fields(sys.stdin.read(int(header["len"])).split("\n", 1)[0])
-        print(
+        # One write (print makes two under PYTHONUNBUFFERED): the programs' lines go to the same log.
+        sys.stderr.write(
             f"exit-on-fatal: {payload.get('processname', '?')} entered {header.get('eventname', '?')}; "
-            "stopping supervisord so the container exits",
-            file=sys.stderr,
-            flush=True,
+            "stopping supervisord so the container exits\n"
         )
         sys.stdout.write("RESULT 2\nOK")
         sys.stdout.flush()

@@ -28,7 +28,8 @@ YOUNG = 5.0
 
 
 def say(message: str) -> None:
-    print(f"stop-again: {message}", file=sys.stderr, flush=True)
+    # One write (print makes two under PYTHONUNBUFFERED): nginx's and uWSGI's lines go to the same log.
+    sys.stderr.write(f"stop-again: {message}\n")
 
 
 def stop_signals(config_file: str) -> dict[str, signal.Signals]:
