@@ -34,6 +34,12 @@ CASES = {
         "app:application",
         "has no requirements.txt",
     ),
+    "project with a lock and no requirements file": (
+        {"app.py": "def application(environ, start_response):\n    return []\n", "pyproject.toml": "[project]\n"},
+        "app:application",
+        "has no requirements.txt; add one (it may be empty for an app without dependencies): write it from the"
+        " project's lock, `uv export --no-emit-project --no-dev -o requirements.txt` or `poetry export -o",
+    ),
     # psycopg2 built from source: without APP_BUILD_PACKAGES=libpq-dev, pg_config is nowhere. A version the suite
     # never builds with the headers, which would leave its wheel in pip's cache (the build's cache mount) for this one.
     "requirement that needs a system library's headers": (

@@ -55,6 +55,12 @@ DEFAULT_APP = ROOT / settings.defaults()["APP_SRC"]
 DEFAULT_PROJECT = BUILD_PROJECT = "wsgi-chain"
 SPLIT = settings.TOPOLOGIES["split"].compose_file
 SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?")
+# What make up adds for an app with a pyproject.toml and no requirements.txt: its lock file gives one (without the
+# project itself, whose files come into the image after its requirements: docker/app/requirement_files.py).
+LOCKED = (
+    ": write it from the project's lock, `uv export --no-emit-project --no-dev -o requirements.txt` or `poetry export"
+    " -o requirements.txt`"
+)
 # A Debian package's name (Debian Policy 5.6.1), maybe with a version (name=1.2-3), as apt-get install takes it.
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(?:=[0-9A-Za-z.+~:-]+)?", re.ASCII)
 # Image label -> piece, for reading versions off running containers.
@@ -151,6 +157,7 @@ def app_settings() -> dict[str, str]:
     if not (source / "requirements.txt").is_file():
         raise StackError(
             f"APP_SRC={raw} has no requirements.txt; add one (it may be empty for an app without dependencies)"
+            + (LOCKED if (source / "pyproject.toml").is_file() else "")
         )
     custom = source.resolve() != DEFAULT_APP.resolve()
     wsgi_module = env("WSGI_MODULE")
