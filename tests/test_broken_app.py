@@ -92,6 +92,40 @@ def test_make_up_with_a_broken_app_fails_within_60_s_naming_the_problem(case, tm
     assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
 
 
+# A Django app whose settings require a variable of its run-time environment, which the build (collectstatic) lacks.
+NEEDS_ITS_ENVIRONMENT = {
+    "requirements.txt": "Django==5.2.19\n",
+    "site_settings.py": (
+        "import os\n"
+        "SECRET_KEY = 'test'\n"
+        "DATABASES = {'default': {'NAME': os.environ['DATABASE_URL']}}\n"
+        "INSTALLED_APPS = ['django.contrib.staticfiles']\n"
+        "STATIC_URL = 'static/'\n"
+    ),
+    "app.py": "from django.core.wsgi import get_wsgi_application\n\napplication = get_wsgi_application()\n",
+}
+
+
+def test_make_up_of_a_django_app_whose_settings_need_its_environment_at_build_time_says_so(tmp_path, make_env):
+    """collectstatic imports the settings in the build, where APP_ENV_FILE's values and the like are not: make up's
+    line names the settings' own error and what to change, instead of "the build failed" alone."""
+    app = tmp_path / "site"
+    app.mkdir()
+    for name, text in NEEDS_ITS_ENVIRONMENT.items():
+        (app / name).write_text(text)
+    env = {**make_env, **BROKEN_IMAGES, "APP_SRC": str(app), "WSGI_MODULE": "app:application"}
+    result = make("up", {**env, "DJANGO_SETTINGS_MODULE": "site_settings"}, timeout=300)
+    assert result.returncode != 0
+    said = [line for line in result.stderr.splitlines() if line.startswith("up: error: ")]
+    assert said == [
+        "up: error: the build failed (exit 1): collectstatic with DJANGO_SETTINGS_MODULE=site_settings failed at build"
+        " time: KeyError: 'DATABASE_URL'. The build has none of the app's run-time environment (APP_ENV_FILE,"
+        " DATABASE_URL, the secret key): give what the settings read from it a default; its last lines are above,"
+        " VERBOSE=1 shows all of it"
+    ], result.stderr[-3000:]
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}") == {}
+
+
 CHECK_APP_FAILED = """Traceback (most recent call last):
   File "/usr/local/bin/check-app", line 29, in main
     target = importlib.import_module(module_name)

@@ -8,6 +8,10 @@
 - Another app: a copy of STATIC_DIR, its folder of static files; or, with neither, a marker that there are none for
   nginx (nginx-entrypoint.d/50-static.sh then claims no URL prefix, so that every path, an app's own /static/ route
   among them, reaches the app).
+
+The settings are imported at build time, where the app's run-time environment is not (APP_ENV_FILE, DATABASE_URL,
+the secret key): settings that require one of its variables fail here, with a line saying so ("app image: ", which
+`make up` shows as the build's failure).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import secrets
 import shutil
 import sys
+import traceback
 from pathlib import Path
 
 NONE_MARKER = ".no-static-files"
@@ -43,8 +48,18 @@ def main() -> int:
     target = Path(os.environ["STATIC_ROOT"])
     os.chdir(app_dir)
     sys.path.insert(0, str(app_dir))
-    if os.environ.get("DJANGO_SETTINGS_MODULE"):
-        django_static(target)
+    if module := os.environ.get("DJANGO_SETTINGS_MODULE"):
+        try:
+            django_static(target)
+        except Exception as error:  # noqa: BLE001 - the settings' own (a variable they require), or collectstatic's
+            traceback.print_exc()
+            said = (str(error).strip().splitlines() or [""])[0]
+            sys.stderr.write(
+                f"app image: collectstatic with DJANGO_SETTINGS_MODULE={module} failed at build time:"
+                f" {type(error).__name__}: {said}. The build has none of the app's run-time environment (APP_ENV_FILE,"
+                " DATABASE_URL, the secret key): give what the settings read from it a default\n"
+            )
+            return 1
     elif static_dir := os.environ.get("STATIC_DIR"):
         shutil.copytree(app_dir / static_dir, target, symlinks=True, dirs_exist_ok=True)
     else:
