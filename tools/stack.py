@@ -281,8 +281,8 @@ def build(stack: Compose, quiet: bool = False) -> dict[str, str]:
     return values
 
 
-# What the app image's build says when it fails for a reason of the app's (docker/app/Dockerfile, system_packages.py):
-# BuildKit puts the step and the time before it.
+# What the app image's build says when it fails for a reason of the app's (docker/app/: the Dockerfile and the scripts
+# its build runs): BuildKit puts the step and the time before it.
 BUILD_SAID = re.compile(r"(?:^|\s)app image: (.+)$")
 
 
