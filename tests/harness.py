@@ -42,10 +42,10 @@ from tools.compose import (
 T = TypeVar("T")
 
 # The echo apps (tests/apps/echo): one image mounting a plain WSGI callable and four frameworks from PyPI, with no
-# health route.
+# health route, named by its app factory (as Flask's create_app is named to gunicorn).
 ECHO_APP = {
     "APP_SRC": "tests/apps/echo",
-    "WSGI_MODULE": "dispatch:application",
+    "WSGI_MODULE": "dispatch:create_app()",
     "APP_IMAGE": "wsgi-chain-test/echo-app:dev",
     "NGINX_IMAGE": "wsgi-chain-test/echo-nginx:dev",
     "SINGLE_IMAGE": "wsgi-chain-test/echo-single:dev",

@@ -63,6 +63,11 @@ CASES = {
         "app:application",
         "is not a WSGI app: it cannot be called with (environ, start_response)",
     ),
+    "app factory that returns no app": (
+        {"app.py": "def create_app():\n    return None\n", "requirements.txt": ""},
+        "app:create_app()",
+        "WSGI_MODULE=app:create_app(): create_app() returned a NoneType, not a WSGI app",
+    ),
     "name that is not callable": (
         {"app.py": "application = 'hello'\n", "requirements.txt": ""},
         "app:application",
@@ -185,6 +190,11 @@ UNUSABLE_SETTINGS = {
     "a media prefix that is no path": (
         {"MEDIA_URL": "media"},
         "MEDIA_URL='media' must be a path like /media/ (leading and trailing slash), or empty",
+    ),
+    "an app factory given arguments": (
+        {"WSGI_MODULE": "app:create_app('production')"},
+        "WSGI_MODULE=\"app:create_app('production')\" is not of the form package.module:callable"
+        " (package.module:factory() for an app factory, called with no arguments)",
     ),
     "a Debian package setting that is no package name": (
         {"APP_BUILD_PACKAGES": "libpq-dev;true"},

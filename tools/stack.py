@@ -163,8 +163,11 @@ def app_settings() -> dict[str, str]:
     wsgi_module = env("WSGI_MODULE")
     if custom and not wsgi_module:
         raise StackError(f"APP_SRC={raw} needs WSGI_MODULE=package.module:callable")
-    if wsgi_module and not re.fullmatch(r"[\w.]+(:[\w.]+)?", wsgi_module):
-        raise StackError(f"WSGI_MODULE={wsgi_module!r} is not of the form package.module:callable")
+    if wsgi_module and not re.fullmatch(r"[\w.]+(:[\w.]+(\(\))?)?", wsgi_module):
+        raise StackError(
+            f"WSGI_MODULE={wsgi_module!r} is not of the form package.module:callable (package.module:factory() for an"
+            " app factory, called with no arguments)"
+        )
     static_url = settings.get("STATIC_URL")
     if not URL_PATH.fullmatch(static_url):
         raise StackError(f"STATIC_URL={static_url!r} must be a path like /static/ (leading and trailing slash)")

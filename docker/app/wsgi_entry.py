@@ -25,7 +25,10 @@ from types import GeneratorType
 # The app's own directory first, as check-app imports it.
 sys.path.insert(0, os.environ.get("APP_DIR", "/srv/app"))
 _module, _, _name = os.environ["WSGI_MODULE"].partition(":")
+# module:factory(): the app is what the factory returns (Flask's create_app), made once in each worker.
+_name, _factory, _ = _name.partition("(")
 app = functools.reduce(getattr, (_name or "application").split("."), importlib.import_module(_module))
+app = app() if _factory else app
 WHITESPACE = " \t"
 
 

@@ -16,7 +16,7 @@ generator function written as a WSGI app does, and `/raise-mid-body/<token>` wit
 end, so a test knows whether the first event reached it while the stream was still open. `/cookies/<n>` answers
 with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does.
 
-WSGI_MODULE=dispatch:application
+WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
 
 import hashlib
@@ -241,3 +241,8 @@ def application(environ, start_response):
         return MOUNTS[name](environ, start_response)
     start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
     return [b"not found\n"]
+
+
+def create_app():
+    """The app factory WSGI_MODULE names: the stack calls it once in each worker (and check-app once) for the app."""
+    return application
