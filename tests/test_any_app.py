@@ -373,6 +373,17 @@ def test_a_requirement_built_against_a_system_library_runs_with_the_library_and_
 
 
 @pytest.mark.lifecycle
+def test_a_project_listing_uwsgi_in_its_requirements_is_served_by_the_stacks_uwsgi(project):
+    """The project's requirements list uWSGI (as a project deployed on uWSGI does): pip keeps the stack's build, with
+    the base image's Python linked in statically (docker/app/build_uwsgi.py), of the version uwsgi/requirements.txt
+    pins, instead of building the app's."""
+    server = f"{project['COMPOSE_PROJECT_NAME']}-{settings.TOPOLOGIES[project['TOPOLOGY']].server}-1"
+    [pinned] = re.findall(r"^uwsgi==(\S+)$", (ROOT / "uwsgi" / "requirements.txt").read_text(), re.M)
+    assert docker("exec", server, "/opt/venv/bin/uwsgi", "--version").strip() == pinned
+    assert "libpython" not in docker("exec", server, "ldd", "/opt/venv/bin/uwsgi")
+
+
+@pytest.mark.lifecycle
 def test_an_app_image_whose_module_needs_a_library_it_lacks_is_refused_naming_both(project):
     """The build's last check of the runtime image (docker/app/system_packages.py check), run on the project's image
     with libpq5 taken out of it: exit 1, and a line naming the module, the library and the setting that brings it.

@@ -58,6 +58,13 @@ CASES = {
         "up: error: the build failed (exit 1): requirements.txt:1 installs '-e .', a path in the app: its files come"
         " into the image after the requirements are installed",
     ),
+    # The stack's uWSGI (uwsgi/requirements.txt) pins what the app's may ask for; 2.0.28 lacks uwsgi.ini's options.
+    "requirement that replaces the app server's uWSGI": (
+        {"app.py": "def application(environ, start_response):\n    return []\n", "requirements.txt": "uWSGI==2.0.28\n"},
+        "app:application",
+        "up: error: the build failed (exit 1): the app's requirements ask for another version of what the app server"
+        " runs on (uwsgi==",
+    ),
     "callable that is not a WSGI app": (
         {"app.py": "def application():\n    return 'hello'\n", "requirements.txt": ""},
         "app:application",

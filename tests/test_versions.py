@@ -111,7 +111,7 @@ def cached(log: str, step: str) -> bool:
     return all(re.search(rf"^#{i} CACHED$", log, re.M) for i in ids)
 
 
-PIP_INSTALL = r"RUN .*pip install -r /tmp/app-requirements/requirements.txt"
+PIP_INSTALL = r"RUN .*install_requirements.py /tmp/app-requirements/requirements.txt"
 APP_BUILD = r"RUN .*collect-static"
 
 
