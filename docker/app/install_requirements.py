@@ -9,8 +9,8 @@ the stack's, and one that pins another version is refused. Before, pip replaced 
 a plain build (no static Python) of a version uwsgi.ini was not written for, and the app server did not start
 ("unknown config directive"), with nothing saying why.
 
-pip's output is passed on as it comes. When it fails, a last line starting "app image: " says what to change, which
-`make up` shows as the build's failure (tools/stack.py).
+pip's output is passed on as it comes (both its streams, on standard output). When it fails, a last line there
+starting "app image: " says what to change, which `make up` shows as the build's failure (tools/stack.py).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def main(argv: list[str]) -> int:
         code = pip.wait()
     if code == 0:
         return 0
-    sys.stdout.flush()
     if pinned:
         why = (
             f"the app's requirements ask for another version of what the app server runs on ({', '.join(pinned)},"
@@ -57,7 +56,9 @@ def main(argv: list[str]) -> int:
             " system library's headers: name their Debian packages in APP_BUILD_PACKAGES (psycopg2: libpq-dev;"
             " mysqlclient: default-libmysqlclient-dev pkg-config)"
         )
-    sys.stderr.write(f"app image: {why}\n")
+    # On pip's stream, after its last line: BuildKit reads stdout and stderr apart, and a line on the other one could
+    # be shown before pip's output, out of the last lines make up keeps.
+    print(f"app image: {why}", flush=True)
     return 1
 
 
