@@ -23,6 +23,9 @@ BROKEN_IMAGES = {
     "NGINX_IMAGE": "wsgi-chain-test/broken-nginx:dev",
 }
 
+# An app.py that is a WSGI app (it answers nothing): the cases below break something else.
+SERVES_NOTHING = "def application(environ, start_response):\n    return []\n"
+
 CASES = {
     "module that does not import": (
         {"app.py": "import no_such_module_anywhere\n", "requirements.txt": ""},
@@ -30,12 +33,12 @@ CASES = {
         "cannot import app: ModuleNotFoundError: No module named 'no_such_module_anywhere'",
     ),
     "missing requirements file": (
-        {"app.py": "def application(environ, start_response):\n    return []\n"},
+        {"app.py": SERVES_NOTHING},
         "app:application",
         "has no requirements.txt",
     ),
     "project with a lock and no requirements file": (
-        {"app.py": "def application(environ, start_response):\n    return []\n", "pyproject.toml": "[project]\n"},
+        {"app.py": SERVES_NOTHING, "pyproject.toml": "[project]\n"},
         "app:application",
         "has no requirements.txt; add one (it may be empty for an app without dependencies): write it from the"
         " project's lock, `uv export --no-emit-project --no-dev -o requirements.txt` or `poetry export -o",
@@ -44,7 +47,7 @@ CASES = {
     # never builds with the headers, which would leave its wheel in pip's cache (the build's cache mount) for this one.
     "requirement that needs a system library's headers": (
         {
-            "app.py": "def application(environ, start_response):\n    return []\n",
+            "app.py": SERVES_NOTHING,
             "requirements.txt": "psycopg2==2.9.12\n",
         },
         "app:application",
@@ -53,14 +56,14 @@ CASES = {
     ),
     # The build stage has the app's requirement files only (docker/app/requirement_files.py), not the app itself.
     "requirement that is the app itself": (
-        {"app.py": "def application(environ, start_response):\n    return []\n", "requirements.txt": "-e .\n"},
+        {"app.py": SERVES_NOTHING, "requirements.txt": "-e .\n"},
         "app:application",
         "up: error: the build failed (exit 1): requirements.txt:1 installs '-e .', a path in the app: its files come"
         " into the image after the requirements are installed",
     ),
     # The stack's uWSGI (uwsgi/requirements.txt) pins what the app's may ask for; 2.0.28 lacks uwsgi.ini's options.
     "requirement that replaces the app server's uWSGI": (
-        {"app.py": "def application(environ, start_response):\n    return []\n", "requirements.txt": "uWSGI==2.0.28\n"},
+        {"app.py": SERVES_NOTHING, "requirements.txt": "uWSGI==2.0.28\n"},
         "app:application",
         "up: error: the build failed (exit 1): the app's requirements ask for another version of what the app server"
         " runs on (uwsgi==",

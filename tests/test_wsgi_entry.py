@@ -4,13 +4,12 @@ the header it adds to an event stream's answer for nginx (streamed_events)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
 import pytest
 
-from tests.harness import ROOT
+from tests.harness import image_module
 
 APP = """
 closed = []
@@ -44,9 +43,7 @@ def entry(tmp_path, monkeypatch):
     monkeypatch.setenv("APP_DIR", str(tmp_path))
     monkeypatch.setenv("WSGI_MODULE", "standin:application")
     monkeypatch.delenv("WORKER_MAX_RSS_MB", raising=False)
-    spec = importlib.util.spec_from_file_location("wsgi_entry_under_test", ROOT / "docker" / "app" / "wsgi_entry.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = image_module("wsgi_entry")
     yield module, sys.modules["standin"]
     sys.modules.pop("standin", None)
 
