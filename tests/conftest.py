@@ -29,6 +29,7 @@ from tests.harness import (
     under_xdist,
 )
 from tests.host_postgres import HostPostgres
+from tests.served_app import ServedApp, read_served_app
 from tools import settings
 
 
@@ -180,6 +181,13 @@ def nginx_host(deployment: Deployment):
 @pytest.fixture(scope="session")
 def app_host(deployment: Deployment):
     return testinfra.get_host(deployment.app_host)
+
+
+@pytest.fixture(scope="session")
+def served_app(nginx_host, app_host, http) -> ServedApp:
+    """The app the deployment serves (tests/served_app.py): the default app on the suite's stacks, any app under
+    `make verify`."""
+    return read_served_app(nginx_host, app_host, http)
 
 
 @pytest.fixture(scope="session")

@@ -214,6 +214,16 @@ class Deployment:
         compose = record["compose"]
         return cls(**{**record, "compose": Compose(**{**compose, "files": tuple(compose["files"])})})
 
+    def verify_target(self) -> dict[str, str]:
+        """`make verify`'s settings for checking this deployment. Any stack it started would be named verify-wct-...
+        (STACK_TAG): other workers' stacks (wct-...) come and go meanwhile."""
+        return {
+            "BASE_URL": self.base_url,
+            "NGINX_HOST": self.nginx_host,
+            "APP_HOST": self.app_host,
+            "STACK_TAG": "verify-",
+        }
+
     @property
     def nginx_container(self) -> str | None:
         return container_of(self.nginx_host)

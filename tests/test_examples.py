@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -203,3 +204,28 @@ def test_an_apps_own_sqlite_database_is_backed_up_and_restored_whatever_its_tabl
         assert app_sql(container, query="SELECT group_concat(text) FROM notes") == "before the backup"
     finally:
         docker("exec", container, "rm", "-f", "/var/lib/app/db.sqlite3")
+
+
+# `make verify` is for any deployment, of any app: the chain checks ask the deployment what its app has
+# (tests/served_app.py) and skip only the default app's own pages, routes and settings. One stack shows it: an app with
+# static files for nginx at a STATIC_URL of its own, no health route, and its framework's 404.
+VERIFY_SKIPS_ONLY = (
+    re.compile(r"is the default app's; this deployment serves app:app$"),
+    re.compile(r"app:app names no (HEALTHCHECK|READINESS)_PATH$"),
+    re.compile(r"a given deployment: its interval is its own$"),
+)
+
+
+@pytest.mark.parametrize("example", [("flask", "split")], indirect=True, ids=["flask-split"])
+def test_make_verify_of_another_apps_deployment_passes_and_skips_only_the_default_apps_own_checks(example):
+    _, deployment = example
+    # Every chain check, with the reason of each skip.
+    result = make("verify", {**deployment.verify_target(), "PYTEST_ARGS": "-rs"}, timeout=300)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    skips = re.findall(r"^SKIPPED \[(\d+)\] \S+: (.+)$", result.stdout, re.MULTILINE)
+    assert skips, result.stdout[-3000:]
+    unexpected = [reason for _, reason in skips if not any(allowed.search(reason) for allowed in VERIFY_SKIPS_ONLY)]
+    assert not unexpected, f"chain checks that did not run on another app: {unexpected}"
+    passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
+    skipped = sum(int(count) for count, _ in skips)
+    assert passed > skipped, result.stdout[-3000:]

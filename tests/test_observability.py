@@ -42,6 +42,15 @@ def needs_docker_hosts(deployment: Deployment) -> None:
         pytest.skip("needs docker:// hosts to read the containers' logs")
 
 
+def chain_record(line: str) -> bool:
+    """A log line of nginx's or uWSGI's, in the documented schema's shape, among another app's own lines."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("source") in ("nginx", "uwsgi")
+
+
 def all_logs(deployment: Deployment, since: float | None = None) -> str:
     containers = {deployment.nginx_container, deployment.app_container}
     return "\n".join(deployment.logs(container, since) for container in containers if container)
@@ -62,13 +71,19 @@ def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -
 
 
 @pytest.mark.chain
-def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi_and_app_logs(http, deployment):
+def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi_and_app_logs(
+    http, deployment, served_app
+):
     needs_docker_hosts(deployment)
+    served_app.needs_logged_miss()
     request_id = f"ops-{uuid.uuid4()}"
     sent = time.time()
-    # An unknown path: nginx logs it, uWSGI logs it, and the app logs a warning (Django's "Not Found") about it.
-    response = http.get(f"/no-such-page-{uuid.uuid4().hex}", headers={"X-Request-ID": request_id})
-    assert response.status_code == 404
+    # A path the app lacks: nginx logs it, uWSGI logs it, and the default app logs a warning (Django's "Not Found").
+    response = http.get(
+        f"/no-such-page-{uuid.uuid4().hex}", headers={"X-Request-ID": request_id}, allow_redirects=False
+    )
+    status = served_app.unknown_status
+    assert response.status_code == status
     assert response.headers["X-Request-ID"] == request_id
 
     def logged(container: str, source: str) -> list[dict]:
@@ -76,27 +91,30 @@ def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi
 
     nginx = poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx log")
     uwsgi = poll(lambda: logged(deployment.app_container, "uwsgi"), what="uWSGI log")
-    app = poll(lambda: logged(deployment.app_container, "app"), what="app log")
-    assert [r["status"] for r in nginx] == [404]
-    assert [r["status"] for r in uwsgi] == [404]
-    assert [(r["level"], r["logger"], r["status"]) for r in app] == [("warning", "django.request", 404)]
-    assert app[0]["message"].startswith("Not Found: /no-such-page-")
+    assert [r["status"] for r in nginx] == [status]
+    assert [r["status"] for r in uwsgi] == [status]
+    if served_app.default:
+        app = poll(lambda: logged(deployment.app_container, "app"), what="app log")
+        assert [(r["level"], r["logger"], r["status"]) for r in app] == [("warning", "django.request", 404)]
+        assert app[0]["message"].startswith("Not Found: /no-such-page-")
 
 
 @pytest.mark.chain
-def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, deployment):
+def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, deployment, served_app):
     needs_docker_hosts(deployment)
+    served_app.needs_logged_miss()
     marker = uuid.uuid4().hex
     sent = time.time()
-    response = http.get(f"/no-such-page-{marker}")
+    response = http.get(f"/no-such-page-{marker}", allow_redirects=False)
     request_id = response.headers["X-Request-ID"]
     assert GENERATED_ID.fullmatch(request_id)
-    assert response.json() == {"status": 404, "error": "not found", "app": "microposts"}
-    for container, source in (
-        (deployment.nginx_container, "nginx"),
-        (deployment.app_container, "uwsgi"),
-        (deployment.app_container, "app"),
-    ):
+    assert response.status_code == served_app.unknown_status
+    logs = [(deployment.nginx_container, "nginx"), (deployment.app_container, "uwsgi")]
+    if served_app.default:
+        assert response.json() == {"status": 404, "error": "not found", "app": "microposts"}
+        # The default app's own log record (another app's log lines are its own, in its own format).
+        logs.append((deployment.app_container, "app"))
+    for container, source in logs:
         records = poll(
             lambda c=container, s=source: deployment.with_request_id(c, s, request_id, since=sent), what=f"{source} log"
         )
@@ -114,14 +132,16 @@ def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, de
         pytest.param(lambda m: f"Q{m[:6]}", id="shorter than 8 characters"),
     ],
 )
-def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(http, deployment, bad):
+def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(http, deployment, served_app, bad):
     needs_docker_hosts(deployment)
+    served_app.needs_logged_miss()
     marker = uuid.uuid4().hex
     incoming = bad(marker)
     sent = time.time()
-    # A 404, so that uWSGI logs it too (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini).
-    response = http.get(f"/no-such-page?m={marker}", headers={"X-Request-ID": incoming})
-    assert response.status_code == 404
+    # A path the app lacks (the default app's 404), so that uWSGI logs it too (its request log keeps 4xx, 5xx and
+    # slow requests: uwsgi/uwsgi.ini).
+    response = http.get(f"/no-such-page?m={marker}", headers={"X-Request-ID": incoming}, allow_redirects=False)
+    assert response.status_code == served_app.unknown_status
     request_id = response.headers["X-Request-ID"]
     assert request_id != incoming
     assert GENERATED_ID.fullmatch(request_id)
@@ -140,19 +160,23 @@ def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(h
 
 
 @pytest.mark.chain
-def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_schema(deployment):
+def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_schema(deployment, served_app):
     needs_docker_hosts(deployment)
+    served_app.needs_logged_miss()
     marker = uuid.uuid4().hex
     # A path with a quote and a backslash (sent raw), and an app warning: what could break the JSON of a log line.
     sent = time.time()
     status, headers = raw_get(deployment.base_url, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
-    assert " 404 " in status
+    assert f" {served_app.unknown_status} " in status
     request_id = headers["X-Request-ID"]
 
     def logged(container: str, source: str) -> list[dict]:
         return deployment.with_request_id(container, source, request_id, since=sent)
 
-    poll(lambda: logged(deployment.app_container, "app"), what="the app's warning")
+    # The default app's records are in the schema too; another app's log lines are its own, in its own format.
+    sources = {"nginx", "uwsgi", "app"} if served_app.default else {"nginx", "uwsgi"}
+    if served_app.default:
+        poll(lambda: logged(deployment.app_container, "app"), what="the app's warning")
     poll(lambda: logged(deployment.app_container, "uwsgi"), what="uWSGI's request log")
     # nginx writes its access log a buffer at a time (at least once a second).
     poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx's access log")
@@ -163,13 +187,14 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
         lines = [line for line in nginx_out.splitlines() if line]
         assert lines
         assert [json.loads(line)["source"] for line in lines] == ["nginx"] * len(lines)
-    # In the app container, uWSGI's own startup lines are text; every line that starts like a record is one.
+    # In the app container, uWSGI's own startup lines are text; every line that starts like a record is one. Another
+    # app's own lines are its own (and may be JSON of its own shape): only the chain's are read.
     app_lines = [line for line in all_logs(deployment).splitlines() if line.startswith("{")]
-    records = [json.loads(line) for line in app_lines]
+    records = [json.loads(line) for line in app_lines if served_app.default or chain_record(line)]
     by_source: dict[str, list[dict]] = {}
     for record in records:
         by_source.setdefault(record["source"], []).append(record)
-    assert set(by_source) == {"nginx", "uwsgi", "app"}
+    assert set(by_source) == sources
     for source, found in by_source.items():
         for record in found:
             assert SCHEMA[source] <= set(record), (source, SCHEMA[source] - set(record), record)

@@ -34,6 +34,7 @@ from tests.harness import (
     stats_answer,
     uwsgi_stats,
 )
+from tests.served_app import ServedApp
 from tools import settings, unapplied
 from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, Container
 from tools.tls import self_signed
@@ -42,7 +43,8 @@ from tools.tls import self_signed
 
 
 @pytest.mark.chain
-def test_the_public_healthz_names_no_version(http: requests.Session):
+def test_the_public_healthz_names_no_version(http: requests.Session, served_app: ServedApp):
+    served_app.needs_default("/healthz")
     response = http.get("/healthz")
     assert response.status_code == 200
     version = (ROOT / "app/VERSION").read_text().strip()
@@ -87,15 +89,8 @@ def test_make_verify_checks_the_given_deployment_and_says_so_first(deployment):
     if not (deployment.nginx_container and deployment.app_container):
         pytest.skip("needs a deployment in containers")
     before = compose_projects()
-    target = {
-        "BASE_URL": deployment.base_url,
-        "NGINX_HOST": deployment.nginx_host,
-        "APP_HOST": deployment.app_host,
-        # The chain checks of this file only: the full set runs in `make test` already.
-        "PYTEST_ARGS": "tests/test_operator.py",
-        # Any stack it started would be named verify-wct-...: other workers' stacks (wct-...) come and go meanwhile.
-        "STACK_TAG": "verify-",
-    }
+    # The chain checks of this file only: the full set runs in `make test` already.
+    target = {**deployment.verify_target(), "PYTEST_ARGS": "tests/test_operator.py"}
     result = make("verify", target, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     first = result.stdout.splitlines()[0]

@@ -13,6 +13,7 @@ import pytest
 import testinfra
 
 from tests.harness import Deployment, docker, listening_tcp
+from tests.served_app import ServedApp
 
 pytestmark = pytest.mark.chain
 
@@ -160,9 +161,12 @@ def test_no_secret_is_baked_into_an_image(deployment: Deployment):
 
 
 @pytest.mark.parametrize("key", ["", "changeme", "django-insecure-0123456789"])
-def test_with_debug_off_the_app_refuses_to_start_on_an_empty_or_known_default_key(deployment: Deployment, key):
+def test_with_debug_off_the_app_refuses_to_start_on_an_empty_or_known_default_key(
+    deployment: Deployment, served_app: ServedApp, key
+):
     if deployment.app_container is None:
         pytest.skip("needs the app's image")
+    served_app.needs_default("The SECRET_KEY check (app/microposts/settings.py)")
     image = inspect(deployment.app_container)["Config"]["Image"]
     result = subprocess.run(
         [

@@ -1,0 +1,95 @@
+"""What the chain checks know of the app a deployment serves, read from the deployment itself: the suite's default app
+on its own stacks, or any other app when `make verify` checks an operator's deployment.
+
+A check of the chain asks this for what it needs of the app (a path it lacks, a static file nginx serves for it, its
+health routes) and runs on any app; a check of the default app's own pages, routes or settings skips on another app,
+naming the one served. The stack assumes nothing of an app (README: Bring your own WSGI app), so neither may its checks.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from tools.compose import ROOT
+
+# The default app's entry point: the app image's own default (docker/app/Dockerfile's ARG), read, not spelled again.
+DEFAULT_WSGI_MODULE = re.search(
+    r"^ARG WSGI_MODULE=(\S+)$", (ROOT / "docker/app/Dockerfile").read_text(encoding="utf-8"), re.MULTILINE
+).group(1)
+# Where the nginx image keeps the app's static files (nginx/templates/static.conf: alias), and the marker the app
+# image's build leaves there for an app with none for nginx (docker/app/collect_static.py).
+STATIC_ROOT = "/srv/static"
+NO_STATIC_FILES = ".no-static-files"
+
+
+@dataclass(frozen=True)
+class ServedApp:
+    """The app behind a deployment, as its containers say: the app server's settings, the files nginx serves for it,
+    and how it answers a path it does not have."""
+
+    wsgi_module: str
+    # The app's health routes (HEALTHCHECK_PATH, READINESS_PATH); "" for a route it names none for.
+    probes: dict[str, str]
+    static_url: str
+    # A file nginx serves for the app, as a path in the nginx container; None when nginx serves it none.
+    static_file: str | None
+    # The status the app answers a path it does not have with.
+    unknown_status: int
+
+    @property
+    def default(self) -> bool:
+        return self.wsgi_module == DEFAULT_WSGI_MODULE
+
+    def needs_default(self, what: str) -> None:
+        """Skip a check of the default app's own: another app has no such page, route or setting."""
+        if not self.default:
+            pytest.skip(f"{what} is the default app's; this deployment serves {self.wsgi_module}")
+
+    def static_path(self, file: str) -> str:
+        """The URL path nginx serves a file of its static root under."""
+        return self.static_url + file.removeprefix(f"{STATIC_ROOT}/")
+
+    def needs_static_files(self) -> str:
+        """A file nginx serves for the app; skips for an app with none for nginx (its STATIC_URL reaches the app)."""
+        if self.static_file is None:
+            pytest.skip(f"nginx serves no static files for {self.wsgi_module} (neither Django's nor STATIC_DIR's)")
+        return self.static_file
+
+    def needs_logged_miss(self) -> None:
+        """Skip a check that reads uWSGI's request log for a path the app lacks, when the app answers such a path
+        below 400: the log keeps only 4xx, 5xx and slow requests (uwsgi/uwsgi.ini)."""
+        if self.unknown_status < 400:
+            pytest.skip(
+                f"{self.wsgi_module} answers a path it lacks with {self.unknown_status}, which uWSGI's request log"
+                " leaves out (it keeps 4xx, 5xx and slow requests)"
+            )
+
+
+def environment(host) -> dict[str, str]:
+    """The container's environment, as a command run in it sees it (testinfra: docker exec)."""
+    return dict(line.split("=", 1) for line in host.check_output("env").splitlines() if "=" in line)
+
+
+def read_served_app(nginx_host, app_host, http) -> ServedApp:
+    """Read from the deployment: its app server's environment, nginx's static root, and one request to a path no
+    app has."""
+    app_env = environment(app_host)
+    static_url = environment(nginx_host).get("STATIC_URL") or "/static/"
+    found = nginx_host.run(
+        f"find {STATIC_ROOT} -type f ! -name {shlex.quote(NO_STATIC_FILES)} -size -64k | sort | head -n 1"
+    ).stdout.strip()
+    # A stylesheet first, when there is one: its type is known (text/css).
+    stylesheet = nginx_host.run(f"find {STATIC_ROOT} -type f -name '*.css' -size -64k | sort | head -n 1").stdout
+    missing = http.get(f"/no-such-page-{uuid.uuid4().hex}", allow_redirects=False)
+    return ServedApp(
+        wsgi_module=app_env.get("WSGI_MODULE", ""),
+        probes={name: app_env.get(name, "") for name in ("HEALTHCHECK_PATH", "READINESS_PATH")},
+        static_url=static_url,
+        static_file=stylesheet.strip() or found or None,
+        unknown_status=missing.status_code,
+    )
