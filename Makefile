@@ -148,10 +148,11 @@ test-app: venv ## The app's unit tests alone (app/tests, pytest-django; part of 
 bench: build venv ## Benchmark the chain against bare uWSGI, gunicorn and granian (results/bench/; BENCH_ARGS=--sweep)
 	$(VENV)/bin/python -m tools.bench $(BENCH_ARGS)
 
-verify: ## Run the chain checks against a running deployment: BASE_URL=http://... NGINX_HOST=docker://... APP_HOST=...
-	@BASE_URL="$(BASE_URL)" NGINX_HOST="$(NGINX_HOST)" APP_HOST="$(APP_HOST)" $(PYTHON) -m tools.verify
+verify: ## Run the chain checks against a running deployment: BASE_URL=http://... NGINX_HOST=docker://... APP_HOST=... [VERIFY_CA=ca.pem]
+	@BASE_URL="$(BASE_URL)" NGINX_HOST="$(NGINX_HOST)" APP_HOST="$(APP_HOST)" VERIFY_CA="$(VERIFY_CA)" $(PYTHON) -m tools.verify
 	@$(MAKE) --no-print-directory -s $(VENV)/.installed
-	@$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" $(PYTEST_ARGS)
+	@$(VENV)/bin/pytest -m chain --base-url "$(BASE_URL)" --nginx-host "$(NGINX_HOST)" --app-host "$(APP_HOST)" \
+		--verify-ca="$(VERIFY_CA)" $(PYTEST_ARGS)
 
 clean: ## Remove the stack's containers, its images, dangling build cache, the test venv, leftovers; keeps the data
 	@VENV="$(VENV)" $(PYTHON) -m tools.clean

@@ -38,6 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--base-url", default=os.environ.get("BASE_URL", ""), help="URL of nginx's published port")
     group.addoption("--nginx-host", default=os.environ.get("NGINX_HOST", ""), help="testinfra URL, docker://name")
     group.addoption("--app-host", default=os.environ.get("APP_HOST", ""), help="testinfra URL, docker://name")
+    group.addoption(
+        "--verify-ca",
+        default=os.environ.get("VERIFY_CA", ""),
+        help="PEM file of the CA that signed an https:// --base-url's certificate (default: the system's)",
+    )
 
 
 def verifying(config: pytest.Config) -> bool:
@@ -158,7 +163,8 @@ def deployment(request: pytest.FixtureRequest, topology: str, tmp_path_factory) 
     config = request.config
     if topology == "given":
         nginx, app = config.getoption("--nginx-host"), config.getoption("--app-host")
-        yield Deployment(base_url=config.getoption("--base-url").rstrip("/"), nginx_host=nginx, app_host=app)
+        base_url, ca = config.getoption("--base-url").rstrip("/"), config.getoption("--verify-ca")
+        yield Deployment(base_url=base_url, nginx_host=nginx, app_host=app, ca=ca)
         return
 
     # `make test` has built the split topology's images; the single one's is built here. No test changes this stack
@@ -193,14 +199,19 @@ def served_app(nginx_host, app_host, http) -> ServedApp:
 @pytest.fixture(scope="session")
 def http(deployment: Deployment) -> Iterator[requests.Session]:
     session = requests.Session()
-    session.request = _with_base(session.request, deployment.base_url)  # type: ignore[method-assign]
+    session.request = _with_base(session.request, deployment)  # type: ignore[method-assign]
     yield session
     session.close()
 
 
-def _with_base(request, base_url: str):
+def _with_base(request, deployment: Deployment):
+    base_url = deployment.base_url
+
     def send(method: str, url: str, **kwargs):
         kwargs.setdefault("timeout", 10)
+        # Per request: requests lets REQUESTS_CA_BUNDLE from the environment win over a session's own `verify`.
+        if deployment.ca:
+            kwargs.setdefault("verify", deployment.ca)
         return request(method, url if url.startswith("http") else base_url + url, **kwargs)
 
     return send

@@ -11,13 +11,14 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -80,10 +81,15 @@ ECHO_MAX_BODY_MB = 320
 ECHO_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
-def send_raw(port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1") -> bytes:
+def send_raw(
+    port: int, data: bytes, timeout: float = 10, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> bytes:
     """Send bytes as they are to a published port (loopback only) and read until the server closes: for requests
-    an HTTP client would refuse to send, or would encode."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    an HTTP client would refuse to send, or would encode. Over TLS with a context (an https:// deployment's)."""
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        tls.wrap_socket(raw, server_hostname=host) if tls else nullcontext(raw) as sock,
+    ):
         sock.sendall(data)
         chunks = []
         while chunk := sock.recv(65536):
@@ -203,6 +209,8 @@ class Deployment:
     nginx_host: str
     app_host: str
     compose: Compose | None = None
+    # The CA that signed an https:// base_url's certificate (make verify's VERIFY_CA); "": the system's.
+    ca: str = ""
 
     def record(self) -> dict:
         """As plain data, for another process (a shared stack: SHARED_STACKS)."""
@@ -213,6 +221,14 @@ class Deployment:
         """record() read back (JSON gave its compose files back as a list)."""
         compose = record["compose"]
         return cls(**{**record, "compose": Compose(**{**compose, "files": tuple(compose["files"])})})
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """For a socket of the tests' own to base_url: None over plain HTTP."""
+        return ssl.create_default_context(cafile=self.ca or None) if self.https else None
 
     def verify_target(self) -> dict[str, str]:
         """`make verify`'s settings for checking this deployment. Any stack it started would be named verify-wct-...

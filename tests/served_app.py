@@ -25,12 +25,14 @@ DEFAULT_WSGI_MODULE = re.search(
 # image's build leaves there for an app with none for nginx (docker/app/collect_static.py).
 STATIC_ROOT = "/srv/static"
 NO_STATIC_FILES = ".no-static-files"
+# nginx's public ports in its container (compose.yaml, compose.tls.yaml): HTTP always, HTTPS with TLS=on.
+HTTP_PORT, HTTPS_PORT = 8080, 8443
 
 
 @dataclass(frozen=True)
 class ServedApp:
     """The app behind a deployment, as its containers say: the app server's settings, the files nginx serves for it,
-    and how it answers a path it does not have."""
+    how it answers a path it does not have, and whether nginx serves it over TLS too."""
 
     wsgi_module: str
     # The app's health routes (HEALTHCHECK_PATH, READINESS_PATH); "" for a route it names none for.
@@ -40,6 +42,13 @@ class ServedApp:
     static_file: str | None
     # The status the app answers a path it does not have with.
     unknown_status: int
+    # nginx serves HTTPS as well (TLS=on), and its HTTP port redirects there.
+    tls: bool
+
+    @property
+    def public_ports(self) -> set[int]:
+        """The ports nginx's public server listens on in its container, the only ones published."""
+        return {HTTP_PORT, HTTPS_PORT} if self.tls else {HTTP_PORT}
 
     @property
     def default(self) -> bool:
@@ -78,8 +87,8 @@ def environment(host) -> dict[str, str]:
 def read_served_app(nginx_host, app_host, http) -> ServedApp:
     """Read from the deployment: its app server's environment, nginx's static root, and one request to a path no
     app has."""
-    app_env = environment(app_host)
-    static_url = environment(nginx_host).get("STATIC_URL") or "/static/"
+    app_env, nginx_env = environment(app_host), environment(nginx_host)
+    static_url = nginx_env.get("STATIC_URL") or "/static/"
     found = nginx_host.run(
         f"find {STATIC_ROOT} -type f ! -name {shlex.quote(NO_STATIC_FILES)} -size -64k | sort | head -n 1"
     ).stdout.strip()
@@ -92,4 +101,5 @@ def read_served_app(nginx_host, app_host, http) -> ServedApp:
         static_url=static_url,
         static_file=stylesheet.strip() or found or None,
         unknown_status=missing.status_code,
+        tls=nginx_env.get("TLS") == "on",
     )

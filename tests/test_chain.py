@@ -28,6 +28,8 @@ pytestmark = pytest.mark.chain
 
 SOCKET = "/run/uwsgi/uwsgi.sock"
 METRICS_PORT = 9117
+# nginx's internal server: health and stub_status, never published (nginx/sites/internal.conf).
+NGINX_INTERNAL_PORT = 8081
 
 
 def processes(host) -> list[tuple[str, int, int, str]]:
@@ -107,21 +109,24 @@ def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(app_h
     assert not sock.mode & 0o007, "nobody else can"
 
 
-def test_uwsgi_listens_on_no_tcp_port_but_its_loopback_stats_server_and_the_internal_metrics_port(app_host, deployment):
+def test_uwsgi_listens_on_no_tcp_port_but_its_loopback_stats_server_and_the_internal_metrics_port(
+    app_host, deployment, served_app
+):
     listening = listening_tcp(app_host)
     assert ("127.0.0.1", 1717) in listening, listening
     # Docker's embedded DNS also listens, on 127.0.0.11: loopback too. In the single container, so does nginx. The
     # metrics exporter's port (9117) is on the container's private networks only: never published (next test).
-    allowed = {8080, 8081, METRICS_PORT} if deployment.single else {METRICS_PORT}
+    nginx = {*served_app.public_ports, NGINX_INTERNAL_PORT}
+    allowed = {*nginx, METRICS_PORT} if deployment.single else {METRICS_PORT}
     exposed = {(addr, port) for addr, port in listening if not ipaddress.ip_address(addr).is_loopback}
     assert {port for _, port in exposed} <= allowed, exposed
 
 
-def test_only_nginx_publishes_a_port_and_only_its_http_port(deployment):
+def test_only_nginx_publishes_a_port_and_only_its_public_ones(deployment, served_app):
     if not (deployment.app_container and deployment.nginx_container):
         pytest.skip("needs docker:// hosts to inspect port bindings")
     nginx_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.nginx_container))
-    assert list(nginx_ports) == ["8080/tcp"], nginx_ports
+    assert set(nginx_ports) == {f"{port}/tcp" for port in served_app.public_ports}, nginx_ports
     if not deployment.single:
         app_ports = json.loads(docker("inspect", "-f", "{{json .HostConfig.PortBindings}}", deployment.app_container))
         assert not app_ports, f"the app container publishes {app_ports}"

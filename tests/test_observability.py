@@ -56,12 +56,14 @@ def all_logs(deployment: Deployment, since: float | None = None) -> str:
     return "\n".join(deployment.logs(container, since) for container in containers if container)
 
 
-def raw_get(base_url: str, target: str, headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+def raw_get(deployment: Deployment, target: str, headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
     """A GET with the request target sent byte for byte (requests would percent-encode quotes and backslashes)."""
-    url = urlsplit(base_url)
+    url = urlsplit(deployment.base_url)
+    port = url.port or (443 if deployment.https else 80)
     lines = [f"GET {target} HTTP/1.1", f"Host: {url.hostname}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    answer = send_raw(url.port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), host=url.hostname)
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    answer = send_raw(port, request, host=url.hostname, tls=deployment.tls_context())
     head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
     fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
     return head[0], fields
@@ -166,7 +168,7 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
     marker = uuid.uuid4().hex
     # A path with a quote and a backslash (sent raw), and an app warning: what could break the JSON of a log line.
     sent = time.time()
-    status, headers = raw_get(deployment.base_url, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
+    status, headers = raw_get(deployment, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
     assert f" {served_app.unknown_status} " in status
     request_id = headers["X-Request-ID"]
 

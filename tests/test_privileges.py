@@ -132,13 +132,13 @@ def test_containers_are_hardened_and_limited(deployment: Deployment):
         assert (config["PidsLimit"] or 0) > 0, f"{container} has no pids limit"
 
 
-def test_only_nginx_public_port_is_published(deployment: Deployment):
+def test_only_nginx_public_port_is_published(deployment: Deployment, served_app: ServedApp):
     published = {}
     for container in containers(deployment):
         ports = inspect(container)["NetworkSettings"]["Ports"] or {}
         published[container] = {port: bindings for port, bindings in ports.items() if bindings}
     nginx = deployment.nginx_container
-    assert set(published.pop(nginx)) == {"8080/tcp"}, published
+    assert set(published.pop(nginx)) == {f"{port}/tcp" for port in served_app.public_ports}, published
     assert all(not ports for ports in published.values()), published
 
 

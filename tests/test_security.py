@@ -65,7 +65,9 @@ def test_every_response_carries_the_security_headers_once(http: requests.Session
         assert response.headers.get(name) == value, f"{source}: {name}={response.headers.get(name)!r}"
     csp = response.headers.get("Content-Security-Policy", "")
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, f"{source}: {csp!r}"
-    assert "Strict-Transport-Security" not in response.headers, f"{source}: HSTS over plain HTTP"
+    # HSTS over HTTPS only (TLS=on): over plain HTTP a man in the middle could send it, so browsers ignore it there.
+    hsts = "Strict-Transport-Security" in response.headers
+    assert hsts == response.url.startswith("https://"), f"{source}: HSTS {'sent' if hsts else 'missing'}"
 
 
 @pytest.fixture(scope="module")

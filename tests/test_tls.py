@@ -5,6 +5,7 @@ HTTP, the app marks its cookies Secure, and HTTP/2 is offered through ALPN besid
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import Deployment, OwnStack, free_port
+from tests.harness import Deployment, OwnStack, free_port, make
 from tools import hostdeps, settings
 from tools.tls import self_signed
 
@@ -147,3 +148,59 @@ def test_over_http2_the_request_id_security_headers_and_limits_hold(tls: TlsStac
     status, headers = curl(tls, "/api/posts", "--http2", "--data-binary", f"@{body}")
     assert status.startswith("HTTP/2 413"), status
     assert headers["x-request-id"] and headers["content-security-policy"] and headers["strict-transport-security"]
+
+
+# --- make verify checks a TLS deployment over HTTPS, trusting the CA it is told of --------------------------------
+
+
+def verify_over_https(tls: TlsStack, **settings_: str) -> dict[str, str]:
+    """make verify's settings for the TLS stack's HTTPS URL, trusting its self-signed certificate."""
+    return {**tls.deployment.verify_target(), "BASE_URL": tls.https_url, "VERIFY_CA": str(tls.cert), **settings_}
+
+
+@pytest.mark.parametrize("tls", ["split"], indirect=True)
+def test_make_verify_of_a_tls_deployment_passes_given_the_ca_that_signed_its_certificate(tls: TlsStack):
+    # Every chain check, over HTTPS (its requests, its raw sockets, HSTS expected, both public ports published).
+    result = make("verify", verify_over_https(tls, PYTEST_ARGS="-rs"), timeout=300)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    assert result.stdout.startswith(f"verify: checking the deployment at {tls.https_url} "), result.stdout[:300]
+    skips = re.findall(r"^SKIPPED \[\d+\] \S+: (.+)$", result.stdout, re.MULTILINE)
+    assert skips == ["a given deployment: its interval is its own"], skips
+
+
+# Each: what make verify is given (beside the TLS stack's containers), and what its one line says.
+VERIFY_REFUSALS = {
+    "no CA for a self-signed certificate": (
+        lambda tls: {"VERIFY_CA": ""},
+        lambda tls: (
+            "its certificate is not one this host trusts (self-signed certificate): name the CA that signed"
+            " it with VERIFY_CA=<PEM file>"
+        ),
+    ),
+    "a CA file that is not there": (
+        lambda tls: {"VERIFY_CA": f"{tls.cert}.missing"},
+        lambda tls: f"VERIFY_CA={tls.cert}.missing: no such file",
+    ),
+    "the plain HTTP port, which redirects": (
+        lambda tls: {"BASE_URL": tls.deployment.base_url},
+        lambda tls: (
+            f"BASE_URL={tls.deployment.base_url} sends every request to HTTPS (as TLS=on does): check"
+            f" {tls.https_url} instead"
+        ),
+    ),
+    "https:// to the plain HTTP port": (
+        lambda tls: {"BASE_URL": tls.deployment.base_url.replace("http://", "https://")},
+        lambda tls: "no TLS handshake on 127.0.0.1:",
+    ),
+}
+
+
+@pytest.mark.parametrize("tls", ["split"], indirect=True)
+@pytest.mark.parametrize("case", VERIFY_REFUSALS)
+def test_make_verify_of_a_tls_deployment_it_cannot_check_says_why_in_one_line(tls: TlsStack, case: str):
+    given, says = VERIFY_REFUSALS[case]
+    result = make("verify", verify_over_https(tls, **given(tls)), timeout=60)
+    assert result.returncode != 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = (result.stdout + result.stderr).splitlines()
+    assert lines[0].startswith("verify: ") and says(tls) in lines[0], lines
+    assert len(lines) == 2 and lines[1].startswith("make: ***"), lines
