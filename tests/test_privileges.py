@@ -104,6 +104,15 @@ def test_no_process_has_any_capability_or_can_gain_one(deployment: Deployment):
             assert proc["NoNewPrivs"] == "1", f"{name}: {proc} may gain privileges through a setuid binary"
 
 
+def test_no_file_in_any_container_raises_the_privileges_of_who_runs_it(deployment: Deployment):
+    """No setuid or setgid file on any root filesystem: whatever runs the images (Swarm's stack deploy sets no
+    no-new-privileges, nor does a plain `docker run`), Debian's su, passwd or mount cannot make a process root."""
+    for name, host in hosts(deployment).items():
+        # As the service user: a directory it cannot read hides nothing that matters (it cannot run what is in it).
+        found = host.run("find / -xdev -perm /6000 -type f 2>/dev/null").stdout.split()
+        assert not found, f"{name}: setuid or setgid files: {found}"
+
+
 def test_root_filesystems_are_read_only_and_tmp_is_the_writable_place(deployment: Deployment):
     for name, host in hosts(deployment).items():
         for path in ("/etc", "/usr/local/bin", "/srv", "/"):
