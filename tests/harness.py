@@ -258,6 +258,10 @@ class Deployment:
         return "app" if self.single else "nginx"
 
     def logs(self, container: str, since: float | None = None) -> str:
+        """A container's output (since a time). A given deployment's app server's is every replica's: through nginx a
+        request reaches any (a Swarm service's tasks, a scaled compose service)."""
+        if self.compose is None and container == self.app_container:
+            return "\n".join(container_logs(replica, since) for replica in replicas(container))
         return container_logs(container, since)
 
     def records(self, container: str, source: str, since: float | None = None) -> list[dict]:
@@ -273,6 +277,35 @@ class Deployment:
         """uWSGI's request log lines (JSON, "source": "uwsgi"), whatever else shares the container's log."""
         assert self.app_container
         return [json.dumps(record) for record in self.records(self.app_container, "uwsgi", since)]
+
+
+# The labels that name a container's service: Swarm's on a task, compose's (with its project) on a compose container.
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+
+
+def swarm_task(container: str) -> bool:
+    """A container Swarm runs for a service (whose settings `docker stack deploy` chose, not compose)."""
+    return SWARM_SERVICE_LABEL in inspected_labels(container)
+
+
+def inspected_labels(container: str) -> dict[str, str]:
+    return json.loads(docker("inspect", "-f", "{{json .Config.Labels}}", container)) or {}
+
+
+def replicas(container: str) -> list[str]:
+    """The running containers of the container's service, itself included: a Swarm service's tasks, or a compose
+    service's containers in its project; the container alone when it belongs to neither."""
+    labels = inspected_labels(container)
+    if SWARM_SERVICE_LABEL in labels:
+        filters = [f"label={SWARM_SERVICE_LABEL}={labels[SWARM_SERVICE_LABEL]}"]
+    elif COMPOSE_SERVICE_LABEL in labels and PROJECT_LABEL in labels:
+        filters = [f"label={COMPOSE_SERVICE_LABEL}={labels[COMPOSE_SERVICE_LABEL]}"]
+        filters.append(f"label={PROJECT_LABEL}={labels[PROJECT_LABEL]}")
+    else:
+        return [container]
+    args = [arg for each in filters for arg in ("--filter", each)]
+    return sorted(docker("ps", *args, "--format", "{{.Names}}").split()) or [container]
 
 
 def json_lines(text: str) -> list[dict]:

@@ -25,6 +25,8 @@ DEFAULT_WSGI_MODULE = re.search(
 # image's build leaves there for an app with none for nginx (docker/app/collect_static.py).
 STATIC_ROOT = "/srv/static"
 NO_STATIC_FILES = ".no-static-files"
+# UWSGI_SOCKET for TCP (host:port or :port), as uWSGI reads it; anything else is a unix socket's path.
+TCP_SOCKET = re.compile(r"[^/]*:(\d+)")
 # nginx's public ports in its container (compose.yaml, compose.tls.yaml): HTTP always, HTTPS with TLS=on.
 HTTP_PORT, HTTPS_PORT = 8080, 8443
 
@@ -44,6 +46,9 @@ class ServedApp:
     unknown_status: int
     # nginx serves HTTPS as well (TLS=on), and its HTTP port redirects there.
     tls: bool
+    # The TCP port the app server listens on for nginx (UWSGI_SOCKET=:3031: Swarm's replicas behind one nginx);
+    # None for the unix socket nginx shares with it (compose, the single container, Kubernetes).
+    uwsgi_tcp_port: int | None
 
     @property
     def public_ports(self) -> set[int]:
@@ -102,4 +107,5 @@ def read_served_app(nginx_host, app_host, http) -> ServedApp:
         static_file=stylesheet.strip() or found or None,
         unknown_status=missing.status_code,
         tls=nginx_env.get("TLS") == "on",
+        uwsgi_tcp_port=int(tcp.group(1)) if (tcp := TCP_SOCKET.fullmatch(app_env.get("UWSGI_SOCKET", ""))) else None,
     )

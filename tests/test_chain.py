@@ -97,7 +97,11 @@ def test_the_app_runs_as_a_non_root_user(app_host):
 # --- the socket and what is exposed -----------------------------------------------------------------------------
 
 
-def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(app_host, nginx_host, deployment):
+def test_the_uwsgi_socket_is_a_unix_socket_only_the_app_and_nginx_can_open(
+    app_host, nginx_host, deployment, served_app
+):
+    if port := served_app.uwsgi_tcp_port:
+        pytest.skip(f"the app server listens on TCP :{port} (UWSGI_SOCKET: Swarm's replicas behind one nginx)")
     sock = app_host.file(SOCKET)
     assert sock.is_socket
     assert sock.user == "app"
@@ -118,6 +122,8 @@ def test_uwsgi_listens_on_no_tcp_port_but_its_loopback_stats_server_and_the_inte
     # metrics exporter's port (9117) is on the container's private networks only: never published (next test).
     nginx = {*served_app.public_ports, NGINX_INTERNAL_PORT}
     allowed = {*nginx, METRICS_PORT} if deployment.single else {METRICS_PORT}
+    # Swarm's replicas take nginx's requests over TCP on the stack's internal network (UWSGI_SOCKET).
+    allowed |= {served_app.uwsgi_tcp_port} - {None}
     exposed = {(addr, port) for addr, port in listening if not ipaddress.ip_address(addr).is_loopback}
     assert {port for _, port in exposed} <= allowed, exposed
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import testinfra
 
-from tests.harness import Deployment, docker, listening_tcp
+from tests.harness import Deployment, docker, listening_tcp, swarm_task
 from tests.served_app import ServedApp
 
 pytestmark = pytest.mark.chain
@@ -33,6 +33,11 @@ def hosts(deployment: Deployment) -> dict[str, object]:
     for service, container in running_services(deployment).items():
         found.setdefault(service, testinfra.get_host(f"docker://{container}"))
     return found
+
+
+def by_swarm(deployment: Deployment) -> bool:
+    """A given deployment that Swarm runs (`make swarm-up`): its containers are a service's tasks."""
+    return deployment.compose is None and bool(deployment.nginx_container) and swarm_task(deployment.nginx_container)
 
 
 def containers(deployment: Deployment) -> list[str]:
@@ -95,13 +100,17 @@ def test_every_process_runs_as_a_non_root_user(deployment: Deployment):
 
 
 def test_no_process_has_any_capability_or_can_gain_one(deployment: Deployment):
+    # Swarm's stack deploy (Docker 20.10) cannot set no-new-privileges: there, that no file is setuid or setgid (the
+    # next test) is what keeps a process from gaining privileges.
+    swarm = by_swarm(deployment)
     for name, host in hosts(deployment).items():
         for proc in processes(host):
             if proc.get("Name") in {"sh", "grep", "tr"}:
                 continue  # the probe's own shell
             for capset in ("CapEff", "CapPrm", "CapBnd"):
                 assert int(proc[capset], 16) == 0, f"{name}: {proc}"
-            assert proc["NoNewPrivs"] == "1", f"{name}: {proc} may gain privileges through a setuid binary"
+            if not swarm:
+                assert proc["NoNewPrivs"] == "1", f"{name}: {proc} may gain privileges through a setuid binary"
 
 
 def test_no_file_in_any_container_raises_the_privileges_of_who_runs_it(deployment: Deployment):
@@ -135,7 +144,8 @@ def test_containers_are_hardened_and_limited(deployment: Deployment):
         config = inspect(container)["HostConfig"]
         assert config["ReadonlyRootfs"] is True, container
         assert config["CapDrop"] == ["ALL"] and not config["CapAdd"], container
-        assert "no-new-privileges:true" in config["SecurityOpt"], container
+        if not by_swarm(deployment):  # which cannot set it (test_no_process_has_any_capability_or_can_gain_one)
+            assert "no-new-privileges:true" in config["SecurityOpt"], container
         assert config["Privileged"] is False
         assert config["Memory"] > 0, f"{container} has no memory limit"
         assert (config["PidsLimit"] or 0) > 0, f"{container} has no pids limit"

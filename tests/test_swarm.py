@@ -8,6 +8,7 @@ started it). The tests run in file order: each builds on the one before.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.harness import ECHO_APP, ROOT, free_port, poll
+from tests.harness import ECHO_APP, ROOT, SWARM_SERVICE_LABEL, docker, free_port, poll
 from tests.harness import make as harness_make
 from tests.load import Load
 from tools import engine, settings, swarm
@@ -231,6 +232,31 @@ def test_the_stacks_services_and_leftovers_read_alike_through_the_engines_api_an
     assert swarm.converged(stack.name) == (True, "")
     assert swarm.leftovers(stack.name)
     assert not swarm.leftovers(f"{stack.name}-none")
+
+
+def test_make_verify_of_the_swarm_stack_passes_with_its_replicas_over_tcp(stack):
+    """The chain checks hold for a Swarm stack too: its replicas' request logs are read together (a request through
+    nginx reaches any), its TCP socket is the one the app server listens on, and where `docker stack deploy` cannot
+    set no-new-privileges, no file in the images could raise a privilege anyway."""
+
+    def task_of(service: str) -> str:
+        label = f"{SWARM_SERVICE_LABEL}={stack.name}_{service}"
+        return docker("ps", "--filter", f"label={label}", "--format", "{{.Names}}").split()[0]
+
+    target = {
+        "BASE_URL": stack.base_url,
+        "NGINX_HOST": f"docker://{task_of('nginx')}",
+        "APP_HOST": f"docker://{task_of('app')}",
+        "STACK_TAG": "verify-",
+        "PYTEST_ARGS": "-rs",
+    }
+    result = harness_make("verify", target, 300)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    skips = re.findall(r"^SKIPPED \[\d+\] \S+: (.+)$", result.stdout, re.MULTILINE)
+    assert sorted(skips) == [
+        "a given deployment: its interval is its own",
+        "the app server listens on TCP :3031 (UWSGI_SOCKET: Swarm's replicas behind one nginx)",
+    ], skips
 
 
 def test_nginx_notices_the_app_scaled_to_three_replicas_and_spreads_requests_over_all_of_them(stack):
