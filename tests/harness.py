@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -290,7 +291,7 @@ def swarm_task(container: str) -> bool:
 
 
 def inspected_labels(container: str) -> dict[str, str]:
-    return json.loads(docker("inspect", "-f", "{{json .Config.Labels}}", container)) or {}
+    return record(container)["Config"].get("Labels") or {}
 
 
 def replicas(container: str) -> list[str]:
@@ -677,6 +678,15 @@ def make(target: str, env: dict[str, str], timeout: float = 300, *flags: str) ->
         return _make(target, env, timeout, *flags)
     project = env.get("SWARM_STACK" if target.startswith("swarm-") else "COMPOSE_PROJECT_NAME") or "(default)"
     return timed_process(project, f"make {target}", lambda: _make(target, env, timeout, *flags))
+
+
+def verify_passes(target: dict[str, str]) -> tuple[str, list[str]]:
+    """`make verify` of a deployment (Deployment.verify_target()) with every chain check, which must pass: its output,
+    and the reason of each check it skipped (pytest's -rs summary, a reason once per check)."""
+    result = make("verify", {**target, "PYTEST_ARGS": "-rs"}, timeout=300)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    skips = re.findall(r"^SKIPPED \[(\d+)\] \S+: (.+)$", result.stdout, re.MULTILINE)
+    return result.stdout, [reason for count, reason in skips for _ in range(int(count))]
 
 
 def _make(target: str, env: dict[str, str], timeout: float, *flags: str) -> subprocess.CompletedProcess:

@@ -64,6 +64,12 @@ class ServedApp:
         if not self.default:
             pytest.skip(f"{what} is the default app's; this deployment serves {self.wsgi_module}")
 
+    def needs_probe(self, setting: str) -> str:
+        """The app's health route a setting names (HEALTHCHECK_PATH, READINESS_PATH); skips when it names none."""
+        if not (path := self.probes[setting]):
+            pytest.skip(f"{self.wsgi_module} names no {setting}")
+        return path
+
     def static_path(self, file: str) -> str:
         """The URL path nginx serves a file of its static root under."""
         return self.static_url + file.removeprefix(f"{STATIC_ROOT}/")
@@ -94,17 +100,17 @@ def read_served_app(nginx_host, app_host, http) -> ServedApp:
     app has."""
     app_env, nginx_env = environment(app_host), environment(nginx_host)
     static_url = nginx_env.get("STATIC_URL") or "/static/"
-    found = nginx_host.run(
-        f"find {STATIC_ROOT} -type f ! -name {shlex.quote(NO_STATIC_FILES)} -size -64k | sort | head -n 1"
-    ).stdout.strip()
+    files = sorted(
+        nginx_host.run(f"find {STATIC_ROOT} -type f ! -name {shlex.quote(NO_STATIC_FILES)} -size -64k").stdout.split()
+    )
     # A stylesheet first, when there is one: its type is known (text/css).
-    stylesheet = nginx_host.run(f"find {STATIC_ROOT} -type f -name '*.css' -size -64k | sort | head -n 1").stdout
+    static_file = next((file for file in files if file.endswith(".css")), files[0] if files else None)
     missing = http.get(f"/no-such-page-{uuid.uuid4().hex}", allow_redirects=False)
     return ServedApp(
         wsgi_module=app_env.get("WSGI_MODULE", ""),
         probes={name: app_env.get(name, "") for name in ("HEALTHCHECK_PATH", "READINESS_PATH")},
         static_url=static_url,
-        static_file=stylesheet.strip() or found or None,
+        static_file=static_file,
         unknown_status=missing.status_code,
         tls=nginx_env.get("TLS") == "on",
         uwsgi_tcp_port=int(tcp.group(1)) if (tcp := TCP_SOCKET.fullmatch(app_env.get("UWSGI_SOCKET", ""))) else None,

@@ -22,6 +22,7 @@ from tests.harness import (
     pinned,
     poll,
 )
+from tests.served_app import environment
 from tools import settings
 
 pytestmark = pytest.mark.chain
@@ -43,16 +44,6 @@ def processes(host) -> list[tuple[str, int, int, str]]:
     return rows
 
 
-def container_env(host, name: str) -> str | None:
-    """A variable from the environment of the container's main process."""
-    raw = host.run("cat /proc/1/environ").stdout
-    for item in raw.split("\0"):
-        key, _, value = item.partition("=")
-        if key == name:
-            return value
-    return None
-
-
 # --- processes and users ----------------------------------------------------------------------------------------
 
 
@@ -67,7 +58,7 @@ def test_nginx_master_and_workers_run_as_an_unprivileged_user(nginx_host, deploy
 
 
 def test_uwsgi_runs_one_master_plus_exactly_the_configured_number_of_workers(app_host):
-    configured = int(container_env(app_host, "UWSGI_WORKERS") or 2)
+    configured = int(environment(app_host).get("UWSGI_WORKERS") or 2)
     rows = processes(app_host)
     # The app server's processes by their titles (uwsgi.ini: procname-prefix-spaced): in the single container the
     # socket listener is a uWSGI master too, titled "wsgi-chain-listener uWSGI master".
@@ -82,7 +73,7 @@ def test_uwsgi_queues_up_to_the_configured_listen_backlog(app_host, deployment):
     # uWSGI's stats give queue sizes for TCP sockets only; for its unix socket, its startup log says.
     if not deployment.app_container:
         pytest.skip("needs a docker:// app host to read uWSGI's startup log")
-    configured = int(container_env(app_host, "UWSGI_LISTEN") or 2048)
+    configured = int(environment(app_host).get("UWSGI_LISTEN") or 2048)
     logs = deployment.logs(deployment.app_container)
     assert f"your server socket listen backlog is limited to {configured} connections" in logs
 
@@ -276,9 +267,7 @@ def test_a_missing_static_file_is_nginxs_404_not_the_apps(http, served_app):
 
 @pytest.mark.parametrize("setting", ["HEALTHCHECK_PATH", "READINESS_PATH"])
 def test_the_health_endpoints_answer_2xx(http, served_app, setting):
-    path = served_app.probes[setting]
-    if not path:
-        pytest.skip(f"{served_app.wsgi_module} names no {setting}")
+    path = served_app.needs_probe(setting)
     response = http.get(path, allow_redirects=False)
     # A 2xx is what the stack's probes take (README: Bring your own WSGI app); the default app's is a JSON 200.
     assert 200 <= response.status_code < 300, path

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import testinfra
 
-from tests.harness import Deployment, docker, listening_tcp, swarm_task
+from tests.harness import Deployment, docker, listening_tcp, record, swarm_task
 from tests.served_app import ServedApp
 
 pytestmark = pytest.mark.chain
@@ -135,16 +135,13 @@ def test_root_filesystems_are_read_only_and_tmp_is_the_writable_place(deployment
         assert any(line.split()[1] == tmp and line.split()[2] == "tmpfs" for line in mounts)
 
 
-def inspect(container: str) -> dict:
-    return json.loads(docker("inspect", container))[0]
-
-
 def test_containers_are_hardened_and_limited(deployment: Deployment):
+    swarm = by_swarm(deployment)
     for container in containers(deployment):
-        config = inspect(container)["HostConfig"]
+        config = record(container)["HostConfig"]
         assert config["ReadonlyRootfs"] is True, container
         assert config["CapDrop"] == ["ALL"] and not config["CapAdd"], container
-        if not by_swarm(deployment):  # which cannot set it (test_no_process_has_any_capability_or_can_gain_one)
+        if not swarm:  # which cannot set it (test_no_process_has_any_capability_or_can_gain_one)
             assert "no-new-privileges:true" in config["SecurityOpt"], container
         assert config["Privileged"] is False
         assert config["Memory"] > 0, f"{container} has no memory limit"
@@ -154,7 +151,7 @@ def test_containers_are_hardened_and_limited(deployment: Deployment):
 def test_only_nginx_public_port_is_published(deployment: Deployment, served_app: ServedApp):
     published = {}
     for container in containers(deployment):
-        ports = inspect(container)["NetworkSettings"]["Ports"] or {}
+        ports = record(container)["NetworkSettings"]["Ports"] or {}
         published[container] = {port: bindings for port, bindings in ports.items() if bindings}
     nginx = deployment.nginx_container
     assert set(published.pop(nginx)) == {f"{port}/tcp" for port in served_app.public_ports}, published
@@ -172,7 +169,7 @@ def test_internal_ports_listen_but_only_inside(deployment: Deployment):
 
 def test_no_secret_is_baked_into_an_image(deployment: Deployment):
     for container in containers(deployment):
-        image = inspect(container)["Config"]["Image"]
+        image = record(container)["Config"]["Image"]
         env = json.loads(docker("image", "inspect", "-f", "{{json .Config.Env}}", image))
         assert not [item for item in env if item.split("=", 1)[0] in {"SECRET_KEY", "DATABASE_URL"}], env
         history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)
@@ -186,7 +183,7 @@ def test_with_debug_off_the_app_refuses_to_start_on_an_empty_or_known_default_ke
     if deployment.app_container is None:
         pytest.skip("needs the app's image")
     served_app.needs_default("The SECRET_KEY check (app/microposts/settings.py)")
-    image = inspect(deployment.app_container)["Config"]["Image"]
+    image = record(deployment.app_container)["Config"]["Image"]
     result = subprocess.run(
         [
             "docker",

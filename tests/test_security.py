@@ -31,9 +31,7 @@ def answer(source: str, app: ServedApp) -> tuple[str, int | None]:
             app.needs_default("Django's admin")
             return "/admin/login/", 200
         case "the app's health route":
-            if not (path := app.probes["HEALTHCHECK_PATH"]):
-                pytest.skip(f"{app.wsgi_module} names no HEALTHCHECK_PATH")
-            return path, 200 if app.default else None
+            return app.needs_probe("HEALTHCHECK_PATH"), 200 if app.default else None
         case "the app's answer to a path it lacks":
             return "/no-such-page", app.unknown_status
         case "a static file":

@@ -8,7 +8,6 @@ started it). The tests run in file order: each builds on the one before.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.harness import ECHO_APP, ROOT, SWARM_SERVICE_LABEL, docker, free_port, poll
+from tests.harness import ECHO_APP, ROOT, SWARM_SERVICE_LABEL, Deployment, docker, free_port, poll, verify_passes
 from tests.harness import make as harness_make
 from tests.load import Load
 from tools import engine, settings, swarm
@@ -243,16 +242,8 @@ def test_make_verify_of_the_swarm_stack_passes_with_its_replicas_over_tcp(stack)
         label = f"{SWARM_SERVICE_LABEL}={stack.name}_{service}"
         return docker("ps", "--filter", f"label={label}", "--format", "{{.Names}}").split()[0]
 
-    target = {
-        "BASE_URL": stack.base_url,
-        "NGINX_HOST": f"docker://{task_of('nginx')}",
-        "APP_HOST": f"docker://{task_of('app')}",
-        "STACK_TAG": "verify-",
-        "PYTEST_ARGS": "-rs",
-    }
-    result = harness_make("verify", target, 300)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    skips = re.findall(r"^SKIPPED \[\d+\] \S+: (.+)$", result.stdout, re.MULTILINE)
+    given = Deployment(stack.base_url, nginx_host=f"docker://{task_of('nginx')}", app_host=f"docker://{task_of('app')}")
+    _, skips = verify_passes(given.verify_target())
     assert sorted(skips) == [
         "a given deployment: its interval is its own",
         "the app server listens on TCP :3031 (UWSGI_SOCKET: Swarm's replicas behind one nginx)",

@@ -5,7 +5,6 @@ HTTP, the app marks its cookies Secure, and HTTP/2 is offered through ALPN besid
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import Deployment, OwnStack, free_port, make
+from tests.harness import Deployment, OwnStack, free_port, make, verify_passes
 from tools import hostdeps, settings
 from tools.tls import self_signed
 
@@ -161,10 +160,8 @@ def verify_over_https(tls: TlsStack, **settings_: str) -> dict[str, str]:
 @pytest.mark.parametrize("tls", ["split"], indirect=True)
 def test_make_verify_of_a_tls_deployment_passes_given_the_ca_that_signed_its_certificate(tls: TlsStack):
     # Every chain check, over HTTPS (its requests, its raw sockets, HSTS expected, both public ports published).
-    result = make("verify", verify_over_https(tls, PYTEST_ARGS="-rs"), timeout=300)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    assert result.stdout.startswith(f"verify: checking the deployment at {tls.https_url} "), result.stdout[:300]
-    skips = re.findall(r"^SKIPPED \[\d+\] \S+: (.+)$", result.stdout, re.MULTILINE)
+    out, skips = verify_passes(verify_over_https(tls))
+    assert out.startswith(f"verify: checking the deployment at {tls.https_url} "), out[:300]
     assert skips == ["a given deployment: its interval is its own"], skips
 
 
