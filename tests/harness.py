@@ -299,14 +299,18 @@ def replicas(container: str) -> list[str]:
     service's containers in its project; the container alone when it belongs to neither."""
     labels = inspected_labels(container)
     if SWARM_SERVICE_LABEL in labels:
-        filters = [f"label={SWARM_SERVICE_LABEL}={labels[SWARM_SERVICE_LABEL]}"]
+        keys = [SWARM_SERVICE_LABEL]
     elif COMPOSE_SERVICE_LABEL in labels and PROJECT_LABEL in labels:
-        filters = [f"label={COMPOSE_SERVICE_LABEL}={labels[COMPOSE_SERVICE_LABEL]}"]
-        filters.append(f"label={PROJECT_LABEL}={labels[PROJECT_LABEL]}")
+        keys = [COMPOSE_SERVICE_LABEL, PROJECT_LABEL]
     else:
         return [container]
-    args = [arg for each in filters for arg in ("--filter", each)]
-    return sorted(docker("ps", *args, "--format", "{{.Names}}").split()) or [container]
+    return running_with(*(f"{key}={labels[key]}" for key in keys)) or [container]
+
+
+def running_with(*labels: str) -> list[str]:
+    """The names of the running containers that carry all these labels (`key=value`), sorted."""
+    filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
+    return sorted(docker("ps", *filters, "--format", "{{.Names}}").split())
 
 
 def json_lines(text: str) -> list[dict]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.harness import ECHO_APP, ROOT, SWARM_SERVICE_LABEL, Deployment, docker, free_port, poll, verify_passes
+from tests.harness import ECHO_APP, ROOT, SWARM_SERVICE_LABEL, Deployment, free_port, poll, running_with, verify_passes
 from tests.harness import make as harness_make
 from tests.load import Load
 from tools import engine, settings, swarm
@@ -239,8 +239,7 @@ def test_make_verify_of_the_swarm_stack_passes_with_its_replicas_over_tcp(stack)
     set no-new-privileges, no file in the images could raise a privilege anyway."""
 
     def task_of(service: str) -> str:
-        label = f"{SWARM_SERVICE_LABEL}={stack.name}_{service}"
-        return docker("ps", "--filter", f"label={label}", "--format", "{{.Names}}").split()[0]
+        return running_with(f"{SWARM_SERVICE_LABEL}={stack.name}_{service}")[0]
 
     given = Deployment(stack.base_url, nginx_host=f"docker://{task_of('nginx')}", app_host=f"docker://{task_of('app')}")
     _, skips = verify_passes(given.verify_target())
