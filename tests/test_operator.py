@@ -128,7 +128,9 @@ def test_make_up_answers_in_one_line_per_phase_and_verbose_brings_back_the_build
     assert len(lines) == len(PHASES) + 1, quiet.stdout
     assert all(line.startswith(prefix) for line, prefix in zip(lines, PHASES, strict=False)), quiet.stdout
     assert lines[-1] == url, quiet.stdout
-    assert quiet.stderr == "", quiet.stderr
+    # Nothing on stderr but a warning about the machine's engine, if it has earned one (tools/buildkit_db.py).
+    said = [line for line in quiet.stderr.splitlines() if not line.startswith("bootstrap: warning:")]
+    assert said == [], quiet.stderr
     assert "buildx" not in quiet.stdout + quiet.stderr
 
     loud = make("up", {**make_env, "VERBOSE": "1"})

