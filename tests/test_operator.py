@@ -35,7 +35,7 @@ from tests.harness import (
     uwsgi_stats,
 )
 from tests.served_app import ServedApp
-from tools import settings, unapplied
+from tools import bootstrap, settings, unapplied
 from tools.compose import CONFIG_HASH_LABEL, PROJECT_LABEL, Container
 from tools.tls import self_signed
 
@@ -129,7 +129,7 @@ def test_make_up_answers_in_one_line_per_phase_and_verbose_brings_back_the_build
     assert all(line.startswith(prefix) for line, prefix in zip(lines, PHASES, strict=False)), quiet.stdout
     assert lines[-1] == url, quiet.stdout
     # Nothing on stderr but a warning about the machine's engine, if it has earned one (tools/buildkit_db.py).
-    said = [line for line in quiet.stderr.splitlines() if not line.startswith("bootstrap: warning:")]
+    said = [line for line in quiet.stderr.splitlines() if not line.startswith(bootstrap.WARNING)]
     assert said == [], quiet.stderr
     assert "buildx" not in quiet.stdout + quiet.stderr
 

@@ -33,6 +33,8 @@ DOCKERD_PID = Path("/var/run/docker.pid")
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 PLUGIN_DIRS = {True: Path("/usr/local/lib/docker/cli-plugins"), False: Path.home() / ".docker/cli-plugins"}
 TOOLS_DIR = Path("/opt/wsgi-chain-tools")
+# How a warning's line starts (stderr): make up shows it beside its folded bootstrap line (tools/stack.py).
+WARNING = "bootstrap: warning: "
 
 
 class BootstrapError(RuntimeError):
@@ -64,7 +66,7 @@ def loud(cmd: list[str], what: str, **kwargs) -> None:
 def engine_root() -> str | None:
     """The engine's data directory (DockerRootDir) if an engine answers, else None."""
     result = quiet(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=20)
-    return (result.stdout.strip() or "?") if result.returncode == 0 else None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def engine_answers() -> bool:
@@ -74,7 +76,7 @@ def engine_answers() -> bool:
 def warn_of_slow_builds(root: str) -> None:
     """A line (stderr) when the engine's BuildKit cache database makes every build slow (tools/buildkit_db.py)."""
     if line := buildkit_db.warning(root):
-        print(f"bootstrap: warning: {line}", file=sys.stderr, flush=True)
+        print(f"{WARNING}{line}", file=sys.stderr, flush=True)
 
 
 def pid_alive(pid: int) -> bool:
@@ -109,7 +111,7 @@ def has_service_manager() -> bool:
 
 
 def ensure_engine() -> None:
-    if root := engine_root():
+    if (root := engine_root()) is not None:
         say("engine", "docker engine answers; nothing to do")
         warn_of_slow_builds(root)
         return

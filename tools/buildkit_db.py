@@ -85,7 +85,10 @@ def cache_db(root_dir: str) -> Path:
 
 
 def warning(root_dir: str, limit: int = WARN_FREE_PAGES) -> str | None:
-    """One line for bootstrap when the engine's cache database has grown a free list past limit, else None."""
+    """One line for bootstrap when the engine's cache database has grown a free list past limit, else None (also for
+    an engine that names no data directory of its own)."""
+    if not Path(root_dir).is_absolute():
+        return None
     found = read(cache_db(root_dir))
     if found is None or found.free < limit:
         return None

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tools import engine, lost_stops, preflight, settings, unapplied
+from tools.bootstrap import WARNING as BOOTSTRAP_WARNING
 from tools.compose import (
     PROJECT_LABEL,
     READY_POLL,
@@ -627,7 +628,7 @@ def bootstrap() -> None:
         return
     code, lines, _ = run_step("bootstrap", argv, dict(os.environ), cwd=str(ROOT))
     # A warning (tools/buildkit_db.py) is shown, and does not take the folded line's place.
-    if warnings := [line for line in lines if line.startswith("bootstrap: warning:")]:
+    if warnings := [line for line in lines if line.startswith(BOOTSTRAP_WARNING)]:
         print("\n".join(warnings), file=sys.stderr)
     said = [line for line in lines if line.strip() and line not in warnings]
     if done := [line for line in said if not line.rstrip().endswith("nothing to do")]:
