@@ -34,6 +34,7 @@ from tools.compose import (
     ROOT,
     Compose,
     Container,
+    compose_program,
     environ,
     free_port,
     passes_its_check,
@@ -733,7 +734,7 @@ def backup_env(deployment, backup_dir: Path, **extra: str) -> dict[str, str]:
 
 def compose_down(project: str) -> None:
     """Remove a compose project's containers, networks and volumes (a test's own `make up` or `make dev`)."""
-    down = ["docker", "compose", "-p", project, *TEARDOWN]
+    down = [*compose_program(environ()), "-p", project, *TEARDOWN]
     timed_process(project, "down", lambda: subprocess.run(down, cwd=ROOT, capture_output=True))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import docker, poll
-from tools import engine, settings, stack
+from tools import bootstrap, compose, engine, settings, stack
 from tools.compose import ONEOFF_LABEL, PROJECT_LABEL, Compose
 
 CONFIGS = {
@@ -39,6 +39,67 @@ def test_the_api_is_used_only_for_the_unix_socket_the_cli_would_reach(tmp_path, 
         text = CONFIGS[config]
         (tmp_path / "config.json").write_text(text if isinstance(text, str) else json.dumps(text), encoding="utf-8")
     assert engine.socket_path({**env, "DOCKER_CONFIG": str(tmp_path)}) == expected
+
+
+# Where docker-compose lies (the CLI's config folder, the first or the last system folder), what the CLI's config says,
+# and what the tools run: the first found in the CLI's order, directly, else `docker compose`.
+PLUGINS = [
+    (["config", "system 1", "system 4"], "none", "config"),
+    (["system 1", "system 4"], "none", "system 1"),
+    (["system 4"], "the default context", "system 4"),
+    (["system 4 (not executable)"], "none", None),
+    ([], "none", None),
+    (["config"], "extra plugin folders", None),
+    (["config"], "not json", None),
+]
+PLUGIN_CONFIGS = {**CONFIGS, "extra plugin folders": {"cliPluginsExtraDirs": ["/opt/docker-plugins"]}}
+
+
+@pytest.mark.parametrize(("found", "config", "expected"), PLUGINS)
+def test_the_tools_run_the_compose_plugin_docker_would_run_directly_else_docker_compose(
+    tmp_path, monkeypatch, found, config, expected
+):
+    folders = {"config": tmp_path / "config" / "cli-plugins"}
+    folders |= {f"system {n}": tmp_path / f"system-{n}" for n in range(1, 5)}
+    monkeypatch.setattr(compose, "SYSTEM_PLUGIN_DIRS", tuple(str(folders[f"system {n}"]) for n in range(1, 5)))
+    for place in found:
+        folder = folders[place.removesuffix(" (not executable)")]
+        folder.mkdir(parents=True)
+        (folder / "docker-compose").write_text("#!/bin/sh\n")
+        (folder / "docker-compose").chmod(0o644 if place.endswith("(not executable)") else 0o755)
+    (tmp_path / "config").mkdir(exist_ok=True)
+    if PLUGIN_CONFIGS[config] is not None:
+        text = PLUGIN_CONFIGS[config]
+        (tmp_path / "config" / "config.json").write_text(text if isinstance(text, str) else json.dumps(text))
+    program = compose.compose_program({"DOCKER_CONFIG": str(tmp_path / "config"), "HOME": "/nonexistent"})
+    assert program == ([str(folders[expected] / "docker-compose")] if expected else ["docker", "compose"])
+
+
+def test_the_compose_the_tools_run_is_the_one_docker_compose_runs_and_answers_alike():
+    plugins = json.loads(docker("info", "--format", "{{json .ClientInfo.Plugins}}"))
+    (path,) = [plugin["Path"] for plugin in plugins if plugin["Name"] == "compose"]
+    assert compose.compose_program() == [path]
+    direct = subprocess.run([path, "version", "--short"], capture_output=True, text=True, check=True).stdout
+    assert direct == docker("compose", "version", "--short") != ""
+
+
+@pytest.mark.parametrize("through", ["the api", "the cli"])
+def test_an_images_id_and_the_engines_data_directory_are_read_as_docker_gives_them(monkeypatch, through):
+    if through == "the cli":
+        monkeypatch.setattr(engine, "local", lambda env=None: None)
+    base = settings.get("BASE_IMAGE")
+    assert compose.image_id(base) == docker("image", "inspect", "-f", "{{.Id}}", base).strip() != ""
+    assert compose.image_id("wct-engine/no-such-image:none") == ""
+    assert bootstrap.engine_root() == docker("info", "--format", "{{.DockerRootDir}}").strip() != ""
+
+
+def test_an_engine_socket_that_does_not_answer_is_no_engine(tmp_path, monkeypatch):
+    dead = tmp_path / "docker.sock"
+    dead.touch()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{dead}")
+    assert engine.local() is not None
+    assert bootstrap.engine_root() is None
+    assert compose.image_id(settings.get("BASE_IMAGE")) == ""
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools import buildkit_db, debian, settings
+from tools import buildkit_db, debian, engine, settings
+from tools.compose import compose_program, image_id
 
 DOCKERD_LOG = Path("/var/log/dockerd.log")
 DOCKERD_PID = Path("/var/run/docker.pid")
@@ -64,7 +65,14 @@ def loud(cmd: list[str], what: str, **kwargs) -> None:
 
 
 def engine_root() -> str | None:
-    """The engine's data directory (DockerRootDir) if an engine answers, else None."""
+    """The engine's data directory (DockerRootDir) if an engine answers, else None. Through the engine's API where
+    the CLI would reach a local engine (tools/engine.py: `docker info` also runs every CLI plugin for its metadata),
+    else `docker info`."""
+    if local := engine.local():
+        try:
+            return str(local.info().get("DockerRootDir") or "")
+        except (OSError, ValueError):
+            return None
     result = quiet(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=20)
     return result.stdout.strip() if result.returncode == 0 else None
 
@@ -143,7 +151,7 @@ def ensure_engine() -> None:
 
 
 def ensure_compose(version: str) -> None:
-    found = quiet(["docker", "compose", "version", "--short"], timeout=20)
+    found = quiet([*compose_program(), "version", "--short"], timeout=20)
     if found.returncode == 0:
         say("compose", f"docker compose {found.stdout.strip()} found; nothing to do")
         return
@@ -171,7 +179,7 @@ def ensure_compose(version: str) -> None:
     link = plugin_dir / "docker-compose"
     link.unlink(missing_ok=True)
     link.symlink_to(binary)
-    if quiet(["docker", "compose", "version"]).returncode != 0:
+    if quiet([*compose_program(), "version"]).returncode != 0:
         raise BootstrapError(f"docker compose still fails after linking {binary} into {plugin_dir}")
 
 
@@ -319,7 +327,7 @@ def build_base_image(image: str) -> None:
 
 
 def ensure_base_image(image: str) -> None:
-    if quiet(["docker", "image", "inspect", image]).returncode == 0:
+    if image_id(image):
         say("base", f"{image} present; nothing to do")
         return
     if quiet(["docker", "pull", "-q", image], timeout=float(settings.get("PULL_TIMEOUT"))).returncode == 0:

@@ -1,6 +1,7 @@
 """The Docker engine's API over its unix socket, for the calls the tools and tests repeat while they wait on a stack:
 list a project's containers and networks, read their records and logs, run a container's health check in it, read a
-swarm stack's services and tasks, tag an image. Each `docker` CLI call starts a Go program (about 14 ms of CPU for an
+swarm stack's services and tasks, tag an image, read an image's record and the engine's info (the bootstrap's checks,
+before every make target that builds). Each `docker` CLI call starts a Go program (about 14 ms of CPU for an
 inspect; the API call costs 0.5 ms; an exec 36 ms against 55 ms: docs/testing.md), and a start polls them twice a
 second.
 
@@ -15,6 +16,7 @@ import json
 import os
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 TIMEOUT = 10.0
 
 
-def socket_path(env: dict[str, str] | None = None) -> str | None:
+def socket_path(env: Mapping[str, str] | None = None) -> str | None:
     """The engine's unix socket the CLI would use with this environment, or None when the CLI would go elsewhere."""
     env = os.environ if env is None else env
     if env.get("DOCKER_CONTEXT") or current_context(env) not in ("", "default"):
@@ -33,13 +35,25 @@ def socket_path(env: dict[str, str] | None = None) -> str | None:
     return host.removeprefix("unix://") if host.startswith("unix://") else None
 
 
-def current_context(env: dict[str, str]) -> str:
-    """The context `docker context use` chose (the CLI's config file), or ""."""
-    folder = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else Path(env.get("HOME", "/")) / ".docker"
+def cli_config_dir(env: Mapping[str, str]) -> Path:
+    """The docker CLI's config folder: DOCKER_CONFIG, else ~/.docker."""
+    return Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else Path(env.get("HOME", "/")) / ".docker"
+
+
+def cli_config(env: Mapping[str, str]) -> dict | None:
+    """The docker CLI's config file, decoded: {} when there is none, None when it cannot be read as the CLI's."""
     try:
-        return str(json.loads((folder / "config.json").read_text()).get("currentContext") or "")
-    except (OSError, ValueError, AttributeError):
-        return ""
+        config = json.loads((cli_config_dir(env) / "config.json").read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def current_context(env: Mapping[str, str]) -> str:
+    """The context `docker context use` chose (the CLI's config file), or ""."""
+    return str((cli_config(env) or {}).get("currentContext") or "")
 
 
 def local(env: dict[str, str] | None = None) -> Engine | None:
@@ -114,6 +128,22 @@ class Engine:
         if status != 201:
             raise OSError(f"the engine answered {status} to tagging {image} as {target}: {body[:200]!r}")
         return True
+
+    def info(self) -> dict:
+        """`docker info`'s record of the engine; OSError when it does not answer."""
+        status, body = self.request("GET", "/info")
+        if status != 200:
+            raise OSError(f"the engine answered {status} to info: {body[:200]!r}")
+        return json.loads(body)
+
+    def image(self, name: str) -> dict | None:
+        """An image's record (a name, name:tag or ID), as `docker image inspect` gives it; None when there is none."""
+        status, body = self.request("GET", f"/images/{urllib.parse.quote(name, safe='')}/json")
+        if status == 404:
+            return None
+        if status != 200:
+            raise OSError(f"the engine answered {status} to an inspection of the image {name}: {body[:200]!r}")
+        return json.loads(body)
 
     def inspect(self, ids: list[str]) -> list[dict]:
         """The records of these containers, as `docker inspect` gives them; one removed meanwhile is left out."""

@@ -38,6 +38,7 @@ from tools.compose import (
     ROOT,
     Compose,
     Container,
+    image_id,
     now_ready,
     passes_its_check,
     timestamp,
@@ -316,15 +317,13 @@ def listener_image() -> str:
     the app server; run from APP_IMAGE, every new version of the app replaced it too (compose recreates a container
     whose image changed), and requests got 503 until it was back. Now a new app alone leaves it running."""
     # The base image by its ID, not its name: one rebuilt with security updates replaces the listener too.
-    base = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", settings.get("BASE_IMAGE")], capture_output=True, text=True
-    ).stdout.strip()
+    base = image_id(settings.get("BASE_IMAGE"))
     digest = hashlib.sha256((base or settings.get("BASE_IMAGE")).encode())
     for name in LISTENER_INPUTS:
         digest.update((ROOT / name).read_bytes())
     app = settings.get("APP_IMAGE")
     tag = f"{app.rsplit(':', 1)[0]}:listener-{digest.hexdigest()[:12]}"
-    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode != 0:
+    if not image_id(tag):
         tag_image(app, tag)
     return tag
 
