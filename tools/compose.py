@@ -47,8 +47,8 @@ def compose_program(env: Mapping[str, str] | None = None) -> list[str]:
 
     `docker compose` starts three Go programs: the CLI, the plugin once for its metadata (the CLI asks every plugin it
     finds), then the plugin itself. A `compose version` so costs about 0.13 s of CPU against 0.05 s run directly, and
-    make up runs compose three times, the suite some 700 (docs/testing.md). Run directly, the plugin is the same compose
-    against the same engine: it reads DOCKER_HOST, the chosen context and the CLI's config itself."""
+    make up runs compose two to four times, the suite some 700 (docs/testing.md). Run directly, the plugin is the same
+    compose against the same engine: it reads DOCKER_HOST, the chosen context and the CLI's config itself."""
     env = os.environ if env is None else env
     config = engine.cli_config(env)
     if config is None or config.get("cliPluginsExtraDirs"):
