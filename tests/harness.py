@@ -37,6 +37,7 @@ from tools.compose import (
     compose_program,
     environ,
     free_port,
+    image_id,
     passes_its_check,
     up_until_ready,
     write_secret_key,
@@ -379,7 +380,7 @@ def built_once(
     with open(folder / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         marker = folder / f"{key}.built"
-        present = subprocess.run(["docker", "image", "inspect", *tags], capture_output=True).returncode == 0
+        present = all(image_id(tag) for tag in tags)
         if marker.exists() and present:
             return subprocess.CompletedProcess(["build"], 0, f"built earlier in this run: {', '.join(tags)}\n", "")
         result = timed_process(compose.project, "build", build)

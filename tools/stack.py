@@ -335,7 +335,7 @@ def tag_image(image: str, tag: str) -> None:
         with contextlib.suppress(OSError):
             local.tag(image, tag)
             return
-    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
+    if image_id(image):
         subprocess.run(["docker", "tag", image, tag], check=True)
 
 
