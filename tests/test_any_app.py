@@ -114,18 +114,49 @@ def test_nginx_sends_the_operators_content_security_policy_where_the_app_sends_n
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_the_health_probe_gives_the_app_the_environ_nginx_gives(echo: Deployment):
-    """uwsgi-health speaks to uWSGI's probe socket itself, without nginx: its requests must hold the same keys, or an
-    app that reads environ["SCRIPT_NAME"] fails every probe and never gets healthy."""
+def probed(echo: Deployment, path: str) -> str:
+    """What the app server's health probe says of `path` (its HEALTHCHECK_PATH), run in the container as Docker runs
+    it; it must pass."""
     assert echo.app_container
     probe = subprocess.run(
-        ["docker", "exec", "-e", "HEALTHCHECK_PATH=/environ/", echo.app_container, "uwsgi-health"],
+        ["docker", "exec", "-e", f"HEALTHCHECK_PATH={path}", echo.app_container, "uwsgi-health"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert probe.returncode == 0, probe.stdout + probe.stderr
-    assert probe.stdout.strip() == "healthy: GET /environ/ -> 2xx"
+    return probe.stdout.strip()
+
+
+def test_the_health_probe_gives_the_app_the_environ_nginx_gives(echo: Deployment):
+    """uwsgi-health speaks to uWSGI's probe socket itself, without nginx: its requests must hold the same keys, or an
+    app that reads environ["SCRIPT_NAME"] fails every probe and never gets healthy."""
+    assert probed(echo, "/environ/") == "healthy: GET /environ/ -> 2xx"
+
+
+def test_the_health_probes_requests_carry_the_marks_an_app_can_leave_them_out_of_its_log_by(echo: Deployment):
+    """docs/bring-your-own-app.md: the probe's requests reach the app every HEALTH_INTERVAL, told apart by HEALTHCHECK=1
+    in the environ, its User-Agent and 127.0.0.1 (the echo app's /probe-only/ answers 2xx only to all three)."""
+    assert probed(echo, "/probe-only/") == "healthy: GET /probe-only/ -> 2xx"
+
+
+PROBE_FORGERIES = [
+    # (what a client sends to pass for the health probe: its header fields, a query string)
+    ({"HEALTHCHECK": "1", "User-Agent": "wsgi-chain-healthcheck"}, ""),
+    ({"User-Agent": "wsgi-chain-healthcheck"}, "?HEALTHCHECK=1"),
+    ({"User-Agent": "wsgi-chain-healthcheck", "X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}, ""),
+]
+
+
+@pytest.mark.parametrize(
+    "headers, query", PROBE_FORGERIES, ids=["a HEALTHCHECK field", "a HEALTHCHECK query", "a forwarded loopback"]
+)
+def test_no_client_request_carries_the_health_probes_marks(echo: Deployment, headers: dict, query: str):
+    """HEALTHCHECK is a variable nginx never passes: an app that leaves the probe's requests out of its log by it
+    never leaves a client's out."""
+    response = requests.get(f"{echo.base_url}/probe-only/{query}", headers=headers, timeout=10)
+    assert response.status_code == 403, response.text
+    assert response.json()["HEALTHCHECK"] is None, response.text
 
 
 RETRIES = [

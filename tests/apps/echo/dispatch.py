@@ -14,7 +14,9 @@ generator function written as a WSGI app does, and `/raise-mid-body/<token>` wit
 (RuntimeError: raised by the app for <token>). `/events/<token>` is an event stream (text/event-stream) that writes
 `data: 0`, then waits (up to 30 s) for a file named for the token in its /tmp (EVENTS_GO) before `data: 1` and the
 end, so a test knows whether the first event reached it while the stream was still open. `/cookies/<n>` answers
-with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does.
+with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does. `/probe-only/` answers the marks
+the stack's health probe gives its requests ({"HEALTHCHECK", "user_agent", "remote_addr"}): 200 when they are the
+probe's (docs/bring-your-own-app.md), else 403.
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -192,6 +194,24 @@ def cookies(path, start_response):
     return [b"ok\n"]
 
 
+# How the stack's health probe (uwsgi-health) marks its requests, as docs/bring-your-own-app.md tells apps.
+PROBE_MARKS = {"HEALTHCHECK": "1", "user_agent": "wsgi-chain-healthcheck", "remote_addr": "127.0.0.1"}
+
+
+def probe_only(environ, start_response):
+    """The marks an app can tell the stack's health probe by, as the request holds them: 200 when they are all the
+    probe's, 403 for any other request (a client's must never pass for the probe)."""
+    marks = {
+        "HEALTHCHECK": environ.get("HEALTHCHECK"),
+        "user_agent": environ.get("HTTP_USER_AGENT"),
+        "remote_addr": environ.get("REMOTE_ADDR"),
+    }
+    body = json.dumps(marks).encode()
+    status = "200 OK" if marks == PROBE_MARKS else "403 Forbidden"
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -213,6 +233,8 @@ def application(environ, start_response):
         return spool(environ, start_response)
     if path == "/environ/":
         return environ_check(environ, start_response)
+    if path == "/probe-only/":
+        return probe_only(environ, start_response)
     if path.startswith("/raise-in-body/"):
         return raise_in_body(path, start_response)
     if path.startswith("/raise-mid-body/"):
