@@ -88,7 +88,7 @@ backup: ## Back up the app's data into BACKUP_DIR while the stack serves: its da
 restore: ## Bring the app's data back from BACKUP=<file> (refuses anything that is not a backup)
 	@$(PYTHON) -m tools.backup restore "$(BACKUP)"
 
-swarm-up: build $(VENV)/.installed ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
+swarm-up: $(VENV)/.installed ## Deploy the stack on Docker Swarm (starts a single-node swarm on 127.0.0.1 if there is none)
 	@$(VENV)/bin/python -m tools.swarm up
 
 swarm-update: $(VENV)/.installed ## Roll the Swarm stack to the current settings (e.g. APP_IMAGE=<new tag>), one replica at a time
@@ -106,7 +106,7 @@ k8s-validate: venv ## Validate every Kubernetes target against the schemas of Ku
 	@$(VENV)/bin/python -m tools.k8s validate
 
 .PHONY: cluster-up cluster-down cluster-status
-cluster-up: build $(VENV)/.installed ## A local 3-node Swarm (a test rig: containers as nodes) running the stack on HTTP_BIND:HTTP_PORT
+cluster-up: $(VENV)/.installed ## A local 3-node Swarm (a test rig: containers as nodes) running the stack on HTTP_BIND:HTTP_PORT
 	@$(VENV)/bin/python -m tools.cluster up
 
 cluster-status: $(VENV)/.installed ## The local cluster's nodes and the stack's services on it

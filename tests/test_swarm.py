@@ -38,6 +38,8 @@ class SwarmStack:
     swarm_was_active: bool
     # Images the tests built, removed once the stack (whose tasks use them) is gone.
     images: list[str] = field(default_factory=list)
+    # What `make swarm-up` printed on its standard output.
+    up_output: str = ""
 
     def build_image(self, tag: str, dockerfile: str) -> str:
         self.images.append(tag)
@@ -77,6 +79,7 @@ def stack(tmp_path_factory) -> Iterator[SwarmStack]:
     try:
         result = deployed.make("swarm-up")
         assert result.returncode == 0, result.stdout + result.stderr
+        deployed.up_output = result.stdout
         yield deployed
     finally:
         # Whatever the tests left: the stack, its volumes, and a swarm this run started.
@@ -217,6 +220,17 @@ def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx
     response = requests.get(stack.base_url + "/", timeout=10)
     assert response.status_code == 200
     assert stack.replica_of(response) in stack.running_tasks()
+
+
+def test_make_swarm_up_answers_as_make_up_does_a_line_for_its_bootstrap_and_its_build_then_its_own(stack):
+    """Its bootstrap and build fold into make up's lines (VERBOSE=1 brings their output back, as for make up): it
+    printed BuildKit's whole output, some 190 lines, before."""
+    lines = stack.up_output.splitlines()
+    # (a long build adds "still at it" lines to its phase)
+    phases = list(dict.fromkeys(line.split()[1] for line in lines if line.startswith("up: ")))
+    assert phases == ["bootstrap", "build"], stack.up_output
+    assert lines[-1].startswith(f"swarm: stack {stack.name} is up on "), stack.up_output
+    assert all(line.startswith(("up: ", "swarm: ")) for line in lines), stack.up_output
 
 
 @pytest.mark.parametrize("reader", ["the cli", "the api"])

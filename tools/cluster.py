@@ -5,10 +5,10 @@ of the cluster's own: one manager and two workers. The stack deployed on it is t
 database the multi-node stack needs: PostgreSQL (compose.yaml's `postgres` profile) on the node labelled
 wsgi-chain.database=true, here the manager. See docs/cluster.md.
 
-- up: build the node and PostgreSQL images, start the nodes, form the swarm, load the app and nginx images into
-  every node (docker save into the state directory the nodes mount, docker load -i there: no registry), deploy the
-  stack, wait until every replica is healthy. nginx runs on the manager, whose HTTP_PORT the host reaches on
-  HTTP_BIND:HTTP_PORT, as with `make up`.
+- up: the bootstrap and the stack's build as `make up` runs them, build the node and PostgreSQL images, start the
+  nodes, form the swarm, load the app and nginx images into every node (docker save into the state directory the
+  nodes mount, docker load -i there: no registry), deploy the stack, wait until every replica is healthy. nginx
+  runs on the manager, whose HTTP_PORT the host reaches on HTTP_BIND:HTTP_PORT, as with `make up`.
 - down: remove the nodes and everything `up` created: containers, volumes, the network, the images, the state
   directory, and the cgroups a killed node's engine leaves behind on this host.
 - status: the nodes and the stack's services.
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from tools import settings, swarm
 from tools.compose import ROOT, Compose
-from tools.stack import ensure_secret_key, env
+from tools.stack import StackError, bootstrap, build_phase, compose, ensure_secret_key, env
 
 STATE_DIR = ROOT / ".build" / "cluster"
 # The node and PostgreSQL images' build (compose: BuildKit's cache).
@@ -276,7 +276,8 @@ def deploy(cluster: Cluster, stack: str, timeout: float, first: bool = False, **
         "UP_TIMEOUT": str(int(timeout)),
         "DOCKER_HOST": cluster.docker_host,
     }
-    command = [sys.executable, "-m", "tools.swarm", "up" if first else "update"]
+    # The nodes' engines have the images the host built (distribute_images): swarm's `up` builds none of its own.
+    command = [sys.executable, "-m", "tools.swarm", *(["up", "--built"] if first else ["update"])]
     result = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=timeout + 600)
     if result.returncode != 0:
         # The reasons swarm gives for the app's tasks that failed (a rollback names none).
@@ -289,6 +290,9 @@ def deploy(cluster: Cluster, stack: str, timeout: float, first: bool = False, **
 def up(cluster: Cluster, stack: str, timeout: float) -> None:
     if cluster.exists():
         raise ClusterError(f"cluster {cluster.name} already exists: make cluster-down first (or CLUSTER_NAME=...)")
+    # As `make up` answers: a line for the bootstrap and one for the stack's build (VERBOSE=1: all of their output).
+    bootstrap()
+    build_phase(compose())
     ensure_secret_key(settings.path("SECRET_KEY_FILE"))
     http_bind, http_port = settings.get("HTTP_BIND"), settings.get("HTTP_PORT")
     images = [settings.get("APP_IMAGE"), settings.get("NGINX_IMAGE")]
@@ -382,7 +386,7 @@ def main() -> int:
             down(cluster)
         else:
             status(cluster, stack)
-    except (ClusterError, swarm.SwarmError) as exc:
+    except (ClusterError, swarm.SwarmError, StackError) as exc:
         print(f"cluster: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from tools import settings
 from tools import stack as stk
 from tools.compose import ROOT, Compose
-from tools.progress import phase, verbose
+from tools.progress import phase
 
 DEV_DIR = ROOT / ".build" / "dev"
 STATIC_ROOT = "/srv/static"
@@ -141,9 +141,7 @@ def dev(timeout: int) -> int:
     secret_file = settings.path("SECRET_KEY_FILE")
     stk.ensure_secret_key(secret_file)
     base.env["SECRET_KEY_FILE"] = str(secret_file)
-    started = time.monotonic()
-    stk.build(base, quiet=not verbose())
-    phase("build", f"images up to date ({time.monotonic() - started:.0f} s)")
+    stk.build_phase(base)
     stack = Compose(
         files=(*base.files, settings.TOPOLOGIES[topology].dev_overlay, str(overlay)),
         env={

@@ -732,6 +732,15 @@ def check_tls_config(stack: Compose) -> None:
         raise StackError(f"TLS=on: nginx -t fails: {lines[-1] if lines else 'no output'}; {unchanged()}")
 
 
+def build_phase(stack: Compose) -> None:
+    """`make up`'s build phase, also `make dev`'s, `make swarm-up`'s and `make cluster-up`'s: one line naming the
+    images (BuildKit's output with VERBOSE=1, its tail if the build fails)."""
+    started = time.monotonic()
+    build(stack, quiet=not verbose())
+    images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
+    phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
+
+
 def up(timeout: int) -> int:
     bootstrap()
     check_tls_files()
@@ -739,10 +748,7 @@ def up(timeout: int) -> int:
     ensure_secret_key(secret_file)
     stack = compose()
     stack.env["SECRET_KEY_FILE"] = str(secret_file)
-    started = time.monotonic()
-    build(stack, quiet=not verbose())
-    images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
-    phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
+    build_phase(stack)
     check_ports(stack)
     check_tls_config(stack)
     server = server_service(stack)

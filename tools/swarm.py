@@ -1,7 +1,8 @@
 """The Docker Swarm stack behind the Makefile: `python -m tools.swarm up|update|down|render`.
 
-- up: start a single-node swarm on the loopback if this engine is in none (and say so), deploy
-  the stack and wait until every replica is healthy.
+- up: bootstrap and build the images as `make up` does (not with --built: the engine has them), start a single-node
+  swarm on the loopback if this engine is in none (and say so), deploy the stack and wait until every replica is
+  healthy.
 - update: deploy again (e.g. a new APP_IMAGE tag) and wait for the rolling update to complete; exit non-zero if
   swarm rolled it back.
 - down: remove the stack and wait until its tasks and networks are gone; leave the swarm if `up` started it.
@@ -30,7 +31,7 @@ import yaml
 
 from tools import engine, settings
 from tools.compose import ROOT, Compose, timestamp
-from tools.stack import StackError, egress_overlay, ensure_secret_key
+from tools.stack import StackError, bootstrap, build_phase, compose, egress_overlay, ensure_secret_key
 
 BUILD_DIR = ROOT / ".build" / "swarm"
 # Written by `up` when it started the swarm, naming the stack: only `down` of that stack leaves the swarm again.
@@ -363,7 +364,13 @@ def deploy(stack: str) -> None:
     docker("stack", "deploy", "--resolve-image", "never", "--prune", "-c", str(path), stack, timeout=300)
 
 
-def up(stack: str, timeout: float) -> None:
+def up(stack: str, timeout: float, build: bool = True) -> None:
+    """Deploy the stack, first (build) bootstrapping and building this engine's images as `make up` does, in a line
+    each (VERBOSE=1: all of their output). tools/cluster.py deploys with build=False: its nodes' engines get the
+    images the host built."""
+    if build:
+        bootstrap()
+        build_phase(compose())
     ensure_secret_key(settings.path("SECRET_KEY_FILE"))
     if ensure_swarm():
         BUILD_DIR.mkdir(parents=True, exist_ok=True)
@@ -436,12 +443,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "update", "down", "render"])
     parser.add_argument("--volumes", action="store_true", help="down: also remove the stack's volumes")
+    parser.add_argument("--built", action="store_true", help="up: the engine has the images; no bootstrap, no build")
     args = parser.parse_args()
     stack = settings.get("SWARM_STACK")
     timeout = float(settings.get("UP_TIMEOUT"))
     try:
         if args.command == "up":
-            up(stack, timeout)
+            up(stack, timeout, build=not args.built)
         elif args.command == "update":
             update(stack, max(timeout, 300))
         elif args.command == "down":
