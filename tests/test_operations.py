@@ -37,8 +37,9 @@ pytestmark = pytest.mark.lifecycle
 # harakiri counts whole seconds (a request may be killed after harakiri - 1 s): 5 s leaves the 3 s requests alone.
 # Harakiri as short as it may be: above nginx's retry window (10 s, nginx/conf.d/upstream.conf), as the default 30 s.
 WORKERS, HARAKIRI, MAX_REQUESTS, LISTEN = 3, 11, 30, 8
-# worker-reload-mercy (default 30 s): above the 3 s slow requests, short enough for the stuck stop's test.
-MERCY = 8
+# worker-reload-mercy (default 30 s): above the 3 s slow requests, which a reload lets finish; short for the
+# stuck stop's test.
+MERCY = 5
 
 
 @pytest.fixture(scope="module")
