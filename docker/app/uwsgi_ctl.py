@@ -112,9 +112,10 @@ def title(pid: int) -> str:
 
 
 def master_above() -> int | None:
-    """The uWSGI master this command runs under (touch-exec runs it through a shell): the nearest ancestor so named."""
+    """The uWSGI master this command runs under (touch-exec runs it through a shell): the nearest ancestor so named,
+    the first process itself where uWSGI runs without an init (Kubernetes)."""
     pid = os.getppid()
-    while pid > 1:
+    while pid > 0:
         if MASTER_TITLE in title(pid):
             return pid
         parent = proc_stat(pid)
