@@ -211,6 +211,10 @@ UNUSABLE_SETTINGS = {
         "APP_BUILD_PACKAGES='libpq-dev;true': 'libpq-dev;true' is not a Debian package name; give names separated by"
         " spaces, such as libpq-dev",
     ),
+    "a uWSGI option the stack does not pass": (
+        {"UWSGI_THREADS": "2"},
+        "UWSGI_THREADS: no such setting reaches the app server (the stack passes UWSGI_DISABLE_LOGGING,",
+    ),
     "a media prefix under the static files'": (
         {"MEDIA_URL": "/static/uploads/"},
         "MEDIA_URL=/static/uploads/ and STATIC_URL=/static/ overlap",

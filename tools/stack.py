@@ -97,6 +97,7 @@ def compose() -> Compose:
             f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
         ) from None
     check_media_url()
+    check_uwsgi_options()
     return named((topology.compose_file, *((topology.tls_overlay,) if tls == "on" else ()), *egress_overlay(topology)))
 
 
@@ -123,6 +124,28 @@ def check_media_url() -> None:
         raise StackError(
             f"MEDIA_URL={media_url} and STATIC_URL={static_url} overlap: nginx answers the paths under STATIC_URL from"
             " the static files; give the media a prefix of their own, such as /media/"
+        )
+
+
+# A uWSGI option compose gives the app server from the environment: passed through by name (`UWSGI_WORKERS:` in
+# compose.yaml's x-app-env) or interpolated (`${NAME}`); and the build arguments of that name (`- NAME`), which the
+# build sets itself.
+PASSED = re.compile(r"^\s*(UWSGI_\w+):\s*$|\$\{(UWSGI_\w+)", re.MULTILINE)
+BUILD_ARGUMENT = re.compile(r"^\s*- (UWSGI_\w+)\s*$", re.MULTILINE)
+
+
+def check_uwsgi_options() -> None:
+    """uWSGI reads any UWSGI_<OPTION> in its environment, but compose gives the app server only the variables its files
+    name: `make up UWSGI_THREADS=2` changed nothing, silently. Such a setting is refused, naming where it goes."""
+    files = [path.read_text() for path in sorted(ROOT.glob("compose*.yaml"))]
+    passed = {name for text in files for match in PASSED.finditer(text) for name in match.groups() if name}
+    built = {name for text in files for name in BUILD_ARGUMENT.findall(text)}
+    unpassed = sorted(name for name in os.environ if name.startswith("UWSGI_") and name not in passed | built)
+    if unpassed:
+        raise StackError(
+            f"{', '.join(unpassed)}: no such setting reaches the app server (the stack passes"
+            f" {', '.join(sorted(passed))}); give another uWSGI option in the app's settings file, APP_ENV_FILE (a line"
+            f" {unpassed[0]}=...)"
         )
 
 
