@@ -148,10 +148,14 @@ def stop(mercy: float) -> int:
         sys.stderr.write("uwsgi-ctl: graceful stop sent, with no deadline: no uWSGI master above this command\n")
         return 1
     started = started_at(master)
+
+    def running() -> bool:
+        return started is not None and started_at(master) == started
+
     deadline = time.monotonic() + mercy + STOP_MARGIN
-    while started is not None and started_at(master) == started and time.monotonic() < deadline:
+    while running() and time.monotonic() < deadline:
         time.sleep(0.2)
-    if started is None or started_at(master) != started:
+    if not running():
         return 0
     left = workers_of(master)
     for pid in left:
