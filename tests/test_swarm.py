@@ -18,9 +18,20 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from tests.harness import ECHO_APP, ROOT, SWARM_SERVICE_LABEL, Deployment, free_port, poll, running_with, verify_passes
+from tests.harness import (
+    ECHO_APP,
+    QUICK_SWARM_MONITOR,
+    ROOT,
+    SWARM_SERVICE_LABEL,
+    Deployment,
+    free_port,
+    poll,
+    running_with,
+    verify_passes,
+)
 from tests.harness import make as harness_make
 from tests.load import Load
+from tools import cluster as cluster_tool
 from tools import engine, settings, swarm
 from tools.compose import write_secret_key
 
@@ -73,6 +84,7 @@ def stack(tmp_path_factory) -> Iterator[SwarmStack]:
         "HTTP_PORT": str(port),
         "SECRET_KEY_FILE": str(secret),
         "APP_REPLICAS": str(REPLICAS_AT_START),
+        "SWARM_UPDATE_MONITOR": QUICK_SWARM_MONITOR,
     }
     was_active = swarm.swarm_state() == "active"
     deployed = SwarmStack(name=name, env=env, base_url=f"http://127.0.0.1:{port}", swarm_was_active=was_active)
@@ -117,6 +129,63 @@ def test_the_stack_file_drops_what_swarm_cannot_do_and_reaches_the_replicas_over
     upstream = services["nginx"]["configs"][0]
     assert upstream["target"] == "/etc/nginx/conf.d/upstream.conf"
     assert "tasks.app:3031" in (ROOT / "nginx/swarm/upstream.conf").read_text()
+
+
+def update_monitors(services: dict) -> dict[str, str]:
+    """Each rollout's `monitor` in a rendered stack file, by service and config."""
+    return {
+        f"{name} {config}": service["deploy"][config]["monitor"]
+        for name, service in services.items()
+        for config in ("update_config", "rollback_config")
+        if "monitor" in service.get("deploy", {}).get(config, {})
+    }
+
+
+def test_every_rollout_and_rollback_watches_each_task_for_swarm_update_monitor(monkeypatch):
+    monkeypatch.delenv("SWARM_UPDATE_MONITOR", raising=False)
+    default = update_monitors(swarm.render("wct-render")["services"])
+    assert set(default) == {"app update_config", "app rollback_config", "nginx update_config"}, default
+    assert set(default.values()) == {settings.defaults()["SWARM_UPDATE_MONITOR"]}
+    monkeypatch.setenv("SWARM_UPDATE_MONITOR", "1m30s")
+    assert set(update_monitors(swarm.render("wct-render")["services"]).values()) == {"1m30s"}
+
+
+@pytest.mark.parametrize("name", swarm.SWARM_DURATIONS)
+def test_a_duration_setting_without_its_unit_is_refused_in_one_line(name):
+    """Compose's own refusal of the stack file was a traceback."""
+    env = {**os.environ, name: "5"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.swarm", "render"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout) == (1, ""), result.stdout + result.stderr
+    assert result.stderr == f"swarm: {name}='5': use a duration with its unit, such as 5s, 500ms or 1m\n"
+
+
+def started(*args, **kwargs):
+    raise AssertionError("started before the settings were checked")
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(lambda: swarm.up("wct-refused", 60), id="swarm up"),
+        pytest.param(lambda: swarm.update("wct-refused", 60), id="swarm update"),
+        pytest.param(lambda: cluster_tool.up(cluster_tool.Cluster("wct-refused"), "wct-refused", 60), id="cluster up"),
+    ],
+)
+def test_a_duration_setting_without_its_unit_is_refused_before_anything_starts(start, monkeypatch):
+    """`make swarm-up` had started a swarm by the time compose refused it, and `make cluster-up` three nodes."""
+    monkeypatch.setenv("SWARM_UPDATE_MONITOR", "10")
+    for module, name in [
+        (swarm, "bootstrap"),
+        (swarm, "ensure_swarm"),
+        (swarm, "services"),
+        (cluster_tool, "bootstrap"),
+    ]:
+        monkeypatch.setattr(module, name, started)
+    monkeypatch.setattr(cluster_tool.Cluster, "exists", lambda self: False)
+    with pytest.raises(swarm.SwarmError, match=r"^SWARM_UPDATE_MONITOR='10': use a duration with its unit"):
+        start()
 
 
 def test_the_stack_file_gives_nginx_the_apps_static_url_to_render_its_static_location_from(monkeypatch):
@@ -220,6 +289,13 @@ def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx
     response = requests.get(stack.base_url + "/", timeout=10)
     assert response.status_code == 200
     assert stack.replica_of(response) in stack.running_tasks()
+
+
+def test_the_deployed_services_rollouts_watch_each_task_for_the_stacks_swarm_update_monitor(stack):
+    monitor = settings.duration_seconds(QUICK_SWARM_MONITOR) * 1e9
+    for service, configs in {"app": ("UpdateConfig", "RollbackConfig"), "nginx": ("UpdateConfig",)}.items():
+        spec = swarm.inspect_service(stack.name, service)["Spec"]
+        assert [spec[config]["Monitor"] for config in configs] == [monitor] * len(configs), (service, spec)
 
 
 def test_make_swarm_up_answers_as_make_up_does_a_line_for_its_bootstrap_and_its_build_then_its_own(stack):

@@ -290,6 +290,7 @@ def deploy(cluster: Cluster, stack: str, timeout: float, first: bool = False, **
 def up(cluster: Cluster, stack: str, timeout: float) -> None:
     if cluster.exists():
         raise ClusterError(f"cluster {cluster.name} already exists: make cluster-down first (or CLUSTER_NAME=...)")
+    swarm.check_durations()
     # As `make up` answers: a line for the bootstrap and one for the stack's build (VERBOSE=1: all of their output).
     bootstrap()
     build_phase(compose())

@@ -4,7 +4,8 @@ Standard library only: the bootstrap runs it with the host's python3 before any 
 
 - get(name): the environment's value, else defaults.env's (an unknown name is a programming error: KeyError).
 - path(name): a path setting, relative ones taken from the project's root.
-- duration_seconds(text): a duration setting (HEALTH_INTERVAL), written as compose and Docker read one, in seconds.
+- duration_seconds(text): a duration setting (HEALTH_INTERVAL), written as compose and Docker read one, in seconds;
+  duration(name): a duration setting's, or the line that says how to write one.
 - TOPOLOGIES: each topology's compose file, TLS overlay and the service that runs uWSGI. Adding a topology is one
   entry here plus its compose files (README: "Where to change what").
 - IMAGES: the image settings `make build` tags.
@@ -90,6 +91,15 @@ def duration_seconds(text: str) -> float:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         raise ValueError(f"{text!r} is not a duration with its unit")
     return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+
+
+def duration(name: str) -> float:
+    """A duration setting in seconds; ValueError naming the setting and how to write one when it is not one."""
+    value = get(name)
+    try:
+        return duration_seconds(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: use a duration with its unit, such as 5s, 500ms or 1m") from None
 
 
 def topology(name: str | None = None) -> Topology:

@@ -89,13 +89,10 @@ def compose() -> Compose:
     tls = settings.get("TLS")
     if tls not in {"on", "off"}:
         raise StackError(f"TLS={tls!r}: use on or off")
-    interval = settings.get("HEALTH_INTERVAL")
     try:
-        settings.duration_seconds(interval)
-    except ValueError:
-        raise StackError(
-            f"HEALTH_INTERVAL={interval!r}: use a duration with its unit, such as 5s, 500ms or 1m"
-        ) from None
+        settings.duration("HEALTH_INTERVAL")
+    except ValueError as error:
+        raise StackError(str(error)) from None
     check_media_url()
     check_uwsgi_options()
     return named((topology.compose_file, *((topology.tls_overlay,) if tls == "on" else ()), *egress_overlay(topology)))

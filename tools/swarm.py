@@ -133,9 +133,23 @@ def adapt_service(service: dict[str, Any]) -> None:
             item["mode"] = int(item["mode"], 8)  # compose prints it as an octal string
 
 
+# The duration settings the stack file carries (compose's own refusal of one is a traceback's worth of output).
+SWARM_DURATIONS = ("HEALTH_INTERVAL", "SWARM_UPDATE_MONITOR")
+
+
+def check_durations() -> None:
+    """Refuse a duration setting the stack file could not carry, before anything is started or deployed."""
+    for name in SWARM_DURATIONS:
+        try:
+            settings.duration(name)
+        except ValueError as error:
+            raise SwarmError(str(error)) from None
+
+
 def render(stack: str) -> dict[str, Any]:
     """compose.yaml + compose.swarm.yaml (and the egress overlay with APP_EGRESS=on) as a stack file Docker 20.10's
     `docker stack deploy` takes."""
+    check_durations()
     split = settings.TOPOLOGIES["split"]
     files = (split.compose_file, "compose.swarm.yaml", *egress_overlay(split))
     out = Compose(files=files).run("config", capture=True).stdout
@@ -368,6 +382,7 @@ def up(stack: str, timeout: float, build: bool = True) -> None:
     """Deploy the stack, first (build) bootstrapping and building this engine's images as `make up` does, in a line
     each (VERBOSE=1: all of their output). tools/cluster.py deploys with build=False: its nodes' engines get the
     images the host built."""
+    check_durations()
     if build:
         bootstrap()
         build_phase(compose())
@@ -383,6 +398,7 @@ def up(stack: str, timeout: float, build: bool = True) -> None:
 
 
 def update(stack: str, timeout: float) -> None:
+    check_durations()
     if not services(stack):
         raise SwarmError(f"no stack {stack!r} to update: make swarm-up first")
     since = time.time()
