@@ -159,7 +159,7 @@ WRITE_FILES = (
     "    path = os.path.join('/var/lib/app', path); os.makedirs(os.path.dirname(path), exist_ok=True)\n"
     "    open(path, 'wb').write(os.urandom(int(size)))"
 )
-# The data volume's files but the app's database, as {path: (bytes, sha256)}.
+# The data volume's files but the app's database, as {path: (bytes, sha256, names of the file)}.
 READ_FILES = (
     "import hashlib, json, os\n"
     "found = {}\n"
@@ -167,7 +167,8 @@ READ_FILES = (
     "    for file in files:\n"
     "        path = os.path.join(directory, file); relative = os.path.relpath(path, '/var/lib/app')\n"
     "        if not relative.startswith('db.sqlite3'):\n"
-    "            data = open(path, 'rb').read(); found[relative] = [len(data), hashlib.sha256(data).hexdigest()]\n"
+    "            data = open(path, 'rb').read()\n"
+    "            found[relative] = [len(data), hashlib.sha256(data).hexdigest(), os.stat(path).st_nlink]\n"
     "print(json.dumps(found))"
 )
 
@@ -191,11 +192,13 @@ def test_the_files_beside_the_database_are_archived_beside_its_backup_and_a_rest
 ):
     """An app's uploads or media in its data volume: `make backup` writes an archive of them beside the database's
     backup, named alike, and says what it holds. Restoring it brings back a file removed since, removes one added
-    since, and leaves the database as it is (it has its own backup)."""
+    since, and leaves the database as it is (it has its own backup). A file's second name (a hard link) comes back
+    as one."""
     _, deployment = sqlite_stack
     container, env = deployment.app_container, backup_env(deployment, tmp_path)
     author = Author(deployment, container)
     write_files(container, {"media/avatars/a.png": 2_000_000, "media/b.pdf": 500_000, "index.json": 10})
+    docker("exec", container, "ln", "/var/lib/app/media/avatars/a.png", "/var/lib/app/media/a-again.png")
     try:
         backed_up = read_files(container)
         result, written = new_backups(env, "backup")
@@ -203,17 +206,17 @@ def test_the_files_beside_the_database_are_archived_beside_its_backup_and_a_rest
         files, database = written  # sorted: <stem>.files.tar.gz before <stem>.sqlite3
         assert database.suffix == ".sqlite3" and files.name == database.name.removesuffix(".sqlite3") + ".files.tar.gz"
         assert f"backup: {files} (" in result.stdout
-        assert "index.json (1 file, 0.0 MB), media/ (2 files, 2.5 MB) in /var/lib/app" in result.stdout, result.stdout
+        assert "index.json (1 file, 0.0 MB), media/ (3 files, 2.5 MB) in /var/lib/app" in result.stdout, result.stdout
         assert "restore each" in result.stdout and not result.stderr.strip(), result.stderr
         assert files.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
 
-        docker("exec", container, "rm", "/var/lib/app/media/b.pdf")
+        docker("exec", container, "rm", "/var/lib/app/media/b.pdf", "/var/lib/app/media/a-again.png")
         write_files(container, {"media/added.bin": 1000, "index.json": 20})
         author.post("made after the backup")
         replaced = read_files(container)
         restored = make_restore(env, files)
         assert restored.returncode == 0, restored.stdout + restored.stderr
-        assert f"restore: the app's files (3 files, 2.5 MB) are now those of {files}" in restored.stdout
+        assert f"restore: the app's files (4 files, 2.5 MB) are now those of {files}" in restored.stdout
         assert read_files(container) == backed_up
         assert author.texts() == ["made after the backup"], "the database is left as it is"
         # The files it replaced were archived first (the database, not replaced, was not): that archive undoes it.

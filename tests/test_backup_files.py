@@ -120,6 +120,36 @@ def test_on_postgresql_the_files_archive_holds_every_file_of_the_data_volume(tmp
         assert tar.getnames() == [backup_files.MANIFEST, "db.sqlite3"]
 
 
+def test_a_files_second_name_is_archived_as_a_link_to_the_first_and_restored_as_one(tmp_path):
+    """A hard link (Mercurial's store and a clone beside it share files so): the check refused the archive, and `make
+    backup` of such an app failed. A second name of a SQLite database links to its snapshot."""
+    root = tmp_path / "data"
+    (root / "repos" / "a").mkdir(parents=True)
+    (root / "repos" / "a" / "data.i").write_bytes(os.urandom(100_000))
+    (root / "repos" / "b").mkdir()
+    os.link(root / "repos" / "a" / "data.i", root / "repos" / "b" / "data.i")
+    database(root / "cache.db", "one database, two names").close()
+    os.link(root / "cache.db", root / "cache-link.db")
+    original = (root / "repos" / "a" / "data.i").read_bytes()
+
+    path = tmp_path / "b.files.tar.gz"
+    path.write_bytes(backup(root))
+    with tarfile.open(path) as tar:
+        links = {member.name: member.linkname for member in tar.getmembers() if member.islnk()}
+    assert links == {"repos/b/data.i": "repos/a/data.i", "cache.db": "cache-link.db"}, links
+    assert str(backup_files.check(path)) == "4 files, 0.1 MB"
+    listed = dict(json.loads(run(backup_files.LISTING, root, "sqlite"))["files"])
+    assert sum(listed.values()) == 100_000 + (root / "cache.db").stat().st_size, "a second name holds no bytes"
+
+    (root / "repos" / "b" / "data.i").unlink()
+    (root / "repos" / "a" / "data.i").write_bytes(b"changed")
+    restore(root, path.read_bytes())
+    first, second = root / "repos" / "a" / "data.i", root / "repos" / "b" / "data.i"
+    assert first.read_bytes() == second.read_bytes() == original
+    assert os.path.samefile(first, second) and first.stat().st_nlink == 2
+    assert rows(root / "cache.db") == rows(root / "cache-link.db") == ["one database, two names"]
+
+
 def archive(tmp_path: Path, *members: tuple[tarfile.TarInfo, bytes], manifest: dict | None = None) -> Path:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -161,6 +191,14 @@ REFUSED = {
     "a device": (
         lambda tmp: archive(tmp, member("null", tarfile.CHRTYPE), manifest=OURS),
         "neither a file, a directory nor a link",
+    ),
+    "a hard link to no file before it": (
+        lambda tmp: archive(tmp, member("a", tarfile.LNKTYPE, "b"), member("b"), manifest=OURS),
+        "holds a hard link a -> b, not to a file before it",
+    ),
+    "a hard link out of the data volume": (
+        lambda tmp: archive(tmp, member("shadow", tarfile.LNKTYPE, "/etc/shadow"), manifest=OURS),
+        "holds a hard link shadow -> /etc/shadow, not to a file",
     ),
     "a link out of the data volume": (
         lambda tmp: archive(tmp, member("shadow", tarfile.SYMTYPE, "/etc/shadow"), manifest=OURS),

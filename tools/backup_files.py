@@ -4,7 +4,8 @@ The data volume is the directory of SQLITE_PATH (/var/lib/app): whatever an app 
 package index, its own SQLite files) other than the database `make backup` dumps on its own. The archive is a gzipped
 tar written by the app's Python in its container, its first member a manifest (MANIFEST); each SQLite database in it
 is a snapshot taken with SQLite's online backup API (as the app's own database is), every other file is copied as it
-is when read.
+is when read. A file's second name (a hard link: Mercurial's store, a repository cloned beside another) is a link to
+the first in the archive, and comes back as one.
 
 A restore checks the archive on the host first (check()), then unpacks it in the container beside the live files
 (`.restore-<pid>/`, the same filesystem), moves each file into place, copies each SQLite database into the live one
@@ -95,13 +96,17 @@ def data_volume():
 LISTING = (
     _COMMON
     + r"""
-found = []
+found, seen = [], set()
 for kind, full, relative in data_volume():
     if kind == "file":
         try:
-            found.append([relative, os.lstat(full).st_size])
+            status = os.lstat(full)
         except OSError:
-            pass  # removed meanwhile
+            continue  # removed meanwhile
+        # A second name of a file (a hard link) holds no bytes of its own.
+        inode = (status.st_dev, status.st_ino)
+        found.append([relative, 0 if inode in seen else status.st_size])
+        seen.add(inode)
 print(json.dumps({"root": root, "files": found}))
 """
 )
@@ -122,9 +127,14 @@ for kind, full, relative in data_volume():
         out.add(full, arcname=relative, recursive=False)
         continue
     try:
+        # A second name of a file already in the archive (a hard link) is a link member to the first, without data
+        # (tarfile's gettarinfo tells them apart by inode).
         if is_sqlite(full):
-            snapshot(full, copy)
             info = out.gettarinfo(full, arcname=relative)
+            if info.islnk():
+                out.addfile(info)
+                continue
+            snapshot(full, copy)
             info.size = os.path.getsize(copy)
             with open(copy, "rb") as f:
                 out.addfile(info, f)
@@ -226,7 +236,8 @@ def is_archive(head: bytes) -> bool:
 
 def check(path: Path) -> Archive:
     """An archive of ours, read to its end (a truncated or corrupt one fails): the manifest first, then only regular
-    files, directories and links, each inside the data volume. Nothing is unpacked."""
+    files, directories and links, each inside the data volume (a hard link to a file before it). Nothing is
+    unpacked."""
     try:
         with tarfile.open(path, "r:gz") as archive:
             first = archive.next()
@@ -238,15 +249,22 @@ def check(path: Path) -> Archive:
             members = archive.getmembers()[1:]
     except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as exc:
         raise StackError(f"{path} is not a readable backup of the app's files ({exc})") from None
+    regular: set[str] = set()
     for member in members:
         where = PurePosixPath(member.name)
         if where.is_absolute() or ".." in where.parts:
             raise StackError(f"{path} holds {member.name}, outside the data volume: not a backup of the app's files")
-        if not (member.isfile() or member.isdir() or member.issym()):
+        if member.islnk() and member.linkname not in regular:
+            raise StackError(
+                f"{path} holds a hard link {member.name} -> {member.linkname}, not to a file before it in the archive"
+            )
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
             raise StackError(f"{path} holds {member.name}, which is neither a file, a directory nor a link")
+        if member.isfile():
+            regular.add(member.name)
         if member.issym():
             target = PurePosixPath(member.linkname)
             if target.is_absolute() or ".." in (where.parent / target).parts:
                 raise StackError(f"{path} holds a link {member.name} -> {member.linkname}, out of the data volume")
-    files = [member for member in members if member.isfile()]
-    return Archive(files=len(files), size=sum(member.size for member in files))
+    files = [member for member in members if member.isfile() or member.islnk()]
+    return Archive(files=len(files), size=sum(member.size for member in files if member.isfile()))
