@@ -360,6 +360,10 @@ def test_make_up_of_an_app_that_would_not_serve_or_a_setting_nginx_refuses_leave
     front = name if topology == "single" else f"{make_env['COMPOSE_PROJECT_NAME']}-nginx-1"
     refused = make("up", {**env, "MAX_BODY_SIZE": "10q"}, timeout=180)
     assert refused.returncode != 0
+    # The last release's images, built by the make up before: the build line says so (the fixed release's, below).
+    [built] = [line for line in refused.stdout.splitlines() if line.startswith("up: build ")]
+    pieces = ", ".join(images[name] for name in settings.IMAGES if name != "SINGLE_IMAGE" or topology == "single")
+    assert re.fullmatch(rf"up: build     {re.escape(pieces)} up to date \(\d+ s\)", built), built
     [line] = [line for line in refused.stderr.splitlines() if line.startswith("up: error: ")]
     says = "fails its config check: nginx-entrypoint: MAX_BODY_SIZE='10q' is not a size: use e.g. 10m, 512k or 1g."
     assert line.startswith(f"up: error: the nginx this make up would start {says}"), line
@@ -380,6 +384,9 @@ def test_make_up_of_an_app_that_would_not_serve_or_a_setting_nginx_refuses_leave
         load.wait_for_requests(load.result.ok + 100, timeout=30)
     load_report.append(f"make up of a new app version (split, under load): {load.result}")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    # The new version's image is said to be one (it read "up to date" whatever the build made).
+    [built] = [line for line in fixed.stdout.splitlines() if line.startswith("up: build ")]
+    assert built.startswith(f"up: build     {images['APP_IMAGE']} built anew"), built
     assert (
         f"up: check     the new app loads and passes its health probe (try-app), so {name} is replaced" in fixed.stdout
     ), fixed.stdout

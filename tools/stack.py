@@ -754,11 +754,17 @@ def check_tls_config(stack: Compose) -> None:
 
 def build_phase(stack: Compose) -> None:
     """`make up`'s build phase, also `make dev`'s, `make swarm-up`'s and `make cluster-up`'s: one line naming the
-    images (BuildKit's output with VERBOSE=1, its tail if the build fails)."""
+    images, those the build made anew apart from those it found up to date (BuildKit's output with VERBOSE=1, its
+    tail if the build fails)."""
+    images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
+    before = {image: image_id(image) for image in images}
     started = time.monotonic()
     build(stack, quiet=not verbose())
-    images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
-    phase("build", f"{', '.join(images)} up to date ({time.monotonic() - started:.0f} s)")
+    new = [image for image in images if image_id(image) != before[image]]
+    said = [f"{', '.join(new)} built anew"] if new else []
+    if same := [image for image in images if image not in new]:
+        said.append(f"{', '.join(same)} up to date")
+    phase("build", f"{'; '.join(said)} ({time.monotonic() - started:.0f} s)")
 
 
 def up(timeout: int) -> int:
