@@ -5,7 +5,7 @@ Standard library only: the bootstrap runs it with the host's python3 before any 
 - get(name): the environment's value, else defaults.env's (an unknown name is a programming error: KeyError).
 - path(name): a path setting, relative ones taken from the project's root.
 - duration_seconds(text): a duration setting (HEALTH_INTERVAL), written as compose and Docker read one, in seconds;
-  duration(name): a duration setting's, or the line that says how to write one.
+  duration(name): a duration setting in seconds, or a ValueError whose line says how to write one.
 - TOPOLOGIES: each topology's compose file, TLS overlay and the service that runs uWSGI. Adding a topology is one
   entry here plus its compose files (README: "Where to change what").
 - IMAGES: the image settings `make build` tags.
