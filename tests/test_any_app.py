@@ -261,7 +261,8 @@ def test_the_app_writes_and_reads_a_non_ascii_file_name_and_text_with_pythons_de
 
 
 def test_the_app_gets_its_own_settings_from_app_env_file_and_the_stacks_own_keep_their_values(echo):
-    """APP_ENV_FILE's lines reach the app as they are written; a name the stack sets keeps the stack's value."""
+    """APP_ENV_FILE's lines reach the app as they are written; a name the stack sets keeps the stack's value (compose's
+    order, as this stack is started: `make up` refuses such a line, tests/test_broken_app.py)."""
     own = requests.get(f"{echo.base_url}/env/ECHO_SETTING", timeout=10).json()
     assert own == {"ECHO_SETTING": ECHO_APP_ENV["ECHO_SETTING"]}
     assert requests.get(f"{echo.base_url}/env/DEBUG", timeout=10).json() == {"DEBUG": "false"}

@@ -231,6 +231,57 @@ def test_make_up_with_a_setting_it_cannot_use_says_so_before_it_builds_or_starts
     assert project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}") == {}
 
 
+# APP_ENV_FILE's lines -> the refusal's words (None: let be). Compose puts the stack's own `environment` over the file.
+APP_ENV_LINES = {
+    "a setting the stack sets": (
+        ["DEBUG=true"],
+        "so these lines never reach it: DEBUG=true (the stack's: false). Remove it from the file; give DEBUG to make up"
+        " instead (make up DEBUG=true)",
+    ),
+    "a uWSGI tunable the stack passes through unset": (
+        ["UWSGI_WORKERS=3", "OWN=1"],
+        "UWSGI_WORKERS=3 (the stack's: unset). Remove it from the file; give UWSGI_WORKERS to make up instead",
+    ),
+    "a variable that is the stack's own, not a setting": (
+        ["TMPDIR=/x", "DEBUG=yes"],
+        "DEBUG=yes (the stack's: false), TMPDIR=/x (the stack's: /var/tmp). Remove them from the file; give DEBUG to"
+        " make up instead (make up DEBUG=yes)",
+    ),
+    "the stack's own value": (["DEBUG=false", "# a comment", 'GREETING="a b"'], None),
+    "the app's own settings only": (["ECHO_SETTING=héllo, wörld = 1", "API_KEY='x=y'"], None),
+}
+
+
+@pytest.mark.parametrize("topology", list(settings.TOPOLOGIES))
+@pytest.mark.parametrize("case", APP_ENV_LINES)
+def test_a_line_of_app_env_file_that_the_stack_would_override_is_refused_naming_where_it_goes(
+    case, topology, tmp_path, monkeypatch
+):
+    """It never reached the app, silently (the stack's value won): `DEBUG=true` there left DEBUG false."""
+    lines, words = APP_ENV_LINES[case]
+    (tmp_path / "app.env").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    monkeypatch.setenv("APP_ENV_FILE", str(tmp_path / "app.env"))
+    monkeypatch.setenv("TOPOLOGY", topology)
+    if words is None:
+        stack.check_app_env_file(stack.compose())
+        return
+    with pytest.raises(stack.StackError) as refused:
+        stack.check_app_env_file(stack.compose())
+    said = str(refused.value)
+    assert said.startswith(f"APP_ENV_FILE={tmp_path / 'app.env'} sets what the stack sets itself"), said
+    assert words in said, said
+
+
+def test_make_up_refuses_such_a_line_before_it_builds_or_starts_anything(make_env, tmp_path):
+    (tmp_path / "app.env").write_text("DEBUG=true\n", encoding="utf-8")
+    result = make("up", {**make_env, "APP_ENV_FILE": str(tmp_path / "app.env")}, timeout=60)
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("up: error: ")]
+    assert "sets what the stack sets itself for the app, so these lines never reach it: DEBUG=true" in line, line
+    assert "up: build" not in result.stdout, "nothing was built"
+    assert project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}") == {}
+
+
 SERVER_ERROR_APP = (
     "def application(environ, start_response):\n"
     "    start_response('500 Internal Server Error', [('Content-Type', 'text/plain')])\n"

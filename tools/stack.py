@@ -146,6 +146,48 @@ def check_uwsgi_options() -> None:
         )
 
 
+def service_environment(stack: Compose, service: str, env_file: Path) -> dict[str, str | None]:
+    """The environment compose gives a service of the stack with env_file as APP_ENV_FILE (`docker compose config`
+    renders the file's lines in); None for a variable passed through from an environment that lacks it."""
+    config = Compose(files=stack.files, env={**stack.env, "APP_ENV_FILE": str(env_file)})
+    services = json.loads(config.run("config", "--format", "json", capture=True).stdout)["services"]
+    return dict(services[service].get("environment") or {})
+
+
+def check_app_env_file(stack: Compose) -> None:
+    """A line of APP_ENV_FILE's file naming a variable the stack sets itself for the app server never reached the app,
+    silently: compose puts a service's `environment` over its `env_file` (a variable passed through unset, too), so
+    `DEBUG=true` there left DEBUG false and `UWSGI_WORKERS=3` two workers. Such a line is refused (one whose value is
+    the stack's own is let be), naming the stack's value and the make up setting to use where there is one."""
+    path = settings.path("APP_ENV_FILE")
+    if path == Path(os.devnull):
+        return
+    own = service_environment(stack, server_service(stack), Path(os.devnull))
+    (ROOT / ".build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / ".build") as scratch:
+        # The file's own values, as compose reads them (quotes, interpolation): a service that takes nothing else.
+        alone = Path(scratch) / "compose.yaml"
+        alone.write_text(json.dumps({"services": {"app": {"image": "none", "env_file": [str(path)]}}}))
+        given = service_environment(Compose(files=(str(alone),), env=stack.env), "app", path)
+    clashes = {name: value for name, value in given.items() if name in own and own[name] != value}
+    if not clashes:
+        return
+    stacks = {name: "unset" if own[name] is None else own[name] for name in clashes}
+    said = ", ".join(f"{name}={value} (the stack's: {stacks[name]})" for name, value in clashes.items())
+    # A setting make up takes, or a variable compose passes through from its environment.
+    settable = [name for name in clashes if name in settings.defaults() or name in os.environ or own[name] is None]
+    instead = (
+        f"; give {', '.join(settable)} to make up instead (make up"
+        f" {' '.join(f'{name}={clashes[name]}' for name in settable)})"
+        if settable
+        else ""
+    )
+    raise StackError(
+        f"APP_ENV_FILE={settings.get('APP_ENV_FILE')} sets what the stack sets itself for the app, so these lines never"
+        f" reach it: {said}. Remove {'them' if len(clashes) > 1 else 'it'} from the file{instead}"
+    )
+
+
 def named(files: tuple[str, ...]) -> Compose:
     """The stack of these compose files under the project name compose would give it (COMPOSE_PROJECT_NAME, else the
     files' own `name:`), so that its listings (a start's polls, the targets' lookups) go to the engine's API
@@ -756,6 +798,7 @@ def build_phase(stack: Compose) -> None:
     """`make up`'s build phase, also `make dev`'s, `make swarm-up`'s and `make cluster-up`'s: one line naming the
     images, those the build made anew apart from those it found up to date (BuildKit's output with VERBOSE=1, its
     tail if the build fails)."""
+    check_app_env_file(stack)
     images = [settings.get(name) for name in settings.IMAGES if name != "SINGLE_IMAGE" or single(stack)]
     before = {image: image_id(image) for image in images}
     started = time.monotonic()
