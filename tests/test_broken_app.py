@@ -184,10 +184,15 @@ def test_make_up_names_the_line_that_says_what_failed_not_a_traceback_being_writ
     assert stack.last_said(log) == shown
 
 
+UNREADABLE_ENV = ROOT / "tests/unreadable-app.env"
 UNUSABLE_SETTINGS = {
     "a missing app env file": (
         {"APP_ENV_FILE": "/nonexistent/app.env"},
         "APP_ENV_FILE=/nonexistent/app.env: no such file",
+    ),
+    "an app env file compose cannot read": (
+        {"APP_ENV_FILE": str(UNREADABLE_ENV)},
+        f"APP_ENV_FILE={UNREADABLE_ENV}: failed to read {UNREADABLE_ENV}: line 2: key cannot contain a space",
     ),
     "a health interval without its unit": (
         {"HEALTH_INTERVAL": "5"},

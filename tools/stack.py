@@ -150,8 +150,11 @@ def service_environment(stack: Compose, service: str, env_file: Path) -> dict[st
     """The environment compose gives a service of the stack with env_file as APP_ENV_FILE (`docker compose config`
     renders the file's lines in); None for a variable passed through from an environment that lacks it."""
     config = Compose(files=stack.files, env={**stack.env, "APP_ENV_FILE": str(env_file)})
-    services = json.loads(config.run("config", "--format", "json", capture=True).stdout)["services"]
-    return dict(services[service].get("environment") or {})
+    rendered = config.run("config", "--format", "json", capture=True, check=False)
+    if rendered.returncode != 0:
+        said = rendered.stderr.strip().splitlines() or ["compose cannot read it"]
+        raise StackError(f"APP_ENV_FILE={settings.get('APP_ENV_FILE')}: {said[-1]}")
+    return dict(json.loads(rendered.stdout)["services"][service].get("environment") or {})
 
 
 def check_app_env_file(stack: Compose) -> None:
@@ -160,8 +163,8 @@ def check_app_env_file(stack: Compose) -> None:
     `DEBUG=true` there left DEBUG false and `UWSGI_WORKERS=3` two workers. Such a line is refused (one whose value is
     the stack's own is let be), naming the stack's value and the make up setting to use where there is one."""
     path = settings.path("APP_ENV_FILE")
-    if path == Path(os.devnull):
-        return
+    if path == Path(os.devnull) or not path.is_file():
+        return  # none, or a missing one, which app_settings() names
     own = service_environment(stack, server_service(stack), Path(os.devnull))
     (ROOT / ".build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / ".build") as scratch:
