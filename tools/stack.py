@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -176,15 +177,12 @@ def check_app_env_file(stack: Compose) -> None:
     if not clashes:
         return
     stacks = {name: "unset" if own[name] is None else own[name] for name in clashes}
-    said = ", ".join(f"{name}={value} (the stack's: {stacks[name]})" for name, value in clashes.items())
+    lines = {name: name if value is None else f"{name}={value}" for name, value in clashes.items()}
+    said = ", ".join(f"{lines[name]} (the stack's: {stacks[name]})" for name in clashes)
     # A setting make up takes, or a variable compose passes through from its environment.
     settable = [name for name in clashes if name in settings.defaults() or name in os.environ or own[name] is None]
-    instead = (
-        f"; give {', '.join(settable)} to make up instead (make up"
-        f" {' '.join(f'{name}={clashes[name]}' for name in settable)})"
-        if settable
-        else ""
-    )
+    given_there = " ".join(f"{name}={shlex.quote(clashes[name] or '')}" for name in settable)
+    instead = f"; give {', '.join(settable)} to make up instead (make up {given_there})" if settable else ""
     raise StackError(
         f"APP_ENV_FILE={settings.get('APP_ENV_FILE')} sets what the stack sets itself for the app, so these lines never"
         f" reach it: {said}. Remove {'them' if len(clashes) > 1 else 'it'} from the file{instead}"
