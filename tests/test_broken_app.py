@@ -240,17 +240,17 @@ def test_make_up_with_a_setting_it_cannot_use_says_so_before_it_builds_or_starts
 APP_ENV_LINES = {
     "a setting the stack sets": (
         ["DEBUG=true"],
-        "so these lines never reach it: DEBUG=true (the stack's: false). Remove it from the file; give DEBUG to make up"
-        " instead (make up DEBUG=true)",
+        "so these lines never reach it: DEBUG=true (the stack's: false). Remove it from the file; give DEBUG to make"
+        " instead (as in make up DEBUG=true)",
     ),
     "a uWSGI tunable the stack passes through unset": (
         ["UWSGI_WORKERS=3", "OWN=1"],
-        "UWSGI_WORKERS=3 (the stack's: unset). Remove it from the file; give UWSGI_WORKERS to make up instead",
+        "UWSGI_WORKERS=3 (the stack's: unset). Remove it from the file; give UWSGI_WORKERS to make instead",
     ),
     "a variable that is the stack's own, not a setting": (
         ["TMPDIR=/x", "DEBUG=yes"],
         "DEBUG=yes (the stack's: false), TMPDIR=/x (the stack's: /var/tmp). Remove them from the file; give DEBUG to"
-        " make up instead (make up DEBUG=yes)",
+        " make instead (as in make up DEBUG=yes)",
     ),
     "the stack's own value": (["DEBUG=false", "# a comment", 'GREETING="a b"'], None),
     "the app's own settings only": (["ECHO_SETTING=héllo, wörld = 1", "API_KEY='x=y'"], None),

@@ -34,6 +34,7 @@ from tests.load import Load
 from tools import cluster as cluster_tool
 from tools import engine, settings, swarm
 from tools.compose import write_secret_key
+from tools.stack import StackError, check_app_env_file, compose
 
 pytestmark = pytest.mark.lifecycle
 
@@ -186,6 +187,18 @@ def test_a_duration_setting_without_its_unit_is_refused_before_anything_starts(s
     monkeypatch.setattr(cluster_tool.Cluster, "exists", lambda self: False)
     with pytest.raises(swarm.SwarmError, match=r"^SWARM_UPDATE_MONITOR='10': use a duration with its unit"):
         start()
+
+
+def test_a_line_of_app_env_file_that_the_swarm_stack_file_would_override_is_refused(tmp_path, monkeypatch):
+    """Swarm's stack file sets more for the app than compose does (its TCP socket): such a line never reached the app.
+    The same line passes the compose stack's check, where nothing overrides it (tests/test_broken_app.py: the rest)."""
+    (tmp_path / "app.env").write_text("UWSGI_SOCKET=/run/x.sock\nOWN=1\n", encoding="utf-8")
+    monkeypatch.setenv("APP_ENV_FILE", str(tmp_path / "app.env"))
+    with pytest.raises(StackError) as refused:
+        swarm.render("wct-render")
+    said = str(refused.value)
+    assert "never reach it: UWSGI_SOCKET=/run/x.sock (the stack's: :3031). Remove it from the file" in said, said
+    check_app_env_file(compose())
 
 
 def test_the_stack_file_gives_nginx_the_apps_static_url_to_render_its_static_location_from(monkeypatch):

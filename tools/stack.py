@@ -162,7 +162,8 @@ def check_app_env_file(stack: Compose) -> None:
     """A line of APP_ENV_FILE's file naming a variable the stack sets itself for the app server never reached the app,
     silently: compose puts a service's `environment` over its `env_file` (a variable passed through unset, too), so
     `DEBUG=true` there left DEBUG false and `UWSGI_WORKERS=3` two workers. Such a line is refused (one whose value is
-    the stack's own is let be), naming the stack's value and the make up setting to use where there is one."""
+    the stack's own is let be), naming the stack's value and the make setting to use where there is one. Swarm's stack
+    file sets more (tools/swarm.py checks it too)."""
     path = settings.path("APP_ENV_FILE")
     if path == Path(os.devnull) or not path.is_file():
         return  # none, or a missing one, which app_settings() names
@@ -182,7 +183,7 @@ def check_app_env_file(stack: Compose) -> None:
     # A setting make up takes, or a variable compose passes through from its environment.
     settable = [name for name in clashes if name in settings.defaults() or name in os.environ or own[name] is None]
     given_there = " ".join(f"{name}={shlex.quote(clashes[name] or '')}" for name in settable)
-    instead = f"; give {', '.join(settable)} to make up instead (make up {given_there})" if settable else ""
+    instead = f"; give {', '.join(settable)} to make instead (as in make up {given_there})" if settable else ""
     raise StackError(
         f"APP_ENV_FILE={settings.get('APP_ENV_FILE')} sets what the stack sets itself for the app, so these lines never"
         f" reach it: {said}. Remove {'them' if len(clashes) > 1 else 'it'} from the file{instead}"

@@ -31,7 +31,15 @@ import yaml
 
 from tools import engine, settings
 from tools.compose import ROOT, Compose, timestamp
-from tools.stack import StackError, bootstrap, build_phase, compose, egress_overlay, ensure_secret_key
+from tools.stack import (
+    StackError,
+    bootstrap,
+    build_phase,
+    check_app_env_file,
+    compose,
+    egress_overlay,
+    ensure_secret_key,
+)
 
 BUILD_DIR = ROOT / ".build" / "swarm"
 # Written by `up` when it started the swarm, naming the stack: only `down` of that stack leaves the swarm again.
@@ -152,6 +160,8 @@ def render(stack: str) -> dict[str, Any]:
     check_durations()
     split = settings.TOPOLOGIES["split"]
     files = (split.compose_file, "compose.swarm.yaml", *egress_overlay(split))
+    # The stack file sets more for the app than compose does (its socket, the replica header, the drain).
+    check_app_env_file(Compose(files=files))
     out = Compose(files=files).run("config", capture=True).stdout
     config = yaml.safe_load(out)
     # 20.10's stack loader needs a file format version; 3.9 has every key used here.
