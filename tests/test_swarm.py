@@ -197,7 +197,7 @@ def test_a_line_of_app_env_file_that_the_swarm_stack_file_would_override_is_refu
     with pytest.raises(StackError) as refused:
         swarm.render("wct-render")
     said = str(refused.value)
-    assert "never reach it: UWSGI_SOCKET=/run/x.sock (the stack's: :3031). Remove it from the file" in said, said
+    assert "sets UWSGI_SOCKET, which the stack sets itself for the app" in said, said
     check_app_env_file(compose())
 
 

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -162,8 +161,8 @@ def check_app_env_file(stack: Compose) -> None:
     """A line of APP_ENV_FILE's file naming a variable the stack sets itself for the app server never reached the app,
     silently: compose puts a service's `environment` over its `env_file` (a variable passed through unset, too), so
     `DEBUG=true` there left DEBUG false and `UWSGI_WORKERS=3` two workers. Such a line is refused (one whose value is
-    the stack's own is let be), naming the stack's value and the make setting to use where there is one. Swarm's stack
-    file sets more (tools/swarm.py checks it too)."""
+    the stack's own is let be), naming it and the make setting to use where there is one; no value is shown. Swarm's
+    stack file sets more (tools/swarm.py checks it too)."""
     path = settings.path("APP_ENV_FILE")
     if path == Path(os.devnull) or not path.is_file():
         return  # none, or a missing one, which app_settings() names
@@ -174,19 +173,24 @@ def check_app_env_file(stack: Compose) -> None:
         alone = Path(scratch) / "compose.yaml"
         alone.write_text(json.dumps({"services": {"app": {"image": "none", "env_file": [str(path)]}}}))
         given = service_environment(Compose(files=(str(alone),), env=stack.env), "app", path)
-    clashes = {name: value for name, value in given.items() if name in own and own[name] != value}
+    clashes = [name for name, value in given.items() if name in own and own[name] != value]
     if not clashes:
         return
-    stacks = {name: "unset" if own[name] is None else own[name] for name in clashes}
-    lines = {name: name if value is None else f"{name}={value}" for name, value in clashes.items()}
-    said = ", ".join(f"{lines[name]} (the stack's: {stacks[name]})" for name in clashes)
-    # A setting make up takes, or a variable compose passes through from its environment.
-    settable = [name for name in clashes if name in settings.defaults() or name in os.environ or own[name] is None]
-    given_there = " ".join(f"{name}={shlex.quote(clashes[name] or '')}" for name in settable)
-    instead = f"; give {', '.join(settable)} to make instead (as in make up {given_there})" if settable else ""
+    # A setting make takes: one compose reads from its environment (`${NAME}`, a bare `NAME:`; the topologies' files
+    # share compose.yaml's), or one of defaults.env.
+    files = "\n".join(path.read_text() for path in sorted(ROOT.glob("compose*.yaml")))
+    settable = [
+        name
+        for name in clashes
+        if name in settings.defaults() or own[name] is None or re.search(rf"\$\{{{name}\b|^\s*{name}:\s*$", files, re.M)
+    ]
+    # Names only: a value may be a secret (a DATABASE_URL's password), and this line ends up in CI logs.
+    instead = f"; give {', '.join(settable)} to make instead (make up {settable[0]}=...)" if settable else ""
+    many = len(clashes) > 1
     raise StackError(
-        f"APP_ENV_FILE={settings.get('APP_ENV_FILE')} sets what the stack sets itself for the app, so these lines never"
-        f" reach it: {said}. Remove {'them' if len(clashes) > 1 else 'it'} from the file{instead}"
+        f"APP_ENV_FILE={settings.get('APP_ENV_FILE')} sets {', '.join(clashes)}, which the stack sets itself for the"
+        f" app (compose puts its own value{'s' if many else ''} first), so {'these lines' if many else 'the line'}"
+        f" never reach{'' if many else 'es'} it. Remove {'them' if many else 'it'} from the file{instead}"
     )
 
 
