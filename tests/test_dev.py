@@ -24,6 +24,7 @@ import requests
 
 from tests.harness import ROOT, compose_down, container_logs, docker, in_background, make, poll, project_containers
 from tests.load import Load
+from tools import settings
 from tools.compose import PROJECT_LABEL, SERVICE_LABEL, free_port, write_secret_key
 
 pytestmark = pytest.mark.lifecycle
@@ -318,6 +319,11 @@ def test_make_dev_starts_the_chain_with_a_banner_naming_the_live_paths_and_how_t
     assert "DEVELOPMENT stack up at " + dev.base_url in dev.started_output
     assert str(dev.app) in dev.started_output
     assert "make down" in dev.started_output
+    # As make up's: the services that run (it read "healthy   healthy after 2 s").
+    server = settings.TOPOLOGIES[dev.topology].server
+    assert re.search(rf"^up: healthy   (\w+, )*{server}(, \w+)* healthy after \d+ s", dev.started_output, re.M), (
+        dev.started_output
+    )
     response = dev.get(KINDS[dev.kind].url)
     assert response.status_code == 200
     assert response.headers["Server"] == "nginx" and "X-Request-ID" in response.headers

@@ -156,7 +156,7 @@ def dev(timeout: int) -> int:
     if not stk.start(stack, timeout):
         print("\ndev: the stack did not get healthy", file=sys.stderr)
         return 1
-    phase("healthy", f"healthy after {time.monotonic() - started:.0f} s ({stk.CHECKS_PASSED})")
+    stk.say_healthy(stack, started)
     banner(f"http://127.0.0.1:{settings.get('HTTP_PORT')}/", app, mounts, topology)
     return 0
 

@@ -816,6 +816,12 @@ def build_phase(stack: Compose) -> None:
     phase("build", f"{'; '.join(said)} ({time.monotonic() - started:.0f} s)")
 
 
+def say_healthy(stack: Compose, started: float) -> None:
+    """The start's last phase line, `make up`'s and `make dev`'s: the services that run, and how long they took."""
+    services = sorted({state.service for state in stack.containers() if state.status == "running"})
+    phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s ({CHECKS_PASSED})")
+
+
 def up(timeout: int) -> int:
     bootstrap()
     check_tls_files()
@@ -857,8 +863,7 @@ def up(timeout: int) -> int:
     if not start(stack, timeout):
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
-    services = sorted({state.service for state in stack.containers() if state.status == "running"})
-    phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s ({CHECKS_PASSED})")
+    say_healthy(stack, started)
     bind = settings.get("HTTP_BIND")
     host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
     if settings.get("TLS") == "on":
