@@ -124,18 +124,27 @@ def check_media_url() -> None:
         )
 
 
-# A uWSGI option compose gives the app server from the environment: passed through by name (`UWSGI_WORKERS:` in
-# compose.yaml's x-app-env) or interpolated (`${NAME}`); and the build arguments of that name (`- NAME`), which the
-# build sets itself.
-PASSED = re.compile(r"^\s*(UWSGI_\w+):\s*$|\$\{(UWSGI_\w+)", re.MULTILINE)
+# A variable compose reads from its environment: passed through by name (`UWSGI_WORKERS:` in compose.yaml's x-app-env)
+# or interpolated (`${NAME}`); and the build arguments of a uWSGI option's name (`- NAME`), which the build sets itself.
+FROM_ENVIRONMENT = re.compile(r"^\s*([A-Z_][A-Z0-9_]*):\s*$|\$\{([A-Z_][A-Z0-9_]*)", re.MULTILINE)
 BUILD_ARGUMENT = re.compile(r"^\s*- (UWSGI_\w+)\s*$", re.MULTILINE)
+
+
+def compose_texts() -> list[str]:
+    """Every compose file of the stack (the topologies', Swarm's and the overlays'), as text."""
+    return [path.read_text() for path in sorted(ROOT.glob("compose*.yaml"))]
+
+
+def from_environment(texts: list[str]) -> set[str]:
+    """The variables those compose files read from compose's environment: the settings make passes on."""
+    return {name for text in texts for match in FROM_ENVIRONMENT.finditer(text) for name in match.groups() if name}
 
 
 def check_uwsgi_options() -> None:
     """uWSGI reads any UWSGI_<OPTION> in its environment, but compose gives the app server only the variables its files
     name: `make up UWSGI_THREADS=2` changed nothing, silently. Such a setting is refused, naming where it goes."""
-    files = [path.read_text() for path in sorted(ROOT.glob("compose*.yaml"))]
-    passed = {name for text in files for match in PASSED.finditer(text) for name in match.groups() if name}
+    files = compose_texts()
+    passed = {name for name in from_environment(files) if name.startswith("UWSGI_")}
     built = {name for text in files for name in BUILD_ARGUMENT.findall(text)}
     unpassed = sorted(name for name in os.environ if name.startswith("UWSGI_") and name not in passed | built)
     if unpassed:
@@ -176,14 +185,10 @@ def check_app_env_file(stack: Compose) -> None:
     clashes = [name for name, value in given.items() if name in own and own[name] != value]
     if not clashes:
         return
-    # A setting make takes: one compose reads from its environment (`${NAME}`, a bare `NAME:`; the topologies' files
-    # share compose.yaml's), or one of defaults.env.
-    files = "\n".join(path.read_text() for path in sorted(ROOT.glob("compose*.yaml")))
-    settable = [
-        name
-        for name in clashes
-        if name in settings.defaults() or own[name] is None or re.search(rf"\$\{{{name}\b|^\s*{name}:\s*$", files, re.M)
-    ]
+    # A setting make takes: one compose reads from its environment (the topologies' files share compose.yaml's), or one
+    # of defaults.env.
+    takes = from_environment(compose_texts()) | set(settings.defaults())
+    settable = [name for name in clashes if name in takes or own[name] is None]
     # Names only: a value may be a secret (a DATABASE_URL's password), and this line ends up in CI logs.
     instead = f"; give {', '.join(settable)} to make instead (make up {settable[0]}=...)" if settable else ""
     many = len(clashes) > 1
