@@ -308,6 +308,11 @@ REFUSED = [
     Case("method-not-token", wire("G@T /plain/x HTTP/1.1", HOST)),
     # RFC 9112 3.2: a target that is none of the four forms.
     Case("target-not-a-path", wire("GET plain/x HTTP/1.1", HOST)),
+    # RFC 9112 3.2: a fragment is no part of a request target (origin-form is a path and a query); nginx would cut it
+    # off PATH_INFO and QUERY_STRING alone, and a DELETE of /a/#b would remove /a/.
+    Case("fragment-in-target", wire("DELETE /plain/frag/#ment HTTP/1.1", HOST)),
+    # RFC 9112 3.2: the same after a query.
+    Case("fragment-after-query", wire("GET /plain/x?a=1#frag HTTP/1.1", HOST)),
     # RFC 9112 2.3: a malformed version.
     Case("version-malformed", wire("GET /plain/x HTTP/1.x", HOST)),
     # RFC 9112 2.3: a major version this server does not speak over HTTP/1 framing.

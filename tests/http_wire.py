@@ -108,7 +108,7 @@ def parse_requests(data: bytes) -> list[Request]:
     while pos < len(data):
         line, pos = _line(data, pos)
         method, target, version = line.split(b" ") if line.count(b" ") == 2 else (b"", b"", b"")
-        if not TOKEN.fullmatch(method) or not re.fullmatch(rb"HTTP/1\.[01]", version) or not target:
+        if not TOKEN.fullmatch(method) or not re.fullmatch(rb"HTTP/1\.[01]", version) or not target or b"#" in target:
             raise ValueError(f"bad request line {line!r}")
         request = Request(method.decode(), target.decode("latin-1"))
         while True:
