@@ -208,6 +208,8 @@ VALID = [
     Case("request-id-kept", wire("GET /plain/rid HTTP/1.1", HOST, "X-Request-ID: 0123456789abcdef0123456789abcdef")),
     # RFC 3986 5.2.4: dot segments are removed from the path before routing.
     Case("dot-segments-removed", wire("GET /plain/a/./b/../c HTTP/1.1", HOST)),
+    # RFC 3986 3.3 allows empty segments; the chain merges repeated slashes, encoded ones too (documented, kept).
+    Case("repeated-slashes-merged", wire("GET /plain/a//b/%2F/c HTTP/1.1", HOST)),
 ]
 
 TOLERATED = [

@@ -55,7 +55,9 @@ class Request:
         path = self.target.split("?", 1)[0]
         if "://" in path:
             path = "/" + path.split("://", 1)[1].partition("/")[2]
-        return remove_dot_segments(re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), path))
+        decoded = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), path)
+        # Repeated slashes as one: nginx's merge_slashes, kept on (nginx/conf.d/request-target.conf).
+        return remove_dot_segments(re.sub("/{2,}", "/", decoded))
 
     @property
     def query(self) -> str:
