@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness import QUICK_SWARM_MONITOR, ROOT, free_port, poll
+from tests.harness import QUICK_SWARM_HEALTH_INTERVAL, QUICK_SWARM_MONITOR, ROOT, free_port, poll
 from tests.load import Load
 from tests.stack_times import timed, timed_process
 from tools import cluster as cluster_tool
@@ -225,6 +225,8 @@ def stack(tmp_path_factory) -> Iterator[ClusterStack]:
         "APP_REPLICAS": str(REPLICAS),
         # Its rollouts end sooner (tests/harness.py: QUICK_SWARM_MONITOR).
         "SWARM_UPDATE_MONITOR": QUICK_SWARM_MONITOR,
+        # Each new task counts as running at its first health check, sooner (tests/harness.py).
+        "HEALTH_INTERVAL": QUICK_SWARM_HEALTH_INTERVAL,
         # The load is one user's and one address's: the API throttles (a few requests a second) would answer 429.
         "API_THROTTLE_ANON": "off",
         "API_THROTTLE_USER": "off",

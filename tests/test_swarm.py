@@ -20,6 +20,7 @@ import requests
 
 from tests.harness import (
     ECHO_APP,
+    QUICK_SWARM_HEALTH_INTERVAL,
     QUICK_SWARM_MONITOR,
     ROOT,
     SWARM_SERVICE_LABEL,
@@ -86,6 +87,7 @@ def stack(tmp_path_factory) -> Iterator[SwarmStack]:
         "SECRET_KEY_FILE": str(secret),
         "APP_REPLICAS": str(REPLICAS_AT_START),
         "SWARM_UPDATE_MONITOR": QUICK_SWARM_MONITOR,
+        "HEALTH_INTERVAL": QUICK_SWARM_HEALTH_INTERVAL,
     }
     was_active = swarm.swarm_state() == "active"
     deployed = SwarmStack(name=name, env=env, base_url=f"http://127.0.0.1:{port}", swarm_was_active=was_active)
@@ -309,6 +311,13 @@ def test_the_deployed_services_rollouts_watch_each_task_for_the_stacks_swarm_upd
     for service, configs in {"app": ("UpdateConfig", "RollbackConfig"), "nginx": ("UpdateConfig",)}.items():
         spec = swarm.inspect_service(stack.name, service)["Spec"]
         assert [spec[config]["Monitor"] for config in configs] == [monitor] * len(configs), (service, spec)
+
+
+def test_the_deployed_services_check_their_health_at_the_stacks_health_interval(stack):
+    interval = settings.duration_seconds(QUICK_SWARM_HEALTH_INTERVAL) * 1e9
+    for service in ("app", "nginx"):
+        spec = swarm.inspect_service(stack.name, service)["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert spec["Healthcheck"]["Interval"] == interval, (service, spec.get("Healthcheck"))
 
 
 def test_make_swarm_up_answers_as_make_up_does_a_line_for_its_bootstrap_and_its_build_then_its_own(stack):
