@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
@@ -71,25 +72,71 @@ def raw_get(deployment: Deployment, target: str, headers: dict[str, str] | None 
 
 # --- the request ID ---------------------------------------------------------------------------------------------
 
+# Request IDs nginx must not keep (conf.d/request-id.conf), each made from a marker of its request.
+BAD_IDS = {
+    "a character outside the allowed set": lambda m: f"{m}!",
+    "longer than 128 characters": lambda m: m * 5,
+    "a space": lambda m: f"{m[:3]} {m}",
+    "a quote that would forge log fields": lambda m: m + '"},"status":200',
+    "shorter than 8 characters": lambda m: f"Q{m[:6]}",
+}
+
+
+@dataclass
+class Miss:
+    """A request for a path the app lacks, sent for the log checks below: when (time.time()), what it carried (a
+    marker in its path, a request ID) and what came back."""
+
+    at: float
+    marker: str
+    request_id: str = ""
+    response: requests.Response | None = None
+    raw: tuple[str, dict[str, str]] = ("", {})
+
+
+@pytest.fixture(scope="module")
+def misses(http, deployment, served_app) -> dict[str, Miss]:
+    """The log checks' requests, sent one after another before the first check reads a log. nginx writes its access
+    log a buffer at a time, at least once a second, so each check sent alone waited up to a second for its line
+    (8 of `make verify`'s 18 s); so, the first waits and the others find theirs. A path the app lacks: nginx logs it,
+    uWSGI logs it (its request log keeps 4xx, 5xx and slow requests: uwsgi/uwsgi.ini), and the default app logs a
+    warning (Django's "Not Found")."""
+    needs_docker_hosts(deployment)
+    served_app.needs_logged_miss()
+    sent: dict[str, Miss] = {}
+
+    def get(name: str, marker: str, path: str, request_id: str = "") -> None:
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        miss = Miss(time.time(), marker, request_id)
+        miss.response = http.get(path, headers=headers, allow_redirects=False)
+        sent[name] = miss
+
+    marker = uuid.uuid4().hex
+    get("chosen", marker, f"/no-such-page-{marker}", f"ops-{uuid.uuid4()}")
+    marker = uuid.uuid4().hex
+    get("generated", marker, f"/no-such-page-{marker}")
+    for name, bad in BAD_IDS.items():
+        marker = uuid.uuid4().hex
+        get(name, marker, f"/no-such-page?m={marker}", bad(marker))
+    # A path with a quote and a backslash (sent raw), and an app warning: what could break the JSON of a log line.
+    marker = uuid.uuid4().hex
+    sent["schema"] = Miss(time.time(), marker)
+    sent["schema"].raw = raw_get(deployment, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
+    return sent
+
 
 @pytest.mark.chain
 def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi_and_app_logs(
-    http, deployment, served_app
+    deployment, served_app, misses
 ):
-    needs_docker_hosts(deployment)
-    served_app.needs_logged_miss()
-    request_id = f"ops-{uuid.uuid4()}"
-    sent = time.time()
-    # A path the app lacks: nginx logs it, uWSGI logs it, and the default app logs a warning (Django's "Not Found").
-    response = http.get(
-        f"/no-such-page-{uuid.uuid4().hex}", headers={"X-Request-ID": request_id}, allow_redirects=False
-    )
+    miss = misses["chosen"]
+    response, request_id = miss.response, miss.request_id
     status = served_app.unknown_status
     assert response.status_code == status
     assert response.headers["X-Request-ID"] == request_id
 
     def logged(container: str, source: str) -> list[dict]:
-        return deployment.with_request_id(container, source, request_id, since=sent)
+        return deployment.with_request_id(container, source, request_id, since=miss.at)
 
     nginx = poll(lambda: logged(deployment.nginx_container, "nginx"), what="nginx log")
     uwsgi = poll(lambda: logged(deployment.app_container, "uwsgi"), what="uWSGI log")
@@ -102,12 +149,9 @@ def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi
 
 
 @pytest.mark.chain
-def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, deployment, served_app):
-    needs_docker_hosts(deployment)
-    served_app.needs_logged_miss()
-    marker = uuid.uuid4().hex
-    sent = time.time()
-    response = http.get(f"/no-such-page-{marker}", allow_redirects=False)
+def test_without_a_request_id_nginx_generates_one_that_every_log_shares(deployment, served_app, misses):
+    miss = misses["generated"]
+    response = miss.response
     request_id = response.headers["X-Request-ID"]
     assert GENERATED_ID.fullmatch(request_id)
     assert response.status_code == served_app.unknown_status
@@ -118,62 +162,44 @@ def test_without_a_request_id_nginx_generates_one_that_every_log_shares(http, de
         logs.append((deployment.app_container, "app"))
     for container, source in logs:
         records = poll(
-            lambda c=container, s=source: deployment.with_request_id(c, s, request_id, since=sent), what=f"{source} log"
+            lambda c=container, s=source: deployment.with_request_id(c, s, request_id, since=miss.at),
+            what=f"{source} log",
         )
-        assert all(marker in record.get("path", record.get("message", "")) for record in records), records
+        assert all(miss.marker in record.get("path", record.get("message", "")) for record in records), records
 
 
 @pytest.mark.chain
-@pytest.mark.parametrize(
-    "bad",
-    [
-        pytest.param(lambda m: f"{m}!", id="a character outside the allowed set"),
-        pytest.param(lambda m: m * 5, id="longer than 128 characters"),
-        pytest.param(lambda m: f"{m[:3]} {m}", id="a space"),
-        pytest.param(lambda m: m + '"},"status":200', id="a quote that would forge log fields"),
-        pytest.param(lambda m: f"Q{m[:6]}", id="shorter than 8 characters"),
-    ],
-)
-def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(http, deployment, served_app, bad):
-    needs_docker_hosts(deployment)
-    served_app.needs_logged_miss()
-    marker = uuid.uuid4().hex
-    incoming = bad(marker)
-    sent = time.time()
-    # A path the app lacks (the default app's 404), so that uWSGI logs it too (its request log keeps 4xx, 5xx and
-    # slow requests: uwsgi/uwsgi.ini).
-    response = http.get(f"/no-such-page?m={marker}", headers={"X-Request-ID": incoming}, allow_redirects=False)
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_a_malformed_or_oversized_request_id_is_replaced_and_appears_in_no_log(deployment, served_app, misses, bad):
+    miss = misses[bad]
+    response, incoming = miss.response, miss.request_id
     assert response.status_code == served_app.unknown_status
     request_id = response.headers["X-Request-ID"]
     assert request_id != incoming
     assert GENERATED_ID.fullmatch(request_id)
     poll(
-        lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id, since=sent),
+        lambda: deployment.with_request_id(deployment.nginx_container, "nginx", request_id, since=miss.at),
         what="nginx logs the new ID",
     )
     poll(
-        lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id, since=sent),
+        lambda: deployment.with_request_id(deployment.app_container, "uwsgi", request_id, since=miss.at),
         what="uWSGI logs the new ID",
     )
-    assert incoming not in all_logs(deployment, since=sent)
+    assert incoming not in all_logs(deployment, since=miss.at)
 
 
 # --- JSON logs in one schema ------------------------------------------------------------------------------------
 
 
 @pytest.mark.chain
-def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_schema(deployment, served_app):
-    needs_docker_hosts(deployment)
-    served_app.needs_logged_miss()
-    marker = uuid.uuid4().hex
-    # A path with a quote and a backslash (sent raw), and an app warning: what could break the JSON of a log line.
-    sent = time.time()
-    status, headers = raw_get(deployment, f'/no-such-page-{marker}?q="\\x', {"User-Agent": 'ua"\\'})
+def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_schema(deployment, served_app, misses):
+    miss = misses["schema"]
+    status, headers = miss.raw
     assert f" {served_app.unknown_status} " in status
     request_id = headers["X-Request-ID"]
 
     def logged(container: str, source: str) -> list[dict]:
-        return deployment.with_request_id(container, source, request_id, since=sent)
+        return deployment.with_request_id(container, source, request_id, since=miss.at)
 
     # The default app's records are in the schema too; another app's log lines are its own, in its own format.
     sources = {"nginx", "uwsgi", "app"} if served_app.default else {"nginx", "uwsgi"}
@@ -204,11 +230,11 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
 
     ours = [r for r in records if r["request_id"] == request_id]
     nginx = next(r for r in ours if r["source"] == "nginx")
-    assert nginx["path"] == f'/no-such-page-{marker}?q="\\x'
+    assert nginx["path"] == f'/no-such-page-{miss.marker}?q="\\x'
     assert nginx["user_agent"] == 'ua"\\'
     assert isinstance(nginx["upstream_ms"], int)
     uwsgi = next(r for r in ours if r["source"] == "uwsgi")
-    assert uwsgi["path"] == f"/no-such-page-{marker}?q=...", "uWSGI's path is cut before the quote"
+    assert uwsgi["path"] == f"/no-such-page-{miss.marker}?q=...", "uWSGI's path is cut before the quote"
     assert isinstance(uwsgi["worker"], int) and uwsgi["worker"] >= 1
 
 
