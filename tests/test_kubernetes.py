@@ -392,6 +392,31 @@ def test_static_url_is_one_setting_that_nginx_renders_its_static_location_from(d
 # --- the README's steps, offline ---------------------------------------------------------------------------------
 
 
+def test_no_configmap_line_is_shadowed_by_a_containers_own_env(docs):
+    assert k8s.shadowed_config(docs) == []
+
+
+def test_a_configmap_line_a_containers_own_env_would_shadow_is_named_and_its_value_never_shown(tmp_path):
+    """Kubernetes puts a container's env over its envFrom: a DATABASE_URL given in the app's ConfigMap (not the
+    Secret) would never reach the app, silently; `make k8s-validate` names it instead."""
+    kube = k8s.mirror(tmp_path, k8s.made_up_secrets())
+    overlay = kube / "overlays/production/kustomization.yaml"
+    line = "      - ALLOWED_HOSTS=localhost,wsgi-chain.example.com\n"
+    text = overlay.read_text()
+    assert line in text
+    overlay.write_text(text.replace(line, line + "      - DATABASE_URL=postgres://u:s3cret-value@db/app\n"))
+    docs = [doc for doc in yaml.safe_load_all(k8s.build(kube / "overlays/production")) if doc]
+    shadowed = k8s.shadowed_config(docs)
+    (name,) = {line.split()[1] for line in shadowed}
+    assert name.startswith("wsgi-chain-app-env-"), shadowed
+    assert shadowed == [
+        f"ConfigMap {name} sets DATABASE_URL, which the {container} container of {kind} sets itself (its env comes "
+        "before its envFrom), so these lines never reach it: remove them from the ConfigMap"
+        for container, kind in (("app", "Deployment/wsgi-chain"), ("migrate", "Job/wsgi-chain-migrate"))
+    ]
+    assert not any("s3cret-value" in line for line in shadowed)
+
+
 def test_make_k8s_render_and_k8s_validate_work_offline_and_the_overlay_asks_for_its_secrets_first():
     def make(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["make", "-s", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -5,7 +5,8 @@
   prints the documents.
 - validate: renders every target in a scratch mirror of the repo whose overlay secrets are made up for the run (the
   working tree is never written to), and validates every document against the schemas of the oldest and newest
-  Kubernetes the manifests are for (kubernetes-validate's offline schemas; from the test virtualenv).
+  Kubernetes the manifests are for (kubernetes-validate's offline schemas; from the test virtualenv), and fails on a
+  ConfigMap line a container never gets, its own env setting the same name (shadowed_config).
 - kustomize ARGS: the pinned kustomize itself, run in overlays/production (the README's `edit set image` step).
 
 The tests (tests/test_kubernetes.py) use the same functions.
@@ -98,6 +99,36 @@ def schema_errors(docs: list[dict], version: str) -> list[str]:
     return errors
 
 
+# The kinds whose pods the manifests declare, and where each keeps its pod spec.
+POD_SPECS = {"Deployment": ("spec", "template", "spec"), "Job": ("spec", "template", "spec")}
+
+
+def shadowed_config(docs: list[dict]) -> list[str]:
+    """What a container takes from a ConfigMap with envFrom but never gets: a name its own `env` sets too (Kubernetes
+    puts a container's env over its envFrom), as a line of the ConfigMap that would be ignored without a word. One
+    line per container and ConfigMap, naming the names only: a value may be a secret."""
+    config = {doc["metadata"]["name"]: set(doc.get("data") or {}) for doc in docs if doc.get("kind") == "ConfigMap"}
+    found = []
+    for doc in docs:
+        spec = doc
+        for key in POD_SPECS.get(doc.get("kind"), ()):
+            spec = spec.get(key) or {}
+        if spec is doc:
+            continue
+        for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+            own = {variable["name"] for variable in container.get("env", [])}
+            for source in container.get("envFrom", []):
+                name = (source.get("configMapRef") or {}).get("name", "")
+                shadowed = sorted(own & {source.get("prefix", "") + key for key in config.get(name, ())})
+                if shadowed:
+                    found.append(
+                        f"ConfigMap {name} sets {', '.join(shadowed)}, which the {container['name']} container of "
+                        f"{doc['kind']}/{doc['metadata']['name']} sets itself (its env comes before its envFrom), so "
+                        "these lines never reach it: remove them from the ConfigMap"
+                    )
+    return found
+
+
 def render(target: str) -> int:
     if target not in TARGETS:
         raise K8sError(f"K8S_TARGET={target!r}: use one of {', '.join(TARGETS)}")
@@ -118,6 +149,10 @@ def validate() -> int:
         kube = mirror(Path(scratch), made_up_secrets())
         for target in TARGETS:
             docs = [doc for doc in yaml.safe_load_all(build(kube / target)) if doc]
+            shadowed = shadowed_config(docs)
+            failed |= bool(shadowed)
+            for line in shadowed:
+                print(f"k8s: {target}: {line}")
             for version in KUBERNETES_VERSIONS:
                 errors = schema_errors(docs, version)
                 failed |= bool(errors)
