@@ -230,3 +230,40 @@ def test_an_archive_that_is_not_a_whole_backup_of_the_apps_files_is_refused_befo
 def test_a_whole_archive_of_ours_passes_the_check_with_its_count_and_size(tmp_path):
     path = archive(tmp_path, member("a"), member("media/b"), member("c"), manifest=OURS)
     assert str(backup_files.check(path)) == "3 files, 0.0 MB"
+
+
+# A name in the data volume as an app's user may choose it (an upload's) -> as make backup's lines show it.
+SHOWN = {
+    "media": "media",
+    "café ✓.txt": "café ✓.txt",
+    "caf\udce9-latin1.txt": "caf\\xe9-latin1.txt",  # the byte 0xE9, not UTF-8: Python's surrogate escape
+    "\x1b[31mRED\x1b[0m": "\\x1b[31mRED\\x1b[0m",
+    "a\nb\tc\r": "a\\x0ab\\x09c\\x0d",
+    "evil\u202etxt.exe": "evil\\u202etxt.exe",  # a right-to-left override
+    "back\\slash": "back\\\\slash",
+}
+
+
+@pytest.mark.parametrize("name", list(SHOWN))
+def test_a_name_is_shown_with_its_control_characters_and_undecodable_bytes_escaped(name):
+    assert backup_files.printable(name) == SHOWN[name]
+
+
+def test_the_summary_names_each_top_entry_printably():
+    listing = {
+        "root": "/var/lib/app",
+        "files": [["\x1b[2Jx.txt", 10], ["media/\x1b]0;title\x07/a.png", 2_000_000], ["media/b", 500_000]],
+    }
+    summary = backup_files.summed_up(listing, "app")
+    assert summary == (
+        "\\x1b[2Jx.txt (1 file, 0.0 MB), media/ (2 files, 2.5 MB) in /var/lib/app (the app service's data volume)"
+    )
+    assert backup_files.summed_up({"root": "/var/lib/app", "files": []}, "app") == ""
+
+
+def test_a_refusal_shows_the_archives_names_printably(tmp_path):
+    path = archive(tmp_path, member("\x1b[31m/../../x"), manifest=OURS)
+    with pytest.raises(StackError) as refused:
+        backup_files.check(path)
+    assert "holds \\x1b[31m/../../x, outside the data volume" in str(refused.value), refused.value
+    assert "\x1b" not in str(refused.value)

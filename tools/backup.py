@@ -346,17 +346,7 @@ def uncovered(database: Database) -> str:
     files, 1.2 MB)"); empty when nothing."""
     command = database.python(backup_files.LISTING, database.kind)
     listing = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-    entries: dict[str, list[int]] = {}
-    for relative, size in listing["files"]:
-        top, _, rest = relative.partition("/")
-        counted = entries.setdefault(f"{top}/" if rest else top, [0, 0])
-        counted[0], counted[1] = counted[0] + 1, counted[1] + size
-    if not entries:
-        return ""
-    parts = [
-        f"{name} ({n} file{'s' if n != 1 else ''}, {size / 1e6:.1f} MB)" for name, (n, size) in sorted(entries.items())
-    ]
-    return ", ".join(parts) + f" in {listing['root']} (the {database.service} service's data volume)"
+    return backup_files.summed_up(listing, database.service)
 
 
 # --- restore -----------------------------------------------------------------------------------------------------

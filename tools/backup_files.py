@@ -230,6 +230,40 @@ class Archive:
         return f"{self.files} file{'s' if self.files != 1 else ''}, {self.size / 1e6:.1f} MB"
 
 
+def printable(name: str) -> str:
+    """A file name as one line of output can show it: a byte that is not UTF-8 (Python's surrogate escape) and a
+    control character as \\xNN (\\uNNNN past 0xFF), a backslash doubled. The names in the data volume are the app's
+    users' to choose (an upload's): printed as they are, one could write escape sequences to the operator's terminal."""
+    shown = []
+    for char in name:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            shown.append(f"\\x{code - 0xDC00:02x}")
+        elif char == "\\":
+            shown.append("\\\\")
+        elif not char.isprintable():
+            shown.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            shown.append(char)
+    return "".join(shown)
+
+
+def summed_up(listing: dict, service: str) -> str:
+    """LISTING's output summed up by top entry ("media/ (3 files, 1.2 MB)"), each name printable; empty when
+    nothing."""
+    entries: dict[str, list[int]] = {}
+    for relative, size in listing["files"]:
+        top, _, rest = relative.partition("/")
+        counted = entries.setdefault(f"{printable(top)}/" if rest else printable(top), [0, 0])
+        counted[0], counted[1] = counted[0] + 1, counted[1] + size
+    if not entries:
+        return ""
+    parts = [
+        f"{name} ({n} file{'s' if n != 1 else ''}, {size / 1e6:.1f} MB)" for name, (n, size) in sorted(entries.items())
+    ]
+    return ", ".join(parts) + f" in {listing['root']} (the {service} service's data volume)"
+
+
 def is_archive(head: bytes) -> bool:
     return head.startswith(GZIP_MAGIC)
 
@@ -253,18 +287,24 @@ def check(path: Path) -> Archive:
     for member in members:
         where = PurePosixPath(member.name)
         if where.is_absolute() or ".." in where.parts:
-            raise StackError(f"{path} holds {member.name}, outside the data volume: not a backup of the app's files")
+            raise StackError(
+                f"{path} holds {printable(member.name)}, outside the data volume: not a backup of the app's files"
+            )
         if member.islnk() and member.linkname not in regular:
             raise StackError(
-                f"{path} holds a hard link {member.name} -> {member.linkname}, not to a file before it in the archive"
+                f"{path} holds a hard link {printable(member.name)} -> {printable(member.linkname)}, not to a file"
+                " before it in the archive"
             )
         if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise StackError(f"{path} holds {member.name}, which is neither a file, a directory nor a link")
+            raise StackError(f"{path} holds {printable(member.name)}, which is neither a file, a directory nor a link")
         if member.isfile():
             regular.add(member.name)
         if member.issym():
             target = PurePosixPath(member.linkname)
             if target.is_absolute() or ".." in (where.parent / target).parts:
-                raise StackError(f"{path} holds a link {member.name} -> {member.linkname}, out of the data volume")
+                raise StackError(
+                    f"{path} holds a link {printable(member.name)} -> {printable(member.linkname)}, out of the data"
+                    " volume"
+                )
     files = [member for member in members if member.isfile() or member.islnk()]
     return Archive(files=len(files), size=sum(member.size for member in files if member.isfile()))
