@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
 import requests
@@ -585,6 +585,43 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
         sent = [f"c{n}={str(n) * 3996}; Path=/" for n in range(count)]
         assert response.raw.headers.getlist("Set-Cookie") == sent
         assert response.text == "ok\n"
+
+
+# X-Accel-* fields an answer may carry (here its client's, as an app that passes them on does) that nginx would act on.
+X_ACCEL = {
+    "X-Accel-Redirect": "/plain/redirected",  # answered with the echo of GET /plain/redirected instead
+    "X-Accel-Limit-Rate": "1",  # the answer, its header too, at a byte a second
+}
+
+
+@pytest.mark.parametrize("field", X_ACCEL)
+def test_an_answers_x_accel_fields_steer_nothing_and_its_own_answer_reaches_the_client(echo: Deployment, field):
+    """nginx/conf.d/upstream-headers.conf: an app that passes its client's values into its answer's header fields
+    (httpbin's /response-headers) let the client make nginx fetch another path in the answer's place, or slow it to a
+    byte a second. The answer now comes as the app sent it, the field kept from the client (seen failing before)."""
+    query = urlencode({field: X_ACCEL[field], "X-Mine": "kept"})
+    request = f"GET /answer-headers/?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+    received, deadline = b"", time.monotonic() + 5
+    # Against the clock: a rate-limited answer (its header too) would take some 1,200 s, each byte in time for a
+    # client's read timeout.
+    with socket.create_connection(("127.0.0.1", urlsplit(echo.base_url).port), timeout=0.5) as client:
+        client.sendall(request)
+        while time.monotonic() < deadline:
+            try:
+                chunk = client.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            received += chunk
+        else:
+            pytest.fail(f"{len(received)} bytes of the answer in 5 s: it was slowed")
+    head, _, body = received.partition(b"\r\n\r\n")
+    fields = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:])
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert body.startswith(b"answer-headers\n") and len(body) == 1000, body[:200]
+    assert fields["Content-Type"] == "text/plain" and fields["X-Mine"] == "kept", fields
+    assert field not in fields, fields
 
 
 def test_an_app_without_static_files_for_nginx_gets_the_static_url_paths_itself(echo: Deployment):

@@ -14,9 +14,10 @@ generator function written as a WSGI app does, and `/raise-mid-body/<token>` wit
 (RuntimeError: raised by the app for <token>). `/events/<token>` is an event stream (text/event-stream) that writes
 `data: 0`, then waits (up to 30 s) for a file named for the token in its /tmp (EVENTS_GO) before `data: 1` and the
 end, so a test knows whether the first event reached it while the stream was still open. `/cookies/<n>` answers
-with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does. `/probe-only/` answers the marks
-the stack's health probe gives its requests ({"HEALTHCHECK", "user_agent", "remote_addr"}): 200 when they are the
-probe's (docs/bring-your-own-app.md), else 403.
+with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does. `/answer-headers/?Name=value`
+answers with the header fields its query names. `/probe-only/` answers the marks the stack's health probe gives its
+requests ({"HEALTHCHECK", "user_agent", "remote_addr"}): 200 when they are the probe's (docs/bring-your-own-app.md),
+else 403.
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -27,6 +28,7 @@ import os
 import tempfile
 import time
 import warnings
+from urllib.parse import parse_qsl
 from wsgiref.validate import check_environ
 
 import bottle_echo
@@ -212,6 +214,15 @@ def probe_only(environ, start_response):
     return [body]
 
 
+def answer_headers(environ, start_response):
+    """An answer carrying the header fields its query names (?Name=value&...), as an app that passes its client's
+    values into its answer does (httpbin's /response-headers): a body of 1,000 bytes after them."""
+    fields = parse_qsl(environ.get("QUERY_STRING", ""))
+    body = b"answer-headers\n" + b"x" * 984 + b"\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body))), *fields])
+    return [body]
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -243,6 +254,8 @@ def application(environ, start_response):
         return events(path, start_response)
     if path.startswith("/cookies/"):
         return cookies(path, start_response)
+    if path == "/answer-headers/":
+        return answer_headers(environ, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
