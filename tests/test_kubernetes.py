@@ -410,8 +410,8 @@ def test_a_configmap_line_a_containers_own_env_would_shadow_is_named_and_its_val
     (name,) = {line.split()[1] for line in shadowed}
     assert name.startswith("wsgi-chain-app-env-"), shadowed
     assert shadowed == [
-        f"ConfigMap {name} sets DATABASE_URL, which the {container} container of {kind} sets itself (its env comes "
-        "before its envFrom), so these lines never reach it: remove them from the ConfigMap"
+        f"ConfigMap {name} sets DATABASE_URL, which the {container} container of {kind} sets itself (its env wins "
+        "over its envFrom), so these lines never reach it: remove them from the ConfigMap"
         for container, kind in (("app", "Deployment/wsgi-chain"), ("migrate", "Job/wsgi-chain-migrate"))
     ]
     assert not any("s3cret-value" in line for line in shadowed)

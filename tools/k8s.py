@@ -123,7 +123,7 @@ def shadowed_config(docs: list[dict]) -> list[str]:
                 if shadowed:
                     found.append(
                         f"ConfigMap {name} sets {', '.join(shadowed)}, which the {container['name']} container of "
-                        f"{doc['kind']}/{doc['metadata']['name']} sets itself (its env comes before its envFrom), so "
+                        f"{doc['kind']}/{doc['metadata']['name']} sets itself (its env wins over its envFrom), so "
                         "these lines never reach it: remove them from the ConfigMap"
                     )
     return found
