@@ -297,6 +297,19 @@ def test_a_service_whose_update_has_not_begun_is_not_converged(monkeypatch):
     assert swarm.converged("wct-x", DEPLOYED) == (False, "app update not begun yet")
 
 
+def test_a_completed_one_shot_whose_update_swarm_still_watches_is_not_converged(monkeypatch):
+    """A CI run's `make swarm-update` right after another was refused "update out of sequence" for the migrate
+    service: Swarm wrote the end of the last update's watch to it between the deploy's read and its update."""
+    states = {
+        "app": swarm.ServiceState(2, 2, "completed"),
+        "migrate": swarm.ServiceState(0, 0, "updating", newest_task="complete"),
+    }
+    monkeypatch.setattr(swarm, "service_states", lambda stack, since=0: states)
+    assert swarm.converged("wct-x", DEPLOYED) == (False, "migrate updating")
+    states["migrate"] = swarm.ServiceState(0, 0, "completed", newest_task="complete")
+    assert swarm.converged("wct-x", DEPLOYED) == (True, "")
+
+
 def test_make_swarm_up_deploys_the_stack_with_every_replica_healthy_behind_nginx(stack):
     rows = swarm.services(stack.name)
     assert rows["app"]["Replicas"] == f"{REPLICAS_AT_START}/{REPLICAS_AT_START}"
