@@ -7,6 +7,7 @@ ends, Content-Length or chunked framing) and raises ValueError on anything else.
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 from dataclasses import dataclass, field
@@ -188,6 +189,11 @@ def exchange(port: int, data: bytes, responses: int = 1, timeout: float = 5) -> 
         except ConnectionResetError:
             pass
     return found
+
+
+def parse_response(data: bytes) -> Response | None:
+    """One response read from bytes already received (None when there are none)."""
+    return _read_response(io.BytesIO(data))
 
 
 def _read_response(reader) -> Response | None:

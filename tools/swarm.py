@@ -230,6 +230,8 @@ class ServiceState:
 
 # The stack's one-shot services: done when their newest task completed, not when replicas run.
 ONE_SHOTS = ("migrate",)
+# A service's update states while Swarm carries it out or watches it (its monitor): a deploy is not done yet.
+UNDER_WAY = ("updating", "rollback_started")
 
 
 def update_of(service: dict[str, Any], since: float) -> tuple[str, str, bool]:
@@ -256,14 +258,13 @@ def service_states(stack: str, since: float = 0) -> dict[str, ServiceState]:
             return api_service_states(local, stack, since)
     states = {}
     for name, row in services(stack).items():
+        update, message, due = update_of(inspect_service(stack, name), since)
         if name in ONE_SHOTS:
             # The newest task (listed first); its CurrentState reads "Complete 3 seconds ago".
             newest = [t["CurrentState"].split()[0].lower() for t in tasks(stack, name)][:1]
-            update, message, due = update_of(inspect_service(stack, name), since)
             states[name] = ServiceState(0, 0, update, message, newest[0] if newest else "", due)
             continue
         running, _, wanted = row["Replicas"].partition("/")
-        update, message, due = update_of(inspect_service(stack, name), since)
         states[name] = ServiceState(int(running), int(wanted.split()[0]), update, message, due=due)
     return states
 
@@ -303,7 +304,7 @@ def converged(stack: str, since: float = 0) -> tuple[bool, str]:
                 raise SwarmError(f"{stack}_{name} failed: docker service logs {stack}_{name}")
             if state.newest_task != "complete":
                 pending.append(f"{name} {state.newest_task or 'no task yet'}")
-            elif state.update in ("updating", "rollback_started"):
+            elif state.update in UNDER_WAY:
                 # Swarm still watches the update that started it (its monitor) and writes its end to the service when
                 # that passes, which versions the service anew: a deploy read just before was refused "update out of
                 # sequence" (a swarm-update right after another, in the suite).
@@ -311,7 +312,7 @@ def converged(stack: str, since: float = 0) -> tuple[bool, str]:
             continue
         if state.running != state.wanted:
             pending.append(f"{name} {state.running}/{state.wanted}")
-        if state.update in ("updating", "rollback_started"):
+        if state.update in UNDER_WAY:
             pending.append(f"{name} {state.update}")
         elif state.due:
             pending.append(f"{name} update not begun yet")
