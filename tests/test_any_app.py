@@ -106,6 +106,29 @@ def test_the_app_gets_every_environ_key_pep_3333_lists_and_the_wsgi_validator_fi
     assert cgi["SERVER_PROTOCOL"] == "HTTP/1.1" and report["url_scheme"] == "http"
 
 
+# (request line, Host, SERVER_NAME, SERVER_PORT): the name and port the client addressed, as Apache gives them. Until
+# nginx config 0.6.9 SERVER_PORT was nginx's own port in its container (8080) whatever the client used: Mercurial's
+# hgweb, which builds its feeds' links from the two, pointed clients at http://localhost:8080/.
+ADDRESSED = [
+    ("GET /environ/ HTTP/1.1", "127.0.0.1:{port}", "127.0.0.1", "{port}"),
+    ("GET /environ/ HTTP/1.1", "LocalHost:4321", "localhost", "4321"),
+    ("GET /environ/ HTTP/1.1", "localhost", "localhost", "80"),
+    ("GET http://localhost/environ/ HTTP/1.1", "127.0.0.1:{port}", "localhost", "80"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "host", "name", "port"), ADDRESSED, ids=["loopback port", "other port", "no port", "absolute-form"]
+)
+def test_server_name_and_port_are_what_the_client_addressed(echo: Deployment, line, host, name, port):
+    published = int(echo.base_url.rsplit(":", 1)[1])
+    request = f"{line}\r\nHost: {host.format(port=published)}\r\nConnection: close\r\n\r\n".encode()
+    (response,) = exchange(published, request)
+    assert response.status == 200, response
+    cgi = json.loads(response.body)["cgi"]
+    assert (cgi["SERVER_NAME"], cgi["SERVER_PORT"]) == (name, port.format(port=published))
+
+
 @pytest.mark.parametrize("path", ["/", "/no-such-page"], ids=["the app's page", "the app's 404"])
 def test_nginx_sends_the_operators_content_security_policy_where_the_app_sends_none(echo: Deployment, path: str):
     """CONTENT_SECURITY_POLICY at make up (the echo stacks': ECHO_CSP); the other security headers as ever."""
