@@ -317,10 +317,13 @@ class Compose:
             raise LookupError(f"no running container for service {service!r} in project {self.project!r}")
         return names[0]
 
-    def logs(self, service: str, tail: int | None = None) -> str:
+    def logs(self, service: str, tail: int | None = None, since: float | None = None) -> str:
+        """The service's log: its last `tail` lines, of those written from `since` on (seconds since the epoch)."""
         args = ["logs", "--no-color", "--no-log-prefix"]
         if tail is not None:
             args += ["--tail", str(tail)]
+        if since is not None:
+            args += ["--since", f"{since:.3f}"]
         return self.run(*args, service, capture=True, check=False).stdout
 
 

@@ -528,16 +528,29 @@ def about_its_probe(state: Container, why: str) -> bool:
     return failed_its_check and (state.service in servers or bool(ANSWERED.search(state.last_probe)))
 
 
+def failure_logs(stack: Compose, service: str, since: float | None) -> str:
+    """The service's last 40 log lines of this attempt (from `since` on): a one-shot that failed before (the migrate
+    service) keeps its container and its earlier runs' lines, which read as this run's. All of its log if the attempt
+    wrote none (a container that failed before it and did not start again)."""
+    if since is not None and (attempt := stack.logs(service, tail=40, since=since).rstrip()):
+        return attempt
+    return stack.logs(service, tail=40).rstrip()
+
+
 def report_failures(
-    stack: Compose, failing: list[tuple[Container, str]], compose_output: str, target: str = "up"
+    stack: Compose,
+    failing: list[tuple[Container, str]],
+    compose_output: str,
+    target: str = "up",
+    since: float | None = None,
 ) -> None:
     """The cause first (each failing service, its probe's last answer and the settings that change it), then
-    compose's own last lines and each failing service's logs; then stop what would restart in a loop. Each line
-    begins with the target's name (up, restart)."""
+    compose's own last lines and each failing service's logs (from `since` on, the attempt's start); then stop what
+    would restart in a loop. Each line begins with the target's name (up, restart)."""
     say = functools.partial(print, file=sys.stderr)
     if not failing:
         say(f"{target}: compose failed, but no container has failed: compose's last lines below say why")
-    logs = {state.service: stack.logs(state.service, tail=40).rstrip() for state, _ in failing}
+    logs = {state.service: failure_logs(stack, state.service, since) for state, _ in failing}
     for state, why in failing:
         say(f"{target}: service {state.service} is {why}")
         if state.status != "running" or state.restarts:
@@ -688,7 +701,7 @@ def start(stack: Compose, timeout: int) -> bool:
             failing = failing or [
                 (state, state.status) for state in remaining if not state.ok and state.status != "created"
             ]
-        report_failures(stack, failing, compose_output)
+        report_failures(stack, failing, compose_output, since=since)
     return False
 
 
@@ -1000,7 +1013,7 @@ def restart(stack: Compose, args: list[str], timeout: int, stopping: contextlib.
     if outcome == "stopped":
         print("restart: the app server was stopped or removed from elsewhere while it restarted", file=sys.stderr)
         return 1
-    report_failures(stack, failing, "", target="restart")
+    report_failures(stack, failing, "", target="restart", since=since)
     print(f"\nrestart: {server} did not come back", file=sys.stderr)
     return 1
 
