@@ -271,6 +271,39 @@ def test_an_answer_whose_generator_raises_midway_is_seen_cut_short_when_it_has_a
     poll(lambda: f"raised by the app for {token}" in echo.logs(echo.app_container), what="the app's traceback")
 
 
+# (path, status, body): an app's own error page for an exception it caught, given to start_response with the
+# exception's exc_info (PEP 3333). uWSGI's start_response raised a SystemError at that call (unbit/uwsgi#2278): the
+# page's status went out with no body (Trac's 404 and 500 pages, tried), or the app's handling gave way to the
+# stack's JSON 500 (Bottle's error pages: every @error(500) handler). docker/app/wsgi_entry.py: with_exc_info.
+ERROR_PAGES = [
+    ("/error-page/{token}", 503, "the app's own error page for {token}\n"),
+    ("/error-page-written/{token}", 503, "the app's own error page for {token}\n"),
+    ("/bottle/raise/{token}", 500, "Bottle's own error page: raised in a Bottle route for {token}\n"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"), ERROR_PAGES, ids=["returned", "through write()", "Bottle's @error(500) handler"]
+)
+def test_an_error_page_the_app_gives_with_exc_info_reaches_the_client_whole(echo: Deployment, path, status, body):
+    token = secrets.token_hex(6)
+    response = requests.get(echo.base_url + path.format(token=token), timeout=30)
+    assert (response.status_code, response.text) == (status, body.format(token=token))
+
+
+def test_an_error_page_given_once_the_answer_has_begun_raises_the_apps_own_exception_as_pep_3333_says(echo):
+    """Too late for another status: start_response raises the exception exc_info holds, which ends the answer (with
+    no Content-Length the client cannot tell: docs/bring-your-own-app.md) and is logged (uWSGI's own raised its
+    "headers already sent" instead, and the app's exception was lost)."""
+    token = secrets.token_hex(6)
+    sent = time.time()
+    response = requests.get(f"{echo.base_url}/error-page-late/{token}", timeout=30)
+    assert (response.status_code, response.text) == (200, "begun\n")
+    caught = f"LookupError: caught by the app for {token}"
+    poll(lambda: caught in echo.logs(echo.app_container, sent), what="the app's own exception in its log")
+    assert "headers already sent" not in echo.logs(echo.app_container, sent)
+
+
 # A name and text beyond ASCII, as an upload's may be: the app's Python must take both with its defaults.
 TEXT_FILE_NAME = "café-😀.txt"
 

@@ -10,6 +10,8 @@ And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the 
 
 One header is added, for nginx only (which takes it out): an event stream (Server-Sent Events) is marked unbuffered,
 so that nginx passes each event on as the app writes it (streamed_events, below).
+
+And start_response takes PEP 3333's exc_info as the PEP says (with_exc_info, below), which uWSGI's own does not.
 """
 
 import functools
@@ -90,8 +92,7 @@ def app_error(environ, start_response, error: Exception):
     `exceptions`, the uwsgi_exceptions_total metric) as for any exception of the app's."""
     body, headers = json_error(environ, 500, "internal error")
     # Replaces the headers of a start_response the app called before it raised: none is sent before the first body
-    # bytes, and uWSGI's start_response starts again from nothing until then. (Not with PEP 3333's exc_info, which
-    # uWSGI's start_response turns into a pending exception of its own.)
+    # bytes, and uWSGI's start_response starts again from nothing until then.
     try:
         start_response("500 Internal Server Error", headers)
     except OSError:
@@ -118,7 +119,30 @@ def streamed_events(start_response):
         content_type = names.get("content-type", "").partition(";")[0].strip().lower()
         if content_type == EVENT_STREAM and "x-accel-buffering" not in names:
             headers = [*headers, ("X-Accel-Buffering", "no")]
-        return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+        return start_response(status, headers, exc_info)
+
+    return start
+
+
+# An app that answers an error it caught (its own error page) may give start_response the exception's exc_info, as
+# PEP 3333 asks: until the answer's headers are sent, the status and headers replace any given before, and after, the
+# exception is raised again. uWSGI's start_response (2.0, unbit/uwsgi#2278) sets the exception as pending and returns
+# with it set, so Python raised a SystemError in the app at the call: the answer's status and headers went out with
+# no body (Trac's 404 and 500 pages came empty), or the app's error handling gave way to app_error's 500 (Bottle's
+# own error page and its @error(500) handlers were never seen). Here uWSGI's is called without it, and the exception
+# is raised again where uWSGI says the headers have gone ("headers already sent").
+def with_exc_info(start_response):
+    """start_response, taking exc_info as PEP 3333 says."""
+
+    def start(status, headers, exc_info=None):
+        if exc_info is None:
+            return start_response(status, headers)
+        try:
+            return start_response(status, headers)
+        except OSError:
+            raise exc_info[1].with_traceback(exc_info[2]) from None
+        finally:
+            exc_info = None  # no reference cycle through the traceback (PEP 3333)
 
     return start
 
@@ -130,6 +154,7 @@ def application(environ, start_response):
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
+    start_response = with_exc_info(start_response)
     if EVENT_STREAM in environ.get("HTTP_ACCEPT", ""):
         start_response = streamed_events(start_response)
     padded = [k for k, v in environ.items() if k[:5] == "HTTP_" and v and (v[0] in WHITESPACE or v[-1] in WHITESPACE)]

@@ -8,6 +8,18 @@ app = bottle.Bottle()
 bottle.BaseRequest.MEMFILE_MAX = 10 * 1024 * 1024
 
 
+@app.route("/raise/<token>")
+def raises(token):
+    raise RuntimeError(f"raised in a Bottle route for {token}")
+
+
+@app.error(500)
+def own_error_page(error):
+    """Bottle's error handler: its answer goes out with the exception's exc_info (Bottle.wsgi, PEP 3333)."""
+    bottle.response.content_type = "text/plain"
+    return f"Bottle's own error page: {error.exception}\n"
+
+
 @app.route("/", method=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 @app.route("/<path:path>", method=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def echo(path=""):

@@ -25,6 +25,7 @@ WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), 
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -223,6 +224,27 @@ def answer_headers(environ, start_response):
     return [body]
 
 
+def error_page(path, start_response):
+    """An app's own error page for an exception it caught, given with the exception's exc_info as PEP 3333 has it
+    (Trac's, Bottle's): a 503 that replaces the 200 started before it; its body returned (/error-page/), written
+    through write() (/error-page-written/), or after body bytes already written (/error-page-late/: too late,
+    PEP 3333 has start_response raise the caught exception again)."""
+    token = path.rsplit("/", 1)[1]
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if path.startswith("/error-page-late/"):
+        write(b"begun\n")
+    try:
+        raise LookupError(f"caught by the app for {token}")
+    except LookupError:
+        body = f"the app's own error page for {token}\n".encode()
+        headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        write = start_response("503 Service Unavailable", headers, sys.exc_info())
+    if path.startswith("/error-page-written/"):
+        write(body)
+        return []
+    return [body]
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -250,6 +272,8 @@ def application(environ, start_response):
         return raise_in_body(path, start_response)
     if path.startswith("/raise-mid-body/"):
         return raise_mid_body(path, start_response)
+    if path.startswith(("/error-page/", "/error-page-written/", "/error-page-late/")):
+        return error_page(path, start_response)
     if path.startswith("/events/"):
         return events(path, start_response)
     if path.startswith("/cookies/"):
