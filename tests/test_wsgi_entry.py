@@ -1,6 +1,7 @@
 """The WSGI entry point's handling of an app's generator body (docker/app/wsgi_entry.py: first_chunk_checked), on the
 host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own; and
-the header it adds to an event stream's answer for nginx (streamed_events)."""
+the header it adds to an event stream's answer for nginx (streamed_events); and start_response's exc_info as PEP 3333
+has it (with_exc_info)."""
 
 from __future__ import annotations
 
@@ -119,3 +120,49 @@ def test_an_event_stream_answer_is_marked_unbuffered_for_nginx_and_nothing_else_
     assert status == "200 OK" and list(body) == [b"data: 1\n\n"]
     expected = [("Content-Type", content_type), *extra, *([UNBUFFERED] if marked else [])]
     assert headers == expected
+
+
+class UwsgiStart:
+    """Stands in for uWSGI's start_response as far as with_exc_info relies on it: it takes (status, headers), and
+    raises OSError once the answer's headers have been sent."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+        self.sent = False
+
+    def __call__(self, *args):
+        if self.sent:
+            raise OSError("headers already sent")
+        self.calls.append(args)
+        return self.calls.append
+
+
+def caught() -> tuple:
+    try:
+        raise LookupError("caught by the app")
+    except LookupError:
+        return sys.exc_info()
+
+
+def test_exc_info_before_the_headers_are_sent_replaces_the_status_and_headers_and_is_never_passed_on(entry):
+    module, _ = entry
+    uwsgi = UwsgiStart()
+    start = module.with_exc_info(uwsgi)
+    start("200 OK", [("A", "1")])
+    write = start("503 Service Unavailable", [("B", "2")], caught())
+    write(b"page")
+    assert uwsgi.calls == [("200 OK", [("A", "1")]), ("503 Service Unavailable", [("B", "2")]), b"page"]
+
+
+def test_exc_info_once_the_headers_are_sent_raises_the_apps_own_exception_again(entry):
+    module, _ = entry
+    uwsgi = UwsgiStart()
+    start = module.with_exc_info(uwsgi)
+    start("200 OK", [])
+    uwsgi.sent = True
+    exc_info = caught()
+    with pytest.raises(LookupError, match="caught by the app") as raised:
+        start("503 Service Unavailable", [], exc_info)
+    assert raised.value is exc_info[1]
+    with pytest.raises(OSError, match="headers already sent"):
+        start("503 Service Unavailable", [])  # without exc_info, uWSGI's own answer, as before
