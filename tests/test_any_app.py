@@ -304,6 +304,20 @@ def test_an_error_page_given_once_the_answer_has_begun_raises_the_apps_own_excep
     assert "headers already sent" not in echo.logs(echo.app_container, sent)
 
 
+SERVED_BYTES = bytes(range(256)) * 400  # tests/apps/echo/echo_core.py's file
+
+
+# (path, offset): a file answered through wsgi.file_wrapper from where the app left it, by the plain app and by
+# Django's FileResponse (whose Content-Length counts from the file's position). uWSGI's wrapper sent a real file from
+# its start whatever its position: the first bytes in place of the rest (docker/app/wsgi_entry.py: from_position).
+@pytest.mark.parametrize("offset", [0, 1000], ids=["from its start", "moved on"])
+@pytest.mark.parametrize("path", ["/file-from/", "/django/file-from/"], ids=["plain", "Django's FileResponse"])
+def test_a_file_answered_through_the_file_wrapper_is_sent_from_where_the_app_left_it(echo: Deployment, path, offset):
+    response = requests.get(f"{echo.base_url}{path}{offset}", timeout=30)
+    assert response.status_code == 200
+    assert response.content == SERVED_BYTES[offset:], (len(response.content), response.content[:8])
+
+
 # A name and text beyond ASCII, as an upload's may be: the app's Python must take both with its defaults.
 TEXT_FILE_NAME = "café-😀.txt"
 

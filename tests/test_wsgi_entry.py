@@ -1,7 +1,7 @@
 """The WSGI entry point's handling of an app's generator body (docker/app/wsgi_entry.py: first_chunk_checked), on the
 host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own; and
 the header it adds to an event stream's answer for nginx (streamed_events); and start_response's exc_info as PEP 3333
-has it (with_exc_info)."""
+has it (with_exc_info), and the file wrapper from where the app left a file (from_position)."""
 
 from __future__ import annotations
 
@@ -166,3 +166,34 @@ def test_exc_info_once_the_headers_are_sent_raises_the_apps_own_exception_again(
     assert raised.value is exc_info[1]
     with pytest.raises(OSError, match="headers already sent"):
         start("503 Service Unavailable", [])  # without exc_info, uWSGI's own answer, as before
+
+
+def server_wrapper(filelike, block_size):
+    return ("the server's", filelike, block_size)
+
+
+@pytest.mark.parametrize("offset", [0, 3, 10])
+def test_the_file_wrapper_sends_a_file_from_where_the_app_left_it(entry, tmp_path, offset):
+    """At its start, the server's wrapper (uWSGI's sendfile); moved on, its bytes from there, closed with the answer."""
+    module, _ = entry
+    (tmp_path / "data").write_bytes(b"0123456789")
+    filelike = (tmp_path / "data").open("rb")
+    filelike.seek(offset)
+    answer = module.from_position(server_wrapper)(filelike, 4)
+    if offset == 0:
+        assert answer == ("the server's", filelike, 4)
+        return
+    assert b"".join(answer) == b"0123456789"[offset:]
+    answer.close()
+    assert filelike.closed
+
+
+def test_a_file_like_object_that_cannot_say_where_it_is_goes_to_the_servers_wrapper(entry):
+    module, _ = entry
+
+    class Unplaced:
+        def read(self, size=-1):
+            return b""
+
+    unplaced = Unplaced()
+    assert module.from_position(server_wrapper)(unplaced) == ("the server's", unplaced, 8192)

@@ -11,7 +11,8 @@ And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the 
 One header is added, for nginx only (which takes it out): an event stream (Server-Sent Events) is marked unbuffered,
 so that nginx passes each event on as the app writes it (streamed_events, below).
 
-And start_response takes PEP 3333's exc_info as the PEP says (with_exc_info, below), which uWSGI's own does not.
+And start_response takes PEP 3333's exc_info as the PEP says (with_exc_info, below), which uWSGI's own does not, and
+the file wrapper sends a file from where the app left it (from_position, below), which uWSGI's does not.
 """
 
 import functools
@@ -147,14 +148,53 @@ def with_exc_info(start_response):
     return start
 
 
+# PEP 3333: answering with wsgi.file_wrapper(file) is answering as if with iter(lambda: file.read(block_size), b""),
+# the file from its current position. uWSGI's wrapper (uwsgi_sendfile) sends a real file with sendfile from its
+# start whatever its position: Django's FileResponse of a file the app had read into or seeked (its Content-Length
+# counts from the position) sent the file's first bytes in place of the rest. A file not at its start is read from
+# where it is, a block at a time; any other is uWSGI's, sent with sendfile as before.
+class FromPosition:
+    """The file's bytes from its current position, `block_size` at a time; closing the answer closes the file."""
+
+    def __init__(self, filelike, block_size: int):
+        self.filelike, self.block_size = filelike, block_size
+
+    def __iter__(self):
+        return iter(functools.partial(self.filelike.read, self.block_size), b"")
+
+    def close(self) -> None:
+        if close := getattr(self.filelike, "close", None):
+            close()
+
+
+def moved_on(filelike) -> bool:
+    """Whether the file is not at its start (False where it cannot say: a pipe, or no file at all)."""
+    try:
+        return filelike.tell() != 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+@functools.cache
+def from_position(server_wrapper):
+    """wsgi.file_wrapper: the server's (`server_wrapper`), or FromPosition for a file not at its start."""
+
+    def wrap(filelike, block_size: int = 8192):
+        return FromPosition(filelike, block_size) if moved_on(filelike) else server_wrapper(filelike, block_size)
+
+    return wrap
+
+
 def application(environ, start_response):
     # Runs on every request, so it does as little as it can in Python (docs/benchmark.md: Where the time goes): a
-    # dict lookup for the stamp, one for Accept, then one comprehension over the environ that finds the rare padded
-    # header.
+    # dict lookup for the stamp, start_response's wrapper, one lookup and a cached call for the file wrapper's, one
+    # lookup for Accept, then one comprehension over the environ that finds the rare padded header.
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
     start_response = with_exc_info(start_response)
+    if server_wrapper := environ.get("wsgi.file_wrapper"):
+        environ["wsgi.file_wrapper"] = from_position(server_wrapper)
     if EVENT_STREAM in environ.get("HTTP_ACCEPT", ""):
         start_response = streamed_events(start_response)
     padded = [k for k, v in environ.items() if k[:5] == "HTTP_" and v and (v[0] in WHITESPACE or v[-1] in WHITESPACE)]

@@ -37,6 +37,7 @@ import django_echo
 import falcon_echo
 import flask_echo
 import plain_echo
+from echo_core import SERVED_BYTES, served_file
 
 MOUNTS = {
     "plain": plain_echo.application,
@@ -245,6 +246,14 @@ def error_page(path, start_response):
     return [body]
 
 
+def file_from(environ, path, start_response):
+    """A file answered through wsgi.file_wrapper from where the app left it (/file-from/<offset>)."""
+    filelike = served_file(int(path.rsplit("/", 1)[1]))
+    length = len(SERVED_BYTES) - filelike.tell()
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(length))])
+    return environ["wsgi.file_wrapper"](filelike, 8192)
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -274,6 +283,8 @@ def application(environ, start_response):
         return raise_mid_body(path, start_response)
     if path.startswith(("/error-page/", "/error-page-written/", "/error-page-late/")):
         return error_page(path, start_response)
+    if path.startswith("/file-from/"):
+        return file_from(environ, path, start_response)
     if path.startswith("/events/"):
         return events(path, start_response)
     if path.startswith("/cookies/"):

@@ -17,14 +17,19 @@ settings.configure(
 )
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402 - after settings.configure()
-from django.http import HttpResponse  # noqa: E402
+from django.http import FileResponse, HttpResponse  # noqa: E402
 from django.urls import re_path  # noqa: E402
-from echo_core import report  # noqa: E402
+from echo_core import report, served_file  # noqa: E402
 
 
 def echo(request):
     return HttpResponse(report("django", request.META, request.body), content_type="application/json")
 
 
-urlpatterns = [re_path(r"", echo)]
+def file_from(request, offset):
+    """Django's FileResponse of a file the view moved on to `offset` (its Content-Length counts from there)."""
+    return FileResponse(served_file(int(offset)))
+
+
+urlpatterns = [re_path(r"^file-from/(?P<offset>[0-9]+)$", file_from), re_path(r"", echo)]
 application = get_wsgi_application()

@@ -8,6 +8,8 @@ latin-1 "bytes as text", so JSON carries them unchanged.
 import base64
 import hashlib
 import json
+import os
+import tempfile
 
 # Bodies up to this size are echoed whole; larger ones by size and hash only.
 ECHO_BODY_MAX = 65536
@@ -29,3 +31,19 @@ def report(framework: str, environ: dict, body: bytes) -> bytes:
     if len(body) <= ECHO_BODY_MAX:
         answer["body_b64"] = base64.b64encode(body).decode()
     return json.dumps(answer).encode()
+
+
+# A file of known bytes an app answers with, from where it seeks to (tests/test_any_app.py: the file wrapper).
+SERVED_BYTES = bytes(range(256)) * 400
+
+
+def served_file(offset: int):
+    """The file of SERVED_BYTES, opened and moved on to `offset`, as an app that read into it leaves it."""
+    path = os.path.join(tempfile.gettempdir(), "echo-served.bin")
+    if not os.path.exists(path):
+        with open(path + f".{os.getpid()}", "wb") as out:
+            out.write(SERVED_BYTES)
+        os.replace(path + f".{os.getpid()}", path)
+    filelike = open(path, "rb")  # closed by the server with the answer
+    filelike.seek(offset)
+    return filelike
