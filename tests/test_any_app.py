@@ -274,7 +274,7 @@ def test_an_answer_whose_generator_raises_midway_is_seen_cut_short_when_it_has_a
 # (path, status, body): an app's own error page for an exception it caught, given to start_response with the
 # exception's exc_info (PEP 3333). uWSGI's start_response raised a SystemError at that call (unbit/uwsgi#2278): the
 # page's status went out with no body (Trac's 404 and 500 pages, tried), or the app's handling gave way to the
-# stack's JSON 500 (Bottle's error pages: every @error(500) handler). docker/app/wsgi_entry.py: with_exc_info.
+# stack's JSON 500 (Bottle's error pages: every @error(500) handler). docker/app/wsgi_entry.py: checked_start.
 ERROR_PAGES = [
     ("/error-page/{token}", 503, "the app's own error page for {token}\n"),
     ("/error-page-written/{token}", 503, "the app's own error page for {token}\n"),
@@ -658,6 +658,25 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
 
 
 # X-Accel-* fields an answer may carry (here its client's, as an app that passes them on does) that nginx would act on.
+# (query of /answer-headers/, which puts its fields into the answer as they are): a line break an app lets its client
+# put into a field. uWSGI wrote it out and nginx read it as the field's end: the client added a field of its own (a
+# cookie, here), or ended the header early (response splitting). docker/app/wsgi_entry.py: checked_start.
+SPLITTING = {
+    "CRLF in a value": "X-Name=a%0D%0ASet-Cookie:%20planted=1",
+    "LF in a value": "X-Name=a%0ASet-Cookie:%20planted=1",
+    "CRLF in a name": "X-Name%0D%0ASet-Cookie:%20planted=1",
+    "the header ended early": "X-Name=a%0D%0A%0D%0Aplanted",
+}
+
+
+@pytest.mark.parametrize("case", SPLITTING)
+def test_a_line_break_the_app_puts_into_its_answers_header_gets_a_500_and_reaches_no_client(echo: Deployment, case):
+    response = requests.get(f"{echo.base_url}/answer-headers/?{SPLITTING[case]}", timeout=30)
+    assert response.status_code == 500, (response.status_code, dict(response.headers), response.text[:200])
+    assert response.json()["error"] == "internal error"
+    assert "planted" not in str(response.headers) and "planted" not in response.text
+
+
 X_ACCEL = {
     "X-Accel-Redirect": "/plain/redirected",  # answered with the echo of GET /plain/redirected instead
     "X-Accel-Limit-Rate": "1",  # the answer, its header too, at a byte a second

@@ -1,7 +1,8 @@
 """The WSGI entry point's handling of an app's generator body (docker/app/wsgi_entry.py: first_chunk_checked), on the
 host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own; and
-the header it adds to an event stream's answer for nginx (streamed_events); and start_response's exc_info as PEP 3333
-has it (with_exc_info), and the file wrapper from where the app left a file (from_position)."""
+the header it adds to an event stream's answer for nginx (streamed_events); start_response's exc_info as PEP 3333 has
+it and its refusal of a line break in the answer's header (checked_start); and the file wrapper from where the app
+left a file (from_position)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ def test_an_event_stream_answer_is_marked_unbuffered_for_nginx_and_nothing_else_
 
 
 class UwsgiStart:
-    """Stands in for uWSGI's start_response as far as with_exc_info relies on it: it takes (status, headers), and
+    """Stands in for uWSGI's start_response as far as checked_start relies on it: it takes (status, headers), and
     raises OSError once the answer's headers have been sent."""
 
     def __init__(self):
@@ -147,7 +148,7 @@ def caught() -> tuple:
 def test_exc_info_before_the_headers_are_sent_replaces_the_status_and_headers_and_is_never_passed_on(entry):
     module, _ = entry
     uwsgi = UwsgiStart()
-    start = module.with_exc_info(uwsgi)
+    start = module.checked_start(uwsgi)
     start("200 OK", [("A", "1")])
     write = start("503 Service Unavailable", [("B", "2")], caught())
     write(b"page")
@@ -157,7 +158,7 @@ def test_exc_info_before_the_headers_are_sent_replaces_the_status_and_headers_an
 def test_exc_info_once_the_headers_are_sent_raises_the_apps_own_exception_again(entry):
     module, _ = entry
     uwsgi = UwsgiStart()
-    start = module.with_exc_info(uwsgi)
+    start = module.checked_start(uwsgi)
     start("200 OK", [])
     uwsgi.sent = True
     exc_info = caught()
@@ -197,3 +198,31 @@ def test_a_file_like_object_that_cannot_say_where_it_is_goes_to_the_servers_wrap
 
     unplaced = Unplaced()
     assert module.from_position(server_wrapper)(unplaced) == ("the server's", unplaced, 8192)
+
+
+# (status, headers) -> what start_response refuses, or None: a CR, LF or NUL anywhere in the answer's header.
+LINE_BREAK_CASES = {
+    "a plain answer": ("200 OK", [("Content-Type", "text/plain"), ("X-Tab", "a\tb"), ("X-Latin", "café")], None),
+    "CRLF in a value": ("200 OK", [("Location", "/a\r\nSet-Cookie: x=1")], "the header field 'Location'"),
+    "LF in a value": ("302 Found", [("Location", "/a\nX: y")], "the header field 'Location'"),
+    "NUL in a value": ("200 OK", [("X-A", "a\0b")], "the header field 'X-A'"),
+    "CRLF in a name": ("200 OK", [("X-A\r\nX-B", "1")], "the header field 'X-A\\r\\nX-B'"),
+    "CRLF in the status": ("200 OK\r\nX-B: 1", [], "the status line"),
+    "a bytes value (uWSGI's own TypeError)": ("200 OK", [("X-A", b"1")], None),
+}
+
+
+@pytest.mark.parametrize("case", list(LINE_BREAK_CASES))
+def test_a_line_break_in_the_answers_header_is_refused_before_uwsgi_writes_it(entry, case):
+    module, _ = entry
+    status, headers, refused = LINE_BREAK_CASES[case]
+    assert module.broken_line(status, headers) == refused
+    uwsgi = UwsgiStart()
+    start = module.checked_start(uwsgi)
+    if refused is None:
+        start(status, headers)
+        assert uwsgi.calls == [(status, headers)]
+        return
+    with pytest.raises(ValueError, match="holds a CR, LF or NUL"):
+        start(status, headers)
+    assert uwsgi.calls == [], "nothing reached uWSGI"

@@ -11,8 +11,9 @@ And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the 
 One header is added, for nginx only (which takes it out): an event stream (Server-Sent Events) is marked unbuffered,
 so that nginx passes each event on as the app writes it (streamed_events, below).
 
-And start_response takes PEP 3333's exc_info as the PEP says (with_exc_info, below), which uWSGI's own does not, and
-the file wrapper sends a file from where the app left it (from_position, below), which uWSGI's does not.
+And start_response takes PEP 3333's exc_info as the PEP says and refuses a line break in the answer's header
+(checked_start, below), and the file wrapper sends a file from where the app left it (from_position, below), none of
+which uWSGI's own do.
 """
 
 import functools
@@ -132,10 +133,32 @@ def streamed_events(start_response):
 # no body (Trac's 404 and 500 pages came empty), or the app's error handling gave way to app_error's 500 (Bottle's
 # own error page and its @error(500) handlers were never seen). Here uWSGI's is called without it, and the exception
 # is raised again where uWSGI says the headers have gone ("headers already sent").
-def with_exc_info(start_response):
-    """start_response, taking exc_info as PEP 3333 says."""
+#
+# And a CR, LF or NUL in the status or a header field is refused (ValueError), as gunicorn and waitress refuse it:
+# uWSGI wrote it out as it was and nginx read the line break as the field's end, so an app that puts its client's
+# text into a field (a plain WSGI app's redirect target, say) let the client add fields of its own to the answer, or
+# end its header early (response splitting). Refused, it gets app_error's 500 unless the app catches it. Frameworks
+# refuse it themselves (Django, Werkzeug, Bottle); a plain WSGI app did not.
+def broken_line(status: str, headers) -> str | None:
+    """What of the status line or the header fields holds a CR, LF or NUL, or None (also for what is no text, which
+    uWSGI's start_response refuses with its own error)."""
+    try:
+        if "\r" in status or "\n" in status or "\0" in status:
+            return "the status line"
+        for name, value in headers:
+            if "\n" in value or "\r" in value or "\0" in value or "\n" in name or "\r" in name or "\0" in name:
+                return f"the header field {name[:40]!r}"
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def checked_start(start_response):
+    """start_response, taking exc_info as PEP 3333 says and refusing a line break in the answer's header."""
 
     def start(status, headers, exc_info=None):
+        if broken := broken_line(status, headers):
+            raise ValueError(f"{broken} of the answer holds a CR, LF or NUL (response splitting): not sent")
         if exc_info is None:
             return start_response(status, headers)
         try:
@@ -187,12 +210,13 @@ def from_position(server_wrapper):
 
 def application(environ, start_response):
     # Runs on every request, so it does as little as it can in Python (docs/benchmark.md: Where the time goes): a
-    # dict lookup for the stamp, start_response's wrapper, one lookup and a cached call for the file wrapper's, one
-    # lookup for Accept, then one comprehension over the environ that finds the rare padded header.
+    # dict lookup for the stamp, start_response's wrapper (its header checked), one lookup and a cached call for the
+    # file wrapper's, one lookup for Accept, then one comprehension over the environ that finds the rare padded
+    # header.
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
-    start_response = with_exc_info(start_response)
+    start_response = checked_start(start_response)
     if server_wrapper := environ.get("wsgi.file_wrapper"):
         environ["wsgi.file_wrapper"] = from_position(server_wrapper)
     if EVENT_STREAM in environ.get("HTTP_ACCEPT", ""):
