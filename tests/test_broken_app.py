@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.harness import docker, make, project_containers
+from tests.harness import docker, image_module, make, project_containers
 from tests.load import Load
 from tools import settings, stack
 from tools.compose import ROOT, timestamp
@@ -31,6 +31,13 @@ CASES = {
         {"app.py": "import no_such_module_anywhere\n", "requirements.txt": ""},
         "app:application",
         "cannot import app: ModuleNotFoundError: No module named 'no_such_module_anywhere'",
+    ),
+    # Trac 1.6 and Pyramid 2.0 import pkg_resources and do not require setuptools, which the image's virtualenv lacks.
+    "module whose import needs what the image's Python no longer holds": (
+        {"app.py": "import pkg_resources\n", "requirements.txt": ""},
+        "app:application",
+        "cannot import app: ModuleNotFoundError: No module named 'pkg_resources' (it comes with setuptools, which"
+        " virtualenvs hold no more since Python 3.12: add setuptools to requirements.txt)",
     ),
     "missing requirements file": (
         {"app.py": SERVES_NOTHING},
@@ -155,6 +162,24 @@ exit-on-fatal: uwsgi entered PROCESS_STATE_FATAL; stopping supervisord so the co
 2026-12-05 18:40:41,990 INFO stopped: listener (exit status 0)
 2026-12-05 18:40:42,994 WARN stopped: exit-on-fatal (terminated by SIGTERM)
 """
+
+
+# (the module not found, the app image's Python) -> what check-app adds to its line: what brings the module back.
+GONE_HINTS = [
+    ("pkg_resources", (3, 13, 5), "add setuptools to requirements.txt"),
+    ("distutils.util", (3, 12, 0), "add setuptools to requirements.txt"),
+    ("cgi", (3, 13, 5), "add legacy-cgi, its backport, to requirements.txt"),
+    ("telnetlib", (3, 13, 0), "Python 3.13 removed it (PEP 594)"),
+    ("cgi", (3, 12, 9), None),  # still in Python 3.12's standard library: the app's own problem
+    ("no_such_module_anywhere", (3, 13, 5), None),
+]
+
+
+@pytest.mark.parametrize(("missing", "python", "said"), GONE_HINTS)
+def test_check_app_says_what_brings_back_a_module_the_images_python_left_out(missing, python, said):
+    not_found = ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+    hint = image_module("check_app").gone_hint(not_found, python)
+    assert (said in hint) if said else hint == "", hint
 
 
 @pytest.mark.parametrize(
