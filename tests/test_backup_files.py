@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import backup_files
+from tools import backup_files, progress
 from tools.backup import kind_of
 from tools.stack import StackError
 
@@ -246,7 +246,7 @@ SHOWN = {
 
 @pytest.mark.parametrize("name", list(SHOWN))
 def test_a_name_is_shown_with_its_control_characters_and_undecodable_bytes_escaped(name):
-    assert backup_files.printable(name) == SHOWN[name]
+    assert progress.printable(name) == SHOWN[name]
 
 
 def test_the_summary_names_each_top_entry_printably():

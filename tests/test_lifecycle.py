@@ -64,16 +64,20 @@ def test_make_up_fails_fast_with_the_failing_services_logs(make_env):
     assert "so it does not restart in a loop" not in result.stderr, result.stderr[-2000:]
 
 
-def test_a_failed_make_up_again_shows_the_logs_of_its_own_attempt_alone(make_env):
+def test_a_failed_make_up_again_shows_the_log_lines_of_its_own_attempt_alone_and_printable(make_env):
     """The migrate one-shot's container, unchanged, is started again by the second `make up`, its log holding both
-    attempts' lines: the first's read as this one's (tried with Trac, whose pre-start hook failed the same way)."""
-    env = {**make_env, "PRESTART_CMD": "echo the hook fails here; exit 3"}
+    attempts' lines: the first's read as this one's (tried with Trac, whose pre-start hook failed the same way). And
+    what the app logged reaches the operator's terminal with its control characters shown, not acted on (a line may
+    hold a client's path): here an escape sequence that would colour the terminal."""
+    env = {**make_env, "PRESTART_CMD": "printf 'the hook fails here \\033[31mred\\n'; exit 3"}
     first = make("up", env, timeout=120)
     assert first.returncode != 0
     again = make("up", env, timeout=120)
     assert again.returncode != 0
     shown = again.stderr.split("its last log lines:", 1)[1]
     assert shown.count("the hook fails here") == 1, shown
+    assert "up:   its last log line: the hook fails here \\x1b[31mred" in again.stderr, again.stderr
+    assert "\x1b" not in again.stderr + again.stdout
 
 
 def last_lines(follow: subprocess.Popen, count: int = 40) -> str:

@@ -22,6 +22,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from tools.progress import printable
 from tools.stack import StackError
 
 MANIFEST = "wsgi-chain-backup.json"
@@ -228,24 +229,6 @@ class Archive:
 
     def __str__(self) -> str:
         return f"{self.files} file{'s' if self.files != 1 else ''}, {self.size / 1e6:.1f} MB"
-
-
-def printable(name: str) -> str:
-    """A file name as one line of output can show it: a byte that is not UTF-8 (Python's surrogate escape) and a
-    control character as \\xNN (\\uNNNN past 0xFF), a backslash doubled. The names in the data volume are the app's
-    users' to choose (an upload's): printed as they are, one could write escape sequences to the operator's terminal."""
-    shown = []
-    for char in name:
-        code = ord(char)
-        if 0xDC80 <= code <= 0xDCFF:
-            shown.append(f"\\x{code - 0xDC00:02x}")
-        elif char == "\\":
-            shown.append("\\\\")
-        elif not char.isprintable():
-            shown.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
-        else:
-            shown.append(char)
-    return "".join(shown)
 
 
 def summed_up(listing: dict, service: str) -> str:

@@ -18,6 +18,26 @@ NOTE_EVERY = float(os.environ.get("PROGRESS_EVERY") or 20)
 TAIL_LINES = 40
 
 
+def printable(text: str, *, backslash: bool = True) -> str:
+    """Text from outside the stack as one line of output can show it: a byte that is not UTF-8 (Python's surrogate
+    escape) and a control character as \\xNN (\\uNNNN past 0xFF), and a backslash doubled (unless `backslash` is
+    False: a log line, where one reads as it was written). A file name an app's user chose (an upload's, in make
+    backup's lines) or a line an app logged (make up's failure report: it may hold a client's path) printed as it is
+    could write escape sequences to the operator's terminal."""
+    shown = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            shown.append(f"\\x{code - 0xDC00:02x}")
+        elif char == "\\":
+            shown.append("\\\\" if backslash else char)
+        elif not char.isprintable():
+            shown.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            shown.append(char)
+    return "".join(shown)
+
+
 def verbose() -> bool:
     return os.environ.get("VERBOSE", "0") not in ("", "0")
 

@@ -44,7 +44,7 @@ from tools.compose import (
     timestamp,
     write_secret_key,
 )
-from tools.progress import phase, run_step, verbose
+from tools.progress import phase, printable, run_step, verbose
 
 # The default app's health routes (app/microposts/urls.py). Any other app gets none unless it names its own: then
 # liveness accepts any answer below 500 (docker/app/uwsgi_health.py).
@@ -537,6 +537,12 @@ def failure_logs(stack: Compose, service: str, since: float | None) -> str:
     return stack.logs(service, tail=40).rstrip()
 
 
+def as_printed(text: str) -> str:
+    """What an app logged or answered, each line printable (tools/progress.py): it may hold a client's text (a path
+    the app logged), whose control characters would reach the operator's terminal."""
+    return "\n".join(printable(line, backslash=False) for line in text.splitlines())
+
+
 def report_failures(
     stack: Compose,
     failing: list[tuple[Container, str]],
@@ -550,13 +556,13 @@ def report_failures(
     say = functools.partial(print, file=sys.stderr)
     if not failing:
         say(f"{target}: compose failed, but no container has failed: compose's last lines below say why")
-    logs = {state.service: failure_logs(stack, state.service, since) for state, _ in failing}
+    logs = {state.service: as_printed(failure_logs(stack, state.service, since)) for state, _ in failing}
     for state, why in failing:
         say(f"{target}: service {state.service} is {why}")
         if state.status != "running" or state.restarts:
             say(f"{target}:   its last log line: {last_said(logs[state.service])}")
         if state.last_probe:
-            say(f"{target}:   its health probe's last answer: {state.last_probe}")
+            say(f"{target}:   its health probe's last answer: {as_printed(state.last_probe)}")
         if about_its_probe(state, why):
             shown = ", ".join(f"{name}={state.env.get(name) or '(unset)'}" for name in PROBE_SETTINGS)
             say(
