@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 import requests
 
+from tests.apps.echo.echo_core import SERVED_BYTES
 from tests.harness import (
     ECHO_APP_ENV,
     ECHO_CSP,
@@ -302,9 +303,6 @@ def test_an_error_page_given_once_the_answer_has_begun_raises_the_apps_own_excep
     caught = f"LookupError: caught by the app for {token}"
     poll(lambda: caught in echo.logs(echo.app_container, sent), what="the app's own exception in its log")
     assert "headers already sent" not in echo.logs(echo.app_container, sent)
-
-
-SERVED_BYTES = bytes(range(256)) * 400  # tests/apps/echo/echo_core.py's file
 
 
 # (path, offset): a file answered through wsgi.file_wrapper from where the app left it, by the plain app and by
@@ -657,7 +655,6 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
         assert response.text == "ok\n"
 
 
-# X-Accel-* fields an answer may carry (here its client's, as an app that passes them on does) that nginx would act on.
 # (query of /answer-headers/, which puts its fields into the answer as they are): a line break an app lets its client
 # put into a field. uWSGI wrote it out and nginx read it as the field's end: the client added a field of its own (a
 # cookie, here), or ended the header early (response splitting). docker/app/wsgi_entry.py: checked_start.
@@ -677,6 +674,7 @@ def test_a_line_break_the_app_puts_into_its_answers_header_gets_a_500_and_reache
     assert "planted" not in str(response.headers) and "planted" not in response.text
 
 
+# X-Accel-* fields an answer may carry (here its client's, as an app that passes them on does) that nginx would act on.
 X_ACCEL = {
     "X-Accel-Redirect": "/plain/redirected",  # answered with the echo of GET /plain/redirected instead
     "X-Accel-Limit-Rate": "1",  # the answer, its header too, at a byte a second
