@@ -316,6 +316,13 @@ def test_a_file_answered_through_the_file_wrapper_is_sent_from_where_the_app_lef
     assert response.content == SERVED_BYTES[offset:], (len(response.content), response.content[:8])
 
 
+def test_a_pipe_answered_through_the_file_wrapper_is_sent_whole(echo: Deployment):
+    """An app streaming a command's output (its stdout pipe): uWSGI's wrapper answered an empty 200."""
+    response = requests.get(f"{echo.base_url}/file-from-pipe/", timeout=30)
+    assert response.status_code == 200
+    assert response.content == SERVED_BYTES, (len(response.content), response.content[:8])
+
+
 # A name and text beyond ASCII, as an upload's may be: the app's Python must take both with its defaults.
 TEXT_FILE_NAME = "café-😀.txt"
 

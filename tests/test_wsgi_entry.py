@@ -6,7 +6,9 @@ left a file (from_position)."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 
 import pytest
@@ -189,15 +191,17 @@ def test_the_file_wrapper_sends_a_file_from_where_the_app_left_it(entry, tmp_pat
     assert filelike.closed
 
 
-def test_a_file_like_object_that_cannot_say_where_it_is_goes_to_the_servers_wrapper(entry):
+def test_a_pipe_and_a_file_like_object_with_no_file_are_read_from_where_they_are(entry):
+    """uWSGI's wrapper sent nothing of a pipe; one of no file (BytesIO) it read, as this does."""
     module, _ = entry
-
-    class Unplaced:
-        def read(self, size=-1):
-            return b""
-
-    unplaced = Unplaced()
-    assert module.from_position(server_wrapper)(unplaced) == ("the server's", unplaced, 8192)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"from a pipe")
+    os.close(write_end)
+    for filelike, expected in ((os.fdopen(read_end, "rb"), b"from a pipe"), (io.BytesIO(b"in memory"), b"in memory")):
+        answer = module.from_position(server_wrapper)(filelike, 4)
+        assert b"".join(answer) == expected
+        answer.close()
+        assert filelike.closed
 
 
 # (status, headers) -> what start_response refuses, or None: a CR, LF or NUL anywhere in the answer's header.

@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -173,9 +174,10 @@ def checked_start(start_response):
 
 # PEP 3333: answering with wsgi.file_wrapper(file) is answering as if with iter(lambda: file.read(block_size), b""),
 # the file from its current position. uWSGI's wrapper (uwsgi_sendfile) sends a real file with sendfile from its
-# start whatever its position: Django's FileResponse of a file the app had read into or seeked (its Content-Length
-# counts from the position) sent the file's first bytes in place of the rest. A file not at its start is read from
-# where it is, a block at a time; any other is uWSGI's, sent with sendfile as before.
+# start whatever its position, and sends nothing at all of a pipe: Django's FileResponse of a file the app had read
+# into or seeked (its Content-Length counts from the position) sent the file's first bytes in place of the rest, and
+# an app streaming a command's output (its stdout pipe) answered an empty 200. A regular file at its start goes to
+# uWSGI's wrapper, sent with sendfile as before; anything else is read from where it is, a block at a time.
 class FromPosition:
     """The file's bytes from its current position, `block_size` at a time; closing the answer closes the file."""
 
@@ -190,20 +192,20 @@ class FromPosition:
             close()
 
 
-def moved_on(filelike) -> bool:
-    """Whether the file is not at its start (False where it cannot say: a pipe, or no file at all)."""
+def sendfile_whole(filelike) -> bool:
+    """Whether uWSGI's wrapper sends the file as it is: a regular file, at its start."""
     try:
-        return filelike.tell() != 0
+        return stat.S_ISREG(os.fstat(filelike.fileno()).st_mode) and filelike.tell() == 0
     except (AttributeError, OSError, ValueError):
         return False
 
 
 @functools.cache
 def from_position(server_wrapper):
-    """wsgi.file_wrapper: the server's (`server_wrapper`), or FromPosition for a file not at its start."""
+    """wsgi.file_wrapper: the server's (`server_wrapper`) for a regular file at its start, else FromPosition."""
 
     def wrap(filelike, block_size: int = 8192):
-        return FromPosition(filelike, block_size) if moved_on(filelike) else server_wrapper(filelike, block_size)
+        return server_wrapper(filelike, block_size) if sendfile_whole(filelike) else FromPosition(filelike, block_size)
 
     return wrap
 

@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from urllib.parse import parse_qsl
@@ -254,6 +255,19 @@ def file_from(environ, path, start_response):
     return environ["wsgi.file_wrapper"](filelike, 8192)
 
 
+def pipe_answer(environ, start_response):
+    """SERVED_BYTES answered through wsgi.file_wrapper from a pipe, as an app streaming a command's output does."""
+    read_end, write_end = os.pipe()
+
+    def feed():
+        with os.fdopen(write_end, "wb") as out:
+            out.write(SERVED_BYTES)
+
+    threading.Thread(target=feed, daemon=True).start()
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](os.fdopen(read_end, "rb"), 8192)
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -283,6 +297,8 @@ def application(environ, start_response):
         return raise_mid_body(path, start_response)
     if path.startswith(("/error-page/", "/error-page-written/", "/error-page-late/")):
         return error_page(path, start_response)
+    if path == "/file-from-pipe/":
+        return pipe_answer(environ, start_response)
     if path.startswith("/file-from/"):
         return file_from(environ, path, start_response)
     if path.startswith("/events/"):
