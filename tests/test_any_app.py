@@ -69,7 +69,7 @@ def framed(framing: str, path: str, body: bytes) -> bytes:
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_request_body_reaches_every_framework_byte_exact(echo: Deployment, framework: str, framing: str, size: str):
     body = os.urandom(SIZES[size])
-    port = int(echo.base_url.rsplit(":", 1)[1])
+    port = urlsplit(echo.base_url).port
     (response,) = exchange(port, framed(framing, f"/{framework}/upload", body), timeout=30)
     assert response.status == 200, response.body[:300]
     got = json.loads(response.body)
@@ -122,7 +122,7 @@ ADDRESSED = [
     ("line", "host", "name", "port"), ADDRESSED, ids=["loopback port", "other port", "no port", "absolute-form"]
 )
 def test_server_name_and_port_are_what_the_client_addressed(echo: Deployment, line, host, name, port):
-    published = int(echo.base_url.rsplit(":", 1)[1])
+    published = urlsplit(echo.base_url).port
     request = f"{line}\r\nHost: {host.format(port=published)}\r\nConnection: close\r\n\r\n".encode()
     (response,) = exchange(published, request)
     assert response.status == 200, response
