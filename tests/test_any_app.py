@@ -272,6 +272,36 @@ def test_an_answer_whose_generator_raises_midway_is_seen_cut_short_when_it_has_a
     poll(lambda: f"raised by the app for {token}" in echo.logs(echo.app_container), what="the app's traceback")
 
 
+# (shape, kind): an answer with a chunk that is not bytes, before any of it has gone (the echo app's /not-bytes/).
+# uWSGI skipped the chunk and sent the rest with the app's 200 (a write() of it without a log line): the client got
+# "after" alone and could not tell. docker/app/wsgi_entry.py: not_bytes.
+NOT_BYTES = [("list", "str"), ("list", "bytearray"), ("generator", "memoryview"), ("write", "bytearray")]
+
+
+@pytest.mark.parametrize(("shape", "kind"), NOT_BYTES, ids=[f"{kind} {shape}" for shape, kind in NOT_BYTES])
+def test_a_chunk_of_the_answer_that_is_not_bytes_gets_a_500_naming_its_type_never_a_200_without_it(echo, shape, kind):
+    sent = time.time()
+    response = requests.get(f"{echo.base_url}/not-bytes/{shape}/{kind}", timeout=30)
+    assert response.status_code == 500, response.text[:300]
+    assert response.json()["error"] == "internal error"
+    logged = f"TypeError: the app's answer {'given to write() holds' if shape == 'write' else 'holds'} a {kind}, not"
+    poll(lambda: logged in echo.logs(echo.app_container, sent), what="the TypeError in the app server's log")
+
+
+def test_a_chunk_that_is_not_bytes_once_the_answer_has_begun_ends_it_there_never_skipped(echo):
+    """The status is out: the answer ends at the chunk, as for an exception, and with a Content-Length the client
+    sees it cut short: "before" alone, never "before" and "after" with the chunk left out of the middle."""
+    request = b"GET /not-bytes/late/str HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    head, _, body = send_raw(urlsplit(echo.base_url).port, request, timeout=30).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 17" in head, head
+    assert body == b"before\n"
+
+
+def test_none_among_the_chunks_is_skipped_as_before_it_holds_nothing_of_the_answer(echo):
+    response = requests.get(f"{echo.base_url}/not-bytes/list/none", timeout=30)
+    assert (response.status_code, response.text) == (200, "after\n")
+
+
 # (path, status, body): an app's own error page for an exception it caught, given to start_response with the
 # exception's exc_info (PEP 3333). uWSGI's start_response raised a SystemError at that call (unbit/uwsgi#2278): the
 # page's status went out with no body (Trac's 404 and 500 pages, tried), or the app's handling gave way to the

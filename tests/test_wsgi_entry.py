@@ -1,8 +1,8 @@
-"""The WSGI entry point's handling of an app's generator body (docker/app/wsgi_entry.py: first_chunk_checked), on the
-host, with a stand-in app: what uWSGI would be handed, chunk by chunk, and that closing it closes the app's own; and
-the header it adds to an event stream's answer for nginx (streamed_events); start_response's exc_info as PEP 3333 has
-it and its refusal of a line break in the answer's header (checked_start); and the file wrapper from where the app
-left a file (from_position)."""
+"""The WSGI entry point's handling of an app's answer (docker/app/wsgi_entry.py: checked_body), on the host, with a
+stand-in app: what uWSGI would be handed, chunk by chunk, that closing it closes the app's own, and that a chunk which
+is not bytes is refused (not_bytes); the header it adds to an event stream's answer for nginx (streamed_events);
+start_response's exc_info as PEP 3333 has it and its refusal of a line break in the answer's header (checked_start);
+and the file wrapper from where the app left a file (from_position)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,45 @@ def chunks(count, fail_at=None):
         closed.append(count)
 
 
+# Chunks that are not bytes, as apps have answered with them (none is: PEP 3333).
+NOT_BYTES = {"str": "text", "bytearray": bytearray(b"buffer"), "memoryview": memoryview(b"view"), "int": 7}
+
+
+class Answer:
+    # A framework's response object: an iterable of its own, with close().
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        closed.append("answer")
+
+
+def generator(chunks):
+    yield from chunks
+
+
 def application(environ, start_response):
     kind, _, count = environ["PATH_INFO"].strip("/").partition("/")
+    if kind == "raise-object":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Answer(chunks(3, 0))
+    if kind == "file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](environ["TEST_FILE"], 4)
+    if kind.startswith(("first-", "late-", "write-")):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        shape, bad = kind.partition("-")[2], NOT_BYTES.get(count, None)
+        if kind.startswith("write-"):
+            write = start_response("200 OK", [("Content-Type", "text/plain")])
+            write(b"" if shape == "nothing" else b"written")
+            write(bad)
+            return []
+        answer = [bad, b"after"] if kind.startswith("first-") else [b"before", bad, b"after"]
+        return {"list": answer, "tuple": tuple(answer), "generator": generator(answer), "object": Answer(answer)}[shape]
     if kind == "typed":
         start_response("200 OK", [("Content-Type", environ["TEST_CONTENT_TYPE"]), *environ["TEST_HEADERS"]])
         return [b"data: 1\\n\\n"]
@@ -56,6 +93,10 @@ def call(module, path: str, **environ):
     started: list[tuple[str, list]] = []
     body = module.application({"PATH_INFO": path, **environ}, lambda status, headers: started.append((status, headers)))
     return body, started
+
+
+def internal_error(chunk: bytes) -> bool:
+    return json.loads(chunk) == {"status": 500, "error": "internal error", "request_id": "-"}
 
 
 def test_a_generator_body_passes_chunk_by_chunk_unchanged(entry):
@@ -90,11 +131,87 @@ def test_a_generator_that_raises_before_its_first_chunk_answers_500_then_raises_
         next(body)
 
 
-def test_an_answer_that_is_not_a_generator_reaches_uwsgi_as_it_is(entry):
-    """A list, a framework's response object or a file wrapper (which uWSGI sends with sendfile) is not wrapped."""
+def test_a_framework_answer_that_raises_before_its_first_chunk_answers_500_then_raises_again(entry):
+    """As a generator does (a streamed answer's iterator, say): uWSGI alone sent the app's 200 with an empty body."""
+    module, app = entry
+    body, started = call(module, "/raise-object")
+    assert internal_error(next(body))
+    assert [status for status, _ in started] == ["200 OK", "500 Internal Server Error"]
+    with pytest.raises(RuntimeError, match="raised by the app"):
+        next(body)
+    assert app.closed == [3, "answer"]
+
+
+def test_a_list_of_bytes_and_the_file_uwsgis_wrapper_took_reach_uwsgi_as_they_are(entry, tmp_path):
+    """A list is looked at, not wrapped; the file wrapper's answer must stay the very object uWSGI's wrapper returned,
+    or uWSGI no longer sends it with sendfile."""
     module, _ = entry
     body, _ = call(module, "/list")
     assert body == [b"whole"] and type(body) is list
+    (tmp_path / "data").write_bytes(b"0123456789")
+    with (tmp_path / "data").open("rb") as filelike:
+        body, _ = call(module, "/file", TEST_FILE=filelike, **{"wsgi.file_wrapper": server_wrapper})
+        assert body is filelike
+
+
+def test_a_framework_answer_passes_chunk_by_chunk_and_is_closed_once(entry):
+    module, app = entry
+    body, _ = call(module, "/late-object/none")
+    assert list(body) == [b"before", None, b"after"]
+    body.close()
+    assert app.closed == ["answer"]
+
+
+SHAPES = ["list", "tuple", "generator", "object"]
+
+
+@pytest.mark.parametrize("kind", ["str", "bytearray", "memoryview", "int"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_chunk_that_is_not_bytes_before_the_answer_begins_gets_the_500_then_its_error(entry, shape, kind):
+    """uWSGI skipped it and sent the rest with the app's 200: the client could not tell."""
+    module, app = entry
+    body, started = call(module, f"/first-{shape}/{kind}")
+    assert internal_error(next(body))
+    assert [status for status, _ in started] == ["200 OK", "500 Internal Server Error"]
+    with pytest.raises(TypeError, match=f"the app's answer holds a {kind}, not bytes"):
+        next(body)
+    assert app.closed == (["answer"] if shape == "object" else [])
+
+
+@pytest.mark.parametrize("shape", ["generator", "object"])
+def test_a_chunk_that_is_not_bytes_once_the_answer_has_begun_ends_it_there(entry, shape):
+    """Too late for a 500 (uWSGI's start_response says so): the error is raised for uWSGI to log, and nothing after
+    the chunk is sent (with a Content-Length the client sees it cut short)."""
+    module, _ = entry
+    uwsgi = UwsgiStart()
+    body = module.application({"PATH_INFO": f"/late-{shape}/str"}, uwsgi)
+    assert next(body) == b"before"
+    uwsgi.sent = True
+    with pytest.raises(TypeError, match="the app's answer holds a str, not bytes"):
+        next(body)
+    assert [call[0] for call in uwsgi.calls] == ["200 OK"]
+
+
+def test_none_among_the_chunks_is_passed_on_as_uwsgi_skips_it(entry):
+    """Nothing of the answer is in it; uWSGI and waitress skip it."""
+    module, _ = entry
+    body, _ = call(module, "/first-list/none")
+    assert body == [None, b"after"]
+
+
+@pytest.mark.parametrize("kind", ["str", "bytearray", "memoryview", "int"])
+def test_write_refuses_what_is_not_bytes_where_uwsgis_dropped_it_without_a_word(entry, kind):
+    """Before the first bytes, the app's TypeError gets the 500; uWSGI's write() was never given the chunk."""
+    module, _ = entry
+    uwsgi = UwsgiStart()
+    body = module.application({"PATH_INFO": f"/write-nothing/{kind}"}, uwsgi)
+    assert internal_error(next(body))
+    assert [c if isinstance(c, bytes) else c[0] for c in uwsgi.calls] == [
+        *("200 OK", "200 OK", b""),
+        "500 Internal Server Error",
+    ]
+    with pytest.raises(TypeError, match=f"the app's answer given to write\\(\\) holds a {kind}, not bytes"):
+        next(body)
 
 
 UNBUFFERED = ("X-Accel-Buffering", "no")
@@ -172,7 +289,8 @@ def test_exc_info_once_the_headers_are_sent_raises_the_apps_own_exception_again(
 
 
 def server_wrapper(filelike, block_size):
-    return ("the server's", filelike, block_size)
+    """uWSGI's returns the file itself, and sends it with sendfile when the app's answer is that very object."""
+    return filelike
 
 
 @pytest.mark.parametrize("offset", [0, 3, 10])
@@ -182,10 +300,12 @@ def test_the_file_wrapper_sends_a_file_from_where_the_app_left_it(entry, tmp_pat
     (tmp_path / "data").write_bytes(b"0123456789")
     filelike = (tmp_path / "data").open("rb")
     filelike.seek(offset)
-    answer = module.from_position(server_wrapper)(filelike, 4)
+    handed: list = []
+    answer = module.from_position(server_wrapper, handed)(filelike, 4)
     if offset == 0:
-        assert answer == ("the server's", filelike, 4)
+        assert answer is filelike and handed == [filelike]
         return
+    assert handed == []
     assert b"".join(answer) == b"0123456789"[offset:]
     answer.close()
     assert filelike.closed
@@ -198,7 +318,7 @@ def test_a_pipe_and_a_file_like_object_with_no_file_are_read_from_where_they_are
     os.write(write_end, b"from a pipe")
     os.close(write_end)
     for filelike, expected in ((os.fdopen(read_end, "rb"), b"from a pipe"), (io.BytesIO(b"in memory"), b"in memory")):
-        answer = module.from_position(server_wrapper)(filelike, 4)
+        answer = module.from_position(server_wrapper, [])(filelike, 4)
         assert b"".join(answer) == expected
         answer.close()
         assert filelike.closed

@@ -4,7 +4,7 @@ value sent as "\tx\t" would otherwise reach the app with its tabs. Nothing else 
 
 One thing is answered without the app: a request that waited in the app server's queue for longer than
 QUEUE_TIMEOUT seconds gets a 503 with Retry-After at once (docs/operations.md: Bursts). And one the app raised an
-exception for, before its answer began (its generator body's first chunk included), gets a 500 (app_error, below).
+exception for, before its answer began (the first chunk of its body included), gets a 500 (app_error, below).
 
 And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the request in hand (below).
 
@@ -12,8 +12,8 @@ One header is added, for nginx only (which takes it out): an event stream (Serve
 so that nginx passes each event on as the app writes it (streamed_events, below).
 
 And start_response takes PEP 3333's exc_info as the PEP says and refuses a line break in the answer's header
-(checked_start, below), and the file wrapper sends a file from where the app left it (from_position, below), none of
-which uWSGI's own do.
+(checked_start, below), the file wrapper sends a file from where the app left it (from_position, below), and a
+chunk of the answer that is not bytes is refused (checked_body, below), none of which uWSGI's own do.
 """
 
 import functools
@@ -25,7 +25,6 @@ import stat
 import sys
 import threading
 import time
-from types import GeneratorType
 
 # The app's own directory first, as check-app imports it.
 sys.path.insert(0, os.environ.get("APP_DIR", "/srv/app"))
@@ -161,15 +160,39 @@ def checked_start(start_response):
         if broken := broken_line(status, headers):
             raise ValueError(f"{broken} of the answer holds a CR, LF or NUL (response splitting): not sent")
         if exc_info is None:
-            return start_response(status, headers)
+            return checked_write(start_response(status, headers))
         try:
-            return start_response(status, headers)
+            return checked_write(start_response(status, headers))
         except OSError:
             raise exc_info[1].with_traceback(exc_info[2]) from None
         finally:
             exc_info = None  # no reference cycle through the traceback (PEP 3333)
 
     return start
+
+
+# PEP 3333: the answer's body is bytes, each chunk of the iterable the app returns and each given to write(). uWSGI
+# skips any other chunk and goes on (a str, a bytearray, a memoryview): the client got a 200 with those bytes missing
+# from the middle, or no body at all (an app that returned text), and a write() of one was lost without a log line.
+# Refused here with a TypeError naming the chunk's type, as gunicorn, mod_wsgi and Werkzeug refuse it: before the
+# answer has begun it gets app_error's 500, after it the answer ends there (docs/bring-your-own-app.md). None, which
+# uWSGI skips without a word, is skipped still (waitress too): nothing of the answer is in it.
+def not_bytes(chunk, where: str) -> TypeError:
+    fix = "encode text (.encode())" if isinstance(chunk, str) else "make it bytes (bytes(...))"
+    name = type(chunk).__name__
+    return TypeError(f"the app's answer {where} a {name}, not bytes (PEP 3333): not sent; {fix}")
+
+
+@functools.cache
+def checked_write(server_write):
+    """The write() start_response returns: uWSGI's (`server_write`), for bytes only."""
+
+    def write(data):
+        if type(data) is not bytes and not isinstance(data, bytes):
+            raise not_bytes(data, "given to write() holds")
+        return server_write(data)
+
+    return write
 
 
 # PEP 3333: answering with wsgi.file_wrapper(file) is answering as if with iter(lambda: file.read(block_size), b""),
@@ -200,27 +223,32 @@ def sendfile_whole(filelike) -> bool:
         return False
 
 
-@functools.cache
-def from_position(server_wrapper):
-    """wsgi.file_wrapper: the server's (`server_wrapper`) for a regular file at its start, else FromPosition."""
+def from_position(server_wrapper, handed: list):
+    """wsgi.file_wrapper: the server's (`server_wrapper`) for a regular file at its start, else FromPosition. What
+    the server's returns is added to `handed`: the app's answer when it returns that, which uWSGI sends with sendfile
+    only if it is the very object (so it is passed on unwrapped)."""
 
     def wrap(filelike, block_size: int = 8192):
-        return server_wrapper(filelike, block_size) if sendfile_whole(filelike) else FromPosition(filelike, block_size)
+        if not sendfile_whole(filelike):
+            return FromPosition(filelike, block_size)
+        handed.append(answer := server_wrapper(filelike, block_size))
+        return answer
 
     return wrap
 
 
 def application(environ, start_response):
     # Runs on every request, so it does as little as it can in Python (docs/benchmark.md: Where the time goes): a
-    # dict lookup for the stamp, start_response's wrapper (its header checked), one lookup and a cached call for the
+    # dict lookup for the stamp, start_response's wrapper (its header checked), one lookup and a closure for the
     # file wrapper's, one lookup for Accept, then one comprehension over the environ that finds the rare padded
-    # header.
+    # header; after the app, a look at each chunk of a list, or a generator around any other answer.
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
     start_response = checked_start(start_response)
+    handed = []
     if server_wrapper := environ.get("wsgi.file_wrapper"):
-        environ["wsgi.file_wrapper"] = from_position(server_wrapper)
+        environ["wsgi.file_wrapper"] = from_position(server_wrapper, handed)
     if EVENT_STREAM in environ.get("HTTP_ACCEPT", ""):
         start_response = streamed_events(start_response)
     padded = [k for k, v in environ.items() if k[:5] == "HTTP_" and v and (v[0] in WHITESPACE or v[-1] in WHITESPACE)]
@@ -230,27 +258,39 @@ def application(environ, start_response):
         answer = app(environ, start_response)
     except Exception as error:  # noqa: BLE001 (any exception of the app's: answered, then raised again)
         return app_error(environ, start_response, error)
-    # A generator (a generator function written as the app, or one it returns) runs only as uWSGI takes its chunks.
-    return first_chunk_checked(answer, environ, start_response) if type(answer) is GeneratorType else answer
+    kind = type(answer)
+    if kind is list or kind is tuple:
+        # The common answer, whole: looked at before any of it goes.
+        for chunk in answer:
+            if type(chunk) is not bytes and chunk is not None and not isinstance(chunk, bytes):
+                return app_error(environ, start_response, not_bytes(chunk, "holds"))
+        return answer
+    if kind is bytes or (handed and answer is handed[-1]):
+        return answer  # bytes uWSGI sends whole; the file its own wrapper took, which it sends with sendfile
+    return checked_body(answer, environ, start_response)
 
 
-def first_chunk_checked(body, environ, start_response):
-    """The app's generator body, whose first chunk is taken here: an exception before it gets app_error's 500, as one
-    before the app returned does. uWSGI alone sent the status the generator had given start_response (200) with an
-    empty body: a failure the client took for an empty answer. Every chunk after the first passes unchanged, and
-    closing this closes the app's generator (PEP 3333's close())."""
+def checked_body(answer, environ, start_response):
+    """The app's answer (a generator, a framework's response object, FromPosition), a chunk at a time as uWSGI takes
+    it. An exception before the answer has begun (its first bytes included: a generator runs only as its chunks are
+    taken) gets app_error's 500, as one before the app returned does: uWSGI alone sent the status given to
+    start_response (200) with an empty body, a failure the client took for an empty answer. So does a chunk that is
+    not bytes (not_bytes); after the answer has begun, either ends it there, raised for uWSGI to log. Closing this
+    closes the app's answer (PEP 3333's close())."""
+    failure = None
     try:
-        first = next(body)
-    except StopIteration:
-        return
+        for chunk in answer:
+            if type(chunk) is not bytes and chunk is not None and not isinstance(chunk, bytes):
+                failure = not_bytes(chunk, "holds")
+                break
+            yield chunk
     except Exception as error:  # noqa: BLE001 (as in application)
-        yield from app_error(environ, start_response, error)
-        return
-    try:
-        yield first
-        yield from body
+        failure = error
     finally:
-        body.close()
+        if close := getattr(answer, "close", None):
+            close()
+    if failure is not None:
+        yield from app_error(environ, start_response, failure)
 
 
 # --- memory recycling -------------------------------------------------------------------------------------------

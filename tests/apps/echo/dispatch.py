@@ -17,7 +17,8 @@ end, so a test knows whether the first event reached it while the stream was sti
 with n Set-Cookie fields of COOKIE_BYTES each, as an app with a large session does. `/answer-headers/?Name=value`
 answers with the header fields its query names. `/probe-only/` answers the marks the stack's health probe gives its
 requests ({"HEALTHCHECK", "user_agent", "remote_addr"}): 200 when they are the probe's (docs/bring-your-own-app.md),
-else 403.
+else 403. `/not-bytes/<shape>/<kind>` answers with a chunk that is not bytes (NOT_BYTES), as a plain app may by
+mistake: first in a list or a generator, given to write(), or after a first chunk with a Content-Length ("late").
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -268,6 +269,25 @@ def pipe_answer(environ, start_response):
     return environ["wsgi.file_wrapper"](os.fdopen(read_end, "rb"), 8192)
 
 
+# What an app may hand the server as a chunk of its answer by mistake (PEP 3333 asks for bytes), and None, which has
+# nothing of the answer in it.
+NOT_BYTES = {"str": "text", "bytearray": bytearray(b"a bytearray"), "memoryview": memoryview(b"a view"), "none": None}
+
+
+def not_bytes(path, start_response):
+    shape, _, kind = path.removeprefix("/not-bytes/").partition("/")
+    chunk, before, after = NOT_BYTES[kind], b"before\n", b"after\n"
+    if shape == "write":
+        start_response("200 OK", [("Content-Type", "text/plain")])(chunk)
+        return [after]
+    if shape == "late":
+        length = len(before) + len(chunk) + len(after)  # what the app meant to send
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(length))])
+        return (part for part in (before, chunk, after))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [chunk, after] if shape == "list" else (part for part in (chunk, after))
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -307,6 +327,8 @@ def application(environ, start_response):
         return cookies(path, start_response)
     if path == "/answer-headers/":
         return answer_headers(environ, start_response)
+    if path.startswith("/not-bytes/"):
+        return not_bytes(path, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
