@@ -11,15 +11,17 @@ And each worker whose memory grows past WORKER_MAX_RSS_MB is recycled after the 
 One header is added, for nginx only (which takes it out): an event stream (Server-Sent Events) is marked unbuffered,
 so that nginx passes each event on as the app writes it (streamed_events, below).
 
-And start_response takes PEP 3333's exc_info as the PEP says and refuses a line break in the answer's header
-(checked_start, below), the file wrapper sends a file from where the app left it (from_position, below), and a
-chunk of the answer that is not bytes is refused (checked_body, below), none of which uWSGI's own do.
+And start_response takes PEP 3333's exc_info as the PEP says and refuses a header field the client would read
+otherwise than the app wrote it (checked_start, below), the file wrapper sends a file from where the app left it
+(from_position, below), and a chunk of the answer that is not bytes is refused (checked_body, below), none of which
+uWSGI's own do.
 """
 
 import functools
 import importlib
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -134,31 +136,46 @@ def streamed_events(start_response):
 # own error page and its @error(500) handlers were never seen). Here uWSGI's is called without it, and the exception
 # is raised again where uWSGI says the headers have gone ("headers already sent").
 #
-# And a CR, LF or NUL in the status or a header field is refused (ValueError), as gunicorn and waitress refuse it:
-# uWSGI wrote it out as it was and nginx read the line break as the field's end, so an app that puts its client's
-# text into a field (a plain WSGI app's redirect target, say) let the client add fields of its own to the answer, or
-# end its header early (response splitting). Refused, it gets app_error's 500 unless the app catches it. Frameworks
-# refuse it themselves (Django, Werkzeug, Bottle); a plain WSGI app did not.
-def broken_line(status: str, headers) -> str | None:
-    """What of the status line or the header fields holds a CR, LF or NUL, or None (also for what is no text, which
-    uWSGI's start_response refuses with its own error)."""
+# And a field the client would read otherwise than the app wrote it is refused (ValueError), as gunicorn refuses it.
+# A control character in the status or a value (RFC 9110 5.5: any but a tab): uWSGI wrote a CR or LF out as it was
+# and nginx read it as the field's end, so an app that puts its client's text into a field (a plain WSGI app's
+# redirect target, say) let the client add fields of its own to the answer, or end its header early (response
+# splitting); the others reached the client raw. A name that is no token (RFC 9110 5.1): one with a colon came out as
+# another field ("Set-Cookie: a" and its value as a Set-Cookie), one with a space or a tab made nginx answer 502 "app
+# server unavailable" for what was the app's error, and an empty one was dropped. Refused, it gets app_error's 500
+# unless the app catches it. Django, Werkzeug and Bottle refuse a line break themselves; a plain WSGI app did not.
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+TOKENS: set[str] = set()  # names seen to be tokens (an app has a few dozen), so that each is looked at once
+TOKENS_AT_MOST = 512
+
+
+def broken_field(status: str, headers) -> str | None:
+    """What of the status line or the header fields the client would not read as written, or None (also for what is
+    no text, which uWSGI's start_response refuses with its own TypeError)."""
     try:
-        if "\r" in status or "\n" in status or "\0" in status:
-            return "the status line"
+        # isprintable(): the common case at C speed (a tab or a byte past ASCII takes the pattern).
+        if not status.isprintable() and CONTROL.search(status):
+            return "the status line holds a control character (CR, LF, NUL or another)"
         for name, value in headers:
-            if "\n" in value or "\r" in value or "\0" in value or "\n" in name or "\r" in name or "\0" in name:
-                return f"the header field {name[:40]!r}"
-    except (TypeError, ValueError):
+            if name not in TOKENS:
+                if not name or NOT_TOKEN.search(name):
+                    return f"the header field name {name[:40]!r} is no token (a space, a colon, a line break?)"
+                if len(TOKENS) < TOKENS_AT_MOST:
+                    TOKENS.add(name)
+            if not value.isprintable() and CONTROL.search(value):
+                return f"the header field {name[:40]!r} holds a control character (CR, LF, NUL or another)"
+    except (AttributeError, TypeError, ValueError):
         return None
     return None
 
 
 def checked_start(start_response):
-    """start_response, taking exc_info as PEP 3333 says and refusing a line break in the answer's header."""
+    """start_response, taking exc_info as PEP 3333 says and refusing a field the client would read otherwise."""
 
     def start(status, headers, exc_info=None):
-        if broken := broken_line(status, headers):
-            raise ValueError(f"{broken} of the answer holds a CR, LF or NUL (response splitting): not sent")
+        if broken := broken_field(status, headers):
+            raise ValueError(f"{broken}: the answer was not sent (RFC 9110 5.1, 5.5)")
         if exc_info is None:
             return checked_write(start_response(status, headers))
         try:
