@@ -302,6 +302,23 @@ def test_none_among_the_chunks_is_skipped_as_before_it_holds_nothing_of_the_answ
     assert (response.status_code, response.text) == (200, "after\n")
 
 
+def test_an_environ_the_app_holds_on_to_keeps_its_own_requests_values_after_the_next_request(echo):
+    """The app gets an environ of its own (docker/app/wsgi_entry.py). uWSGI 2.0 cleared one dict per worker and filled
+    it again for the next request, so an app that used a request's environ past its answer (Django's request.META in
+    a thread it started) read the next request's path and headers there: another client's (seen failing before)."""
+    token = secrets.token_hex(6)
+    kept = requests.get(f"{echo.base_url}/keep-environ/", headers={"X-Who": f"first-{token}"}, timeout=30)
+    pid = kept.json()["pid"]
+    # The next request its worker takes: any of the app server's workers takes each one (bounded: 40 tries).
+    for attempt in range(40):
+        later = requests.get(f"{echo.base_url}/kept-environ/", headers={"X-Who": f"later-{attempt}"}, timeout=30)
+        if later.json()["pid"] == pid:
+            break
+    else:
+        pytest.fail(f"no request of 40 reached worker {pid} again")
+    assert later.json()["kept"] == {"PATH_INFO": "/keep-environ/", "HTTP_X_WHO": f"first-{token}"}
+
+
 # (path, status, body): an app's own error page for an exception it caught, given to start_response with the
 # exception's exc_info (PEP 3333). uWSGI's start_response raised a SystemError at that call (unbit/uwsgi#2278): the
 # page's status went out with no body (Trac's 404 and 500 pages, tried), or the app's handling gave way to the

@@ -18,6 +18,7 @@ from tests.harness import image_module
 
 APP = """
 closed = []
+seen = []
 
 
 def chunks(count, fail_at=None):
@@ -53,6 +54,10 @@ def generator(chunks):
 
 def application(environ, start_response):
     kind, _, count = environ["PATH_INFO"].strip("/").partition("/")
+    if kind == "seen":
+        seen.append(environ)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"seen"]
     if kind == "raise-object":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Answer(chunks(3, 0))
@@ -130,6 +135,16 @@ def test_a_generator_that_raises_before_its_first_chunk_answers_500_then_raises_
     assert [status for status, _ in started] == ["200 OK", "500 Internal Server Error"]
     with pytest.raises(RuntimeError, match="raised by the app"):
         next(body)
+
+
+def test_the_app_gets_an_environ_of_its_own_which_the_server_cannot_clear_for_the_next_request(entry):
+    module, app = entry
+    servers = {"PATH_INFO": "/seen", "HTTP_X_WHO": "first"}
+    module.application(servers, lambda status, headers: None)
+    (kept,) = app.seen
+    assert kept == servers
+    servers.clear()  # what uWSGI 2.0 does to its own after each request, to fill it again for the next
+    assert kept == {"PATH_INFO": "/seen", "HTTP_X_WHO": "first"}
 
 
 def test_a_framework_answer_that_raises_before_its_first_chunk_answers_500_then_raises_again(entry):

@@ -19,6 +19,9 @@ answers with the header fields its query names. `/probe-only/` answers the marks
 requests ({"HEALTHCHECK", "user_agent", "remote_addr"}): 200 when they are the probe's (docs/bring-your-own-app.md),
 else 403. `/not-bytes/<shape>/<kind>` answers with a chunk that is not bytes (NOT_BYTES), as a plain app may by
 mistake: first in a list or a generator, given to write(), or after a first chunk with a Content-Length ("late").
+`/keep-environ/` holds on to its request's environ, as an app that uses it after its answer does (a thread of its, a
+deferred task), and `/kept-environ/` answers what that environ holds now ({"pid", "kept": its PATH_INFO and X-Who}),
+in the worker that answers (its "pid").
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -288,6 +291,19 @@ def not_bytes(path, start_response):
     return [chunk, after] if shape == "list" else (part for part in (chunk, after))
 
 
+# The environ /keep-environ/ held on to, in this worker.
+KEPT: dict[str, dict] = {}
+
+
+def kept_environ(environ, start_response):
+    if environ["PATH_INFO"] == "/keep-environ/":
+        KEPT["environ"] = environ
+        return json_answer(start_response, {"pid": os.getpid()})
+    kept = KEPT.get("environ")
+    now = kept and {"PATH_INFO": kept.get("PATH_INFO"), "HTTP_X_WHO": kept.get("HTTP_X_WHO")}
+    return json_answer(start_response, {"pid": os.getpid(), "kept": now})
+
+
 def json_answer(start_response, value) -> list[bytes]:
     body = json.dumps(value).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -329,6 +345,8 @@ def application(environ, start_response):
         return answer_headers(environ, start_response)
     if path.startswith("/not-bytes/"):
         return not_bytes(path, start_response)
+    if path in ("/keep-environ/", "/kept-environ/"):
+        return kept_environ(environ, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
