@@ -709,11 +709,12 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
         assert response.text == "ok\n"
 
 
-# (query of /answer-headers/, which puts its fields into the answer as they are): a field an app lets its client
-# break. uWSGI wrote a line break out and nginx read it as the field's end: the client added a field of its own (a
-# cookie, here), or ended the header early (response splitting). A name with a colon came out as another field, one
-# with a space or a tab got nginx's 502 "app server unavailable", an empty one was dropped, and other control
-# characters reached the client raw. docker/app/wsgi_entry.py: checked_start.
+# (query of /answer-headers/, which puts its fields, and a status, into the answer as they are): an answer's head an
+# app lets its client break. uWSGI wrote a line break out and nginx read it as the field's end: the client added a
+# field of its own (a cookie, here), or ended the header early (response splitting). A name with a colon came out as
+# another field, an empty one was dropped, and other control characters reached the client raw; nginx answered a
+# name with a space or a tab, a status that is no "200 OK", a Content-Length that is no number or given twice, and a
+# Transfer-Encoding with a 502 "app server unavailable". docker/app/wsgi_entry.py: checked_start.
 BROKEN_FIELDS = {
     "CRLF in a value": "X-Name=a%0D%0ASet-Cookie:%20planted=1",
     "LF in a value": "X-Name=a%0ASet-Cookie:%20planted=1",
@@ -724,11 +725,15 @@ BROKEN_FIELDS = {
     "a tab in a name": "X%09planted=1",
     "an empty name": "=planted",
     "a control character in a value": "X-Name=planted%01",
+    "a status with no code": "status=planted",
+    "a Content-Length that is no number": "Content-Length=planted",
+    "two Content-Lengths": "Content-Length=1000&Content-Length=1000&X-Name=planted",
+    "a Transfer-Encoding": "Transfer-Encoding=chunked&X-Name=planted",
 }
 
 
 @pytest.mark.parametrize("case", BROKEN_FIELDS)
-def test_a_field_the_app_lets_its_client_break_gets_a_500_and_reaches_no_client(echo: Deployment, case):
+def test_an_answers_head_the_app_lets_its_client_break_gets_a_500_and_reaches_no_client(echo: Deployment, case):
     response = requests.get(f"{echo.base_url}/answer-headers/?{BROKEN_FIELDS[case]}", timeout=30)
     assert response.status_code == 500, (response.status_code, dict(response.headers), response.text[:200])
     assert response.json()["error"] == "internal error"

@@ -341,7 +341,7 @@ def test_a_pipe_and_a_file_like_object_with_no_file_are_read_from_where_they_are
 
 
 # (status, headers) -> what start_response refuses, or None: a control character (but a tab) in the status or a value,
-# a name that is no token (RFC 9110 5.1, 5.5).
+# a name that is no token (RFC 9110 5.1, 5.5), and what nginx cannot frame.
 CONTROL = "holds a control character"
 FIELD_CASES = {
     "a plain answer": ("200 OK", [("Content-Type", "text/plain"), ("X-Tab", "a\tb"), ("X-Latin", "café")], None),
@@ -359,6 +359,19 @@ FIELD_CASES = {
     "a tab in a name": ("200 OK", [("X\tA", "1")], "the header field name 'X\\tA' is no token"),
     "an empty name": ("200 OK", [("", "1")], "the header field name '' is no token"),
     "a name past ASCII": ("200 OK", [("X-é", "1")], "the header field name 'X-é' is no token"),
+    "a status with no reason": ("204", [], None),
+    "a status with no code": ("OK", [], "the status 'OK' is no code 100-599"),
+    "a status past 599": ("600 Odd", [], "the status '600 Odd' is no code 100-599"),
+    "a status with no space": ("200OK", [], "the status '200OK' is no code 100-599"),
+    "a Content-Length": ("200 OK", [("content-length", "10")], None),
+    "a Content-Length that is no number": ("200 OK", [("Content-Length", "ten")], "the Content-Length 'ten' is not"),
+    "a negative one": ("200 OK", [("Content-Length", "-1")], "the Content-Length '-1' is not"),
+    "two Content-Lengths": (
+        "200 OK",
+        [("Content-Length", "10"), ("CONTENT-LENGTH", "10")],
+        "the Content-Length '10' is not one whole number, given once",
+    ),
+    "a Transfer-Encoding": ("200 OK", [("Transfer-Encoding", "chunked")], "the answer has a Transfer-Encoding"),
     "a bytes value (uWSGI's own TypeError)": ("200 OK", [("X-A", b"1")], None),
 }
 

@@ -136,35 +136,57 @@ def streamed_events(start_response):
 # own error page and its @error(500) handlers were never seen). Here uWSGI's is called without it, and the exception
 # is raised again where uWSGI says the headers have gone ("headers already sent").
 #
-# And a field the client would read otherwise than the app wrote it is refused (ValueError), as gunicorn refuses it.
-# A control character in the status or a value (RFC 9110 5.5: any but a tab): uWSGI wrote a CR or LF out as it was
-# and nginx read it as the field's end, so an app that puts its client's text into a field (a plain WSGI app's
-# redirect target, say) let the client add fields of its own to the answer, or end its header early (response
+# And an answer's head the client would read otherwise than the app wrote it is refused (ValueError), as gunicorn
+# refuses it. A control character in the status or a value (RFC 9110 5.5: any but a tab): uWSGI wrote a CR or LF out
+# as it was and nginx read it as the field's end, so an app that puts its client's text into a field (a plain WSGI
+# app's redirect target, say) let the client add fields of its own to the answer, or end its header early (response
 # splitting); the others reached the client raw. A name that is no token (RFC 9110 5.1): one with a colon came out as
-# another field ("Set-Cookie: a" and its value as a Set-Cookie), one with a space or a tab made nginx answer 502 "app
-# server unavailable" for what was the app's error, and an empty one was dropped. Refused, it gets app_error's 500
-# unless the app catches it. Django, Werkzeug and Bottle refuse a line break themselves; a plain WSGI app did not.
+# another field ("Set-Cookie: a" and its value as a Set-Cookie), and an empty one was dropped. And what nginx cannot
+# frame: a name with a space or a tab, a status that is no "200 OK", a Content-Length that is not one number, given
+# twice, or a Transfer-Encoding (the server frames the answer, PEP 3333), each of which nginx answered with a 502 "app
+# server unavailable" for what was the app's error. Refused, it gets app_error's 500 unless the app catches it.
+# Django, Werkzeug and Bottle refuse a line break themselves; a plain WSGI app did not.
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-TOKENS: set[str] = set()  # names seen to be tokens (an app has a few dozen), so that each is looked at once
-TOKENS_AT_MOST = 512
+STATUS = re.compile(r"[1-5][0-9][0-9]( .*)?")
+# Names (and statuses) seen to be sound, each with what it is, so that each is looked at once: an app has a few dozen.
+LENGTH, FRAMING = "content-length", "transfer-encoding"
+SEEN: dict[str, str] = {}
+SEEN_AT_MOST = 512
+
+
+def seen(text: str, kind: str) -> str:
+    if len(SEEN) < SEEN_AT_MOST:
+        SEEN[text] = kind
+    return kind
 
 
 def broken_field(status: str, headers) -> str | None:
-    """What of the status line or the header fields the client would not read as written, or None (also for what is
-    no text, which uWSGI's start_response refuses with its own TypeError)."""
+    """What of the answer's status line or header fields the client would not read as written, or None (also for
+    what is no text, which uWSGI's start_response refuses with its own TypeError)."""
     try:
-        # isprintable(): the common case at C speed (a tab or a byte past ASCII takes the pattern).
-        if not status.isprintable() and CONTROL.search(status):
-            return "the status line holds a control character (CR, LF, NUL or another)"
+        if status not in SEEN:
+            if CONTROL.search(status):
+                return "the status line holds a control character (CR, LF, NUL or another)"
+            if not STATUS.fullmatch(status):
+                return f"the status {status[:40]!r} is no code 100-599 and reason, as in '200 OK' (PEP 3333)"
+            seen(status, "status")
+        lengths = 0
         for name, value in headers:
-            if name not in TOKENS:
+            kind = SEEN.get(name)
+            if kind is None:
                 if not name or NOT_TOKEN.search(name):
                     return f"the header field name {name[:40]!r} is no token (a space, a colon, a line break?)"
-                if len(TOKENS) < TOKENS_AT_MOST:
-                    TOKENS.add(name)
+                kind = seen(name, name.lower())
+            # isprintable(): the common case at C speed (a tab or a byte past ASCII takes the pattern).
             if not value.isprintable() and CONTROL.search(value):
                 return f"the header field {name[:40]!r} holds a control character (CR, LF, NUL or another)"
+            if kind == LENGTH:
+                lengths += 1
+                if lengths > 1 or not (value.isascii() and value.isdigit()):
+                    return f"the Content-Length {value[:40]!r} is not one whole number, given once"
+            elif kind == FRAMING:
+                return "the answer has a Transfer-Encoding: the server frames it (PEP 3333: no hop-by-hop field)"
     except (AttributeError, TypeError, ValueError):
         return None
     return None
@@ -175,7 +197,7 @@ def checked_start(start_response):
 
     def start(status, headers, exc_info=None):
         if broken := broken_field(status, headers):
-            raise ValueError(f"{broken}: the answer was not sent (RFC 9110 5.1, 5.5)")
+            raise ValueError(f"{broken}: the answer was not sent")
         if exc_info is None:
             return checked_write(start_response(status, headers))
         try:

@@ -223,10 +223,16 @@ def probe_only(environ, start_response):
 
 def answer_headers(environ, start_response):
     """An answer carrying the header fields its query names (?Name=value&...), as an app that passes its client's
-    values into its answer does (httpbin's /response-headers): a body of 1,000 bytes after them."""
-    fields = parse_qsl(environ.get("QUERY_STRING", ""))
+    values into its answer does (httpbin's /response-headers): a body of 1,000 bytes after them, with its length
+    unless the query gives the framing (a Content-Length or a Transfer-Encoding), and a status if it names one
+    (?status=204, left out of the fields)."""
+    fields = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    status = next((value for name, value in fields if name == "status"), "200 OK")
+    fields = [(name, value) for name, value in fields if name != "status"]
     body = b"answer-headers\n" + b"x" * 984 + b"\n"
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body))), *fields])
+    framed = any(name.lower() in ("content-length", "transfer-encoding") for name, _ in fields)
+    own = [] if framed else [("Content-Length", str(len(body)))]
+    start_response(status, [("Content-Type", "text/plain"), *own, *fields])
     return [body]
 
 
