@@ -371,7 +371,8 @@ FIELD_CASES = {
         [("Content-Length", "10"), ("CONTENT-LENGTH", "10")],
         "the Content-Length '10' is not one whole number, given once",
     ),
-    "a Transfer-Encoding": ("200 OK", [("Transfer-Encoding", "chunked")], "the answer has a Transfer-Encoding"),
+    "a Transfer-Encoding nginx frames itself": ("200 OK", [("Transfer-Encoding", "Chunked")], None),
+    "another Transfer-Encoding": ("200 OK", [("Transfer-Encoding", "gzip")], "the answer's Transfer-Encoding 'gzip'"),
     "a bytes value (uWSGI's own TypeError)": ("200 OK", [("X-A", b"1")], None),
 }
 

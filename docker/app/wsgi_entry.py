@@ -142,9 +142,10 @@ def streamed_events(start_response):
 # app's redirect target, say) let the client add fields of its own to the answer, or end its header early (response
 # splitting); the others reached the client raw. A name that is no token (RFC 9110 5.1): one with a colon came out as
 # another field ("Set-Cookie: a" and its value as a Set-Cookie), and an empty one was dropped. And what nginx cannot
-# frame: a name with a space or a tab, a status that is no "200 OK", a Content-Length that is not one number, given
-# twice, or a Transfer-Encoding (the server frames the answer, PEP 3333), each of which nginx answered with a 502 "app
-# server unavailable" for what was the app's error. Refused, it gets app_error's 500 unless the app catches it.
+# frame: a name with a space or a tab, a Content-Length that is not one number or given twice, or a Transfer-Encoding
+# but chunked (the server frames the answer, PEP 3333; nginx frames a body the app calls chunked as its own), each of
+# which nginx answered with a 502 "app server unavailable" for what was the app's error; a status that is no "200 OK"
+# went out as a 200. Refused, it gets app_error's 500 unless the app catches it.
 # Django, Werkzeug and Bottle refuse a line break themselves; a plain WSGI app did not.
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
@@ -185,8 +186,8 @@ def broken_field(status: str, headers) -> str | None:
                 lengths += 1
                 if lengths > 1 or not (value.isascii() and value.isdigit()):
                     return f"the Content-Length {value[:40]!r} is not one whole number, given once"
-            elif kind == FRAMING:
-                return "the answer has a Transfer-Encoding: the server frames it (PEP 3333: no hop-by-hop field)"
+            elif kind == FRAMING and value.strip().lower() != "chunked":
+                return f"the answer's Transfer-Encoding {value[:40]!r} is none nginx can frame: the server frames it"
     except (AttributeError, TypeError, ValueError):
         return None
     return None
