@@ -297,6 +297,20 @@ def test_a_chunk_that_is_not_bytes_once_the_answer_has_begun_ends_it_there_never
     assert body == b"before\n"
 
 
+@pytest.mark.parametrize("shape", ["list", "generator"])
+def test_an_answer_without_start_response_gets_a_500_and_the_app_runs_once(echo, shape):
+    """uWSGI sent nothing at all: nginx took that for a worker that died, sent the GET to the app a second time, and
+    answered 502 "app server unavailable" (seen failing before)."""
+    token = secrets.token_hex(6)
+    sent = time.time()
+    response = requests.get(f"{echo.base_url}/unstarted/{shape}/{token}", timeout=30)
+    assert response.status_code == 500, response.text[:300]
+    assert response.json()["error"] == "internal error"
+    logged = "RuntimeError: the app answered without calling start_response"
+    poll(lambda: logged in echo.logs(echo.app_container, sent), what="the RuntimeError in the app server's log")
+    assert echo.logs(echo.app_container, sent).count(f"unstarted answer for '{token}'") == 1, "the app ran once"
+
+
 def test_none_among_the_chunks_is_skipped_as_before_it_holds_nothing_of_the_answer(echo):
     response = requests.get(f"{echo.base_url}/not-bytes/list/none", timeout=30)
     assert (response.status_code, response.text) == (200, "after\n")

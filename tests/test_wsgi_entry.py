@@ -52,8 +52,19 @@ def generator(chunks):
     yield from chunks
 
 
+def lazy(start_response):
+    # A generator that calls start_response itself, before its first bytes: as PEP 3333 allows.
+    yield b""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"body"
+
+
 def application(environ, start_response):
     kind, _, count = environ["PATH_INFO"].strip("/").partition("/")
+    if kind == "unstarted":
+        return {"list": [b"body"], "empty": [], "generator": generator([b"body"]), "nothing": generator([])}[count]
+    if kind == "lazy":
+        return lazy(start_response)
     if kind == "seen":
         seen.append(environ)
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -145,6 +156,21 @@ def test_the_app_gets_an_environ_of_its_own_which_the_server_cannot_clear_for_th
     assert kept == servers
     servers.clear()  # what uWSGI 2.0 does to its own after each request, to fill it again for the next
     assert kept == {"PATH_INFO": "/seen", "HTTP_X_WHO": "first"}
+
+
+@pytest.mark.parametrize("shape", ["list", "empty", "generator", "nothing"])
+def test_an_answer_without_start_response_gets_the_500_where_uwsgi_sent_nothing_at_all(entry, shape):
+    """nginx took uWSGI's nothing for a worker that died: a GET went to the app a second time, then a 502."""
+    module, _ = entry
+    body, started = call(module, f"/unstarted/{shape}")
+    assert internal_error(next(iter(body)))
+    assert [status for status, _ in started] == ["500 Internal Server Error"]
+
+
+def test_a_generator_may_call_start_response_itself_before_its_first_bytes(entry):
+    module, _ = entry
+    body, started = call(module, "/lazy")
+    assert list(body) == [b"", b"body"] and [status for status, _ in started] == ["200 OK"]
 
 
 def test_a_framework_answer_that_raises_before_its_first_chunk_answers_500_then_raises_again(entry):

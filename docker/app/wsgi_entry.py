@@ -194,9 +194,11 @@ def broken_field(status: str, headers) -> str | None:
 
 
 def checked_start(start_response):
-    """start_response, taking exc_info as PEP 3333 says and refusing a field the client would read otherwise."""
+    """start_response, taking exc_info as PEP 3333 says and refusing a field the client would read otherwise; its
+    `called` says whether the app has called it."""
 
     def start(status, headers, exc_info=None):
+        start.called = True
         if broken := broken_field(status, headers):
             raise ValueError(f"{broken}: the answer was not sent")
         if exc_info is None:
@@ -208,7 +210,15 @@ def checked_start(start_response):
         finally:
             exc_info = None  # no reference cycle through the traceback (PEP 3333)
 
+    start.called = False
     return start
+
+
+# PEP 3333: the app calls start_response before the first bytes of its body (a generator, before it yields them).
+# uWSGI sends an answer without it as nothing at all: nginx took that for a worker that died, sent a GET to the app
+# a second time, and answered 502 "app server unavailable". Here it gets app_error's 500, once.
+def not_started() -> RuntimeError:
+    return RuntimeError("the app answered without calling start_response (PEP 3333): nothing was sent")
 
 
 # PEP 3333: the answer's body is bytes, each chunk of the iterable the app returns and each given to write(). uWSGI
@@ -293,7 +303,7 @@ def application(environ, start_response):
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
     environ = environ.copy()
-    start_response = checked_start(start_response)
+    start_response = checked = checked_start(start_response)
     handed = []
     if server_wrapper := environ.get("wsgi.file_wrapper"):
         environ["wsgi.file_wrapper"] = from_position(server_wrapper, handed)
@@ -312,26 +322,32 @@ def application(environ, start_response):
         for chunk in answer:
             if type(chunk) is not bytes and chunk is not None and not isinstance(chunk, bytes):
                 return app_error(environ, start_response, not_bytes(chunk, "holds"))
-        return answer
-    if kind is bytes or (handed and answer is handed[-1]):
-        return answer  # bytes uWSGI sends whole; the file its own wrapper took, which it sends with sendfile
-    return checked_body(answer, environ, start_response)
+    elif not (kind is bytes or (handed and answer is handed[-1])):
+        return checked_body(answer, environ, start_response, checked)
+    # A list, bytes (which uWSGI sends whole) or the file uWSGI's own wrapper took (which it sends with sendfile).
+    return answer if checked.called else app_error(environ, start_response, not_started())
 
 
-def checked_body(answer, environ, start_response):
+def checked_body(answer, environ, start_response, checked):
     """The app's answer (a generator, a framework's response object, FromPosition), a chunk at a time as uWSGI takes
     it. An exception before the answer has begun (its first bytes included: a generator runs only as its chunks are
     taken) gets app_error's 500, as one before the app returned does: uWSGI alone sent the status given to
     start_response (200) with an empty body, a failure the client took for an empty answer. So does a chunk that is
-    not bytes (not_bytes); after the answer has begun, either ends it there, raised for uWSGI to log. Closing this
-    closes the app's answer (PEP 3333's close())."""
+    not bytes (not_bytes), and an answer without start_response (`checked`, not_started); after the answer has
+    begun, either ends it there, raised for uWSGI to log. Closing this closes the app's answer (PEP 3333's close())."""
     failure = None
     try:
         for chunk in answer:
             if type(chunk) is not bytes and chunk is not None and not isinstance(chunk, bytes):
                 failure = not_bytes(chunk, "holds")
                 break
+            if chunk and not checked.called:
+                failure = not_started()
+                break
             yield chunk
+        else:
+            if not checked.called:
+                failure = not_started()
     except Exception as error:  # noqa: BLE001 (as in application)
         failure = error
     finally:

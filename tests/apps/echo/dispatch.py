@@ -19,9 +19,10 @@ answers with the header fields its query names. `/probe-only/` answers the marks
 requests ({"HEALTHCHECK", "user_agent", "remote_addr"}): 200 when they are the probe's (docs/bring-your-own-app.md),
 else 403. `/not-bytes/<shape>/<kind>` answers with a chunk that is not bytes (NOT_BYTES), as a plain app may by
 mistake: first in a list or a generator, given to write(), or after a first chunk with a Content-Length ("late").
-`/keep-environ/` holds on to its request's environ, as an app that uses it after its answer does (a thread of its, a
-deferred task), and `/kept-environ/` answers what that environ holds now ({"pid", "kept": its PATH_INFO and X-Who}),
-in the worker that answers (its "pid").
+`/unstarted/<shape>/<token>` answers without calling start_response (a list, or a generator), as a plain app may by
+mistake, and writes a line with the token to its log each time it runs. `/keep-environ/` holds on to its request's
+environ, as an app that uses it after its answer does (a thread of its, a deferred task), and `/kept-environ/`
+answers what that environ holds now ({"pid", "kept": its PATH_INFO and X-Who}), in the worker that answers (its "pid").
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -297,6 +298,12 @@ def not_bytes(path, start_response):
     return [chunk, after] if shape == "list" else (part for part in (chunk, after))
 
 
+def unstarted(path):
+    shape, _, token = path.removeprefix("/unstarted/").partition("/")
+    print(f"unstarted answer for {token[:64]!r}", file=sys.stderr, flush=True)
+    return [b"no start_response\n"] if shape == "list" else (part for part in (b"no start_response\n",))
+
+
 # The environ /keep-environ/ held on to, in this worker.
 KEPT: dict[str, dict] = {}
 
@@ -351,6 +358,8 @@ def application(environ, start_response):
         return answer_headers(environ, start_response)
     if path.startswith("/not-bytes/"):
         return not_bytes(path, start_response)
+    if path.startswith("/unstarted/"):
+        return unstarted(path)
     if path in ("/keep-environ/", "/kept-environ/"):
         return kept_environ(environ, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
