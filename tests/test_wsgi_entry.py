@@ -418,3 +418,26 @@ def test_a_field_the_client_would_read_otherwise_is_refused_before_uwsgi_writes_
     with pytest.raises(ValueError, match="the answer was not sent"):
         start(status, headers)
     assert uwsgi.calls == [], "nothing reached uWSGI"
+
+
+def test_what_was_seen_sound_is_remembered_by_kind_a_name_never_passing_for_a_status(entry):
+    module, _ = entry
+    assert module.broken_field("200 OK", [("Status", "1"), ("Content-Length", "1")]) is None
+    assert module.broken_field("Status", []).startswith("the status 'Status' is no code")
+    assert module.broken_field("200 OK", [("Content-Length", "x")]).startswith("the Content-Length 'x' is not")
+
+
+def test_start_response_counts_as_called_only_once_uwsgi_took_it(entry):
+    """An app that catches uWSGI's refusal (a bytes value: its TypeError) and answers anyway has not started."""
+    module, _ = entry
+
+    def refusing(status, headers):
+        raise TypeError("http header value must be a string")
+
+    start = module.checked_start(refusing)
+    with pytest.raises(TypeError):
+        start("200 OK", [("X-A", b"1")])
+    assert start.called is False
+    start = module.checked_start(lambda status, headers: None)
+    start("200 OK", [])
+    assert start.called is True

@@ -151,7 +151,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 STATUS = re.compile(r"[1-5][0-9][0-9]( .*)?")
 # Names (and statuses) seen to be sound, each with what it is, so that each is looked at once: an app has a few dozen.
-LENGTH, FRAMING = "content-length", "transfer-encoding"
+# A status's kind is no field name ("(" is no token character), so a status is never taken for a name seen.
+LENGTH, FRAMING, A_STATUS = "content-length", "transfer-encoding", "(status)"
 SEEN: dict[str, str] = {}
 SEEN_AT_MOST = 512
 
@@ -166,12 +167,12 @@ def broken_field(status: str, headers) -> str | None:
     """What of the answer's status line or header fields the client would not read as written, or None (also for
     what is no text, which uWSGI's start_response refuses with its own TypeError)."""
     try:
-        if status not in SEEN:
+        if SEEN.get(status) != A_STATUS:
             if CONTROL.search(status):
                 return "the status line holds a control character (CR, LF, NUL or another)"
             if not STATUS.fullmatch(status):
                 return f"the status {status[:40]!r} is no code 100-599 and reason, as in '200 OK' (PEP 3333)"
-            seen(status, "status")
+            seen(status, A_STATUS)
         lengths = 0
         for name, value in headers:
             kind = SEEN.get(name)
@@ -198,17 +199,19 @@ def checked_start(start_response):
     `called` says whether the app has called it."""
 
     def start(status, headers, exc_info=None):
-        start.called = True
         if broken := broken_field(status, headers):
             raise ValueError(f"{broken}: the answer was not sent")
         if exc_info is None:
-            return checked_write(start_response(status, headers))
-        try:
-            return checked_write(start_response(status, headers))
-        except OSError:
-            raise exc_info[1].with_traceback(exc_info[2]) from None
-        finally:
-            exc_info = None  # no reference cycle through the traceback (PEP 3333)
+            write = start_response(status, headers)
+        else:
+            try:
+                write = start_response(status, headers)
+            except OSError:
+                raise exc_info[1].with_traceback(exc_info[2]) from None
+            finally:
+                exc_info = None  # no reference cycle through the traceback (PEP 3333)
+        start.called = True  # once uWSGI has taken it (a value it refuses raises its own TypeError)
+        return checked_write(write)
 
     start.called = False
     return start
