@@ -441,3 +441,11 @@ def test_start_response_counts_as_called_only_once_uwsgi_took_it(entry):
     start = module.checked_start(lambda status, headers: None)
     start("200 OK", [])
     assert start.called is True
+
+
+@pytest.mark.parametrize(
+    ("chunk", "fix"), [("text", "encode text"), (bytearray(b"a"), "copy it into bytes"), (7, "give bytes")]
+)
+def test_a_chunk_that_is_not_bytes_is_refused_with_the_fix_for_its_type(entry, chunk, fix):
+    module, _ = entry
+    assert str(module.not_bytes(chunk, "holds")).partition("; ")[2].startswith(fix)

@@ -231,7 +231,12 @@ def not_started() -> RuntimeError:
 # answer has begun it gets app_error's 500, after it the answer ends there (docs/bring-your-own-app.md). None, which
 # uWSGI skips without a word, is skipped still (waitress too): nothing of the answer is in it.
 def not_bytes(chunk, where: str) -> TypeError:
-    fix = "encode text (.encode())" if isinstance(chunk, str) else "make it bytes (bytes(...))"
+    if isinstance(chunk, str):
+        fix = "encode text (.encode())"
+    elif isinstance(chunk, (bytearray, memoryview)):
+        fix = "copy it into bytes (bytes(...))"
+    else:
+        fix = "give bytes"
     name = type(chunk).__name__
     return TypeError(f"the app's answer {where} a {name}, not bytes (PEP 3333): not sent; {fix}")
 
