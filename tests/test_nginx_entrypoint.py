@@ -42,6 +42,12 @@ def test_no_proxy_is_trusted_unless_configured():
     assert "set_real_ip_from 10.0.0.0/8;" in out and "set_real_ip_from fd00::/8;" in out
 
 
+def test_the_trusted_proxies_whose_x_forwarded_proto_is_believed_are_the_same_list_none_by_default():
+    assert rendered_file("trusted-proxies.conf") == []
+    trusted = rendered_file("trusted-proxies.conf", "TRUSTED_PROXIES=10.0.0.0/8,fd00::/8")
+    assert trusted == ["10.0.0.0/8 1;", "fd00::/8 1;"]
+
+
 def test_a_trusted_proxy_that_is_not_an_address_is_refused():
     result = rendered("TRUSTED_PROXIES=10.0.0.0/8;deny all")
     assert result.returncode == 64 and "TRUSTED_PROXIES" in result.stderr

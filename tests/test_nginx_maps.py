@@ -1,6 +1,7 @@
-"""The maps of nginx/conf.d/uwsgi-host.conf, as the nginx image runs them, over plain HTTP, HTTPS and HTTP/2: the
-Host and SERVER_PORT the app is told for each Host a client may send. A throwaway nginx of the image answers the two
-values as text (no app, no stack); the chain's own answer is the echo app's, tests/test_any_app.py."""
+"""The maps of nginx/conf.d/uwsgi-host.conf and client-scheme.conf, as the nginx image runs them, over plain HTTP,
+HTTPS and HTTP/2: the Host and SERVER_PORT the app is told for each Host a client may send, and the scheme, its own
+or a trusted proxy's. A throwaway nginx of the image answers the values as text (no app, no stack); the chain's own
+answer is the echo app's, tests/test_any_app.py."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ http {
     uwsgi_temp_path /tmp/uwsgi;
     scgi_temp_path /tmp/scgi;
     include /etc/nginx/conf.d/uwsgi-host.conf;
+    include /etc/nginx/conf.d/client-scheme.conf;
     server {
         listen 8080;
         listen 8443 ssl;
@@ -40,6 +42,7 @@ http {
         ssl_certificate /maps/tls.crt;
         ssl_certificate_key /maps/tls.key;
         location / { return 200 "$uwsgi_http_host $uwsgi_server_port"; }
+        location /scheme { return 200 "$client_scheme|$client_https|$uwsgi_server_port"; }
     }
 }
 """
@@ -59,18 +62,23 @@ class Maps:
     cert: Path
 
 
-@pytest.fixture(scope="module")
-def maps(tmp_path_factory) -> Iterator[Maps]:
-    directory = tmp_path_factory.mktemp("maps")
+def throwaway(directory: Path, trusted: str) -> Iterator[Maps]:
+    """An nginx of the image with CONFIG, trusting the proxies `trusted` names (lines of trusted-proxies.conf, as the
+    entrypoint renders TRUSTED_PROXIES into /tmp/nginx)."""
     cert = self_signed(directory)
     (directory / "nginx.conf").write_text(CONFIG)
-    directory.chmod(0o755)
-    (directory / "nginx.conf").chmod(0o644)
+    (directory / "rendered").mkdir()
+    (directory / "rendered" / "trusted-proxies.conf").write_text(trusted)
+    for path in (directory, directory / "rendered"):
+        path.chmod(0o755)
+    for path in (directory / "nginx.conf", directory / "rendered" / "trusted-proxies.conf"):
+        path.chmod(0o644)
     http_port, https_port = free_port(), free_port()
     name = f"wct-maps-{secrets.token_hex(3)}"
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",  # noqa: S108
          "-p", f"127.0.0.1:{http_port}:8080", "-p", f"127.0.0.1:{https_port}:8443", "-v", f"{directory}:/maps:ro",
+         "-v", f"{directory}/rendered:/tmp/nginx:ro",
          "--entrypoint", "nginx", IMAGE, "-c", "/maps/nginx.conf", "-g", "daemon off;"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
@@ -83,6 +91,19 @@ def maps(tmp_path_factory) -> Iterator[Maps]:
         yield Maps(http_port, https_port, cert)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory) -> Iterator[Maps]:
+    """As the stack runs by default: no proxy trusted (nginx is the edge)."""
+    yield from throwaway(tmp_path_factory.mktemp("maps"), "")
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(tmp_path_factory) -> Iterator[Maps]:
+    """Behind a load balancer: every address a trusted proxy (TRUSTED_PROXIES=0.0.0.0/0,::/0), whatever the peer the
+    published port shows nginx."""
+    yield from throwaway(tmp_path_factory.mktemp("proxied"), "0.0.0.0/0 1;\n::/0 1;\n")
 
 
 # (request line, Host, what the app is told: HTTP_HOST, SERVER_PORT); {port} is the port the client connected to.
@@ -125,3 +146,28 @@ def test_over_http2_the_app_is_told_the_port_in_the_authority(maps: Maps):
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert result.stdout == f"localhost:{port} {port} 2"
+
+
+# (X-Forwarded-Proto sent, or None; over HTTPS?) -> the scheme, HTTPS and default port the app is told, with no proxy
+# trusted (a client's field is never believed) and behind a trusted one (its field is: a load balancer that ends TLS).
+SCHEMES = [
+    (None, False, "http||80", "http||80"),
+    (None, True, "https|on|443", "https|on|443"),
+    ("https", False, "http||80", "https|on|443"),
+    ("HTTPS", False, "http||80", "https|on|443"),
+    ("http", True, "https|on|443", "http||80"),
+    ("https, http", False, "http||80", "http||80"),
+    ("ftp", False, "http||80", "http||80"),
+]
+
+
+@pytest.mark.parametrize(("sent", "tls", "by_default", "behind"), SCHEMES)
+def test_the_scheme_is_nginxs_own_unless_a_trusted_proxy_says_which_the_client_used(
+    maps: Maps, behind_proxy: Maps, sent, tls, by_default, behind
+):
+    headers = {"Host": "localhost", **({"X-Forwarded-Proto": sent} if sent else {})}
+    for served, told in ((maps, by_default), (behind_proxy, behind)):
+        port = served.https_port if tls else served.http_port
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/scheme"
+        response = requests.get(url, headers=headers, verify=str(served.cert), timeout=10)
+        assert (response.status_code, response.text) == (200, told), served
