@@ -734,8 +734,9 @@ def test_an_answer_with_up_to_32_kb_of_header_fields_reaches_the_client_whole(ec
 # app lets its client break. uWSGI wrote a line break out and nginx read it as the field's end: the client added a
 # field of its own (a cookie, here), or ended the header early (response splitting). A name with a colon came out as
 # another field, an empty one was dropped, and other control characters reached the client raw; nginx answered a
-# name with a space or a tab, a status that is no "200 OK", a Content-Length that is no number or given twice, and a
-# Transfer-Encoding with a 502 "app server unavailable". docker/app/wsgi_entry.py: checked_start.
+# name with a space or a tab, a Content-Length that is no number or given twice, and a Transfer-Encoding but chunked
+# with a 502 "app server unavailable"; a status that is no "200 OK" went out as a 200, and a 1xx as the final answer
+# (a 101 telling the client the connection had switched protocols). docker/app/wsgi_entry.py: checked_start.
 BROKEN_FIELDS = {
     "CRLF in a value": "X-Name=a%0D%0ASet-Cookie:%20planted=1",
     "LF in a value": "X-Name=a%0ASet-Cookie:%20planted=1",
@@ -750,6 +751,8 @@ BROKEN_FIELDS = {
     "a Content-Length that is no number": "Content-Length=planted",
     "two Content-Lengths": "Content-Length=1000&Content-Length=1000&X-Name=planted",
     "a Transfer-Encoding but chunked": "Transfer-Encoding=gzip&X-Name=planted",
+    "an interim status": "status=100+Continue&X-Name=planted",
+    "a switch of protocols": "status=101+Switching+Protocols&Upgrade=planted",
 }
 
 

@@ -386,9 +386,11 @@ FIELD_CASES = {
     "an empty name": ("200 OK", [("", "1")], "the header field name '' is no token"),
     "a name past ASCII": ("200 OK", [("X-é", "1")], "the header field name 'X-é' is no token"),
     "a status with no reason": ("204", [], None),
-    "a status with no code": ("OK", [], "the status 'OK' is no code 100-599"),
-    "a status past 599": ("600 Odd", [], "the status '600 Odd' is no code 100-599"),
-    "a status with no space": ("200OK", [], "the status '200OK' is no code 100-599"),
+    "a status with no code": ("OK", [], "the status 'OK' is no final code 200-599"),
+    "a status past 599": ("600 Odd", [], "the status '600 Odd' is no final code 200-599"),
+    "a status with no space": ("200OK", [], "the status '200OK' is no final code 200-599"),
+    "an interim status": ("100 Continue", [], "the status '100 Continue' is no final code 200-599"),
+    "a switch of protocols": ("101 Switching Protocols", [], "the status '101 Switching Protocols' is no final"),
     "a Content-Length": ("200 OK", [("content-length", "10")], None),
     "a Content-Length that is no number": ("200 OK", [("Content-Length", "ten")], "the Content-Length 'ten' is not"),
     "a negative one": ("200 OK", [("Content-Length", "-1")], "the Content-Length '-1' is not"),
@@ -423,7 +425,7 @@ def test_a_field_the_client_would_read_otherwise_is_refused_before_uwsgi_writes_
 def test_what_was_seen_sound_is_remembered_by_kind_a_name_never_passing_for_a_status(entry):
     module, _ = entry
     assert module.broken_field("200 OK", [("Status", "1"), ("Content-Length", "1")]) is None
-    assert module.broken_field("Status", []).startswith("the status 'Status' is no code")
+    assert module.broken_field("Status", []).startswith("the status 'Status' is no final code")
     assert module.broken_field("200 OK", [("Content-Length", "x")]).startswith("the Content-Length 'x' is not")
 
 

@@ -145,11 +145,14 @@ def streamed_events(start_response):
 # frame: a name with a space or a tab, a Content-Length that is not one number or given twice, or a Transfer-Encoding
 # but chunked (the server frames the answer, PEP 3333; nginx frames a body the app calls chunked as its own), each of
 # which nginx answered with a 502 "app server unavailable" for what was the app's error; a status that is no "200 OK"
-# went out as a 200. Refused, it gets app_error's 500 unless the app catches it.
+# went out as a 200. And a 1xx as the answer's status: an interim answer, which WSGI has no way to give (RFC 9110
+# 15.2), went out as final with the body after it: a client waits on for the answer and reads the body as one, and a
+# 101 tells it, and any proxy before it, that the connection now speaks another protocol. Refused, it gets
+# app_error's 500 unless the app catches it.
 # Django, Werkzeug and Bottle refuse a line break themselves; a plain WSGI app did not.
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 NOT_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-STATUS = re.compile(r"[1-5][0-9][0-9]( .*)?")
+STATUS = re.compile(r"[2-5][0-9][0-9]( .*)?")
 # Names (and statuses) seen to be sound, each with what it is, so that each is looked at once: an app has a few dozen.
 # A status's kind is no field name ("(" is no token character), so a status is never taken for a name seen.
 LENGTH, FRAMING, A_STATUS = "content-length", "transfer-encoding", "(status)"
@@ -171,7 +174,7 @@ def broken_field(status: str, headers) -> str | None:
             if CONTROL.search(status):
                 return "the status line holds a control character (CR, LF, NUL or another)"
             if not STATUS.fullmatch(status):
-                return f"the status {status[:40]!r} is no code 100-599 and reason, as in '200 OK' (PEP 3333)"
+                return f"the status {status[:40]!r} is no final code 200-599 and reason, as in '200 OK' (PEP 3333)"
             seen(status, A_STATUS)
         lengths = 0
         for name, value in headers:
