@@ -307,13 +307,12 @@ def test_an_answer_without_start_response_gets_a_500_and_the_app_runs_once(echo,
     assert response.status_code == 500, response.text[:300]
     assert response.json()["error"] == "internal error"
     # uWSGI's request line for it comes last (after the app's own line and the traceback): the log is whole then.
-    path = f"/unstarted/{shape}/{token}"
-
-    def whole() -> str:
-        log = echo.logs(echo.app_container, sent)
-        return log if f'"path":"{path}"' in log else ""
-
-    logs = poll(whole, what="uWSGI's request line in the app server's log")
+    request_id = response.headers["X-Request-ID"]
+    poll(
+        lambda: echo.with_request_id(echo.app_container, "uwsgi", request_id, sent),
+        what="uWSGI's request line in the app server's log",
+    )
+    logs = echo.logs(echo.app_container, sent)
     assert "RuntimeError: the app answered without calling start_response" in logs
     assert logs.count(f"unstarted answer for '{token}'") == 1, "the app ran once"
 

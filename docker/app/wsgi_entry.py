@@ -233,6 +233,11 @@ def not_started() -> RuntimeError:
 # Refused here with a TypeError naming the chunk's type, as gunicorn, mod_wsgi and Werkzeug refuse it: before the
 # answer has begun it gets app_error's 500, after it the answer ends there (docs/bring-your-own-app.md). None, which
 # uWSGI skips without a word, is skipped still (waitress too): nothing of the answer is in it.
+def passes(chunk) -> bool:
+    """Whether uWSGI is handed the chunk as it is: bytes, or None (nothing)."""
+    return type(chunk) is bytes or chunk is None or isinstance(chunk, bytes)
+
+
 def not_bytes(chunk, where: str) -> TypeError:
     if isinstance(chunk, str):
         fix = "encode text (.encode())"
@@ -331,7 +336,7 @@ def application(environ, start_response):
     if kind is list or kind is tuple:
         # The common answer, whole: looked at before any of it goes.
         for chunk in answer:
-            if type(chunk) is not bytes and chunk is not None and not isinstance(chunk, bytes):
+            if not passes(chunk):
                 return app_error(environ, start_response, not_bytes(chunk, "holds"))
     elif not (kind is bytes or (handed and answer is handed[-1])):
         return checked_body(answer, environ, start_response, checked)
@@ -349,7 +354,7 @@ def checked_body(answer, environ, start_response, checked):
     failure = None
     try:
         for chunk in answer:
-            if type(chunk) is not bytes and chunk is not None and not isinstance(chunk, bytes):
+            if not passes(chunk):
                 failure = not_bytes(chunk, "holds")
                 break
             if chunk and not checked.called:
