@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.apps.echo.echo_core import SERVED_BYTES
+from tests.apps.echo.echo_core import SERVED_BYTES, ZERO_FIRST
 from tests.harness import (
     ECHO_APP_ENV,
     ECHO_CSP,
@@ -337,6 +337,42 @@ def test_an_environ_the_app_holds_on_to_keeps_its_own_requests_values_after_the_
     else:
         pytest.fail(f"no request of 40 reached worker {pid} again")
     assert later.json()["kept"] == {"PATH_INFO": "/keep-environ/", "HTTP_X_WHO": f"first-{token}"}
+
+
+@pytest.mark.parametrize("framework", ["plain", "django", "falcon"])
+def test_reading_0_bytes_of_a_request_body_reads_none_of_it_in_every_framework(echo, framework):
+    """The framework's own stream asked for 0 bytes before the body, as a reader of length-prefixed records asks for
+    an empty one, gives b"" as Python's files do (gunicorn's and waitress's wsgi.input too). uWSGI's read(0) read the
+    whole body, so the app's next read found none of it (seen failing before: Django's request.read(0) and Falcon's
+    bounded_stream.read(0) gave the body there). Bottle reads the body into a buffer of its own first; Werkzeug
+    (Flask) takes a read that gives nothing before the body's end for a client gone, a 400 on any server that gives
+    b"" (uWSGI's gave it the body). docker/app/wsgi_entry.py: Input."""
+    body = os.urandom(4096)
+    response = requests.post(f"{echo.base_url}/{framework}/upload?{ZERO_FIRST}", data=body, timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    got = response.json()
+    assert (got["zero_read"], got["size"], got["sha256"]) == (0, len(body), hashlib.sha256(body).hexdigest())
+
+
+# (call, what each read gave): the echo app's /read/<call>, wsgi.input read with a size of 0 (nothing) or None (all,
+# or the whole line) and then for the rest, as Python's files read READ_BODY. uWSGI's read(0) and readline(0) read on
+# (the body, a line) and None raised a TypeError (a 500).
+READ_BODY = b"ab\ncdef\ng"
+READS = [
+    ("read-0", ["", "ab\ncdef\ng"]),
+    ("readline-0", ["", "ab\ncdef\ng"]),
+    ("read-none", ["ab\ncdef\ng", ""]),
+    ("readline-none", ["ab\n", "cdef\ng"]),
+    ("readlines-none", ["ab\n", "cdef\n", "g", ""]),
+    ("read-3-then-0", ["ab\n", "", "cdef\ng"]),
+]
+
+
+@pytest.mark.parametrize(("call", "gave"), READS, ids=[call for call, _ in READS])
+def test_wsgi_input_reads_a_size_of_0_or_none_as_pythons_files_do(echo, call, gave):
+    response = requests.post(f"{echo.base_url}/read/{call}", data=READ_BODY, timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json() == gave
 
 
 # (path, status, body): an app's own error page for an exception it caught, given to start_response with the

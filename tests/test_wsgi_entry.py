@@ -3,12 +3,14 @@ stand-in app: what uWSGI would be handed, chunk by chunk, that closing it closes
 is not bytes is refused (not_bytes); the header it adds to an event stream's answer for nginx (streamed_events);
 start_response's exc_info as PEP 3333 has it and its refusal of a field the client would read otherwise
 (checked_start);
-and the file wrapper from where the app left a file (from_position)."""
+and the file wrapper from where the app left a file (from_position); and the request's body read with a size of 0 or
+None (Input)."""
 
 from __future__ import annotations
 
 import io
 import json
+import operator
 import os
 import sys
 
@@ -451,3 +453,65 @@ def test_start_response_counts_as_called_only_once_uwsgi_took_it(entry):
 def test_a_chunk_that_is_not_bytes_is_refused_with_the_fix_for_its_type(entry, chunk, fix):
     module, _ = entry
     assert str(module.not_bytes(chunk, "holds")).partition("; ")[2].startswith(fix)
+
+
+class UwsgiInput:
+    """uWSGI 2.0's wsgi.input as tried on the image: a size of 0 reads on (the whole body, a line), None raises a
+    TypeError, and readline's size and readlines' hint are not kept to."""
+
+    def __init__(self, body: bytes):
+        self.stream = io.BytesIO(body)
+
+    def read(self, size=0):
+        return self.stream.read(operator.index(size) or -1)
+
+    def readline(self, size=0):
+        operator.index(size)
+        return self.stream.readline()
+
+    def readlines(self, hint=0):
+        operator.index(hint)
+        return self.stream.readlines()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if line := self.stream.readline():
+            return line
+        raise StopIteration
+
+    def fileno(self):
+        return 7
+
+
+# (what the app asks of wsgi.input, what each read gives) for the body b"ab\ncdef\ng", as Python's files read it.
+INPUT_READS = [
+    (lambda body: [body.read(0), body.read()], [b"", b"ab\ncdef\ng"]),
+    (lambda body: [body.readline(0), body.read()], [b"", b"ab\ncdef\ng"]),
+    (lambda body: [body.read(None), body.read()], [b"ab\ncdef\ng", b""]),
+    (lambda body: [body.read(-1), body.read()], [b"ab\ncdef\ng", b""]),
+    (lambda body: [body.readline(None), body.read()], [b"ab\n", b"cdef\ng"]),
+    (lambda body: [body.readline(-1), body.readline(), body.read()], [b"ab\n", b"cdef\n", b"g"]),
+    (lambda body: [*body.readlines(None), body.read()], [b"ab\n", b"cdef\n", b"g", b""]),
+    (lambda body: [*body.readlines(2), body.read()], [b"ab\n", b"cdef\n", b"g", b""]),
+    (lambda body: [body.read(3), body.read(0), body.read(2), body.read()], [b"ab\n", b"", b"cd", b"ef\ng"]),
+    (lambda body: [*body], [b"ab\n", b"cdef\n", b"g"]),
+    (lambda body: [next(body), body.read()], [b"ab\n", b"cdef\ng"]),
+]
+
+
+@pytest.mark.parametrize(("reads", "gave"), INPUT_READS, ids=range(len(INPUT_READS)))
+def test_the_request_body_reads_a_size_of_0_or_none_as_pythons_files_do(entry, reads, gave):
+    module, _ = entry
+    assert reads(module.Input(UwsgiInput(b"ab\ncdef\ng"))) == gave
+
+
+def test_the_app_reads_the_servers_own_input_through_input_its_other_methods_as_they_are(entry):
+    module, app = entry
+    server = UwsgiInput(b"body")
+    call(module, "/seen", **{"wsgi.input": server})
+    (environ,) = app.seen
+    assert environ["wsgi.input"].server is server
+    assert environ["wsgi.input"].fileno() == 7
+    assert (environ["wsgi.input"].read(0), environ["wsgi.input"].read()) == (b"", b"body")

@@ -14,7 +14,7 @@ so that nginx passes each event on as the app writes it (streamed_events, below)
 And start_response takes PEP 3333's exc_info as the PEP says and refuses a header field the client would read
 otherwise than the app wrote it (checked_start, below), the file wrapper sends a file from where the app left it
 (from_position, below), and a chunk of the answer that is not bytes is refused (checked_body, below), none of which
-uWSGI's own do.
+uWSGI's own do. The request's body reads as a Python file does (Input, below): read(0) gives nothing.
 """
 
 import functools
@@ -303,6 +303,44 @@ def from_position(server_wrapper, handed: list):
     return wrap
 
 
+# wsgi.input reads as Python's files do, and gunicorn's and waitress's: read(0) and readline(0) give b"", and a size
+# of None means all of it (or the whole line), as -1 does. uWSGI's read(0) read the whole body, and its readline(0) a
+# line, for an app that had asked for nothing and so looked at none of it: its next read found the body gone (Django's
+# request.read(0), Flask's request.stream.read(0) and Falcon's bounded_stream.read(0) did so, and so would any reader
+# of length-prefixed records with an empty one); a size of None raised a TypeError. uWSGI's readline(size) may still
+# give a longer line than size (nothing of the body is lost) and readlines(hint) every line (PEP 3333 allows it).
+class Input:
+    """uWSGI's wsgi.input (`server`), with Python's file semantics for a size of 0 or None."""
+
+    __slots__ = ("server",)
+
+    def __init__(self, server):
+        self.server = server
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            return self.server.read()
+        return self.server.read(size) if size else b""
+
+    def readline(self, size=-1):
+        if size is None or size < 0:
+            return self.server.readline()
+        return self.server.readline(size) if size else b""
+
+    def readlines(self, hint=-1):
+        return self.server.readlines() if hint is None else self.server.readlines(hint)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.server)
+
+    def __getattr__(self, name: str):
+        # Anything else uWSGI's has (fileno()) is its own.
+        return getattr(self.server, name)
+
+
 # The app is handed an environ of its own, a copy of uWSGI's. uWSGI 2.0 fills one dict per worker for every request
 # and clears it after each (its wsgi-env-behaviour "cheat"): an app that held on to a request's environ past its
 # answer (Django's request.META, Werkzeug's request.environ, in a thread it started, a queued log record, a deferred
@@ -312,13 +350,16 @@ def from_position(server_wrapper, handed: list):
 
 def application(environ, start_response):
     # Runs on every request, so it does as little as it can in Python (docs/benchmark.md: Where the time goes): a
-    # dict lookup for the stamp, the environ's copy, start_response's wrapper (its header checked), one lookup and a
-    # closure for the file wrapper's, one lookup for Accept, then one comprehension over the environ that finds the
-    # rare padded header; after the app, a look at each chunk of a list, or a generator around any other answer.
+    # dict lookup for the stamp, the environ's copy, wsgi.input's wrapper, start_response's (its header checked), one
+    # lookup and a closure for the file wrapper's, one lookup for Accept, then one comprehension over the environ that
+    # finds the rare padded header; after the app, a look at each chunk of a list, or a generator around any other
+    # answer.
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
         return busy(environ, start_response)
     environ = environ.copy()
+    if (body := environ.get("wsgi.input")) is not None:
+        environ["wsgi.input"] = Input(body)
     start_response = checked = checked_start(start_response)
     handed = []
     if server_wrapper := environ.get("wsgi.file_wrapper"):

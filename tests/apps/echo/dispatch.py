@@ -23,6 +23,7 @@ mistake: first in a list or a generator, given to write(), or after a first chun
 mistake, and writes a line with the token to its log each time it runs. `/keep-environ/` holds on to its request's
 environ, as an app that uses it after its answer does (a thread of its, a deferred task), and `/kept-environ/`
 answers what that environ holds now ({"pid", "kept": its PATH_INFO and X-Who}), in the worker that answers (its "pid").
+`/read/<call>` reads the body through wsgi.input as READS names, and answers what each read gave (a JSON list).
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -304,6 +305,23 @@ def unstarted(path):
     return [b"no start_response\n"] if shape == "list" else (part for part in (b"no start_response\n",))
 
 
+# Reads of wsgi.input with a size Python's files give a meaning to (0: nothing; None: all, or the whole line), each
+# then the rest of the body, as an app may ask for them.
+READS = {
+    "read-0": lambda body: [body.read(0), body.read()],
+    "readline-0": lambda body: [body.readline(0), body.read()],
+    "read-none": lambda body: [body.read(None), body.read()],
+    "readline-none": lambda body: [body.readline(None), body.read()],
+    "readlines-none": lambda body: [*body.readlines(None), body.read()],
+    "read-3-then-0": lambda body: [body.read(3), body.read(0), body.read()],
+}
+
+
+def reads(environ, start_response):
+    gave = READS[environ["PATH_INFO"].removeprefix("/read/")](environ["wsgi.input"])
+    return json_answer(start_response, [chunk.decode("latin-1") for chunk in gave])
+
+
 # The environ /keep-environ/ held on to, in this worker.
 KEPT: dict[str, dict] = {}
 
@@ -362,6 +380,8 @@ def application(environ, start_response):
         return unstarted(path)
     if path in ("/keep-environ/", "/kept-environ/"):
         return kept_environ(environ, start_response)
+    if path.startswith("/read/"):
+        return reads(environ, start_response)
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])

@@ -1,4 +1,5 @@
-"""Django, configured in code: the body as request.body reads it."""
+"""Django, configured in code: the body as request.body reads it (for the query ZERO_FIRST: request.read(0), then
+request.read(), as a view that reads the stream does)."""
 
 import os
 
@@ -19,10 +20,13 @@ settings.configure(
 from django.core.wsgi import get_wsgi_application  # noqa: E402 - after settings.configure()
 from django.http import FileResponse, HttpResponse  # noqa: E402
 from django.urls import re_path  # noqa: E402
-from echo_core import report, served_file  # noqa: E402
+from echo_core import ZERO_FIRST, report, served_file  # noqa: E402
 
 
 def echo(request):
+    if request.META.get("QUERY_STRING") == ZERO_FIRST:
+        zero_read = request.read(0)
+        return HttpResponse(report("django", request.META, request.read(), zero_read), content_type="application/json")
     return HttpResponse(report("django", request.META, request.body), content_type="application/json")
 
 
