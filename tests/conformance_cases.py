@@ -84,6 +84,12 @@ VALID = [
     Case("header-many", wire("GET /plain/m HTTP/1.1", HOST, *(f"X-Field-{i}: value {i}" for i in range(60)))),
     # RFC 9110 5.4: a long field value (7 KB, within nginx's 8 KB line buffer).
     Case("header-long-value", wire("GET /plain/l HTTP/1.1", HOST, "X-Long: " + "v" * 7000)),
+    # RFC 9110 5.4 + RFC 9112 3: a request head at nginx's limits, a target of nearly one 8 KB buffer and three field
+    # lines of as much (uWSGI's buffer-size must hold nginx's packet of it: ~50 KB, the target in it four times).
+    Case(
+        "head-at-the-limits",
+        wire("GET /plain/limits?" + "q" * 7900 + " HTTP/1.1", HOST, *(f"X-Full-{i}: " + "f" * 7900 for i in range(3))),
+    ),
     # RFC 9110 5.1: a token with every allowed special character in the name.
     Case("header-name-specials", wire("GET /plain/n HTTP/1.1", HOST, "X-A.b+c!d#e$f%g&h'i*j^k`l|m~n: v")),
     # RFC 9110 8.6: an explicit zero-length body.
