@@ -792,3 +792,13 @@ class Rounds:
     def passes(self, container: Container) -> bool:
         first = self.passes_from.get(container.service)
         return first is not None and self.round >= first
+
+
+def assert_answered_at_once_with_no_app_server(stderr: str, port: str, target: str) -> None:
+    """After a failed `make up` or `make restart` that left no app server running: the listener was stopped too, so a
+    client gets nginx's 503 with Retry-After at once. Before, its request waited in the listener's queue for an app
+    server that never came, until nginx gave up on it (uwsgi_read_timeout, then a 504 "app server timed out")."""
+    assert f"{target}: stopped listener too: no app server runs" in stderr, stderr[-2000:]
+    answer = send_raw(int(port), b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout=15)
+    head = answer.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: " in head, answer[:600]

@@ -371,6 +371,9 @@ def build_failure(code: int, tail: list[str]) -> str:
     return f"the build failed (exit {code}){cause}; its last lines are above, VERBOSE=1 shows all of it"
 
 
+# The split topology's service that owns nginx's socket and its queue (compose.yaml), beside the app server.
+LISTENER = "listener"
+
 # What the split topology's listener runs of the app image: the base image with the image's own packages and user
 # (the Dockerfile), uWSGI (built by build_uwsgi.py from its requirements), listener.ini and the entrypoint's `listen`.
 # Nothing of the app.
@@ -582,6 +585,16 @@ def report_failures(
         with lost_stops.resending(stack.project or project_name()):
             stack.run("stop", "--timeout", "5", *looping, check=False, capture=True)
         say(f"\n{target}: stopped {', '.join(looping)} so it does not restart in a loop")
+    # With no app server running, the listener (split) would queue the clients' requests for one that never comes,
+    # each until nginx gave up on it (a 504 "app server timed out" after uwsgi_read_timeout): stopped too, so nginx
+    # answers each at once (a 503 with Retry-After: snippets/app-unavailable.conf). The next make up starts it again.
+    states = stack.containers()
+    if not any(state.service == server_service(stack) and state.status == "running" for state in states):
+        if any(state.service == LISTENER and state.status == "running" for state in states):
+            # Young too, when this make up started it: its stop may be lost likewise.
+            with lost_stops.resending(stack.project or project_name()):
+                stack.run("stop", "--timeout", "5", LISTENER, check=False, capture=True)
+            say(f"\n{target}: stopped {LISTENER} too: no app server runs, so nginx answers 503 at once")
 
 
 def stopped_from_elsewhere(state: Container) -> bool:
@@ -1078,7 +1091,7 @@ def after_restart(
 
 # (service, piece) whose label a service's image carries but that it does not run: the listener's image is the app
 # image of its first build (listener_image), whose app version is not what the stack serves.
-NOT_RUN = {("listener", "app")}
+NOT_RUN = {(LISTENER, "app")}
 
 
 def running_versions(stack: Compose) -> dict[str, dict[str, str]]:
