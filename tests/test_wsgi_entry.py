@@ -8,6 +8,7 @@ None (Input)."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import operator
@@ -515,3 +516,11 @@ def test_the_app_reads_the_servers_own_input_through_input_its_other_methods_as_
     assert environ["wsgi.input"].server is server
     assert environ["wsgi.input"].fileno() == 7
     assert (environ["wsgi.input"].read(0), environ["wsgi.input"].read()) == (b"", b"body")
+
+
+def test_a_copy_of_the_request_body_reads_the_same_input(entry):
+    """copy.copy, as a framework copying what it was handed may: no endless lookup of the unset wrapped input."""
+    module, _ = entry
+    body = module.Input(UwsgiInput(b"ab\ncdef\ng"))
+    assert copy.copy(body).read(3) == b"ab\n"
+    assert body.read() == b"cdef\ng"

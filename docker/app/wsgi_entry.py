@@ -337,7 +337,10 @@ class Input:
         return next(self.server)
 
     def __getattr__(self, name: str):
-        # Anything else uWSGI's has (fileno()) is its own.
+        # Anything else uWSGI's has (fileno()) is its own. `server` itself comes here only while unset (a copy being
+        # made): not looked up in itself again, which would recurse.
+        if name == "server":
+            raise AttributeError(name)
         return getattr(self.server, name)
 
 
