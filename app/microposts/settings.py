@@ -9,7 +9,7 @@
 | SECURE_COOKIES    | false (true: session and CSRF cookies only over HTTPS) |
 | DATABASE_URL      | (unset) e.g. postgres://user:password@host/db, or postgres://user@/db?host=/socket/dir |
 | DB_CONN_MAX_AGE   | 60 (seconds a PostgreSQL connection is reused; 0 closes it after each request) |
-| SQLITE_PATH       | <app dir>/db.sqlite3 (the database when DATABASE_URL is unset) |
+| SQLITE_PATH       | <app dir>/db.sqlite3 (the database when DATABASE_URL is unset; each worker keeps its connection) |
 | SQLITE_TIMEOUT    | 20 (seconds a writer waits for SQLite's lock before failing) |
 | STATIC_ROOT       | <app dir>/staticfiles           |
 | STATIC_URL        | /static/                        |
@@ -150,6 +150,15 @@ def sqlite_options() -> dict:
     }
 
 
+# SQLite's connection is kept for the worker's life (Django's default, 0, closes it after each request): SQLite is a
+# file, with no server whose connections a worker would hold, and a connection closed after each request cost the
+# next its opening (init_command, the schema read again) and, when it was the last one open, a checkpoint of the WAL
+# into the database and its reset, waiting on the disk while the worker served no one (measured: docs/benchmark.md,
+# Where the time goes). A restore (make restore) writes into the live database through SQLite's backup API, so kept
+# connections stay valid.
+SQLITE_CONN_MAX_AGE = None
+
+
 def database() -> dict:
     """PostgreSQL (or any engine dj-database-url knows) from DATABASE_URL; SQLite at SQLITE_PATH otherwise."""
     url = os.environ.get("DATABASE_URL", "")
@@ -158,6 +167,7 @@ def database() -> dict:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
             "OPTIONS": sqlite_options(),
+            "CONN_MAX_AGE": SQLITE_CONN_MAX_AGE,
         }
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
@@ -165,7 +175,7 @@ def database() -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {**sqlite_options(), **config.get("OPTIONS", {})}
-        config["CONN_MAX_AGE"] = 0
+        config["CONN_MAX_AGE"] = SQLITE_CONN_MAX_AGE
     return config
 
 

@@ -46,6 +46,7 @@ def test_without_database_url_the_database_is_sqlite_at_sqlite_path(clean_env):
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert config["NAME"] == "/var/lib/app/db.sqlite3"
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert config["CONN_MAX_AGE"] is None, "kept for the worker's life: closing it cost each request a WAL checkpoint"
 
 
 def test_database_url_selects_postgresql_over_a_unix_socket(clean_env):
@@ -69,6 +70,7 @@ def test_a_sqlite_database_url_gets_the_same_concurrency_settings(clean_env, tmp
     config = app_settings.database()
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["CONN_MAX_AGE"] is None
 
 
 def test_a_sqlite_connection_is_in_wal_mode_with_a_busy_timeout(clean_env, tmp_path, django_db_blocker):
