@@ -8,8 +8,8 @@ from microposts import __version__
 from microposts.models import Micropost
 
 
-def test_the_version_is_0_4_1():
-    assert __version__ == "0.4.1"
+def test_the_version_is_0_4_2():
+    assert __version__ == "0.4.2"
 
 
 def test_the_home_page_names_the_app_and_its_version(client):
