@@ -794,11 +794,17 @@ class Rounds:
         return first is not None and self.round >= first
 
 
-def assert_answered_at_once_with_no_app_server(stderr: str, port: str, target: str) -> None:
+def assert_answered_at_once_with_no_app_server(stderr: str, project: str, target: str) -> None:
     """After a failed `make up` or `make restart` that left no app server running: the listener was stopped too, so a
-    client gets nginx's 503 with Retry-After at once. Before, its request waited in the listener's queue for an app
-    server that never came, until nginx gave up on it (uwsgi_read_timeout, then a 504 "app server timed out")."""
+    client gets nginx's 503 with Retry-After at once, over HTTPS when the stack serves it (its HTTP port redirects).
+    Before, its request waited in the listener's queue for an app server that never came, until nginx gave up on it
+    (uwsgi_read_timeout, then a 504 "app server timed out")."""
     assert f"{target}: stopped listener too: no app server runs" in stderr, stderr[-2000:]
-    answer = send_raw(int(port), b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout=15)
+    front = f"{project}-nginx-1"
+    https = docker("port", front, "8443/tcp", check=False).split()
+    port = int((https or docker("port", front, "8080/tcp").split())[0].rsplit(":", 1)[1])
+    tls = ssl._create_unverified_context() if https else None  # noqa: S323 - the suite's own stack, on loopback
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    answer = send_raw(port, request, timeout=15, tls=tls)
     head = answer.partition(b"\r\n\r\n")[0]
     assert head.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: " in head, answer[:600]

@@ -353,7 +353,7 @@ def test_make_up_with_an_app_answering_500_names_the_probe_and_its_setting_first
     assert waited < 30, f"make up failed {waited:.0f} s after the cause was clear"
     states = project_containers(make_env["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
     assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
-    assert_answered_at_once_with_no_app_server(result.stderr, make_env["HTTP_PORT"], "up")
+    assert_answered_at_once_with_no_app_server(result.stderr, make_env["COMPOSE_PROJECT_NAME"], "up")
 
 
 def clear_at(container: str) -> float:

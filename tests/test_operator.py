@@ -526,7 +526,7 @@ def test_make_restart_waits_for_the_app_server_and_one_that_no_longer_starts_fai
     assert "restart: app did not come back" in failed.stderr, failed.stderr[-1000:]
     states = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
     assert "restarting" not in states.values(), f"left restarting in a loop: {states}"
-    assert_answered_at_once_with_no_app_server(failed.stderr, plain_up["HTTP_PORT"], "restart")
+    assert_answered_at_once_with_no_app_server(failed.stderr, plain_up["COMPOSE_PROJECT_NAME"], "restart")
 
 
 @pytest.mark.parametrize("overlay", ["compose.tls.yaml", "compose.single.tls.yaml"])
