@@ -8,6 +8,7 @@ None (Input)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -62,12 +63,24 @@ def lazy(start_response):
     yield b"body"
 
 
+read_lazily = []
+
+
+def reading_lazily(environ, start_response, size):
+    # A generator that reads the body as it answers: the body must still be there.
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    read_lazily.append(environ["wsgi.input"].read(size))
+    yield b"read"
+
+
 def application(environ, start_response):
     kind, _, count = environ["PATH_INFO"].strip("/").partition("/")
     if kind == "unstarted":
         return {"list": [b"body"], "empty": [], "generator": generator([b"body"]), "nothing": generator([])}[count]
     if kind == "lazy":
         return lazy(start_response)
+    if kind == "read-lazily":
+        return reading_lazily(environ, start_response, int(count))
     if kind == "seen":
         seen.append(environ)
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -524,3 +537,50 @@ def test_a_copy_of_the_request_body_reads_the_same_input(entry):
     body = module.Input(UwsgiInput(b"ab\ncdef\ng"))
     assert copy.copy(body).read(3) == b"ab\n"
     assert body.read() == b"cdef\ng"
+
+
+def test_input_drain_reads_what_is_left_of_the_body_to_its_end(entry):
+    module, _ = entry
+    server = UwsgiInput(b"x" * 200_000)
+    body = module.Input(server)
+    assert body.read(10) == b"x" * 10
+    body.drain()
+    assert server.stream.tell() == 200_000
+
+
+# (path, what the app reads of the body first): the stand-in's answers, each given without reading the whole body.
+LEFT_UNREAD = [("/list/1", 0), ("/raise/3", 0), ("/first-list/str", 0), ("/unstarted/list", 0), ("/read-lazily/4", 4)]
+
+
+@pytest.mark.parametrize(("path", "read_first"), LEFT_UNREAD, ids=[path for path, _ in LEFT_UNREAD])
+def test_what_the_app_leaves_of_the_body_is_read_before_the_answer_is_handed_back_or_once_it_is_taken(
+    entry, path, read_first
+):
+    """Before uWSGI closes the connection (Input.drain): a list answer at once, a generator once taken whole, so that
+    an app reading the body as it answers still gets it."""
+    module, app = entry
+    server = UwsgiInput(b"0123456789" * 1000)
+    body, _ = call(module, path, **{"wsgi.input": server, "CONTENT_LENGTH": "10000"})
+    with contextlib.suppress(Exception):  # the errors' answers raise the app's error again once given
+        for _ in body:
+            pass
+    assert server.stream.tell() == 10_000
+    if read_first:
+        assert app.read_lazily == [b"0123"]
+
+
+def test_a_request_without_a_body_is_not_read(entry):
+    module, _ = entry
+    server = UwsgiInput(b"")
+    server.read = None  # any read would fail
+    body, _ = call(module, "/list/1", **{"wsgi.input": server, "CONTENT_LENGTH": ""})
+    assert list(body) == [b"whole"]
+
+
+def test_a_request_shed_for_its_wait_in_the_queue_has_its_body_read_before_its_503(entry, monkeypatch):
+    module, _ = entry
+    monkeypatch.setattr(module, "waited_too_long", lambda stamp: True)
+    server = UwsgiInput(b"z" * 5000)
+    _, started = call(module, "/list/1", **{"wsgi.input": server, "CONTENT_LENGTH": "5000", "QUEUE_START": "1"})
+    assert [status for status, _ in started] == ["503 Service Unavailable"]
+    assert server.stream.tell() == 5000

@@ -14,9 +14,11 @@ so that nginx passes each event on as the app writes it (streamed_events, below)
 And start_response takes PEP 3333's exc_info as the PEP says and refuses a header field the client would read
 otherwise than the app wrote it (checked_start, below), the file wrapper sends a file from where the app left it
 (from_position, below), and a chunk of the answer that is not bytes is refused (checked_body, below), none of which
-uWSGI's own do. The request's body reads as a Python file does (Input, below): read(0) gives nothing.
+uWSGI's own do. The request's body reads as a Python file does (Input, below): read(0) gives nothing; and what
+the app leaves of it is read to its end before the connection closes (Input.drain).
 """
 
+import contextlib
 import functools
 import importlib
 import json
@@ -309,6 +311,16 @@ def from_position(server_wrapper, handed: list):
 # request.read(0), Flask's request.stream.read(0) and Falcon's bounded_stream.read(0) did so, and so would any reader
 # of length-prefixed records with an empty one); a size of None raised a TypeError. uWSGI's readline(size) may still
 # give a longer line than size (nothing of the body is lost) and readlines(hint) every line (PEP 3333 allows it).
+#
+# And what the app leaves unread of the body is read to its end before uWSGI closes the connection (drain): nginx
+# sends the whole body at once (it has it whole), and a unix socket closed with bytes unread answers the other end's
+# next read with a reset, which nginx took for a broken app server while it read the app's answer: an app that
+# refused a large upload without reading it (a 401 for a missing token, a 403, a 413 of its own) had its answer
+# turned into a 502 "app server unavailable" (seen: 11 of 20 concurrent 8 MB POSTs), as had the 503 of a request that
+# waited too long in the queue. Bounded by MAX_BODY_SIZE, and read in memory a block at a time.
+DRAIN_BLOCK = 65536
+
+
 class Input:
     """uWSGI's wsgi.input (`server`), with Python's file semantics for a size of 0 or None."""
 
@@ -336,6 +348,13 @@ class Input:
     def __next__(self):
         return next(self.server)
 
+    def drain(self) -> None:
+        """Read what is left of the body, to its end; a connection broken meanwhile ends it."""
+        read = self.server.read
+        with contextlib.suppress(OSError):
+            while read(DRAIN_BLOCK):
+                pass
+
     def __getattr__(self, name: str):
         # Anything else uWSGI's has (fileno()) is its own. `server` itself comes here only while unset (a copy being
         # made): not looked up in itself again, which would recurse.
@@ -356,13 +375,15 @@ def application(environ, start_response):
     # dict lookup for the stamp, the environ's copy, wsgi.input's wrapper, start_response's (its header checked), one
     # lookup and a closure for the file wrapper's, one lookup for Accept, then one comprehension over the environ that
     # finds the rare padded header; after the app, a look at each chunk of a list, or a generator around any other
-    # answer.
+    # answer, and, for a request with a body, a read of what the app left of it.
+    body = None if (server_input := environ.get("wsgi.input")) is None else Input(server_input)
+    unread = body if environ.get("CONTENT_LENGTH") else None  # a body the app may leave unread (drained)
     stamp = environ.get("QUEUE_START")
     if stamp and QUEUE_TIMEOUT and waited_too_long(stamp):
-        return busy(environ, start_response)
+        return drained(unread, busy(environ, start_response))
     environ = environ.copy()
-    if (body := environ.get("wsgi.input")) is not None:
-        environ["wsgi.input"] = Input(body)
+    if body is not None:
+        environ["wsgi.input"] = body
     start_response = checked = checked_start(start_response)
     handed = []
     if server_wrapper := environ.get("wsgi.file_wrapper"):
@@ -375,26 +396,34 @@ def application(environ, start_response):
     try:
         answer = app(environ, start_response)
     except Exception as error:  # noqa: BLE001 (any exception of the app's: answered, then raised again)
-        return app_error(environ, start_response, error)
+        return drained(unread, app_error(environ, start_response, error))
     kind = type(answer)
     if kind is list or kind is tuple:
         # The common answer, whole: looked at before any of it goes.
         for chunk in answer:
             if not passes(chunk):
-                return app_error(environ, start_response, not_bytes(chunk, "holds"))
+                return drained(unread, app_error(environ, start_response, not_bytes(chunk, "holds")))
     elif not (kind is bytes or (handed and answer is handed[-1])):
-        return checked_body(answer, environ, start_response, checked)
+        return checked_body(answer, environ, start_response, checked, unread)
     # A list, bytes (which uWSGI sends whole) or the file uWSGI's own wrapper took (which it sends with sendfile).
-    return answer if checked.called else app_error(environ, start_response, not_started())
+    return drained(unread, answer if checked.called else app_error(environ, start_response, not_started()))
 
 
-def checked_body(answer, environ, start_response, checked):
+def drained(unread: Input | None, answer):
+    """`answer`, once what the app left of the request's body (`unread`: None without one) is read (Input.drain)."""
+    if unread is not None:
+        unread.drain()
+    return answer
+
+
+def checked_body(answer, environ, start_response, checked, unread: Input | None = None):
     """The app's answer (a generator, a framework's response object, FromPosition), a chunk at a time as uWSGI takes
     it. An exception before the answer has begun (its first bytes included: a generator runs only as its chunks are
     taken) gets app_error's 500, as one before the app returned does: uWSGI alone sent the status given to
     start_response (200) with an empty body, a failure the client took for an empty answer. So does a chunk that is
     not bytes (not_bytes), and an answer without start_response (`checked`, not_started); after the answer has
-    begun, either ends it there, raised for uWSGI to log. Closing this closes the app's answer (PEP 3333's close())."""
+    begun, either ends it there, raised for uWSGI to log. Closing this closes the app's answer (PEP 3333's close()),
+    then reads what the app left of the request's body (`unread`, drained)."""
     failure = None
     try:
         for chunk in answer:
@@ -413,6 +442,8 @@ def checked_body(answer, environ, start_response, checked):
     finally:
         if close := getattr(answer, "close", None):
             close()
+        # Only now: the app may read the body as it answers, a chunk at a time.
+        drained(unread, None)
     if failure is not None:
         yield from app_error(environ, start_response, failure)
 

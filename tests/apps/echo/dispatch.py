@@ -24,6 +24,7 @@ mistake, and writes a line with the token to its log each time it runs. `/keep-e
 environ, as an app that uses it after its answer does (a thread of its, a deferred task), and `/kept-environ/`
 answers what that environ holds now ({"pid", "kept": its PATH_INFO and X-Who}), in the worker that answers (its "pid").
 `/read/<call>` reads the body through wsgi.input as READS names, and answers what each read gave (a JSON list).
+`/refuse-unread/` answers 403 without reading the request's body, as an app that checks a token first does.
 
 WSGI_MODULE=dispatch:create_app(), the app factory (each worker calls it once), as Flask's create_app is named.
 """
@@ -382,6 +383,10 @@ def application(environ, start_response):
         return kept_environ(environ, start_response)
     if path.startswith("/read/"):
         return reads(environ, start_response)
+    if path == "/refuse-unread/":
+        body = json.dumps({"error": "refused, the body unread"}).encode()
+        start_response("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
