@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import yaml
 
+from tests.http_wire import parse_response
 from tests.stack_times import timed_process
 from tools import engine, settings
 from tools.compose import (
@@ -806,5 +807,5 @@ def assert_answered_at_once_with_no_app_server(stderr: str, project: str, target
     tls = ssl._create_unverified_context() if https else None  # noqa: S323 - the suite's own stack, on loopback
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     answer = send_raw(port, request, timeout=15, tls=tls)
-    head = answer.partition(b"\r\n\r\n")[0]
-    assert head.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: " in head, answer[:600]
+    response = parse_response(answer)
+    assert response and response.status == 503 and response.headers.get("retry-after"), answer[:600]

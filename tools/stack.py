@@ -588,13 +588,12 @@ def report_failures(
     # With no app server running, the listener (split) would queue the clients' requests for one that never comes,
     # each until nginx gave up on it (a 504 "app server timed out" after uwsgi_read_timeout): stopped too, so nginx
     # answers each at once (a 503 with Retry-After: snippets/app-unavailable.conf). The next make up starts it again.
-    states = stack.containers()
-    if not any(state.service == server_service(stack) and state.status == "running" for state in states):
-        if any(state.service == LISTENER and state.status == "running" for state in states):
-            # Young too, when this make up started it: its stop may be lost likewise.
-            with lost_stops.resending(stack.project or project_name()):
-                stack.run("stop", "--timeout", "5", LISTENER, check=False, capture=True)
-            say(f"\n{target}: stopped {LISTENER} too: no app server runs, so nginx answers 503 at once")
+    running = {state.service for state in stack.containers() if state.status == "running"}
+    if LISTENER in running and server_service(stack) not in running:
+        # Young too, when this make up started it: its stop may be lost likewise.
+        with lost_stops.resending(stack.project or project_name()):
+            stack.run("stop", "--timeout", "5", LISTENER, check=False, capture=True)
+        say(f"\n{target}: stopped {LISTENER} too: no app server runs, so nginx answers 503 at once")
 
 
 def stopped_from_elsewhere(state: Container) -> bool:

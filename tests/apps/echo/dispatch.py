@@ -84,11 +84,8 @@ def environ_check(environ, start_response):
         "cgi": {key: environ[key] for key in PEP3333_KEYS if key in environ and "." not in key},
         "url_scheme": environ.get("wsgi.url_scheme"),
     }
-    body = json.dumps(report).encode()
     failed = report["missing"] or refused or report["warnings"]
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    start_response("500 Internal Server Error" if failed else "200 OK", headers)
-    return [body]
+    return json_answer(start_response, report, "500 Internal Server Error" if failed else "200 OK")
 
 
 # Shared by the workers of one app server: its temporary directory (the container's tmpfs /tmp).
@@ -218,10 +215,7 @@ def probe_only(environ, start_response):
         "user_agent": environ.get("HTTP_USER_AGENT"),
         "remote_addr": environ.get("REMOTE_ADDR"),
     }
-    body = json.dumps(marks).encode()
-    status = "200 OK" if marks == PROBE_MARKS else "403 Forbidden"
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    return json_answer(start_response, marks, "200 OK" if marks == PROBE_MARKS else "403 Forbidden")
 
 
 def answer_headers(environ, start_response):
@@ -336,9 +330,9 @@ def kept_environ(environ, start_response):
     return json_answer(start_response, {"pid": os.getpid(), "kept": now})
 
 
-def json_answer(start_response, value) -> list[bytes]:
+def json_answer(start_response, value, status: str = "200 OK") -> list[bytes]:
     body = json.dumps(value).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -384,9 +378,7 @@ def application(environ, start_response):
     if path.startswith("/read/"):
         return reads(environ, start_response)
     if path == "/refuse-unread/":
-        body = json.dumps({"error": "refused, the body unread"}).encode()
-        start_response("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        return json_answer(start_response, {"error": "refused, the body unread"}, "403 Forbidden")
     if path.startswith(("/raise/", "/raise-after-start/")):
         if path.startswith("/raise-after-start/"):
             start_response("200 OK", [("Content-Type", "text/plain"), ("X-Started", "yes")])
