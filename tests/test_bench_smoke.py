@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, docker, project_containers
+from tests.harness import ROOT, docker, free_port, poll, project_containers
+from tools import settings
 from tools.bench import cpu, report, stats
 from tools.bench.settings import Settings
 from tools.compose import PROJECT_LABEL
@@ -288,3 +292,59 @@ def test_host_cpu_counts_every_busy_field_of_proc_stat_but_idle_and_iowait():
     assert cpu.host_busy_ms(line) == (100 + 20 + 30 + 5 + 6 + 7) * 1000 / os.sysconf("SC_CLK_TCK")
     with pytest.raises(RuntimeError):
         cpu.host_busy_ms("cpu0 1 2 3 4")
+
+
+def test_the_floor_rows_give_the_floor_against_the_constant_and_the_chain_against_the_floor_with_no_bar():
+    # The constant 0.01 ms of CPU per request, the floor 0.035, the chain 0.05: the floor 3.5x the constant, the chain
+    # 1.43x the floor. Reference rows: no pass or MISS, and "not measured" in a run without the floor.
+    runs = [point("nginx", "const", 100_000, 1, 0.01), point("chain", "hello", 1_500, 20, 0.05)]
+    floor = point("floor", "hello", 2_000, 10, 0.035)
+    rows = {row["of"]: row for row in report.checks({"mode": "full", "runs": [*runs, floor]})}
+    assert (rows["floor ÷ const"]["value"], rows["floor ÷ const"]["result"]) == (3.5, "reference")
+    assert (rows["chain ÷ floor"]["value"], rows["chain ÷ floor"]["result"]) == (1.43, "reference")
+    without = {row["of"]: row["result"] for row in report.checks({"mode": "full", "runs": runs})}
+    assert without["floor ÷ const"] == without["chain ÷ floor"] == "not measured"
+
+
+@pytest.fixture
+def floor() -> Iterator[tuple[str, int]]:
+    """The benchmark's floor (bench/nginx/floor.conf in front of bench/uwsgi/floor.ini, on the hello app) in two
+    containers of the stack's images, nginx's port published on the loopback; always removed. Their names' stem, and
+    the port."""
+    name, port = f"wct-floor-{secrets.token_hex(3)}", free_port()
+    # The socket's volume, as the bench's (bench/compose.bench.yaml: a tmpfs the app's user owns).
+    docker("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
+           "--opt", "o=uid=10001,gid=10001,mode=0770", name)  # fmt: skip
+    try:
+        docker("run", "-d", "--name", f"{name}-app", "-v", f"{name}:/run/uwsgi", "-e", "UWSGI_WORKERS=2",
+               "-v", f"{ROOT}/bench/hello:/srv/hello:ro", "-v", f"{ROOT}/bench/uwsgi/floor.ini:/etc/uwsgi/floor.ini:ro",
+               "--entrypoint", "uwsgi", settings.get("APP_IMAGE"), "--ini", "/etc/uwsgi/floor.ini",
+               timeout=60)  # fmt: skip
+        docker("run", "-d", "--name", f"{name}-nginx", "-v", f"{name}:/run/uwsgi:ro", "-p", f"127.0.0.1:{port}:8080",
+               "-v", f"{ROOT}/bench/nginx/floor.conf:/etc/nginx/floor.conf:ro", "--entrypoint", "nginx",
+               settings.get("NGINX_IMAGE"), "-c", "/etc/nginx/floor.conf", "-g", "daemon off;", timeout=60)  # fmt: skip
+        yield name, port
+    finally:
+        docker("rm", "-f", f"{name}-app", f"{name}-nginx", check=False, timeout=60)
+        docker("volume", "rm", name, check=False, timeout=60)
+
+
+def hello(port: int) -> bytes | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            return answer.read()
+    except OSError:
+        return None
+
+
+def test_the_benchs_floor_configs_serve_the_hello_app_and_log_no_request(floor):
+    """The floor is what make bench holds the chain's overhead against (docs/benchmark.md): its configs load in the
+    stack's images and serve, without the chain's per-request work (no access log, no request log)."""
+    name, port = floor
+    assert poll(lambda: hello(port), timeout=30, what="the floor answers GET /") == b"Hello, world!\n"
+    for _ in range(5):
+        assert hello(port) == b"Hello, world!\n"
+    nginx_log = subprocess.run(["docker", "logs", f"{name}-nginx"], capture_output=True, text=True, timeout=60)
+    assert nginx_log.returncode == 0 and nginx_log.stdout == "", nginx_log.stdout[-500:]
+    app_log = subprocess.run(["docker", "logs", f"{name}-app"], capture_output=True, text=True, timeout=60)
+    assert "WSGI app 0" in app_log.stderr and "GET /" not in app_log.stdout + app_log.stderr, app_log.stderr[-500:]

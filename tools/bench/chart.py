@@ -11,9 +11,10 @@ from pathlib import Path
 
 from tools.bench.plan import APP_ENDPOINTS, endpoint_name
 
-STACK_ORDER = ["chain", "bare", "gunicorn", "gunicorn-rec", "granian", "nginx"]
+STACK_ORDER = ["chain", "floor", "bare", "gunicorn", "gunicorn-rec", "granian", "nginx"]
 COLORS = {
     "chain": "#2b6cb0",
+    "floor": "#a0aec0",
     "bare": "#90cdf4",
     "gunicorn": "#c05621",
     "gunicorn-rec": "#f6ad55",
@@ -22,6 +23,7 @@ COLORS = {
 }
 SHORT = {
     "chain": "chain",
+    "floor": "floor (minimal)",
     "bare": "bare uWSGI",
     "gunicorn": "gunicorn",
     "gunicorn-rec": "gunicorn 2c+1",

@@ -60,6 +60,7 @@ def stack_labels(settings: Settings) -> dict[str, str]:
     return {
         "chain": f"nginx → uWSGI x{settings.workers} (the chain)",
         "bare": f"bare uWSGI x{settings.workers} (--http-socket)",
+        "floor": f"minimal nginx → minimal uWSGI x{settings.workers}, no log (the floor)",
         "gunicorn": f"nginx → gunicorn sync x{settings.workers}",
         "gunicorn-rec": f"nginx → gunicorn sync x{settings.gunicorn_rec_workers} (2·cores+1)",
         "granian": f"nginx → granian WSGI x{settings.workers}",
@@ -83,6 +84,8 @@ def targets(settings: Settings) -> list[Target]:
         # endpoint, stack, service, port, path, server
         ("hello", "chain", "hello-nginx", 8080, "/", "hello-app"),
         ("hello", "bare", "bare-hello", 8000, "/", "bare-hello"),
+        # What a proxied request costs before anything the chain adds (bench/nginx/floor.conf, bench/uwsgi/floor.ini).
+        ("hello", "floor", "floor-nginx", 8080, "/", "floor-app"),
         ("hello", "gunicorn", "alt-nginx", 8003, "/", "gunicorn-hello"),
         ("hello", "granian", "alt-nginx", 8005, "/", "granian-hello"),
         ("json", "chain", "nginx", 8080, "/healthz", "app"),

@@ -101,8 +101,7 @@ def _ratio_checks(runs: dict[str, dict]) -> list[dict]:
             found and found["verdict"],
         )
     )
-    found = compare(chain, granian, "cpu_ms_per_req")
-    share = round(1 / found["ratio"], 2) if found else None
+    found, share = compare(chain, granian, "cpu_ms_per_req"), _cpu_share(chain, granian)
     rows.append(
         _check(
             "hello: the chain ≤ 0.8x nginx → granian's CPU per request",
@@ -113,8 +112,7 @@ def _ratio_checks(runs: dict[str, dict]) -> list[dict]:
             found and found["verdict"],
         )
     )
-    found = compare(chain, const, "cpu_ms_per_req")
-    share = round(1 / found["ratio"], 2) if found else None
+    share = _cpu_share(chain, const)
     rows.append(
         _check(
             "chain overhead: the chain's hello CPU per request ≤ 5x the nginx constant's",
@@ -124,7 +122,31 @@ def _ratio_checks(runs: dict[str, dict]) -> list[dict]:
             share is not None and share <= 5,
         )
     )
-    return rows + _bars(runs, ALTERNATIVES)
+    return rows + _floor_rows(runs) + _bars(runs, ALTERNATIVES)
+
+
+def _floor_rows(runs: dict[str, dict]) -> list[dict]:
+    """What the overhead bar stands on (no bar of their own): the floor, a minimal nginx in front of a minimal uWSGI
+    on the same hello app, against the constant; and the chain against the floor (docs/benchmark.md)."""
+    chain, floor, const = runs.get("chain.hello"), runs.get("floor.hello"), runs.get("nginx.const")
+    rows = []
+    for what, of, mine, theirs in (
+        (
+            "the floor: minimal nginx → minimal uWSGI, hello CPU per request ÷ the nginx constant's",
+            "floor ÷ const",
+            floor,
+            const,
+        ),
+        ("the chain's hello CPU per request ÷ the floor's", "chain ÷ floor", chain, floor),
+    ):
+        rows.append({**_check(what, of, _cpu_share(mine, theirs), "(none)", None), "reference": True})
+    return rows
+
+
+def _cpu_share(mine: dict | None, theirs: dict | None) -> float | None:
+    """CPU per request, mine ÷ theirs, from the medians (compare's ratio is rounded, and inverted here would drift)."""
+    a, b = (stats.spread(run, "cpu_ms_per_req") if run else None for run in (mine, theirs))
+    return round(a.median / b.median, 2) if a and b and b.median else None
 
 
 def _bars(runs: dict[str, dict], stacks: list[str]) -> list[dict]:
@@ -168,7 +190,8 @@ def _bars(runs: dict[str, dict], stacks: list[str]) -> list[dict]:
 
 def checks(data: dict) -> list[dict]:
     """The issue's targets (group ISSUE), then its bars held against bare uWSGI too (AGAINST_BARE), each with its
-    measured value and a result: pass, MISS, not measured, or (smoke) not checked."""
+    measured value and a result: pass, MISS, not measured, or (smoke) not checked; the rows with no bar of their own
+    (the floor's: _floor_rows), reference."""
     smoke = data.get("mode") == "smoke"
     runs = by_key(data)
     measured = [r for r in all_runs(data) if "rps" in r]
@@ -188,9 +211,11 @@ def checks(data: dict) -> list[dict]:
     rows = [{**row, "group": ISSUE} for row in [*_ratio_checks(runs), errors]]
     rows += [{**row, "group": AGAINST_BARE} for row in _bars(runs, [REFERENCE])]
     for row in rows:
-        ok = row.pop("ok")
+        ok, reference = row.pop("ok"), row.pop("reference", False)
         if smoke:
             row["result"] = "not checked (smoke run)"
+        elif reference:
+            row["result"] = "reference" if row["value"] is not None else "not measured"
         elif ok is None:
             row["result"] = "not measured"
         else:
