@@ -879,6 +879,17 @@ def test_the_app_has_a_home_it_can_write_to_on_the_temp_volume(echo: Deployment)
     assert docker("exec", app, "stat", "-c", "%U %a", home).split() == ["app", "700"]
 
 
+def test_the_app_finds_media_root_a_directory_it_can_write_to_without_media_url(echo: Deployment):
+    """MEDIA_ROOT, where the app's environment says to keep its clients' files, is there on the data volume from the
+    app's first import, MEDIA_URL set or not (the echo stack sets none). Only MEDIA_URL made it before: bepasty from
+    PyPI, whose storage makes a file there as the app is created, stopped at start on FileNotFoundError."""
+    root = requests.get(f"{echo.base_url}/env/MEDIA_ROOT", timeout=10).json()["MEDIA_ROOT"]
+    assert root == "/var/lib/app/media", root
+    app = echo.app_container
+    assert docker("exec", app, "stat", "-c", "%U %F", root).split() == ["app", "directory"]
+    docker("exec", app, "test", "-w", root)
+
+
 def test_uploads_adding_up_past_nginxs_memory_are_all_served_whole_and_nginx_keeps_running(echo: Deployment):
     """nginx reads a request's whole body before it passes it on (bodies past its buffers go to disk), so bodies
     arriving at once add up in nginx: more of them than its container's memory limit (or its /tmp) holds. Before

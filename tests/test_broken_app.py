@@ -382,12 +382,13 @@ BAD_RELEASES = [
 ]
 
 UPGRADE_IMAGES = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx", "SINGLE_IMAGE": "single"}
-# The fixed release writes down each import of it, by container (the one-offs share the temp volume).
+# The fixed release writes down each import of it, by container (the one-offs share the temp volume), with the HOME
+# it was given.
 IMPORTS_LOG = "/var/tmp/imports.log"  # noqa: S108 - in the containers, on their temp volume
 RECORDS_ITS_IMPORTS = (
-    "\nimport socket as _socket\n\n"
+    "\nimport os as _os\nimport socket as _socket\n\n"
     f"with open({IMPORTS_LOG!r}, 'a') as _log:\n"
-    "    _log.write(_socket.gethostname() + '\\n')\n"
+    "    _log.write(_socket.gethostname() + ' ' + _os.environ['HOME'] + '\\n')\n"
 )
 
 
@@ -480,9 +481,12 @@ def test_make_up_of_an_app_that_would_not_serve_or_a_setting_nginx_refuses_leave
     ), fixed.stdout
     # Imported once in each one-off of the trial (check-app's, try-app's worker: try-app --checked imports no more) and
     # in the new app server, by its check-app and each of its two workers.
-    imports = Counter(docker("exec", name, "cat", IMPORTS_LOG).split())
+    # Each with the app server's HOME (the entry point's, on the temp volume; check-app's one-off had the image's).
+    records = [line.split() for line in docker("exec", name, "cat", IMPORTS_LOG).splitlines()]
+    imports = Counter(host for host, _ in records)
     serving = docker("inspect", name, "--format", "{{.Config.Hostname}}").strip()
     assert imports.pop(serving) == 3 and sorted(imports.values()) == [1, 1], imports
+    assert {home for _, home in records} == {"/var/tmp/home"}, records  # noqa: S108 - the app's home, compared
     assert server() not in ("", started), "replaced"
     assert project_containers(make_env["COMPOSE_PROJECT_NAME"])[listener] == owner, "the listener runs on"
     assert load.result.failed == 0, load.result

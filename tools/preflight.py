@@ -102,7 +102,8 @@ def check(stack: Compose, server: str, timeout: float) -> Refusal | None:
     steps = (
         (
             "does not load",
-            ("--entrypoint", "check-app", server),
+            # Through the image's entrypoint, as the app server's own check-app runs: the app's HOME and MEDIA_ROOT.
+            ("--entrypoint", "app-entrypoint", server, "check-app"),
             timeout,
             f"check-app did not finish within {limit}: the app's import hangs",
         ),

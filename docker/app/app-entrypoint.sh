@@ -12,6 +12,10 @@ set -eu
 if [ ! -w "${HOME:-/nonexistent}" ] && home="${TMPDIR:-/tmp}/home" && mkdir -p -m 0700 "$home" 2>/dev/null; then
     export HOME="$home"
 fi
+# MEDIA_ROOT, where the app's environment says to keep its clients' files (on the data volume), is there for any
+# command, MEDIA_URL set or not: an app's storage may write there as it is created (bepasty's makes a file at import
+# and stopped at start on FileNotFoundError). Left alone where it cannot be made (no data volume: Kubernetes).
+[ -z "${MEDIA_ROOT:-}" ] || mkdir -p "$MEDIA_ROOT" 2>/dev/null || true
 cmd="${1:-serve}"
 case "$cmd" in
 serve)
@@ -53,7 +57,7 @@ serve)
     /*/) case "$MEDIA_URL" in
         *[!A-Za-z0-9/._-]* | *//* | */./* | */../*) echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: use segments of A-Z a-z 0-9 . _ - (none empty, . or ..), such as /media/" >&2; exit 78 ;;
         esac
-        mkdir -p "$MEDIA_ROOT" 2>/dev/null || {
+        [ -d "$MEDIA_ROOT" ] || {
             echo "app-entrypoint: MEDIA_URL=$MEDIA_URL: MEDIA_ROOT=$MEDIA_ROOT cannot be made: it is on the data volume (/var/lib/app), which Kubernetes gives the app none of: keep uploads in object storage there, MEDIA_URL empty" >&2
             exit 78
         } ;;
