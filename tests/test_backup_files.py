@@ -22,7 +22,8 @@ from tools.stack import StackError
 
 
 def run(script: str, root: Path, *args: str, stdin: bytes = b"") -> bytes:
-    env = {**os.environ, "SQLITE_PATH": str(root / "db.sqlite3")}
+    # As the app image's environment has them (docker/app/Dockerfile): the database and the uploads on the data volume.
+    env = {**os.environ, "SQLITE_PATH": str(root / "db.sqlite3"), "MEDIA_ROOT": str(root / "uploads" / "media")}
     done = subprocess.run([sys.executable, "-c", script, *args], input=stdin, capture_output=True, env=env)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
@@ -108,6 +109,24 @@ def test_the_files_archive_holds_the_data_volume_but_the_database_and_a_restore_
     assert not [p for p in root.iterdir() if p.name.startswith((".backup-", ".restore-"))]
     own_db.close()
     app_db.close()
+
+
+def test_a_restore_keeps_media_roots_directory_though_the_backup_did_not_hold_it(tmp_path):
+    """The entry point makes MEDIA_ROOT for the app (uwsgi config 0.7.19), which may write there at any time: a backup
+    made before it (or before the directory was made) restores its files, and leaves the directory, emptied."""
+    root = tmp_path / "data"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "a").write_text("kept")
+    archive = backup(root)
+    media = root / "uploads" / "media"
+    media.mkdir(parents=True)
+    (media / "after.bin").write_bytes(b"uploaded after the backup")
+    (root / "added-dir").mkdir()
+
+    restore(root, archive)
+    assert (root / "notes" / "a").read_text() == "kept"
+    assert media.is_dir() and not list(media.iterdir())
+    assert not (root / "added-dir").exists(), "any other directory the backup did not hold goes"
 
 
 def test_on_postgresql_the_files_archive_holds_every_file_of_the_data_volume(tmp_path):

@@ -41,11 +41,14 @@ def test_the_migrations_ran_once_against_postgresql(pg_stack, postgres):
 
 
 def test_the_app_keeps_no_sqlite_database_when_given_a_database_url(pg_stack):
+    """Its data volume holds nothing but MEDIA_ROOT, the empty directory the entry point makes for uploads."""
     listing = subprocess.run(
-        ["docker", "exec", pg_stack.app_container, "ls", "-A", "/var/lib/app"], capture_output=True, text=True
+        ["docker", "exec", pg_stack.app_container, "find", "/var/lib/app", "-mindepth", "1"],
+        capture_output=True,
+        text=True,
     )
     assert listing.returncode == 0, listing.stderr
-    assert listing.stdout.split() == []
+    assert listing.stdout.split() == ["/var/lib/app/media"]
 
 
 def test_a_post_goes_through_its_whole_life_on_postgresql(pg_stack, postgres):

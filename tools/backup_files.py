@@ -190,6 +190,12 @@ try:
             if os.path.isdir(live) and not os.path.islink(live):
                 shutil.rmtree(live)
             os.replace(staged, live)
+    # MEDIA_ROOT's directory stays whatever the backup held (one from before uwsgi config 0.7.19 may not hold it): the
+    # entry point makes it for the app, which may write there at any time. Its files are the backup's.
+    media = os.path.relpath(os.path.abspath(os.environ.get("MEDIA_ROOT") or root), root)
+    while media and media != "." and not media.startswith(".."):
+        kept.add(media)
+        media = os.path.dirname(media)
     # What the backup did not hold goes: the files are those of the backup.
     for directory, dirs, files in os.walk(root, topdown=False):
         here = os.path.relpath(directory, root)
