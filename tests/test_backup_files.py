@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import tarfile
@@ -127,6 +128,32 @@ def test_a_restore_keeps_media_roots_directory_though_the_backup_did_not_hold_it
     assert (root / "notes" / "a").read_text() == "kept"
     assert media.is_dir() and not list(media.iterdir())
     assert not (root / "added-dir").exists(), "any other directory the backup did not hold goes"
+
+
+# Permission bits as an app leaves them: a read-only file (git's objects), a private one, an executable; a private
+# directory and a shared one.
+FILE_MODES = {"repo/objects/ab/cdef": 0o444, "keys/private.pem": 0o600, "hooks/run": 0o755}
+DIRECTORY_MODES = {"keys": 0o700, "repo": 0o750}
+
+
+def test_a_restore_gives_each_file_and_directory_its_permission_bits_as_backed_up(tmp_path):
+    """Python's data filter unpacks with permission bits of its own: a read-only file came back writable, and a
+    directory kept the bits it had. Each now has the bits it was backed up with."""
+    root = tmp_path / "data"
+    for relative in FILE_MODES:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(relative)
+    modes = {**FILE_MODES, **DIRECTORY_MODES}
+    for relative, mode in modes.items():
+        (root / relative).chmod(mode)
+    archive = backup(root)
+    for relative in modes:
+        (root / relative).chmod(0o777 if relative in DIRECTORY_MODES else 0o666)
+    (root / "keys" / "private.pem").unlink()
+
+    restore(root, archive)
+    assert {relative: stat.S_IMODE((root / relative).stat().st_mode) for relative in modes} == modes
+    assert (root / "keys" / "private.pem").read_text() == "keys/private.pem"
 
 
 def test_on_postgresql_the_files_archive_holds_every_file_of_the_data_volume(tmp_path):

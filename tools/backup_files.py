@@ -161,9 +161,17 @@ RESTORE = (
 MANIFEST = sys.argv[2]
 staging = os.path.join(root, f".restore-files-{os.getpid()}")
 os.mkdir(staging, 0o700)
+modes = {}
+
+def as_backed_up(member, path):
+    # The data filter refuses what would leave the volume, and unpacks with permission bits of its own (a read-only
+    # file made writable, a private directory the umask's); the bits as backed up go back once each is in place.
+    modes[os.path.normpath(member.name)] = member.mode & 0o777  # not setuid, setgid or sticky
+    return tarfile.data_filter(member, path)
+
 try:
     with tarfile.open(fileobj=sys.stdin.buffer, mode="r|gz") as archive:
-        archive.extractall(staging, filter="data")
+        archive.extractall(staging, filter=as_backed_up)
     os.unlink(os.path.join(staging, MANIFEST))
     kept = set()
     for directory, dirs, files in os.walk(staging):
@@ -220,6 +228,13 @@ try:
                         os.rmdir(full)
                     except OSError:
                         pass  # still holds the app's database
+    # Each file's and directory's permission bits as backed up, the deepest first; a directory's owner can still enter
+    # and change it (the next restore).
+    for relative, mode in sorted(modes.items(), key=lambda item: -item[0].count("/")):
+        live = os.path.join(root, relative)
+        if relative in database or ours(relative) or os.path.islink(live) or not os.path.exists(live):
+            continue
+        os.chmod(live, mode | 0o700 if os.path.isdir(live) else mode)
 finally:
     shutil.rmtree(staging, ignore_errors=True)
 """
