@@ -29,6 +29,13 @@ NO_STATIC_FILES = ".no-static-files"
 TCP_SOCKET = re.compile(r"[^/]*:(\d+)")
 # nginx's public ports in its container (compose.yaml, compose.tls.yaml): HTTP always, HTTPS with TLS=on.
 HTTP_PORT, HTTPS_PORT = 8080, 8443
+# The Content-Security-Policy nginx adds where the app sends none, as its container rendered it from
+# CONTENT_SECURITY_POLICY (docker/nginx/nginx-entrypoint.d/70-csp.sh): the map file conf.d/security-headers.conf
+# includes, read from there, and its one entry's value ("" for none: off).
+CSP_MAP = re.search(
+    r"include (\S+/csp\.map);", (ROOT / "nginx/conf.d/security-headers.conf").read_text(encoding="utf-8")
+).group(1)
+CSP_ENTRY = re.compile(r'^"" "(.*)";$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class ServedApp:
     unknown_status: int
     # nginx serves HTTPS as well (TLS=on), and its HTTP port redirects there.
     tls: bool
+    # The Content-Security-Policy nginx adds to an answer whose app sent none, its own pages' too; "" for none.
+    csp: str
     # The TCP port the app server listens on for nginx (UWSGI_SOCKET=:3031: Swarm's replicas behind one nginx);
     # None for the unix socket nginx shares with it (compose, the single container, Kubernetes).
     uwsgi_tcp_port: int | None
@@ -113,5 +122,6 @@ def read_served_app(nginx_host, app_host, http) -> ServedApp:
         static_file=static_file,
         unknown_status=missing.status_code,
         tls=nginx_env.get("TLS") == "on",
+        csp=CSP_ENTRY.search(nginx_host.file(CSP_MAP).content_string).group(1),
         uwsgi_tcp_port=int(tcp.group(1)) if (tcp := TCP_SOCKET.fullmatch(app_env.get("UWSGI_SOCKET", ""))) else None,
     )

@@ -37,10 +37,17 @@ EXAMPLES = {
 }
 
 
+# An operator's own Content-Security-Policy on the examples' stacks: `make verify` expects the deployment's, not the
+# stack's default (it failed on CONTENT_SECURITY_POLICY=off or any other policy before).
+EXAMPLES_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'"
+
+
 def example_env(name: str) -> dict[str, str]:
-    """Build settings plus image names of the example's own, so the default app's images are left alone."""
+    """Build settings plus image names of the example's own, so the default app's images are left alone, and an
+    operator's own Content-Security-Policy."""
     return {
         **EXAMPLES[name]["env"],
+        "CONTENT_SECURITY_POLICY": EXAMPLES_CSP,
         "APP_IMAGE": f"wsgi-chain-test/{name}-app:dev",
         "NGINX_IMAGE": f"wsgi-chain-test/{name}-nginx:dev",
         "SINGLE_IMAGE": f"wsgi-chain-test/{name}-single:dev",
@@ -225,3 +232,6 @@ def test_make_verify_of_another_apps_deployment_passes_and_skips_only_the_defaul
     assert not unexpected, f"chain checks that did not run on another app: {unexpected}"
     passed = int(re.search(r"(\d+) passed", out).group(1))
     assert passed > len(skips), out[-3000:]
+    # The deployment's own policy, which the security headers' check expected of nginx's answers and the app's.
+    response = requests.get(f"{deployment.base_url}/no-such-page", timeout=10)
+    assert response.headers["Content-Security-Policy"] == EXAMPLES_CSP

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.served_app import CSP_ENTRY
 from tools import settings
 from tools.compose import ROOT
 
@@ -174,7 +175,10 @@ DEFAULT_CSP = (
 )
 def test_content_security_policy_renders_the_default_an_operators_own_or_none(setting, value):
     env = () if setting is None else (f"CONTENT_SECURITY_POLICY={setting}",)
-    assert rendered_file("csp.map", *env) == [f'"" "{value}";']
+    rendered = rendered_file("csp.map", *env)
+    assert rendered == [f'"" "{value}";']
+    # As `make verify` reads the deployment's policy back (tests/served_app.py).
+    assert CSP_ENTRY.search("\n".join(rendered)).group(1) == value
 
 
 @pytest.mark.parametrize("policy", ['default-src "self"', "default-src $host", "a{b}", "a|b", "a&b", "a\tb", "café"])
