@@ -27,6 +27,7 @@ from typing import TypeVar
 import yaml
 
 from tests.http_wire import parse_response
+from tests.log_lines import log_records
 from tests.stack_times import timed_process
 from tools import engine, settings
 from tools.compose import (
@@ -280,8 +281,9 @@ class Deployment:
         return container_logs(container, since)
 
     def records(self, container: str, source: str, since: float | None = None) -> list[dict]:
-        """The JSON log records of one source ("nginx", "uwsgi" or "app") in a container's output (since a time)."""
-        return [record for record in json_lines(self.logs(container, since)) if record.get("source") == source]
+        """The log records of one source ("nginx", "uwsgi" or "app") in a container's output (since a time), JSON or
+        LOG_FORMAT=text's lines read back (tests/log_lines.py)."""
+        return [record for record in log_records(self.logs(container, since)) if record.get("source") == source]
 
     def with_request_id(self, container: str, source: str, request_id: str, since: float | None = None) -> list[dict]:
         """The records of one source that carry a request ID."""
@@ -289,7 +291,7 @@ class Deployment:
         return [record for record in records if record.get("request_id") == request_id]
 
     def uwsgi_log(self, since: float | None = None) -> list[str]:
-        """uWSGI's request log lines (JSON, "source": "uwsgi"), whatever else shares the container's log."""
+        """uWSGI's request log lines (as JSON, "source": "uwsgi"), whatever else shares the container's log."""
         assert self.app_container
         return [json.dumps(record) for record in self.records(self.app_container, "uwsgi", since)]
 

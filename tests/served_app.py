@@ -55,6 +55,10 @@ class ServedApp:
     tls: bool
     # The Content-Security-Policy nginx adds to an answer whose app sent none, its own pages' too; "" for none.
     csp: str
+    # LOG_FORMAT: uWSGI's request log and the default app's records as JSON lines ("json") or plain ones ("text").
+    log_format: str
+    # ADMIN_ALLOW: the networks nginx lets reach the admin's paths (ADMIN_PATHS); "" for everyone.
+    admin_allow: str
     # The TCP port the app server listens on for nginx (UWSGI_SOCKET=:3031: Swarm's replicas behind one nginx);
     # None for the unix socket nginx shares with it (compose, the single container, Kubernetes).
     uwsgi_tcp_port: int | None
@@ -67,6 +71,16 @@ class ServedApp:
     @property
     def default(self) -> bool:
         return self.wsgi_module == DEFAULT_WSGI_MODULE
+
+    def admin_refused(self, answer) -> bool:
+        """The answer to an admin path is nginx's 403 for an address outside ADMIN_ALLOW: the deployment keeps the
+        admin from this check's client (`make test` checks that rule: tests/test_access_limits.py)."""
+        return bool(self.admin_allow) and answer.status_code == 403 and answer.headers.get("Server") == "nginx"
+
+    def needs_admin_reached(self, answer) -> None:
+        """Skip a check of the admin's page that the deployment keeps from this check's client (admin_refused)."""
+        if self.admin_refused(answer):
+            pytest.skip(f"ADMIN_ALLOW={self.admin_allow} keeps the admin from this check's client (nginx's 403)")
 
     def needs_default(self, what: str) -> None:
         """Skip a check of the default app's own: another app has no such page, route or setting."""
@@ -123,5 +137,7 @@ def read_served_app(nginx_host, app_host, http) -> ServedApp:
         unknown_status=missing.status_code,
         tls=nginx_env.get("TLS") == "on",
         csp=CSP_ENTRY.search(nginx_host.file(CSP_MAP).content_string).group(1),
+        log_format=app_env.get("LOG_FORMAT") or "json",
+        admin_allow=nginx_env.get("ADMIN_ALLOW", ""),
         uwsgi_tcp_port=int(tcp.group(1)) if (tcp := TCP_SOCKET.fullmatch(app_env.get("UWSGI_SOCKET", ""))) else None,
     )

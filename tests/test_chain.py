@@ -238,6 +238,7 @@ def test_the_app_sees_the_clients_address_not_nginxs(http, deployment, served_ap
 def test_the_admin_login_page_renders_and_its_stylesheets_load(http, served_app):
     served_app.needs_default("Django's admin (/admin/)")
     page = http.get("/admin/login/")
+    served_app.needs_admin_reached(page)
     assert page.status_code == 200
     assert "csrfmiddlewaretoken" in page.text
     stylesheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text)

@@ -19,8 +19,18 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import Deployment, OwnStack, docker, free_port, poll, send_raw, wait_healthy
+from tests.harness import (
+    Deployment,
+    OwnStack,
+    docker,
+    free_port,
+    poll,
+    send_raw,
+    verify_passes,
+    wait_healthy,
+)
 from tests.load import Load
+from tests.log_lines import record_of
 from tools import settings
 
 METRICS_PORT = 9117
@@ -43,13 +53,9 @@ def needs_docker_hosts(deployment: Deployment) -> None:
         pytest.skip("needs docker:// hosts to read the containers' logs")
 
 
-def chain_record(line: str) -> bool:
-    """A log line of nginx's or uWSGI's, in the documented schema's shape, among another app's own lines."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and record.get("source") in ("nginx", "uwsgi")
+def chain_record(record: dict) -> bool:
+    """A record of nginx's or uWSGI's, in the documented schema's layout, among another app's own lines."""
+    return record.get("source") in ("nginx", "uwsgi")
 
 
 def all_logs(deployment: Deployment, since: float | None = None) -> str:
@@ -144,7 +150,9 @@ def test_a_chosen_request_id_comes_back_in_the_response_and_shows_in_nginx_uwsgi
     assert [r["status"] for r in uwsgi] == [status]
     if served_app.default:
         app = poll(lambda: logged(deployment.app_container, "app"), what="app log")
-        assert [(r["level"], r["logger"], r["status"]) for r in app] == [("warning", "django.request", 404)]
+        # A text line carries no status (LOG_FORMAT=text: the JSON formatter's field alone).
+        fields = ("level", "logger", "status") if served_app.log_format == "json" else ("level", "logger")
+        assert [tuple(r[field] for field in fields) for r in app] == [("warning", "django.request", 404)[: len(fields)]]
         assert app[0]["message"].startswith("Not Found: /no-such-page-")
 
 
@@ -215,17 +223,23 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
         lines = [line for line in nginx_out.splitlines() if line]
         assert lines
         assert [json.loads(line)["source"] for line in lines] == ["nginx"] * len(lines)
-    # In the app container, uWSGI's own startup lines are text; every line that starts like a record is one. Another
-    # app's own lines are its own (and may be JSON of its own shape): only the chain's are read.
-    app_lines = [line for line in all_logs(deployment).splitlines() if line.startswith("{")]
-    records = [json.loads(line) for line in app_lines if served_app.default or chain_record(line)]
+    # In the app container, uWSGI's own startup lines are text; every line in a record's layout is one (JSON, or with
+    # LOG_FORMAT=text uWSGI's and the app's plain lines, read back: tests/log_lines.py). Another app's own lines are
+    # its own (and may be JSON of its own shape): only the chain's are read.
+    records = [
+        record
+        for line in all_logs(deployment).splitlines()
+        if (record := record_of(line)) is not None and (served_app.default or chain_record(record))
+    ]
     by_source: dict[str, list[dict]] = {}
     for record in records:
         by_source.setdefault(record["source"], []).append(record)
     assert set(by_source) == sources
     for source, found in by_source.items():
+        # A text line of the app's has no pid (the JSON formatter's field alone).
+        expected = SCHEMA[source] - ({"pid"} if source == "app" and served_app.log_format == "text" else set())
         for record in found:
-            assert SCHEMA[source] <= set(record), (source, SCHEMA[source] - set(record), record)
+            assert expected <= set(record), (source, expected - set(record), record)
             assert isinstance(record.get("status", 0), int) and isinstance(record.get("duration_ms", 0), int)
 
     ours = [r for r in records if r["request_id"] == request_id]
@@ -238,11 +252,16 @@ def test_every_log_line_of_nginx_uwsgi_and_the_app_is_json_with_the_documented_s
     assert isinstance(uwsgi["worker"], int) and uwsgi["worker"] >= 1
 
 
+# TEST-NET-1 (RFC 5737): no client of the tests is on it.
+TEXT_LOGS_ADMIN_ALLOW = "192.0.2.0/24"
+
+
 @pytest.fixture(scope="module")
 def text_logs(tmp_path_factory) -> Deployment:
     """A stack of its own with LOG_FORMAT=text (and LOG_LEVEL=debug), whose uWSGI logs every request
-    (UWSGI_DISABLE_LOGGING=false; by default it logs only 4xx, 5xx and slow requests)."""
-    env = {"LOG_FORMAT": "text", "UWSGI_DISABLE_LOGGING": "false"}
+    (UWSGI_DISABLE_LOGGING=false; by default it logs only 4xx, 5xx and slow requests), and the admin kept to a network
+    no client of the tests is on (ADMIN_ALLOW), as an operator's deployment may be."""
+    env = {"LOG_FORMAT": "text", "UWSGI_DISABLE_LOGGING": "false", "ADMIN_ALLOW": TEXT_LOGS_ADMIN_ALLOW}
     stack = OwnStack(tmp_path_factory.mktemp("text-logs"), prefix="wct-text", env=env)
     stack.compose.env["LOG_LEVEL"] = "debug"
     with stack.running(build=False) as running:
@@ -261,6 +280,20 @@ def test_log_format_text_gives_plain_lines_that_still_carry_the_request_id(text_
     assert not any(line.startswith("{") for line in found), found
     assert any(" uwsgi worker=" in line and f"request_id={request_id}" in line for line in found), found
     assert any("WARNING django.request" in line and f"request_id={request_id}" in line for line in found), found
+
+
+def test_make_verify_passes_on_a_deployment_with_text_logs_and_the_admin_kept_to_other_networks(text_logs):
+    """`make verify` reads the deployment's settings: uWSGI's and the app's plain lines are read back into the
+    schema's fields (tests/log_lines.py), and the admin page ADMIN_ALLOW keeps from the checks' client is skipped,
+    naming the setting, while nginx's refusal is checked for the security headers. Before, 10 checks failed on
+    LOG_FORMAT=text (after 213 s of polls for JSON lines) and 2 on ADMIN_ALLOW."""
+    _, skips = verify_passes(text_logs.verify_target())
+    allowed = (
+        re.compile(r"a given deployment: its interval is its own$"),
+        re.compile(rf"ADMIN_ALLOW={re.escape(TEXT_LOGS_ADMIN_ALLOW)} keeps the admin from this check's client"),
+    )
+    assert any(allowed[1].search(reason) for reason in skips), skips
+    assert all(any(pattern.search(reason) for pattern in allowed) for reason in skips), skips
 
 
 def test_uwsgi_disable_logging_false_logs_every_request_that_reaches_the_app(text_logs):
