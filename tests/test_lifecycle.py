@@ -20,6 +20,30 @@ from tools.compose import PROJECT_LABEL, ROOT, Container
 pytestmark = pytest.mark.lifecycle
 
 
+# (settings, the URL `make up` says the stack is up at): the bind address where nginx serves it as a host name, else
+# the first name nginx serves. It said the bind address whatever the names, and with SERVER_NAMES=localhost that URL
+# got nginx's 421.
+SERVED_URLS = [
+    ({}, "http://127.0.0.1:8080/"),
+    ({"HTTP_BIND": "0.0.0.0"}, "http://127.0.0.1:8080/"),  # noqa: S104 - a setting compared, nothing bound
+    ({"SERVER_NAMES": "localhost", "HTTP_PORT": "8099"}, "http://localhost:8099/"),
+    ({"ALLOWED_HOSTS": "shop.example,127.0.0.1"}, "http://127.0.0.1:8080/"),
+    ({"ALLOWED_HOSTS": ".shop.example"}, "http://shop.example:8080/"),
+    ({"SERVER_NAMES": "shop.example", "ALLOWED_HOSTS": "127.0.0.1"}, "http://shop.example:8080/"),
+    ({"SERVER_NAMES": "shop.example", "TLS": "on", "HTTPS_PORT": "9443"}, "https://shop.example:9443/"),
+    ({"HTTP_BIND": "::1", "SERVER_NAMES": "[::1]"}, "http://[::1]:8080/"),
+]
+
+
+@pytest.mark.parametrize(("given", "url"), SERVED_URLS)
+def test_make_up_says_the_stack_is_up_at_a_url_under_a_name_nginx_serves(monkeypatch, given, url):
+    for name in ("HTTP_BIND", "HTTP_PORT", "HTTPS_PORT", "TLS", "SERVER_NAMES", "ALLOWED_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    assert stack.served_url() == url
+
+
 def test_make_up_twice_is_idempotent_and_make_down_leaves_no_containers(make_env, deployment):
     suite_stack = deployment.compose.project if deployment.compose else None
     suite_before = project_containers(suite_stack) if suite_stack else {}

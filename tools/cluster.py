@@ -315,7 +315,8 @@ def up(cluster: Cluster, stack: str, timeout: float) -> None:
         print(f"cluster: {cluster.name} did not come up; make cluster-down removes what there is", file=sys.stderr)
         raise
     print(
-        f"cluster: stack {stack} is up on http://{http_bind}:{http_port}/ ({time.monotonic() - started:.0f} s); "
+        f"cluster: stack {stack} is up on http://{settings.served_host(http_bind)}:{http_port}/ "
+        f"({time.monotonic() - started:.0f} s); "
         f"DOCKER_HOST={cluster.docker_host} docker node ls"
     )
 

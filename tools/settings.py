@@ -74,6 +74,23 @@ def get(name: str) -> str:
     return os.environ.get(name) or defaults()[name]
 
 
+def served_names() -> list[str]:
+    """The host names nginx serves, as given: SERVER_NAMES, else ALLOWED_HOSTS (compose.yaml's fallback; Django's
+    ".example.com" is the domain and its subdomains). Any other host gets nginx's 421."""
+    raw = get("SERVER_NAMES") or get("ALLOWED_HOSTS")
+    return [name.strip() for name in raw.replace(" ", ",").split(",") if name.strip()]
+
+
+def served_host(address: str) -> str:
+    """The host to name in a URL of the stack reached at `address` (a published port's): the address itself when nginx
+    serves it as a host name, else the first name nginx serves (a ".example.com" entry's domain), which the operator's
+    DNS or /etc/hosts points there. Any other host gets nginx's 421."""
+    address = "127.0.0.1" if address == "0.0.0.0" else address  # noqa: S104 - compares, binds nothing
+    names = served_names()
+    host = address if not names or address in names or f"[{address}]" in names else names[0].removeprefix(".")
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host  # an IPv6 address in brackets
+
+
 def path(name: str) -> Path:
     """A path setting; a relative one is taken from the project's root, as compose takes it."""
     value = Path(get(name)).expanduser()

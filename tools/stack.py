@@ -858,6 +858,14 @@ def say_healthy(stack: Compose, started: float) -> None:
     phase("healthy", f"{', '.join(services)} healthy after {time.monotonic() - started:.0f} s ({CHECKS_PASSED})")
 
 
+def served_url() -> str:
+    """Where `make up` says the stack is: its published port on the bind address, under a name nginx serves."""
+    host = settings.served_host(settings.get("HTTP_BIND"))
+    if settings.get("TLS") == "on":
+        return f"https://{host}:{settings.get('HTTPS_PORT')}/"
+    return f"http://{host}:{settings.get('HTTP_PORT')}/"
+
+
 def up(timeout: int) -> int:
     bootstrap()
     check_tls_files()
@@ -900,12 +908,7 @@ def up(timeout: int) -> int:
         print("\nup: the stack did not get healthy", file=sys.stderr)
         return 1
     say_healthy(stack, started)
-    bind = settings.get("HTTP_BIND")
-    host = "127.0.0.1" if bind == "0.0.0.0" else bind  # noqa: S104 - compares, binds nothing
-    if settings.get("TLS") == "on":
-        print(f"up: wsgi-chain is up at https://{host}:{settings.get('HTTPS_PORT')}/")
-    else:
-        print(f"up: wsgi-chain is up at http://{host}:{settings.get('HTTP_PORT')}/")
+    print(f"up: wsgi-chain is up at {served_url()}")
     return 0
 
 

@@ -412,7 +412,8 @@ def up(stack: str, timeout: float, build: bool = True) -> None:
     deploy(stack)
     wait(stack, timeout, since)
     port = settings.get("HTTP_PORT")
-    print(f"swarm: stack {stack} is up on http://127.0.0.1:{port}/ (published on every address of the node)")
+    host = settings.served_host("127.0.0.1")
+    print(f"swarm: stack {stack} is up on http://{host}:{port}/ (published on every address of the node)")
 
 
 def update(stack: str, timeout: float) -> None:

@@ -44,8 +44,7 @@ CERT_DAYS = 30
 
 def server_names() -> tuple[str, ...]:
     """The names nginx serves (SERVER_NAMES, else ALLOWED_HOSTS), as the certificate's subject alternative names."""
-    raw = os.environ.get("SERVER_NAMES") or settings.get("ALLOWED_HOSTS")
-    names = [name.strip() for name in raw.replace(" ", ",").split(",") if name.strip()]
+    names = settings.served_names()
     # Django's ".example.com" (the domain and its subdomains) is a wildcard in a certificate.
     return tuple(dict.fromkeys(f"*{name}" if name.startswith(".") else name for name in names))
 
