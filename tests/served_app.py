@@ -59,6 +59,8 @@ class ServedApp:
     log_format: str
     # ADMIN_ALLOW: the networks nginx lets reach the admin's paths (ADMIN_PATHS); "" for everyone.
     admin_allow: str
+    # DEBUG in the app server's environment, as given ("false" unless set).
+    debug: str
     # The TCP port the app server listens on for nginx (UWSGI_SOCKET=:3031: Swarm's replicas behind one nginx);
     # None for the unix socket nginx shares with it (compose, the single container, Kubernetes).
     uwsgi_tcp_port: int | None
@@ -139,5 +141,6 @@ def read_served_app(nginx_host, app_host, http) -> ServedApp:
         csp=CSP_ENTRY.search(nginx_host.file(CSP_MAP).content_string).group(1),
         log_format=app_env.get("LOG_FORMAT") or "json",
         admin_allow=nginx_env.get("ADMIN_ALLOW", ""),
+        debug=app_env.get("DEBUG") or "false",
         uwsgi_tcp_port=int(tcp.group(1)) if (tcp := TCP_SOCKET.fullmatch(app_env.get("UWSGI_SOCKET", ""))) else None,
     )

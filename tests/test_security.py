@@ -45,6 +45,35 @@ def answer(source: str, app: ServedApp) -> tuple[str, int | None]:
     raise AssertionError(source)
 
 
+@pytest.mark.chain
+def test_the_app_server_runs_with_debug_off(served_app: ServedApp):
+    """DEBUG is never on in production (README): the default app's debug pages would show its settings and a traceback
+    to any client, and another app is told it too (docs/bring-your-own-app.md). With it on, the default app's JSON
+    404 checks failed on its HTML page, and nothing named DEBUG."""
+    assert served_app.debug == "false", (
+        f"DEBUG={served_app.debug} in the app container: debug pages show the settings and tracebacks to any client; "
+        "make up DEBUG=false"
+    )
+
+
+def test_the_debug_check_fails_naming_the_setting_on_a_deployment_with_debug_on():
+    served = ServedApp(
+        wsgi_module="app:app",
+        probes={},
+        static_url="/static/",
+        static_file=None,
+        unknown_status=404,
+        tls=False,
+        csp="",
+        log_format="json",
+        admin_allow="",
+        debug="true",
+        uwsgi_tcp_port=None,
+    )
+    with pytest.raises(AssertionError, match=r"^DEBUG=true in the app container: .*; make up DEBUG=false\n"):
+        test_the_app_server_runs_with_debug_off(served)
+
+
 # The sources nginx answers itself, never the app.
 NGINX_ANSWERS = {"a static file", "nginx's 404"}
 SOURCES = [
