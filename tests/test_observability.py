@@ -8,7 +8,10 @@ metrics are read from inside the stack (docker exec in the app container), never
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
 import subprocess
 import time
 import uuid
@@ -505,7 +508,7 @@ def test_uwsgitop_shows_the_live_workers_from_the_stats_server(metrics_stack):
             metrics_stack.app_container,
             "timeout",
             "3",
-            "uwsgitop",
+            "uwsgi-top",
             "127.0.0.1:1717",
         ],
         capture_output=True,
@@ -518,3 +521,40 @@ def test_uwsgitop_shows_the_live_workers_from_the_stats_server(metrics_stack):
     assert re.search(r"uwsgi-2\.0\.\d+ - .* - req: \d+ - RPS: \d+ - lq: \d+", screen), screen[-2000:]
     master = docker("exec", metrics_stack.app_container, "pgrep", "-f", "uWSGI master").split()
     assert len(master) == 1 and f"masterpid: {master[0]}" in screen, (master, screen[-2000:])
+
+
+def on_a_terminal(command: list[str], keys: bytes, after: bytes, timeout: float = 30) -> tuple[int, str]:
+    """Run a command on a pseudo-terminal of its own, type `keys` once its screen shows `after`, and read to its end:
+    its exit status and all it drew."""
+    terminal, its_side = pty.openpty()
+    process = subprocess.Popen(command, stdin=its_side, stdout=its_side, stderr=its_side, start_new_session=True)
+    os.close(its_side)
+    seen, typed, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while process.poll() is None or select.select([terminal], [], [], 0)[0]:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"{command} still ran after {timeout} s: {seen[-2000:]!r}")
+            if select.select([terminal], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(terminal, 65536)
+                except OSError:  # the command ended and its side of the terminal is closed
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not typed and after in seen:
+                os.write(terminal, keys)
+                typed = True
+    finally:
+        os.close(terminal)
+    return process.wait(timeout=10), seen.decode(errors="replace")
+
+
+def test_make_top_quits_on_q_with_no_traceback(metrics_stack):
+    """`make top` says q quits. uwsgitop 0.12 resets the terminal in its q handler and again at exit, where curses
+    refuses the second: every quit printed that traceback (docker/app/uwsgi_top.py resets it once)."""
+    command = ["docker", "exec", "-it", "-e", "TERM=xterm", metrics_stack.app_container, "uwsgi-top", "127.0.0.1:1717"]
+    status, drawn = on_a_terminal(command, b"q", after=b"WID")
+    assert "WID" in drawn and "Traceback" not in drawn and "endwin" not in drawn, drawn[-2000:]
+    assert status == 0, drawn[-2000:]

@@ -921,7 +921,7 @@ RUNNING_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ps": ("list the stack's containers and their health", ("ps", "-a")),
     # Through the app's entrypoint, so that the shell has the app's environment (its writable HOME).
     "shell": ("a shell in the app server's container", ("exec", SERVER, "app-entrypoint", "bash")),
-    "top": ("live uWSGI worker state (uwsgitop)", ("exec", SERVER, "uwsgitop", "127.0.0.1:1717")),
+    "top": ("live uWSGI worker state (uwsgitop)", ("exec", SERVER, "uwsgi-top", "127.0.0.1:1717")),
     "reload": ("chain reload of the app's code, worker by worker", ("exec", "-T", SERVER, "uwsgi-ctl", "reload")),
     "restart": ("full restart of the app server", ("restart", SERVER)),
     "down": ("stop the stack and remove its containers (volumes are kept)", ("down", "--remove-orphans")),
