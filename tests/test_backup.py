@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shlex
 import sqlite3
 import subprocess
 import threading
@@ -66,7 +67,7 @@ def kept_before_restore(restored: subprocess.CompletedProcess, env: dict[str, st
     [line] = [line for line in restored.stdout.splitlines() if line.startswith("restore: what it replaces is kept in ")]
     path = Path(line.removeprefix("restore: what it replaces is kept in ").split(" (")[0])
     assert path.parent == Path(env["BACKUP_DIR"]) and path.name.endswith(f"-before-restore{suffix}"), line
-    assert f"(make restore BACKUP={path} brings it back)" in line, line
+    assert f"(make restore {shlex.quote(f'BACKUP={path}')} brings it back)" in line, line
     assert path.stat().st_mode & 0o077 == 0, "a backup is its owner's only"
     return path
 

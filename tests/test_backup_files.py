@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tools import backup_files, progress
-from tools.backup import kind_of
+from tools.backup import kind_of, said_kept
 from tools.stack import StackError
 
 
@@ -313,3 +313,12 @@ def test_a_refusal_shows_the_archives_names_printably(tmp_path):
         backup_files.check(path)
     assert "holds \\x1b[31m/../../x, outside the data volume" in str(refused.value), refused.value
     assert "\x1b" not in str(refused.value)
+
+
+def test_the_command_that_undoes_a_restore_is_quoted_for_a_shell_where_its_path_needs_it(capsys):
+    """A BACKUP_DIR with a space: the command said was cut there when pasted into a shell."""
+    said_kept(Path("/srv/my backups/app-20261208T000000Z-before-restore.sqlite3"))
+    said = capsys.readouterr().out
+    assert "(make restore 'BACKUP=/srv/my backups/app-20261208T000000Z-before-restore.sqlite3' brings it back)" in said
+    said_kept(Path("backups/app-before-restore.sqlite3"))
+    assert "(make restore BACKUP=backups/app-before-restore.sqlite3 brings it back)" in capsys.readouterr().out

@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -416,7 +417,9 @@ def restore(file: str, replaced: Callable[[Path], None] = lambda path: None) -> 
 
 
 def said_kept(path: Path) -> None:
-    print(f"restore: what it replaces is kept in {path} (make restore BACKUP={path} brings it back)", flush=True)
+    # The command as a shell takes it, quoted where the path needs it (a BACKUP_DIR with a space).
+    command = f"make restore {shlex.quote(f'BACKUP={path}')}"
+    print(f"restore: what it replaces is kept in {path} ({command} brings it back)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
