@@ -27,7 +27,7 @@ from typing import TypeVar
 import yaml
 
 from tests.http_wire import parse_response
-from tests.log_lines import log_records
+from tests.log_lines import json_record, log_records
 from tests.stack_times import timed_process
 from tools import engine, settings
 from tools.compose import (
@@ -331,16 +331,7 @@ def running_with(*labels: str) -> list[str]:
 
 def json_lines(text: str) -> list[dict]:
     """Every line of a log that is a JSON object; other lines (uWSGI's startup messages...) are skipped."""
-    records = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+    return [record for line in text.splitlines() if (record := json_record(line)) is not None]
 
 
 # make test builds a stack's images once per run (pytest-xdist's workers share the run's id): a later build of the

@@ -58,15 +58,22 @@ _UWSGI_LINE = _pattern(_UWSGI_TEXT, r"%\(([\w.]+)\)", _UWSGI_FIELDS, _UWSGI_NUMB
 _APP_LINE = _pattern(_APP_TEXT, r"%\((\w+)\)s", _APP_FIELDS, set(), {"time": "[^ ]+ [^ ]+", "message": ".*"})
 
 
+def json_record(line: str) -> dict | None:
+    """A log line that is a JSON object, as one; None for any other line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def record_of(line: str) -> dict | None:
     """One log line as a record: a JSON object, or a line of uWSGI's or the default app's text layout; None for any
     other line (uWSGI's own messages, another app's lines)."""
     if line.startswith("{"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return None
-        return record if isinstance(record, dict) else None
+        return json_record(line)
     if found := _UWSGI_LINE.fullmatch(line):
         fields = {key: int(value) if key in _UWSGI_NUMBERS else value for key, value in found.groupdict().items()}
         return {**_UWSGI_CONSTANTS, **fields}
