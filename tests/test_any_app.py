@@ -860,6 +860,30 @@ def test_an_answers_x_accel_fields_steer_nothing_and_its_own_answer_reaches_the_
     assert field.lower() not in answer.headers, answer.headers
 
 
+# The answer's own coding fields (as the query gives them to the echo app) -> the fields the client must get.
+ENCODINGS = {
+    "an answer the app left plain": {},
+    "an answer the app compressed": {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+}
+
+
+@pytest.mark.parametrize("case", ENCODINGS)
+def test_an_answer_reaches_a_client_that_accepts_compression_in_the_apps_own_coding(echo: Deployment, case):
+    """docs/bring-your-own-app.md: nginx compresses no answer of the app's, which may hold a secret beside what its
+    client sent (BREACH), and passes on the coding the app chose (Dash's compress=True, Flask-Compress), its fields
+    and its bytes untouched: the body is the app's 1,000 bytes, mostly one letter, which nginx's gzip would shrink."""
+    query = urlencode(ENCODINGS[case])
+    request = (
+        f"GET /answer-headers/?{query} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip, deflate, br\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    [answer] = exchange(urlsplit(echo.base_url).port, request.encode())
+    assert answer.status == 200, answer
+    assert answer.body == b"answer-headers\n" + b"x" * 984 + b"\n", answer.body[:100]
+    coding = {name: answer.headers.get(name.lower()) for name in ("Content-Encoding", "Vary")}
+    assert coding == {name: ENCODINGS[case].get(name) for name in coding}, answer.headers
+
+
 def test_an_app_without_static_files_for_nginx_gets_the_static_url_paths_itself(echo: Deployment):
     """The echo app is neither Django nor given a STATIC_DIR: nginx claims no URL prefix for static files, so a path
     under STATIC_URL's default (/static/) reaches the app, which answers its own 404. nginx answered it before (its
