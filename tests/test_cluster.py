@@ -30,7 +30,7 @@ from tests.load import Load
 from tests.stack_times import timed, timed_process
 from tools import cluster as cluster_tool
 from tools import settings, swarm
-from tools.compose import write_secret_key
+from tools.compose import image_id, write_secret_key
 
 pytestmark = pytest.mark.lifecycle
 
@@ -381,7 +381,7 @@ def test_a_rolling_update_across_the_nodes_under_mixed_load_fails_no_request(sta
         f"cluster: rolling update of {REPLICAS} replicas across 3 nodes (took {took:.0f} s): {load.summary()}"
     )
     after = stack.app_tasks()
-    assert {task["Image"] for task in after} == {image}
+    assert {task["Image"] for task in after} == {image_id(image)}
     assert len(after) == REPLICAS and not stack.running_tasks() & before, "every replica was replaced"
     assert len({task["Node"] for task in after}) >= 2, "still spread over the nodes"
     assert took < load.duration - 5, f"the rollout ({took:.0f} s) outlasted the load: only part of it was tested"

@@ -34,7 +34,7 @@ from tests.harness import make as harness_make
 from tests.load import Load
 from tools import cluster as cluster_tool
 from tools import engine, settings, swarm
-from tools.compose import write_secret_key
+from tools.compose import image_id, write_secret_key
 from tools.stack import StackError, check_app_env_file, compose
 
 pytestmark = pytest.mark.lifecycle
@@ -66,6 +66,10 @@ class SwarmStack:
     def replica_of(self, response: requests.Response) -> str:
         assert response.status_code == 200, response.text[:200]
         return response.headers["X-Replica"]
+
+    def app_images(self) -> set[str]:
+        """The images the app's tasks that should run are deployed with (the content their tags named: IDs here)."""
+        return {task["Image"] for task in swarm.tasks(self.name, "app") if task["DesiredState"] == "Running"}
 
     def running_tasks(self) -> set[str]:
         """Names of the app's running tasks as X-Replica shows them: <service>.<slot>.<task id>."""
@@ -292,6 +296,38 @@ def test_a_wait_counts_only_the_rolling_update_its_deploy_began_and_waits_for_on
     assert swarm.update_of(record, since) == expected
 
 
+BUILT_ID = "sha256:" + "1" * 64
+PULLED = "sha256:" + "2" * 64
+# The engine's images by name (the record's fields pinned() reads).
+ENGINE_IMAGES = {
+    "wsgi-chain/app:latest": {"Id": BUILT_ID, "RepoDigests": []},
+    "registry.example:5000/shop:1.4": {"Id": BUILT_ID, "RepoDigests": [f"registry.example:5000/shop@{PULLED}"]},
+    "docker.io/library/postgres:17": {"Id": BUILT_ID, "RepoDigests": [f"postgres@{PULLED}"]},
+    "myorg/shop:1.4": {"Id": BUILT_ID, "RepoDigests": [f"otherorg/shop@{PULLED}"]},
+    BUILT_ID: {"Id": BUILT_ID, "RepoDigests": []},
+}
+# image -> the reference its services are deployed with
+PINS = {
+    "an image built here: its ID": ("wsgi-chain/app:latest", BUILT_ID),
+    "an image from a registry, on a port: its digest there": (
+        "registry.example:5000/shop:1.4",
+        f"registry.example:5000/shop:1.4@{PULLED}",
+    ),
+    "a Docker Hub image named in full": ("docker.io/library/postgres:17", f"docker.io/library/postgres:17@{PULLED}"),
+    "an image whose digest is another repository's: its ID": ("myorg/shop:1.4", BUILT_ID),
+    "a running service's ID, kept": (BUILT_ID, BUILT_ID),
+    "a reference with a digest already": (f"myorg/shop:1.4@{PULLED}", f"myorg/shop:1.4@{PULLED}"),
+    "an image this engine lacks: left to the nodes to pull": ("myorg/elsewhere:2", "myorg/elsewhere:2"),
+}
+
+
+@pytest.mark.parametrize("case", list(PINS))
+def test_a_deploy_pins_each_image_to_the_content_its_name_has_now(monkeypatch, case):
+    monkeypatch.setattr(swarm, "image_record", ENGINE_IMAGES.get)
+    image, expected = PINS[case]
+    assert swarm.pinned(image) == expected
+
+
 def test_a_service_whose_update_has_not_begun_is_not_converged(monkeypatch):
     monkeypatch.setattr(swarm, "service_states", lambda stack, since=0: {"app": swarm.ServiceState(2, 2, due=True)})
     assert swarm.converged("wct-x", DEPLOYED) == (False, "app update not begun yet")
@@ -411,8 +447,7 @@ def test_rolling_out_a_new_app_version_under_load_fails_no_request(stack, new_ap
     assert result.returncode == 0, result.stdout + result.stderr
     after = stack.running_tasks()
     assert len(after) == SCALED and not after & before, "every replica was replaced"
-    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
-    assert images == {new_app_image}
+    assert stack.app_images() == {image_id(new_app_image)}
     assert load.result.ok > 0
     assert load.result.failed == 0, f"requests failed during the rollout: {load.result}"
     # Still spread over the new replicas.
@@ -429,8 +464,7 @@ def test_scaling_after_an_update_keeps_the_running_image_and_make_versions_repor
     result = stack.make("swarm-up", APP_REPLICAS=str(SCALED))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"keeps its running image {new_app_image}" in result.stdout, result.stdout
-    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
-    assert images == {new_app_image}
+    assert stack.app_images() == {image_id(new_app_image)}
     versions = stack.make("versions")
     assert versions.returncode == 0, versions.stderr
     app_line = next(line for line in versions.stdout.splitlines() if line.startswith("app "))
@@ -450,10 +484,33 @@ def test_a_new_version_that_cannot_start_is_rolled_back_while_the_old_replicas_k
     load_report.append(f"swarm update to an app that cannot start, rolled back: {load.result}")
     assert result.returncode != 0
     assert "rollback" in result.stderr, result.stderr
-    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
-    assert images == {new_app_image}
+    assert stack.app_images() == {image_id(new_app_image)}
     assert stack.running_tasks() == before, "the old replicas were never stopped"
     assert load.result.ok > 0 and load.result.failed == 0, f"requests failed during the rollback: {load.result}"
+
+
+def test_an_image_rebuilt_under_the_running_tag_is_rolled_out_and_a_deploy_of_the_same_rolls_nothing(
+    stack, new_app_image
+):
+    """A build moves a tag, not a service that runs it: deployed by its tag, a rebuilt image was never rolled out (the
+    service's spec was the same), and `make swarm-up` after an edit of the app said the stack was up while its
+    replicas served the old code (seen with Dash 4.4.1 from PyPI). A deploy now runs the content the tag names then
+    (tools/swarm.py: pinned), and says when it rolled nothing out (it said "updated" either way)."""
+    before = stack.running_tasks()
+    dockerfile = f"FROM {new_app_image}\nLABEL io.wsgi-chain.rebuilt={secrets.token_hex(4)}\n"
+    rebuilt = stack.build_image(new_app_image, dockerfile)
+    result = stack.make("swarm-update", APP_IMAGE=rebuilt, APP_REPLICAS=str(SCALED))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == f"swarm: stack {stack.name} updated: app, migrate rolled out", (
+        result.stdout
+    )
+    assert stack.app_images() == {image_id(rebuilt)}
+    after = stack.running_tasks()
+    assert len(after) == SCALED and not after & before, "every replica was replaced"
+    again = stack.make("swarm-update", APP_IMAGE=rebuilt, APP_REPLICAS=str(SCALED))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "no service rolled out" in again.stdout.splitlines()[-1], again.stdout
+    assert stack.running_tasks() == after
 
 
 def test_an_app_without_health_routes_rolls_out_and_serves_in_swarm(stack):
@@ -463,8 +520,7 @@ def test_an_app_without_health_routes_rolls_out_and_serves_in_swarm(stack):
     assert built.returncode == 0, built.stderr[-2000:]
     result = stack.make("swarm-update", APP_IMAGE=ECHO_APP["APP_IMAGE"], APP_REPLICAS=str(SCALED))
     assert result.returncode == 0, result.stdout + result.stderr
-    images = {t["Image"] for t in swarm.tasks(stack.name, "app") if t["DesiredState"] == "Running"}
-    assert images == {ECHO_APP["APP_IMAGE"]}
+    assert stack.app_images() == {image_id(ECHO_APP["APP_IMAGE"])}
     assert requests.get(stack.base_url + "/healthz", timeout=10).status_code == 404
     echo = requests.post(stack.base_url + "/flask/x", data=b"abc", timeout=10)
     assert echo.status_code == 200 and echo.json()["size"] == 3

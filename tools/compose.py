@@ -60,17 +60,22 @@ def compose_program(env: Mapping[str, str] | None = None) -> list[str]:
     return ["docker", "compose"]
 
 
-def image_id(name: str) -> str:
-    """An image's ID (a name, name:tag or ID), "" when the engine has none: through its API where the CLI would reach
-    a local engine (tools/engine.py), else `docker image inspect`."""
+def image_record(name: str) -> dict | None:
+    """An image's record (a name, name:tag or ID) as `docker image inspect` gives it, None when the engine has none:
+    through its API where the CLI would reach a local engine (tools/engine.py), else the CLI."""
     if local := engine.local():
         with contextlib.suppress(OSError, ValueError):
-            record = local.image(name)
-            return str(record["Id"]) if record else ""
+            return local.image(name)
     found = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, timeout=60, check=False
+        ["docker", "image", "inspect", name], capture_output=True, text=True, timeout=60, check=False
     )
-    return found.stdout.strip() if found.returncode == 0 else ""
+    return json.loads(found.stdout)[0] if found.returncode == 0 else None
+
+
+def image_id(name: str) -> str:
+    """An image's ID (a name, name:tag or ID), "" when the engine has none."""
+    record = image_record(name)
+    return str(record["Id"]) if record else ""
 
 
 # Docker's RFC 3339 times: nanoseconds, and Z or an offset.

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from tools import engine, settings
-from tools.compose import ROOT, Compose, timestamp
+from tools.compose import ROOT, Compose, image_record, timestamp
 from tools.stack import (
     StackError,
     bootstrap,
@@ -189,10 +189,10 @@ def render(stack: str) -> dict[str, Any]:
     return stack_file
 
 
-def write_stack_file(stack: str) -> Path:
+def write_stack_file(stack: str, stack_file: dict[str, Any]) -> Path:
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     path = BUILD_DIR / f"{stack}.yaml"
-    path.write_text(yaml.safe_dump(render(stack), sort_keys=False))
+    path.write_text(yaml.safe_dump(stack_file, sort_keys=False))
     return path
 
 
@@ -372,28 +372,98 @@ def check_database(stack_file: dict[str, Any]) -> None:
 
 # The image settings, by the service that runs them: a running stack keeps its images unless a new one is asked for.
 IMAGE_SETTINGS = {"APP_IMAGE": "app", "NGINX_IMAGE": "nginx"}
+# The service label naming the image a service was deployed from: its spec names that image's content (pinned()).
+IMAGE_LABEL = "wsgi-chain.image"
 
 
-def keep_running_images(stack: str) -> None:
+def familiar(repository: str) -> str:
+    """A repository as the engine lists its digests: Docker Hub's host and library/ left out."""
+    return repository.removeprefix("docker.io/").removeprefix("library/")
+
+
+def pinned(image: str) -> str:
+    """The reference a service is deployed with: the content `image` names now, which a later build under the same
+    tag does not move. Deployed by its tag, a rebuilt image was never rolled out (the service's spec was the same):
+    `make swarm-up` after an edit of the app said the stack was up and its replicas served the old code; and a
+    rollback went to whatever the tag named by then. An image from a registry is pinned to its digest there
+    (name@sha256:..., which every node can pull); one built here is named by its ID, which the local cluster's nodes
+    have too (the images are loaded into them) and which no node could pull by its tag either. An image this engine
+    lacks is left to the nodes to pull by its name, as before."""
+    if "@" in image:
+        return image
+    record = image_record(image)
+    if record is None:
+        return image
+    repository = image if ":" not in image.rsplit("/", 1)[-1] else image.rsplit(":", 1)[0]
+    for digest in record.get("RepoDigests") or []:
+        name, _, value = digest.partition("@")
+        if familiar(name) == familiar(repository):
+            return f"{image}@{value}"
+    return str(record["Id"])
+
+
+def running_image(stack: str, service: str) -> tuple[str, str]:
+    """The image a service was deployed from and the reference its spec runs (its label and its pin; a stack
+    deployed by tag before the pins: that tag twice)."""
+    spec = inspect_service(stack, service)["Spec"]
+    reference = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+    return (spec.get("Labels") or {}).get(IMAGE_LABEL) or reference.split("@")[0], reference
+
+
+def keep_running_images(stack: str) -> dict[str, str]:
     """For each image setting not asked for (not in the environment: defaults.env's default), the image the
     stack's service runs now, so that `make swarm-up APP_REPLICAS=3` after a `swarm-update APP_IMAGE=<new>` scales
-    the new version instead of rolling it back to the default tag."""
+    the new version instead of rolling it back to the default tag: its name set for the render, and returned with
+    the content it runs (name -> reference)."""
+    kept = {}
     running = services(stack)
     for setting, service in IMAGE_SETTINGS.items():
         if setting in os.environ or service not in running:
             continue
-        image = inspect_service(stack, service)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+        image, reference = running_image(stack, service)
         if image != settings.get(setting):
             os.environ[setting] = image
+            kept[image] = reference
             print(f"swarm: {service} keeps its running image {image} (set {setting} to change it)")
+    return kept
+
+
+def pin_images(stack_file: dict[str, Any], kept: dict[str, str]) -> None:
+    """Each service running one of the stack's images deploys its content (pinned(); a kept image the content it
+    runs), labelled with its name; one line says which content each name now is."""
+    names = {settings.get(setting) for setting in IMAGE_SETTINGS}
+    said = {}
+    for service in stack_file["services"].values():
+        image = service.get("image", "")
+        if image not in names:
+            continue
+        service["image"] = said[image] = pinned(kept.get(image, image))
+        service.setdefault("deploy", {}).setdefault("labels", {})[IMAGE_LABEL] = image
+    shown = [f"{name} as {short(reference)}" for name, reference in said.items() if reference != name]
+    if shown:
+        print(f"swarm: deploying {', '.join(shown)}")
+
+
+def short(reference: str) -> str:
+    """An image ID or digest as `docker images` shows it (12 hex digits)."""
+    name, _, digest = reference.rpartition("@")
+    digest = digest.removeprefix("sha256:")[:12]
+    return f"{name}@{digest}" if name else f"image {digest}"
 
 
 def deploy(stack: str) -> None:
-    keep_running_images(stack)
-    check_database(render(stack))
-    path = write_stack_file(stack)
+    kept = keep_running_images(stack)
+    stack_file = render(stack)
+    check_database(stack_file)
+    pin_images(stack_file, kept)
+    path = write_stack_file(stack, stack_file)
     # No registry: the images are this engine's own (--resolve-image never keeps swarm from asking one).
     docker("stack", "deploy", "--resolve-image", "never", "--prune", "-c", str(path), stack, timeout=300)
+
+
+def rolled_out(stack: str, since: float) -> list[str]:
+    """The services whose tasks a deploy since `since` replaced (a rolling update of theirs began since)."""
+    return sorted(name for name, state in service_states(stack, since).items() if state.update)
 
 
 def up(stack: str, timeout: float, build: bool = True) -> None:
@@ -423,7 +493,13 @@ def update(stack: str, timeout: float) -> None:
     since = time.time()
     deploy(stack)
     wait(stack, timeout, since)
-    print(f"swarm: stack {stack} updated")
+    if rolled := rolled_out(stack, since):
+        print(f"swarm: stack {stack} updated: {', '.join(rolled)} rolled out")
+    else:
+        print(
+            f"swarm: stack {stack} updated; no service rolled out: each runs the images and settings it ran (make "
+            "swarm-up builds a changed app and rolls it out; make swarm-update deploys images built before)"
+        )
 
 
 def down(stack: str, timeout: float, volumes: bool = False) -> None:
