@@ -300,7 +300,7 @@ BUILT_ID = "sha256:" + "1" * 64
 PULLED = "sha256:" + "2" * 64
 # The engine's images by name (the record's fields pinned() reads).
 ENGINE_IMAGES = {
-    "wsgi-chain/app:latest": {"Id": BUILT_ID, "RepoDigests": []},
+    "myorg/site:latest": {"Id": BUILT_ID, "RepoDigests": []},
     "registry.example:5000/shop:1.4": {"Id": BUILT_ID, "RepoDigests": [f"registry.example:5000/shop@{PULLED}"]},
     "docker.io/library/postgres:17": {"Id": BUILT_ID, "RepoDigests": [f"postgres@{PULLED}"]},
     "myorg/shop:1.4": {"Id": BUILT_ID, "RepoDigests": [f"otherorg/shop@{PULLED}"]},
@@ -308,7 +308,7 @@ ENGINE_IMAGES = {
 }
 # image -> the reference its services are deployed with
 PINS = {
-    "an image built here: its ID": ("wsgi-chain/app:latest", BUILT_ID),
+    "an image built here: its ID": ("myorg/site:latest", BUILT_ID),
     "an image from a registry, on a port: its digest there": (
         "registry.example:5000/shop:1.4",
         f"registry.example:5000/shop:1.4@{PULLED}",
