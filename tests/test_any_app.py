@@ -592,6 +592,8 @@ def test_a_requirement_built_against_a_system_library_runs_with_the_library_and_
     base = project["BASE_URL"]
     page = requests.get(base + "/", timeout=10)
     assert page.status_code == 200 and re.search(r"libpq: [1-9]\d{5}<", page.text), page.text
+    # psycopg[binary]'s module, whose bundled libpq finds its own bundled libraries (GSSAPI's) through the module.
+    assert re.search(r"psycopg: binary [1-9]\d{5}<", page.text), page.text
     saved = requests.post(base + "/upload/paper.bin", data=b"%PDF-1.7\n" + os.urandom(1000), timeout=10)
     assert saved.status_code == 201 and saved.json()["type"] == "application/pdf", saved.text[:500]
     server = f"{project['COMPOSE_PROJECT_NAME']}-{settings.TOPOLOGIES[project['TOPOLOGY']].server}-1"

@@ -51,7 +51,55 @@ def test_the_build_reads_each_shared_library_ldd_finds_and_each_it_misses_with_t
     links = module.Links()
     module.parse_ldd(output, [Path(file) for file in files], links)
     assert links.found == found
-    assert links.missing == {name: Path(file) for name, file in missing.items()}
+    assert links.missing == {name: [Path(file)] for name, file in missing.items()}
+    assert links.unloadable() == {name: Path(file) for name, file in missing.items()}
+
+
+# psycopg-binary 3.3.4's wheel, as auditwheel bundles its libraries: the module finds them through its RPATH
+# ($ORIGIN/../psycopg_binary.libs), which the loader applies to the libraries it loads for it too; the bundled
+# libgssapi_krb5 has no search path of its own, so ldd of it alone finds none of its neighbours.
+SITE = "/opt/venv/lib/python3.13/site-packages"
+PQ_MODULE = f"{SITE}/psycopg_binary/pq.cpython-313-x86_64-linux-gnu.so"
+BUNDLED = f"{SITE}/psycopg_binary.libs"
+GSSAPI = f"{BUNDLED}/libgssapi_krb5-497db0c6.so.2.2"
+PQ_LDD = f"""{PQ_MODULE}:
+\tlibpq-2be5f14a.so.5.18 => {SITE}/psycopg_binary/../psycopg_binary.libs/libpq-2be5f14a.so.5.18 (0x7f1)
+\tlibgssapi_krb5-497db0c6.so.2.2 => {SITE}/psycopg_binary/../psycopg_binary.libs/libgssapi_krb5-497db0c6.so.2.2 (0x7f2)
+\tlibcom_err-2abe824b.so.2.1 => {SITE}/psycopg_binary/../psycopg_binary.libs/libcom_err-2abe824b.so.2.1 (0x7f3)
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f4)
+"""
+GSSAPI_LDD = f"""{GSSAPI}:
+\tlibcom_err-2abe824b.so.2.1 => not found
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f4)
+"""
+# ldd's output for a virtualenv's files -> the libraries the build refuses, with the file named for each.
+UNLOADABLE = {
+    "a bundled library's neighbours, found through the module that loads it": (PQ_LDD + GSSAPI_LDD, {}),
+    "the same bundled library, with nothing in the virtualenv loading it": (
+        GSSAPI_LDD,
+        {"libcom_err-2abe824b.so.2.1": GSSAPI},
+    ),
+    "a library missing in the module's own chain": (
+        PQ_LDD.replace(f"{SITE}/psycopg_binary/../psycopg_binary.libs/libcom_err-2abe824b.so.2.1 (0x7f3)", "not found")
+        + GSSAPI_LDD,
+        {"libcom_err-2abe824b.so.2.1": PQ_MODULE},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNLOADABLE)
+def test_the_build_refuses_a_library_the_loader_would_not_find_and_not_one_a_bundled_library_finds_through_its_module(
+    case,
+):
+    """psycopg[binary] 3.3.4 (pgAdmin 4 9.18 from PyPI requires it) failed the app image's build: its bundled
+    libraries were read one by one, as if each were loaded alone, and ten of them named as needing libraries no
+    package holds (seen failing before: the first case gave libcom_err for libgssapi_krb5)."""
+    output, unloadable = UNLOADABLE[case]
+    module = image_module("system_packages")
+    links = module.Links()
+    files = sorted({line[:-1] for line in output.splitlines() if line.endswith(":")})
+    module.parse_ldd(output, [Path(file) for file in files], links)
+    assert links.unloadable() == {name: Path(file) for name, file in unloadable.items()}
 
 
 # An app's requirement files (name -> text) -> the files its build stage gets (docker/app/requirement_files.py).

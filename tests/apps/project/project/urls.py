@@ -1,4 +1,5 @@
 import magic
+import psycopg
 import psycopg2
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
@@ -10,7 +11,11 @@ from django.urls import path
 
 def home(request):
     # A table the migrations create: "no such table" (a 500) until PRESTART_CMD has run them.
-    context = {"content_types": ContentType.objects.count(), "libpq": psycopg2.__libpq_version__}
+    context = {
+        "content_types": ContentType.objects.count(),
+        "libpq": psycopg2.__libpq_version__,
+        "psycopg": f"{psycopg.pq.__impl__} {psycopg.pq.version()}",
+    }
     return render(request, "home.html", context)
 
 
