@@ -166,8 +166,14 @@ def _chunked(data: bytes, pos: int) -> tuple[bytes, int]:
 @dataclass
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str]  # by lower-case name, the last of a repeated field
     body: bytes
+    # Every field line as sent, in order (name as sent, value trimmed).
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def fields(self, name: str) -> list[str]:
+        """The values of every line of the field `name` (any case): one item when it was sent once."""
+        return [value for sent, value in self.lines if sent.lower() == name.lower()]
 
 
 def exchange(port: int, data: bytes, responses: int = 1, timeout: float = 5) -> list[Response]:
@@ -202,9 +208,11 @@ def _read_response(reader) -> Response | None:
         return None
     status = int(status_line.split(b" ")[1])
     headers: dict[str, str] = {}
+    lines: list[tuple[str, str]] = []
     while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
+        lines.append((name.strip(), value.strip()))
     if "content-length" in headers:
         body = reader.read(int(headers["content-length"]))
     elif headers.get("transfer-encoding", "").lower() == "chunked":
@@ -218,4 +226,4 @@ def _read_response(reader) -> Response | None:
         body = b""
     else:
         body = reader.read()
-    return Response(status, headers, body)
+    return Response(status, headers, body, lines)

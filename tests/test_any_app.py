@@ -862,6 +862,33 @@ def test_an_answers_x_accel_fields_steer_nothing_and_its_own_answer_reaches_the_
     assert field.lower() not in answer.headers, answer.headers
 
 
+# The fields nginx adds where the app sets none (nginx/conf.d/security-headers.conf): nginx's value, an app's own.
+SECURITY_FIELDS = {
+    "X-Frame-Options": ("DENY", "SAMEORIGIN"),
+    "Referrer-Policy": ("same-origin", "no-referrer, strict-origin-when-cross-origin"),
+    "X-Content-Type-Options": ("nosniff", "nosniff"),
+}
+
+
+@pytest.mark.parametrize("its_own", [False, True], ids=["none of its own", "its own"])
+def test_an_answer_carries_the_apps_own_security_fields_or_nginxs_once_and_nginxs_server_field(
+    echo: Deployment, its_own
+):
+    """nginx adds each security field the app did not set, and leaves the app's own as they are (pgAdmin 4 sets
+    X-Frame-Options: SAMEORIGIN), each sent once. The app's Server field is kept from the client (nginx config
+    0.6.11): pgAdmin 4 sent "Python", and nginx passed it on in place of its own (seen failing before)."""
+    fields = {name: values[1] for name, values in SECURITY_FIELDS.items()} if its_own else {}
+    query = urlencode({**fields, "Server": "gunicorn/23.0.0"})
+    [answer] = exchange(
+        urlsplit(echo.base_url).port,
+        f"GET /answer-headers/?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert answer.status == 200, answer
+    for name, (nginx_value, app_value) in SECURITY_FIELDS.items():
+        assert answer.fields(name) == [app_value if its_own else nginx_value], (name, answer.headers)
+    assert answer.fields("Server") == ["nginx"], answer.headers
+
+
 # The answer's own coding fields (as the query gives them to the echo app) -> the fields the client must get.
 ENCODINGS = {
     "an answer the app left plain": {},
