@@ -521,7 +521,9 @@ def test_make_restart_waits_for_the_app_server_and_one_that_no_longer_starts_fai
         failed = make("restart", plain_up, timeout=180)
     assert failed.returncode != 0
     cause = failed.stderr.split("its last log lines")[0]
-    assert "restart: service app is restarting" in cause, failed.stderr[-3000:]
+    # Docker restarts it (its policy), or leaves it exited after a restart on a loaded machine (tools/stack.py:
+    # after_restart): a cold run's watcher saw it exited with check-app's 78 before any restart.
+    assert re.search(r"restart: service app is (restarting|exited with code 78)", cause), failed.stderr[-3000:]
     assert "restart:   its last log line: wsgi-chain: WSGI_MODULE=" in cause and "SECRET_KEY" in cause, cause
     assert "restart: app did not come back" in failed.stderr, failed.stderr[-1000:]
     states = project_containers(plain_up["COMPOSE_PROJECT_NAME"], field="{{.State.Status}}")
