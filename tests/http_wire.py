@@ -207,12 +207,11 @@ def _read_response(reader) -> Response | None:
     if not status_line:
         return None
     status = int(status_line.split(b" ")[1])
-    headers: dict[str, str] = {}
     lines: list[tuple[str, str]] = []
     while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
         lines.append((name.strip(), value.strip()))
+    headers = {name.lower(): value for name, value in lines}
     if "content-length" in headers:
         body = reader.read(int(headers["content-length"]))
     elif headers.get("transfer-encoding", "").lower() == "chunked":

@@ -43,7 +43,7 @@ from tests.harness import (
     send_raw,
     uwsgi_stats,
 )
-from tests.http_wire import NOT_FORWARDED, exchange, parse_response
+from tests.http_wire import NOT_FORWARDED, Response, exchange, parse_response
 from tests.load import Load
 from tools import settings
 from tools.swarm import byte_count
@@ -862,6 +862,15 @@ def test_an_answers_x_accel_fields_steer_nothing_and_its_own_answer_reaches_the_
     assert field.lower() not in answer.headers, answer.headers
 
 
+def answer_with_fields(echo: Deployment, fields: dict[str, str], request_fields: str = "") -> Response:
+    """The echo app's answer carrying `fields` (its /answer-headers/), as it reached a client sending
+    `request_fields` (field lines), read off the wire: every field line as sent."""
+    request = f"GET /answer-headers/?{urlencode(fields)} HTTP/1.1\r\nHost: localhost\r\n{request_fields}"
+    [answer] = exchange(urlsplit(echo.base_url).port, f"{request}Connection: close\r\n\r\n".encode())
+    assert answer.status == 200, answer
+    return answer
+
+
 # The fields nginx adds where the app sets none (nginx/conf.d/security-headers.conf): nginx's value, an app's own.
 SECURITY_FIELDS = {
     "X-Frame-Options": ("DENY", "SAMEORIGIN"),
@@ -878,12 +887,7 @@ def test_an_answer_carries_the_apps_own_security_fields_or_nginxs_once_and_nginx
     X-Frame-Options: SAMEORIGIN), each sent once. The app's Server field is kept from the client (nginx config
     0.6.11): pgAdmin 4 sent "Python", and nginx passed it on in place of its own (seen failing before)."""
     fields = {name: values[1] for name, values in SECURITY_FIELDS.items()} if its_own else {}
-    query = urlencode({**fields, "Server": "gunicorn/23.0.0"})
-    [answer] = exchange(
-        urlsplit(echo.base_url).port,
-        f"GET /answer-headers/?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
-    )
-    assert answer.status == 200, answer
+    answer = answer_with_fields(echo, {**fields, "Server": "gunicorn/23.0.0"})
     for name, (nginx_value, app_value) in SECURITY_FIELDS.items():
         assert answer.fields(name) == [app_value if its_own else nginx_value], (name, answer.headers)
     assert answer.fields("Server") == ["nginx"], answer.headers
@@ -901,13 +905,7 @@ def test_an_answer_reaches_a_client_that_accepts_compression_in_the_apps_own_cod
     """docs/bring-your-own-app.md: nginx compresses no answer of the app's, which may hold a secret beside what its
     client sent (BREACH), and passes on the coding the app chose (Dash's compress=True, Flask-Compress), its fields
     and its bytes untouched: the body is the app's 1,000 bytes, mostly one letter, which nginx's gzip would shrink."""
-    query = urlencode(ENCODINGS[case])
-    request = (
-        f"GET /answer-headers/?{query} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip, deflate, br\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    [answer] = exchange(urlsplit(echo.base_url).port, request.encode())
-    assert answer.status == 200, answer
+    answer = answer_with_fields(echo, ENCODINGS[case], "Accept-Encoding: gzip, deflate, br\r\n")
     assert answer.body == b"answer-headers\n" + b"x" * 984 + b"\n", answer.body[:100]
     coding = {name: answer.headers.get(name.lower()) for name in ("Content-Encoding", "Vary")}
     assert coding == {name: ENCODINGS[case].get(name) for name in coding}, answer.headers

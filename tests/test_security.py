@@ -94,18 +94,18 @@ def test_every_response_carries_the_security_headers_once(http: requests.Session
     if source == "Django's admin" and served_app.admin_refused(response):
         status = 403  # ADMIN_ALLOW keeps it from this client: nginx's refusal carries the headers as well
     assert response.status_code == status or status is None, source
+    # nginx's values on its own answers and the default app's, which sets none; another app's answer may carry its
+    # own instead (nginx leaves them: conf.d/security-headers.conf), as pgAdmin 4's X-Frame-Options: SAMEORIGIN.
+    nginxs = source in NGINX_ANSWERS or served_app.default
     for name, value in HEADERS.items():
         sent = response.raw.headers.getlist(name)
-        # nginx's on its own answers and the default app's, which sets none; another app's answer may carry its own
-        # instead (nginx leaves it: conf.d/security-headers.conf), as pgAdmin 4's X-Frame-Options: SAMEORIGIN. Once.
-        if source in NGINX_ANSWERS or served_app.default:
+        if nginxs:
             assert sent == [value], f"{source}: {name}={sent!r}"
         else:
             assert len(sent) == 1 and sent[0], f"{source}: {name}={sent!r}"
-    # The deployment's policy (CONTENT_SECURITY_POLICY; none when off) on nginx's own answers and the default app's,
-    # which sends none; another app's answer may carry its own instead.
+    # The deployment's policy (CONTENT_SECURITY_POLICY; none when off).
     csp = response.headers.get("Content-Security-Policy", "")
-    if source in NGINX_ANSWERS or served_app.default:
+    if nginxs:
         assert csp == served_app.csp, f"{source}: {csp!r}"
     elif served_app.csp:
         assert csp, f"{source}: no Content-Security-Policy"
